@@ -1,10 +1,271 @@
+//! LIME's in-kernel virtual switch: XDP programs attached to every port of a physical
+//! switch.
+//!
+//! # Layout
+//! - [`maps`]: every map, with its key, value and writer.
+//! - [`parse`]: frame → flow key, bounds-checked.
+//! - [`classify`]: versioned tuple space search (design notes at its top).
+//! - [`actions`]: apply-actions, counters, delivery, packet-in.
+//! - [`tunnel`]: encapsulation between physical switches.
+//!
+//! # Pipeline (`lime_xdp`)
+//! 1. Port lookup by ifindex: host port, underlay port, or injection port.
+//! 2. Host port: parse; read the virtual switch's version once; walk tables from 0,
+//!    following goto-table, updating the flow key with each rule's header changes; then
+//!    execute the chain's actions on the frame and deliver to the one output (local port,
+//!    remote port through the tunnel, or the controller).
+//! 3. Underlay port: the ingress switch already classified; decapsulate and deliver to
+//!    the local port named in the tunnel header (or forward to where it lives now).
+//! 4. Injection port (packet-out from the driver via BPF_PROG_TEST_RUN live frames): the
+//!    tunnel header names the in_port and either an output port or OFPP_TABLE.
 #![no_std]
 #![no_main]
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
+mod actions;
+mod classify;
+mod maps;
+mod parse;
+mod tunnel;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use lime_common::{
+    action::{NO_GOTO, RuleProgram, flags, port_no},
+    flow::{FlowKey, VSW_F_ACTIVE},
+    limits::MAX_TABLES,
+    port::{VportKey, kind, location},
+    stats::drop_reason,
+    wire::{TUNNEL_MAX_HOPS, TunnelHeader, tunnel_flags},
+};
+
+use crate::{
+    actions::{Ingress, deliver, execute, redirect, send_to_vport, update_key},
+    maps::{
+        FLOOR_TARGET, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORTS, VSWITCHES, count_drop,
+        port_stats, scratch,
+    },
+    tunnel::{decap, frame, read_header, rewrite_outer},
+};
+
+/// The datapath entry point on every LIME port.
+#[xdp]
+pub fn lime_xdp(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    finish(ifindex, try_lime_xdp(&ctx, ifindex))
+}
+
+/// Turn a verdict into an XDP action, counting drops by reason and on the port.
+#[inline(always)]
+fn finish(ifindex: u32, verdict: Result<u32, u32>) -> u32 {
+    match verdict {
+        Ok(action) => action,
+        Err(reason) => {
+            count_drop(reason);
+            if let Some(ps) = port_stats(ifindex) {
+                ps.rx_dropped += 1;
+            }
+            xdp_action::XDP_DROP
+        }
+    }
+}
+
+/// Passes every frame: attached to the host side of veths so they accept redirected
+/// frames.
 #[xdp]
 pub fn lime_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
+}
+
+/// The benchmark floor: redirect every frame to one interface, nothing else.
+#[xdp]
+pub fn lime_floor(_ctx: XdpContext) -> u32 {
+    match FLOOR_TARGET.get(0) {
+        // SAFETY: helper call.
+        Some(ifindex) => unsafe { aya_ebpf::helpers::bpf_redirect(*ifindex, 0) as u32 },
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+fn try_lime_xdp(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
+    let Some(port) = PORTS.get_ptr(&ifindex) else {
+        return Ok(xdp_action::XDP_PASS);
+    };
+    // SAFETY: map value pointer valid for this run.
+    let port = unsafe { *port };
+    if let Some(ps) = port_stats(ifindex) {
+        ps.rx_packets += 1;
+        ps.rx_bytes += frame(ctx).len() as u64;
+    }
+    match port.kind {
+        kind::HOST => from_host(ctx, port.vswitch, port.vport),
+        kind::UNDERLAY => from_underlay(ctx, false),
+        kind::INJECT => from_underlay(ctx, true),
+        _ => Ok(xdp_action::XDP_PASS),
+    }
+}
+
+/// Read a virtual switch's current version (one load: the atomic publish point).
+#[inline(always)]
+fn current_version(vswitch: u16) -> Result<u32, u32> {
+    match VSWITCHES.get(u32::from(vswitch)) {
+        Some(cfg) if cfg.flags & VSW_F_ACTIVE != 0 => {
+            // SAFETY: aligned u32 in a map value; a single load.
+            Ok(unsafe { core::ptr::read_volatile(&cfg.version) })
+        }
+        _ => Err(drop_reason::NO_VSWITCH),
+    }
+}
+
+#[inline(always)]
+fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
+    let version = current_version(vswitch)?;
+    pipeline(ctx, vswitch, vport, version)
+}
+
+/// Parse, then classify with one version starting at table 0, then execute and deliver.
+#[inline(always)]
+fn pipeline(ctx: &XdpContext, vswitch: u16, vport: u32, version: u32) -> Result<u32, u32> {
+    let f = frame(ctx);
+    let s = scratch()?;
+    s.key = FlowKey {
+        in_port: vport,
+        ..FlowKey::default()
+    };
+    parse::parse(&f, &mut s.key)?;
+    s.frame_len = f.len() as u64;
+    s.ingress = Ingress {
+        vswitch,
+        vport,
+        version,
+        metadata: 0,
+    };
+    s.table = 0;
+    s.chain.len = 0;
+    s.chain.outputs = 0;
+    s.chain.multi = false;
+    s.chain.missed = false;
+    step(ctx, s)
+}
+
+/// One goto-table step: tail-called with the packet's state in the CPU's scratch area.
+#[xdp]
+pub fn lime_table(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    let verdict = match scratch() {
+        Ok(s) => step(&ctx, s),
+        Err(reason) => Err(reason),
+    };
+    finish(ifindex, verdict)
+}
+
+/// Look up the current table; on goto-table, tail-call `lime_table` for the next one
+/// (one table per program keeps each program's verification small); at the end of the
+/// pipeline, execute and deliver.
+#[inline(always)]
+fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
+    let Scratch {
+        key,
+        rk,
+        chain,
+        ingress,
+        table,
+        frame_len,
+    } = s;
+    let rule = classify::lookup(ingress.vswitch, *table, ingress.version, key, rk);
+    let prog = if rule == 0 { None } else { RULE_PROGRAMS.get(rule) };
+    match prog {
+        None => chain.missed = true,
+        Some(prog) => {
+            let prog: &RuleProgram = prog;
+            if chain.len < MAX_TABLES {
+                chain.rules[chain.len] = rule;
+                chain.len += 1;
+            }
+            chain.outputs += u32::from(prog.outputs);
+            if prog.flags & flags::MULTI_OUTPUT != 0 {
+                chain.multi = true;
+            }
+            update_key(prog, key);
+            if prog.goto_table != NO_GOTO {
+                if prog.goto_table <= *table || usize::from(prog.goto_table) >= MAX_TABLES {
+                    return Err(drop_reason::BAD_GOTO);
+                }
+                *table = prog.goto_table;
+                // SAFETY: tail call with our own context; returns only on failure.
+                unsafe { TABLE_PROGS.tail_call(ctx, 0) };
+                return Err(drop_reason::HELPER_FAILED);
+            }
+        }
+    }
+    if chain.multi || chain.outputs > 1 {
+        return Err(drop_reason::NEEDS_SKB_PATH);
+    }
+    ingress.metadata = key.metadata;
+    match execute(ctx, chain, *frame_len)? {
+        Some(out) => deliver(ctx, ingress, out),
+        None if chain.missed => Err(drop_reason::TABLE_MISS),
+        None => Err(drop_reason::NO_OUTPUT),
+    }
+}
+
+/// A tunnelled frame from another physical switch, or a packet-out from the driver.
+#[inline(always)]
+fn from_underlay(ctx: &XdpContext, injected: bool) -> Result<u32, u32> {
+    let Some(mut hdr) = read_header(&frame(ctx))? else {
+        // Not ours (e.g. the kernel's own neighbour discovery on the link).
+        return if injected { Err(drop_reason::BAD_TUNNEL) } else { Ok(xdp_action::XDP_PASS) };
+    };
+    let is_packet_out = hdr.flags & tunnel_flags::PACKET_OUT != 0;
+    if is_packet_out != injected {
+        return Err(drop_reason::BAD_TUNNEL);
+    }
+    if hdr.hops >= TUNNEL_MAX_HOPS {
+        return Err(drop_reason::TUNNEL_LOOP);
+    }
+    let vswitch = u16::from_be_bytes(hdr.vswitch);
+    let in_port = u32::from_be_bytes(hdr.in_port);
+    let out_port = u32::from_be_bytes(hdr.out_port);
+    let version = u32::from_be_bytes(hdr.version);
+    if injected && out_port == port_no::TABLE {
+        decap(ctx)?;
+        let version = current_version(vswitch)?;
+        return pipeline(ctx, vswitch, in_port, version);
+    }
+    let key = VportKey {
+        vswitch,
+        _pad: 0,
+        vport: out_port,
+    };
+    let Some(vp) = VPORTS.get_ptr(&key) else {
+        return Err(drop_reason::BAD_OUTPUT);
+    };
+    // SAFETY: map value, replaced whole.
+    let vp = unsafe { *vp };
+    match vp.location {
+        location::LOCAL => {
+            decap(ctx)?;
+            redirect(ctx, vp.ifindex)
+        }
+        location::REMOTE if injected => {
+            // Packet-out for a port that lives elsewhere: tunnel it there, decapsulated
+            // and re-encapsulated as an ordinary tunnelled frame.
+            decap(ctx)?;
+            let ing = Ingress {
+                vswitch,
+                vport: in_port,
+                version,
+                metadata: 0,
+            };
+            send_to_vport(ctx, &ing, out_port)
+        }
+        location::REMOTE => {
+            // The port moved on: forward, one more hop.
+            hdr.hops += 1;
+            let _: &TunnelHeader = &hdr;
+            rewrite_outer(ctx, &hdr, &vp)?;
+            redirect(ctx, vp.ifindex)
+        }
+        _ => Err(drop_reason::BAD_OUTPUT),
+    }
 }
 
 #[cfg(not(test))]

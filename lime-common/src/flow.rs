@@ -1,0 +1,200 @@
+//! The parsed packet that rules match on, and the rule-table maps.
+//!
+//! A rule's match is a (value, mask) pair of [`FlowKey`]s. Rules that share a mask form a
+//! *subtable*; the datapath keeps one hash table entry per (subtable, masked value), the
+//! [`RuleKey`] → [`Bucket`] map. See `lime-ebpf/src/classify.rs` for the lookup.
+//!
+//! Multi-byte packet fields are stored as they appear on the wire (network byte order,
+//! as byte arrays), so the datapath copies them without swapping and masks apply bytewise.
+
+use crate::abi_type;
+
+/// `vlan_vid` bit meaning "a VLAN tag is present" (OpenFlow 1.3 `OFPVID_PRESENT`).
+pub const VID_PRESENT: u16 = 0x1000;
+
+/// Every packet field a rule can match, in one fixed layout (72 bytes, nine 64-bit words).
+///
+/// Field meanings by `eth_type` follow Open vSwitch: for ARP, `nw_src`/`nw_dst` hold
+/// SPA/TPA and `tp_src` the ARP opcode; for ICMPv4/ICMPv6, `tp_src`/`tp_dst` hold type/code.
+/// IPv4 addresses occupy the first four bytes of `nw_src`/`nw_dst`, the rest is zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Virtual ingress port (OpenFlow `IN_PORT`), host byte order.
+    pub in_port: u32,
+    /// [`VID_PRESENT`] | VLAN id when tagged, 0 when untagged; host byte order.
+    pub vlan_vid: u16,
+    /// Ethertype after at most one VLAN tag, network order.
+    pub eth_type: [u8; 2],
+    /// Destination MAC.
+    pub eth_dst: [u8; 6],
+    /// Source MAC.
+    pub eth_src: [u8; 6],
+    /// VLAN priority (0..=7), 0 when untagged.
+    pub vlan_pcp: u8,
+    /// IP DSCP (upper six bits of TOS / traffic class, shifted down).
+    pub ip_dscp: u8,
+    /// IP protocol / IPv6 next header after extension headers.
+    pub ip_proto: u8,
+    /// Padding; always zero.
+    pub _pad0: u8,
+    /// IPv4/IPv6 source address, or ARP SPA.
+    pub nw_src: [u8; 16],
+    /// IPv4/IPv6 destination address, or ARP TPA.
+    pub nw_dst: [u8; 16],
+    /// TCP/UDP source port, ICMP type (second byte), or ARP opcode; network order.
+    pub tp_src: [u8; 2],
+    /// TCP/UDP destination port or ICMP code (second byte); network order.
+    pub tp_dst: [u8; 2],
+    /// Padding; always zero.
+    pub _pad1: u32,
+    /// OpenFlow metadata register (written by `write-metadata`), host byte order.
+    pub metadata: u64,
+}
+abi_type!(FlowKey, size = 72, align = 8);
+
+/// Number of 64-bit words in a [`FlowKey`].
+pub const FLOW_WORDS: usize = 9;
+
+impl FlowKey {
+    /// The key as 64-bit words, for masking.
+    #[inline(always)]
+    #[must_use]
+    pub fn words(&self) -> &[u64; FLOW_WORDS] {
+        // SAFETY: FlowKey is repr(C), 72 bytes, 8-aligned, and has no invalid bit patterns.
+        unsafe { &*(core::ptr::from_ref(self).cast::<[u64; FLOW_WORDS]>()) }
+    }
+
+    /// Mutable view as 64-bit words.
+    #[inline(always)]
+    pub fn words_mut(&mut self) -> &mut [u64; FLOW_WORDS] {
+        // SAFETY: as for `words`; every bit pattern is a valid FlowKey.
+        unsafe { &mut *(core::ptr::from_mut(self).cast::<[u64; FLOW_WORDS]>()) }
+    }
+}
+
+/// Key of the rule-bucket hash map: a subtable id and a flow key already masked with that
+/// subtable's mask.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RuleKey {
+    /// Mask (subtable) id; ids are unique per physical switch and name a
+    /// (virtual switch, table, mask) triple.
+    pub mask_id: u32,
+    /// Padding; always zero.
+    pub _pad: u32,
+    /// The packet's flow key AND the subtable's mask.
+    pub key: FlowKey,
+}
+abi_type!(RuleKey, size = 80, align = 8);
+
+/// Version number meaning "never removed".
+pub const VERSION_MAX: u32 = u32::MAX;
+
+/// One rule inside a bucket: the rules of a subtable whose masked values are equal share
+/// a bucket; they differ in priority or in the versions in which they are visible.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BucketEntry {
+    /// Rule id (index into the rule program and counter maps); 0 marks an empty slot.
+    pub rule_id: u32,
+    /// OpenFlow priority; higher wins.
+    pub priority: u16,
+    /// Padding; always zero.
+    pub _pad: u16,
+    /// First table version in which the rule is visible.
+    pub add_version: u32,
+    /// First table version in which the rule is no longer visible ([`VERSION_MAX`]: never).
+    pub remove_version: u32,
+}
+abi_type!(BucketEntry, size = 16, align = 4);
+
+impl BucketEntry {
+    /// Whether this entry is visible in table version `v` (`add <= v < remove`, as in
+    /// Open vSwitch's `lib/versions.h`).
+    #[inline(always)]
+    #[must_use]
+    pub fn visible_in(&self, v: u32) -> bool {
+        self.rule_id != 0 && self.add_version <= v && v < self.remove_version
+    }
+}
+
+/// Slots per bucket.
+pub const BUCKET_SLOTS: usize = 4;
+
+/// Value of the rule-bucket map. Written whole by userspace (the map is
+/// `BPF_F_NO_PREALLOC`, so an update replaces the element atomically under RCU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Bucket {
+    /// Entries, any order; empty slots have `rule_id == 0`.
+    pub entries: [BucketEntry; BUCKET_SLOTS],
+}
+abi_type!(Bucket, size = 64, align = 4);
+
+/// Key of the subtable-list map: which subtables one table of one virtual switch has in
+/// one version.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MaskListKey {
+    /// Virtual switch (datapath-local id).
+    pub vswitch: u16,
+    /// OpenFlow table id.
+    pub table: u8,
+    /// Padding; always zero.
+    pub _pad: u8,
+    /// Table version this list belongs to.
+    pub version: u32,
+}
+abi_type!(MaskListKey, size = 8, align = 4);
+
+/// One subtable reference in a [`MaskList`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MaskRef {
+    /// Mask id (index into the masks array map).
+    pub mask_id: u32,
+    /// Highest priority of any rule in the subtable: once a match of at least this
+    /// priority is found, later subtables cannot win and the search stops.
+    pub max_priority: u32,
+}
+abi_type!(MaskRef, size = 8, align = 4);
+
+/// The subtables of one table in one version, ordered by `max_priority`, highest first.
+/// Immutable once published: a new version gets a new list under a new key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MaskList {
+    /// Number of valid entries.
+    pub len: u32,
+    /// Padding; always zero.
+    pub _pad: u32,
+    /// Subtables, highest `max_priority` first.
+    pub masks: [MaskRef; crate::limits::MAX_MASKS_PER_TABLE],
+}
+abi_type!(MaskList, size = 8 + 8 * crate::limits::MAX_MASKS_PER_TABLE, align = 4);
+
+impl Default for MaskList {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            _pad: 0,
+            masks: [MaskRef::default(); crate::limits::MAX_MASKS_PER_TABLE],
+        }
+    }
+}
+
+/// Per-virtual-switch configuration, read once per packet at ingress.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VswitchConfig {
+    /// Current table version: every packet entering now is classified with it. Flipping
+    /// this one 32-bit word is the atomic "publish" step of a versioned update.
+    pub version: u32,
+    /// Flags ([`VSW_F_ACTIVE`]).
+    pub flags: u32,
+}
+abi_type!(VswitchConfig, size = 8, align = 4);
+
+/// The virtual switch exists on this physical switch.
+pub const VSW_F_ACTIVE: u32 = 1;

@@ -1,0 +1,99 @@
+//! Counters kept by the datapath. All are per-CPU maps, summed by userspace, so they are
+//! exact without atomics on the fast path.
+
+use crate::abi_type;
+
+/// Per-rule counters, by rule id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RuleStats {
+    /// Packets that matched.
+    pub packets: u64,
+    /// Bytes of those packets (the frame as received, without tunnel headers).
+    pub bytes: u64,
+    /// `bpf_ktime_get_ns()` of the last match (CLOCK_MONOTONIC); 0 if never.
+    pub last_hit_ns: u64,
+}
+abi_type!(RuleStats, size = 24, align = 8);
+
+/// Per-port counters, by ifindex.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PortStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames received and dropped (any reason).
+    pub rx_dropped: u64,
+    /// Frames that could not be sent.
+    pub tx_errors: u64,
+}
+abi_type!(PortStats, size = 48, align = 8);
+
+/// Why the datapath dropped (or gave up on) a frame: the index into the drop-counter
+/// map. Never renumbered; append only.
+pub mod drop_reason {
+    /// Frame shorter than an Ethernet header.
+    pub const RUNT: u32 = 1;
+    /// A header is cut short (VLAN, ARP, IPv4, IPv6, L4).
+    pub const TRUNCATED: u32 = 2;
+    /// IPv4 header length below 20 bytes or beyond the frame.
+    pub const BAD_IHL: u32 = 3;
+    /// More than one VLAN tag (QinQ is not supported).
+    pub const VLAN_STACKED: u32 = 4;
+    /// More IPv6 extension headers than the datapath walks.
+    pub const IPV6_EXT_LIMIT: u32 = 5;
+    /// No rule matched and the table has no table-miss rule.
+    pub const TABLE_MISS: u32 = 6;
+    /// The matching rule's actions send the frame nowhere.
+    pub const NO_OUTPUT: u32 = 7;
+    /// Output to a virtual port that does not exist here.
+    pub const BAD_OUTPUT: u32 = 8;
+    /// Malformed or unknown tunnel header.
+    pub const BAD_TUNNEL: u32 = 9;
+    /// Tunnelled frame went around too many physical switches.
+    pub const TUNNEL_LOOP: u32 = 10;
+    /// A helper (adjust_head, redirect) failed.
+    pub const HELPER_FAILED: u32 = 11;
+    /// Goto-table went backwards or past the last table.
+    pub const BAD_GOTO: u32 = 12;
+    /// The virtual switch is not active on this physical switch.
+    pub const NO_VSWITCH: u32 = 13;
+    /// Output to the ingress port without IN_PORT (OpenFlow forbids it).
+    pub const HAIRPIN: u32 = 14;
+    /// Frame needs the skb path (several outputs) but none is attached.
+    pub const NEEDS_SKB_PATH: u32 = 15;
+    /// Unsupported action code in a rule program.
+    pub const BAD_ACTION: u32 = 16;
+    /// Number of reasons (size of the drop map).
+    pub const COUNT: u32 = 32;
+
+    /// Human-readable name of a reason.
+    #[must_use]
+    pub fn name(reason: u32) -> &'static str {
+        match reason {
+            RUNT => "runt",
+            TRUNCATED => "truncated",
+            BAD_IHL => "bad_ihl",
+            VLAN_STACKED => "vlan_stacked",
+            IPV6_EXT_LIMIT => "ipv6_ext_limit",
+            TABLE_MISS => "table_miss",
+            NO_OUTPUT => "no_output",
+            BAD_OUTPUT => "bad_output",
+            BAD_TUNNEL => "bad_tunnel",
+            TUNNEL_LOOP => "tunnel_loop",
+            HELPER_FAILED => "helper_failed",
+            BAD_GOTO => "bad_goto",
+            NO_VSWITCH => "no_vswitch",
+            HAIRPIN => "hairpin",
+            NEEDS_SKB_PATH => "needs_skb_path",
+            BAD_ACTION => "bad_action",
+            _ => "unknown",
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Executing a classified packet: apply-actions on the frame, counters, and delivery to
+//! a local port, a remote port (through the tunnel) or the controller.
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::{bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_head},
+    programs::XdpContext,
+};
+use lime_common::{
+    action::{Action, RuleProgram, code, port_no},
+    flow::FlowKey,
+    limits::{MAX_ACTIONS, MAX_PACKET_IN_BYTES, MAX_TABLES},
+    port::{VportKey, location},
+    stats::drop_reason,
+    wire::{PacketInMeta, TUNNEL_MAGIC, TunnelHeader, packet_in_reason},
+};
+
+use crate::{
+    maps::{PACKET_IN, RULE_PROGRAMS, RULE_STATS, VPORTS, port_stats},
+    parse::{ETH_P_8021Q, Frame},
+    tunnel::{encap, frame},
+};
+
+/// The rules a packet matched, one per table visited, in order.
+pub struct Chain {
+    /// Rule ids.
+    pub rules: [u32; MAX_TABLES],
+    /// Valid entries of `rules`.
+    pub len: usize,
+    /// Total output actions over the chain.
+    pub outputs: u32,
+    /// Some rule needs several copies of the frame.
+    pub multi: bool,
+    /// The chain ended on a table miss.
+    pub missed: bool,
+}
+
+/// Apply a rule's header-changing actions and write-metadata to the flow key, so the next
+/// table matches what the frame will look like (OpenFlow 1.3 5.10: apply-actions change
+/// the packet immediately).
+#[inline(always)]
+pub fn update_key(prog: &RuleProgram, key: &mut FlowKey) {
+    let n = prog.len as usize;
+    let mut i = 0;
+    while i < MAX_ACTIONS && i < n {
+        let a = prog.actions[i];
+        match a.code {
+            code::SET_ETH_DST => key.eth_dst = mac(&a),
+            code::SET_ETH_SRC => key.eth_src = mac(&a),
+            code::SET_VLAN_VID => {
+                key.vlan_vid = lime_common::flow::VID_PRESENT | (a.arg16 & 0x0fff);
+            }
+            code::PUSH_VLAN => {
+                if key.vlan_vid == 0 {
+                    key.vlan_vid = lime_common::flow::VID_PRESENT;
+                }
+            }
+            code::POP_VLAN => {
+                key.vlan_vid = 0;
+                key.vlan_pcp = 0;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if prog.flags & lime_common::action::flags::WRITE_METADATA != 0 {
+        key.metadata = (key.metadata & !prog.metadata_mask) | (prog.metadata & prog.metadata_mask);
+    }
+}
+
+#[inline(always)]
+fn mac(a: &Action) -> [u8; 6] {
+    [a.data[0], a.data[1], a.data[2], a.data[3], a.data[4], a.data[5]]
+}
+
+/// The one output a fast-path packet goes to.
+#[derive(Clone, Copy)]
+pub struct Output {
+    /// Port (virtual or reserved).
+    pub port: u32,
+    /// For CONTROLLER: bytes to send.
+    pub max_len: u16,
+    /// Rule that output it.
+    pub rule_id: u32,
+}
+
+/// Run the chain's actions on the frame (counting each rule), up to the first output;
+/// changes after the single output cannot affect what is sent and are skipped.
+#[inline(always)]
+pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option<Output>, u32> {
+    // SAFETY: helper without side effects.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // Fully initialised (not an Option): LLVM may otherwise spill an undefined payload,
+    // which the verifier rejects ("!read_ok").
+    let mut out = Output {
+        port: 0,
+        max_len: 0,
+        rule_id: 0,
+    };
+    let mut found = false;
+    let mut r = 0;
+    while r < MAX_TABLES && r < chain.len {
+        let rule_id = chain.rules[r];
+        r += 1;
+        if let Some(st) = RULE_STATS.get_ptr_mut(rule_id) {
+            // SAFETY: per-CPU slot.
+            let st = unsafe { &mut *st };
+            st.packets += 1;
+            st.bytes += frame_len;
+            st.last_hit_ns = now;
+        }
+        let Some(prog) = RULE_PROGRAMS.get(rule_id) else {
+            continue;
+        };
+        let n = prog.len as usize;
+        let mut i = 0;
+        while i < MAX_ACTIONS && i < n {
+            let a = prog.actions[i];
+            i += 1;
+            if found {
+                continue;
+            }
+            match a.code {
+                code::OUTPUT => {
+                    out = Output {
+                        port: a.arg32,
+                        max_len: a.arg16,
+                        rule_id,
+                    };
+                    found = true;
+                }
+                code::SET_ETH_DST => write_mac(ctx, 0, mac(&a))?,
+                code::SET_ETH_SRC => write_mac(ctx, 6, mac(&a))?,
+                code::SET_VLAN_VID => set_vid(ctx, a.arg16)?,
+                code::PUSH_VLAN => push_vlan(ctx, a.arg16)?,
+                code::POP_VLAN => pop_vlan(ctx)?,
+                _ => return Err(drop_reason::BAD_ACTION),
+            }
+        }
+    }
+    Ok(if found { Some(out) } else { None })
+}
+
+#[inline(always)]
+fn write_mac(ctx: &XdpContext, off: usize, m: [u8; 6]) -> Result<(), u32> {
+    let p = frame(ctx).ptr_at_mut::<[u8; 6]>(off)?;
+    // SAFETY: bounds checked.
+    unsafe { *p = m };
+    Ok(())
+}
+
+#[inline(always)]
+fn is_vlan_tpid(t: [u8; 2]) -> bool {
+    let t = u16::from_be_bytes(t);
+    t == ETH_P_8021Q || t == 0x88a8
+}
+
+#[inline(always)]
+fn set_vid(ctx: &XdpContext, vid: u16) -> Result<(), u32> {
+    let f = frame(ctx);
+    let tag = f.ptr_at_mut::<[u8; 4]>(12)?;
+    // SAFETY: bounds checked.
+    let t = unsafe { *tag };
+    if !is_vlan_tpid([t[0], t[1]]) {
+        // OpenFlow requires a VLAN_VID prerequisite for this set-field; userspace enforces
+        // it, so an untagged frame here means the rule's match allowed one: no-op.
+        return Ok(());
+    }
+    let tci = (u16::from_be_bytes([t[2], t[3]]) & 0xf000) | (vid & 0x0fff);
+    let b = tci.to_be_bytes();
+    // SAFETY: bounds checked.
+    unsafe { *tag = [t[0], t[1], b[0], b[1]] };
+    Ok(())
+}
+
+#[inline(always)]
+fn push_vlan(ctx: &XdpContext, tpid: u16) -> Result<(), u32> {
+    // The new tag copies the outer tag's TCI when there is one (OpenFlow 1.3 A.2.5).
+    let old = frame(ctx).ptr_at::<[u8; 4]>(12)?;
+    // SAFETY: bounds checked.
+    let old = unsafe { *old };
+    let tci = if is_vlan_tpid([old[0], old[1]]) { [old[2], old[3]] } else { [0, 0] };
+    // SAFETY: helper call on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -4) } != 0 {
+        return Err(drop_reason::HELPER_FAILED);
+    }
+    let f = frame(ctx);
+    let hdr = f.ptr_at_mut::<[u8; 16]>(0)?;
+    let t = tpid.to_be_bytes();
+    // SAFETY: bounds checked; the first 12 bytes move to the new start.
+    unsafe {
+        let h = &mut *hdr;
+        let mut i = 0;
+        while i < 12 {
+            h[i] = h[i + 4];
+            i += 1;
+        }
+        h[12] = t[0];
+        h[13] = t[1];
+        h[14] = tci[0];
+        h[15] = tci[1];
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn pop_vlan(ctx: &XdpContext) -> Result<(), u32> {
+    let f = frame(ctx);
+    let hdr = f.ptr_at_mut::<[u8; 16]>(0)?;
+    // SAFETY: bounds checked.
+    unsafe {
+        let h = &mut *hdr;
+        if !is_vlan_tpid([h[12], h[13]]) {
+            return Ok(());
+        }
+        let mut i = 11;
+        loop {
+            h[i + 4] = h[i];
+            if i == 0 {
+                break;
+            }
+            i -= 1;
+        }
+    }
+    // SAFETY: helper call on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, 4) } != 0 {
+        return Err(drop_reason::HELPER_FAILED);
+    }
+    Ok(())
+}
+
+/// Where the packet came from, for delivery decisions.
+#[derive(Clone, Copy, Default)]
+pub struct Ingress {
+    /// Virtual switch.
+    pub vswitch: u16,
+    /// Virtual in_port.
+    pub vport: u32,
+    /// Version it was classified with.
+    pub version: u32,
+    /// Metadata register at the end of the pipeline.
+    pub metadata: u64,
+}
+
+/// Deliver the frame to its one output.
+#[inline(always)]
+pub fn deliver(ctx: &XdpContext, ing: &Ingress, out: Output) -> Result<u32, u32> {
+    match out.port {
+        port_no::CONTROLLER => {
+            packet_in(ctx, ing, &out);
+            Ok(xdp_action::XDP_DROP)
+        }
+        port_no::IN_PORT => send_to_vport(ctx, ing, ing.vport),
+        port_no::FLOOD | port_no::ALL => Err(drop_reason::NEEDS_SKB_PATH),
+        p if p > port_no::MAX => Err(drop_reason::BAD_OUTPUT),
+        p if p == ing.vport => Err(drop_reason::HAIRPIN),
+        p => send_to_vport(ctx, ing, p),
+    }
+}
+
+/// Send to a virtual port, wherever it lives.
+#[inline(always)]
+pub fn send_to_vport(ctx: &XdpContext, ing: &Ingress, vport: u32) -> Result<u32, u32> {
+    let key = VportKey {
+        vswitch: ing.vswitch,
+        _pad: 0,
+        vport,
+    };
+    let Some(vp) = VPORTS.get_ptr(&key) else {
+        return Err(drop_reason::BAD_OUTPUT);
+    };
+    // SAFETY: map value, replaced whole by userspace (no-prealloc hash).
+    let vp = unsafe { *vp };
+    if vp.location == location::REMOTE {
+        let v = ing.vswitch.to_be_bytes();
+        let hdr = TunnelHeader {
+            magic: TUNNEL_MAGIC,
+            flags: 0,
+            hops: 1,
+            _reserved: 0,
+            vswitch: v,
+            _reserved2: [0; 2],
+            in_port: ing.vport.to_be_bytes(),
+            out_port: vport.to_be_bytes(),
+            version: ing.version.to_be_bytes(),
+        };
+        encap(ctx, &hdr, &vp)?;
+    } else if vp.location != location::LOCAL {
+        return Err(drop_reason::BAD_OUTPUT);
+    }
+    redirect(ctx, vp.ifindex)
+}
+
+/// Redirect to an interface, counting it as transmitted there.
+#[inline(always)]
+pub fn redirect(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
+    let len = frame(ctx).len() as u64;
+    // SAFETY: helper call.
+    let action = unsafe { bpf_redirect(ifindex, 0) } as u32;
+    if action != xdp_action::XDP_REDIRECT {
+        if let Some(ps) = port_stats(ifindex) {
+            ps.tx_errors += 1;
+        }
+        return Err(drop_reason::HELPER_FAILED);
+    }
+    if let Some(ps) = port_stats(ifindex) {
+        ps.tx_packets += 1;
+        ps.tx_bytes += len;
+    }
+    Ok(action)
+}
+
+/// Send the frame (up to `max_len` bytes) and its metadata to userspace.
+#[inline(always)]
+fn packet_in(ctx: &XdpContext, ing: &Ingress, out: &Output) {
+    let f: Frame = frame(ctx);
+    let frame_len = f.len() as u32;
+    let mut cap = frame_len;
+    if u32::from(out.max_len) < cap {
+        cap = u32::from(out.max_len);
+    }
+    if cap > MAX_PACKET_IN_BYTES {
+        cap = MAX_PACKET_IN_BYTES;
+    }
+    let (cookie, table) = match RULE_PROGRAMS.get(out.rule_id) {
+        Some(p) => (p.cookie, p.table),
+        None => (0, 0),
+    };
+    // A priority-0, match-everything rule is the table-miss rule (OpenFlow 1.3 5.4); the
+    // driver marks such rules by setting the cookie's reason in the program table, but
+    // the reason is decided in userspace from the rule id, so ACTION is sent here.
+    let meta = PacketInMeta {
+        cookie,
+        metadata: ing.metadata,
+        vswitch: ing.vswitch,
+        table,
+        reason: packet_in_reason::ACTION,
+        in_port: ing.vport,
+        rule_id: out.rule_id,
+        frame_len,
+        captured: cap,
+        version: ing.version,
+    };
+    PACKET_IN.output(ctx, &meta, cap);
+}

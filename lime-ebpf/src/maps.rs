@@ -1,0 +1,125 @@
+//! Every map of the datapath, with its key, value and writer. Map names are shared with
+//! the loader through `lime_common::names`; sizes come from `lime_common::limits`.
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, ProgramArray},
+};
+use lime_common::{
+    action::RuleProgram,
+    flow::{Bucket, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
+    limits,
+    port::{PortInfo, VportInfo, VportKey},
+    stats::{PortStats, RuleStats, drop_reason},
+    wire::PacketInMeta,
+};
+
+/// ifindex → port kind and (virtual switch, virtual port). Written by the driver when it
+/// attaches a port.
+#[map(name = "PORTS")]
+pub static PORTS: HashMap<u32, PortInfo> = HashMap::with_max_entries(limits::MAX_PORTS, 0);
+
+/// (virtual switch, virtual port) → where it lives (local ifindex, or underlay towards
+/// it). Written by the driver; changed by migration.
+#[map(name = "VPORTS")]
+pub static VPORTS: HashMap<VportKey, VportInfo> =
+    HashMap::with_max_entries(limits::MAX_VPORTS, BPF_F_NO_PREALLOC);
+
+/// Virtual switch id → current table version. Written by the driver's publish step.
+#[map(name = "VSWITCHES")]
+pub static VSWITCHES: Array<VswitchConfig> = Array::with_max_entries(limits::MAX_VSWITCHES, 0);
+
+/// (virtual switch, table, version) → subtables to search, highest priority first.
+/// Written by the driver before the version is published; deleted when reclaimed.
+#[map(name = "MASK_LISTS")]
+pub static MASK_LISTS: HashMap<MaskListKey, MaskList> =
+    HashMap::with_max_entries(limits::MAX_MASK_LISTS, BPF_F_NO_PREALLOC);
+
+/// Mask id → mask. Written once when a subtable is created, before any list names it.
+#[map(name = "MASKS")]
+pub static MASKS: Array<FlowKey> = Array::with_max_entries(limits::MAX_MASK_IDS, 0);
+
+/// (mask id, masked flow key) → bucket of rules with their visible versions. Written by
+/// the driver; elements are replaced whole (no prealloc: RCU-safe replacement).
+#[map(name = "RULES")]
+pub static RULES: HashMap<RuleKey, Bucket> =
+    HashMap::with_max_entries(limits::MAX_BUCKETS, BPF_F_NO_PREALLOC);
+
+/// Rule id → compiled instructions. Written before the rule becomes visible.
+#[map(name = "RULE_PROGRAMS")]
+pub static RULE_PROGRAMS: Array<RuleProgram> = Array::with_max_entries(limits::MAX_RULES, 0);
+
+/// Rule id → per-CPU packet/byte counters and last-hit time. Written by the datapath;
+/// read and reset (on rule-id reuse) by the driver.
+#[map(name = "RULE_STATS")]
+pub static RULE_STATS: PerCpuArray<RuleStats> = PerCpuArray::with_max_entries(limits::MAX_RULES, 0);
+
+/// ifindex → per-CPU port counters. Written by the datapath.
+#[map(name = "PORT_STATS")]
+pub static PORT_STATS: PerCpuHashMap<u32, PortStats> =
+    PerCpuHashMap::with_max_entries(limits::MAX_PORTS, 0);
+
+/// Drop reason → per-CPU count. Written by the datapath.
+#[map(name = "DROPS")]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_reason::COUNT, 0);
+
+/// Packet-in records (metadata followed by the frame's first bytes). Read by the driver.
+#[map(name = "PACKET_IN")]
+pub static PACKET_IN: PerfEventArray<PacketInMeta> = PerfEventArray::new(0);
+
+/// Index 0 → ifindex the floor program redirects to. Written by the benchmark.
+#[map(name = "FLOOR_TARGET")]
+pub static FLOOR_TARGET: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Per-packet working state, kept out of the 512-byte BPF stack.
+pub struct Scratch {
+    /// The packet's flow key (updated by each table's header changes).
+    pub key: FlowKey,
+    /// Lookup key buffer for the rule-bucket map.
+    pub rk: RuleKey,
+    /// Rules matched so far.
+    pub chain: crate::actions::Chain,
+    /// Where the packet came from and which version classifies it.
+    pub ingress: crate::actions::Ingress,
+    /// Table to look up next.
+    pub table: u8,
+    /// Frame length at ingress (for byte counters).
+    pub frame_len: u64,
+}
+
+/// Slot 0: the `lime_table` program, tail-called for each goto-table. Written by the
+/// driver at load time.
+#[map(name = "TABLE_PROGS")]
+pub static TABLE_PROGS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// CPU-local [`Scratch`] (one entry). Only the datapath touches it.
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's scratch area.
+#[inline(always)]
+pub fn scratch() -> Result<&'static mut Scratch, u32> {
+    match SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU value; XDP runs without preemption on one CPU, so nothing else
+        // uses this CPU's entry during the program.
+        Some(p) => Ok(unsafe { &mut *p }),
+        None => Err(drop_reason::HELPER_FAILED),
+    }
+}
+
+/// Count a drop.
+#[inline(always)]
+pub fn count_drop(reason: u32) {
+    if let Some(c) = DROPS.get_ptr_mut(reason) {
+        // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
+        unsafe { *c += 1 };
+    }
+}
+
+/// Port counter update.
+#[inline(always)]
+pub fn port_stats(ifindex: u32) -> Option<&'static mut PortStats> {
+    // The driver creates the entry when it attaches the port.
+    // SAFETY: per-CPU value, exclusive to this CPU for the duration of the program.
+    PORT_STATS.get_ptr_mut(&ifindex).map(|p| unsafe { &mut *p })
+}

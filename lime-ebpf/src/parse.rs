@@ -1,0 +1,218 @@
+//! Frame parsing into a [`FlowKey`]. All packet access goes through [`Frame::ptr_at`],
+//! which checks the bounds the verifier needs.
+//!
+//! Malformed frames are rejected with a drop reason and never classified: a runt, a
+//! truncated header (VLAN, ARP, IPv4, IPv6, IPv6 extension, TCP/UDP/ICMP), an IPv4 header
+//! length below 5 words or past the frame, a second VLAN tag, or more IPv6 extension
+//! headers than [`MAX_IPV6_EXT_HEADERS`].
+use lime_common::{
+    flow::{FlowKey, VID_PRESENT},
+    limits::MAX_IPV6_EXT_HEADERS,
+    stats::drop_reason,
+};
+
+/// A frame between two addresses (XDP `data`/`data_end`).
+#[derive(Clone, Copy)]
+pub struct Frame {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+pub const ETH_HLEN: usize = 14;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_ARP: u16 = 0x0806;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_ICMPV6: u8 = 58;
+
+impl Frame {
+    /// Frame length in bytes.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Pointer to a `T` at `offset`, if the whole `T` lies inside the frame.
+    #[inline(always)]
+    pub fn ptr_at<T>(&self, offset: usize) -> Result<*const T, u32> {
+        let size = core::mem::size_of::<T>();
+        if self.start + offset + size > self.end {
+            return Err(drop_reason::TRUNCATED);
+        }
+        Ok((self.start + offset) as *const T)
+    }
+
+    /// Mutable pointer to a `T` at `offset`, bounds-checked as [`Frame::ptr_at`].
+    #[inline(always)]
+    pub fn ptr_at_mut<T>(&self, offset: usize) -> Result<*mut T, u32> {
+        self.ptr_at::<T>(offset).map(|p| p.cast_mut())
+    }
+
+    #[inline(always)]
+    fn be16_at(&self, offset: usize) -> Result<u16, u32> {
+        // SAFETY: bounds checked by ptr_at.
+        let b = unsafe { *self.ptr_at::<[u8; 2]>(offset)? };
+        Ok(u16::from_be_bytes(b))
+    }
+
+    #[inline(always)]
+    fn bytes_at<const N: usize>(&self, offset: usize) -> Result<[u8; N], u32> {
+        // SAFETY: bounds checked by ptr_at.
+        Ok(unsafe { *self.ptr_at::<[u8; N]>(offset)? })
+    }
+}
+
+/// Where the parser found things, for the action code.
+#[derive(Clone, Copy, Default)]
+pub struct Layout {
+    /// The frame has a VLAN tag (bytes 12..16).
+    pub vlan: bool,
+}
+
+/// Parse the frame into `key` (whose `in_port` and `metadata` the caller sets).
+#[inline(always)]
+pub fn parse(f: &Frame, key: &mut FlowKey) -> Result<Layout, u32> {
+    if f.len() < ETH_HLEN {
+        return Err(drop_reason::RUNT);
+    }
+    let mut layout = Layout::default();
+    key.eth_dst = f.bytes_at::<6>(0)?;
+    key.eth_src = f.bytes_at::<6>(6)?;
+    let mut eth_type = f.be16_at(12)?;
+    let mut l3 = ETH_HLEN;
+    if eth_type == ETH_P_8021Q || eth_type == ETH_P_8021AD {
+        let tci = f.be16_at(14)?;
+        key.vlan_vid = VID_PRESENT | (tci & 0x0fff);
+        key.vlan_pcp = (tci >> 13) as u8;
+        eth_type = f.be16_at(16)?;
+        if eth_type == ETH_P_8021Q || eth_type == ETH_P_8021AD {
+            return Err(drop_reason::VLAN_STACKED);
+        }
+        l3 = ETH_HLEN + 4;
+        layout.vlan = true;
+    }
+    key.eth_type = eth_type.to_be_bytes();
+    match eth_type {
+        ETH_P_IP => parse_ipv4(f, l3, key)?,
+        ETH_P_IPV6 => parse_ipv6(f, l3, key)?,
+        ETH_P_ARP => parse_arp(f, l3, key)?,
+        _ => {}
+    }
+    Ok(layout)
+}
+
+#[inline(always)]
+fn parse_arp(f: &Frame, l3: usize, key: &mut FlowKey) -> Result<(), u32> {
+    // Ethernet/IPv4 ARP is 28 bytes: htype(2) ptype(2) hlen(1) plen(1) op(2) sha(6)
+    // spa(4) tha(6) tpa(4). Other ARP flavours match on eth_type only.
+    let hdr = f.bytes_at::<8>(l3)?;
+    if hdr[0] != 0 || hdr[1] != 1 || hdr[2] != 8 || hdr[3] != 0 || hdr[4] != 6 || hdr[5] != 4 {
+        return Ok(());
+    }
+    let _: [u8; 28] = f.bytes_at::<28>(l3)?;
+    key.tp_src = [hdr[6], hdr[7]];
+    let spa = f.bytes_at::<4>(l3 + 14)?;
+    let tpa = f.bytes_at::<4>(l3 + 24)?;
+    set_ipv4(&mut key.nw_src, spa);
+    set_ipv4(&mut key.nw_dst, tpa);
+    Ok(())
+}
+
+#[inline(always)]
+fn set_ipv4(dst: &mut [u8; 16], a: [u8; 4]) {
+    dst[0] = a[0];
+    dst[1] = a[1];
+    dst[2] = a[2];
+    dst[3] = a[3];
+}
+
+#[inline(always)]
+fn parse_ipv4(f: &Frame, l3: usize, key: &mut FlowKey) -> Result<(), u32> {
+    let hdr = f.bytes_at::<20>(l3)?;
+    let ihl = usize::from(hdr[0] & 0x0f) * 4;
+    if ihl < 20 || f.start + l3 + ihl > f.end {
+        return Err(drop_reason::BAD_IHL);
+    }
+    key.ip_dscp = hdr[1] >> 2;
+    key.ip_proto = hdr[9];
+    set_ipv4(&mut key.nw_src, [hdr[12], hdr[13], hdr[14], hdr[15]]);
+    set_ipv4(&mut key.nw_dst, [hdr[16], hdr[17], hdr[18], hdr[19]]);
+    let frag_off = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
+    if frag_off != 0 {
+        // Later fragments carry no transport header.
+        return Ok(());
+    }
+    parse_l4(f, l3 + ihl, key.ip_proto, IPPROTO_ICMP, key)
+}
+
+#[inline(always)]
+fn parse_ipv6(f: &Frame, l3: usize, key: &mut FlowKey) -> Result<(), u32> {
+    let hdr = f.bytes_at::<8>(l3)?;
+    let tclass = (hdr[0] << 4) | (hdr[1] >> 4);
+    key.ip_dscp = tclass >> 2;
+    key.nw_src = f.bytes_at::<16>(l3 + 8)?;
+    key.nw_dst = f.bytes_at::<16>(l3 + 24)?;
+    let mut next = hdr[6];
+    let mut off = l3 + 40;
+    let mut walked = 0;
+    while walked < MAX_IPV6_EXT_HEADERS {
+        match next {
+            // Hop-by-hop, routing, destination options: length in 8-octet units, not
+            // counting the first 8 (RFC 8200 4.3-4.6).
+            0 | 43 | 60 => {
+                let ext = f.bytes_at::<2>(off)?;
+                next = ext[0];
+                off += (usize::from(ext[1]) + 1) * 8;
+            }
+            // Fragment header: fixed 8 bytes; only the first fragment has L4.
+            44 => {
+                let ext = f.bytes_at::<4>(off)?;
+                next = ext[0];
+                off += 8;
+                let frag_off = u16::from_be_bytes([ext[2], ext[3]]) >> 3;
+                if frag_off != 0 {
+                    key.ip_proto = next;
+                    return Ok(());
+                }
+            }
+            // Authentication header: length in 4-octet units minus 2 (RFC 4302).
+            51 => {
+                let ext = f.bytes_at::<2>(off)?;
+                next = ext[0];
+                off += (usize::from(ext[1]) + 2) * 4;
+            }
+            _ => {
+                key.ip_proto = next;
+                return parse_l4(f, off, next, IPPROTO_ICMPV6, key);
+            }
+        }
+        walked += 1;
+    }
+    match next {
+        0 | 43 | 60 | 44 | 51 => Err(drop_reason::IPV6_EXT_LIMIT),
+        _ => {
+            key.ip_proto = next;
+            parse_l4(f, off, next, IPPROTO_ICMPV6, key)
+        }
+    }
+}
+
+#[inline(always)]
+fn parse_l4(f: &Frame, l4: usize, proto: u8, icmp: u8, key: &mut FlowKey) -> Result<(), u32> {
+    if proto == IPPROTO_TCP || proto == IPPROTO_UDP {
+        let ports = f.bytes_at::<4>(l4)?;
+        key.tp_src = [ports[0], ports[1]];
+        key.tp_dst = [ports[2], ports[3]];
+    } else if proto == icmp {
+        let tc = f.bytes_at::<2>(l4)?;
+        key.tp_src = [0, tc[0]];
+        key.tp_dst = [0, tc[1]];
+    }
+    Ok(())
+}
