@@ -1,0 +1,523 @@
+//! A running lab: the namespaces, veths and addresses of a [`Topology`], torn down on
+//! [`Lab::down`] or drop.
+//!
+//! What [`Lab::up`] builds, for a lab named `L`:
+//! - a namespace `lime-L-<node>` per physical switch and per host, with `lo` up;
+//! - per host, a veth pair: `eth0` in the host namespace (the host's MAC and addresses,
+//!   IPv6 without DAD, TX checksum offload off because XDP redirection loses partial
+//!   checksums) and `<host>` in its switch's namespace;
+//! - per underlay link `a`–`b`, a veth pair `u-b` in `a` and `u-a` in `b`, MTU
+//!   [`UNDERLAY_MTU`];
+//! - quiet namespaces: switches have IPv6 disabled (their ports carry no addresses, so the
+//!   switch kernel never transmits on them); hosts send no router solicitations and
+//!   have no IPv6 link-local address, and hosts without an IPv6 address have IPv6
+//!   disabled. Hosts therefore only send what a test makes them send (plus ARP/ND for
+//!   it, and MLD reports for a configured IPv6 address).
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+
+use crate::addr::MacAddr;
+use crate::error::{LabError, NameKind};
+use crate::netns::{self, LinkInfo};
+use crate::state::{HostIface, LabState, PortKind, SwitchPort};
+use crate::topology::{HOST_IFNAME, HostSpec, Topology, UNDERLAY_MTU, underlay_ifname};
+
+/// Sysctls of physical switch namespaces, set before any port exists.
+const SWITCH_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+];
+
+/// Sysctls of hosts without IPv6.
+const HOST_V4_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+];
+
+/// Sysctls of hosts with IPv6 (ip-sysctl.rst): no router solicitations, no DAD, no
+/// link-local address (`addr_gen_mode` 1).
+const HOST_V6_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.router_solicitations", "0"),
+    ("net.ipv6.conf.default.router_solicitations", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+    ("net.ipv6.conf.default.dad_transmits", "0"),
+    ("net.ipv6.conf.default.addr_gen_mode", "1"),
+];
+
+/// A running lab. Dereferences to its [`LabState`] (topology, namespaces, ports).
+///
+/// Dropping it tears the lab down (best effort, errors printed to stderr) unless it was
+/// [`detach`](Lab::detach)ed or [loaded](Lab::load) from a saved state; [`Lab::down`]
+/// tears it down and reports errors.
+///
+/// Processes started with [`Lab::spawn`] keep their namespace alive after teardown
+/// (its name is gone, its interfaces stay until they exit): kill them first.
+#[derive(Debug)]
+pub struct Lab {
+    state: LabState,
+    teardown_on_drop: bool,
+    saved_in: Option<PathBuf>,
+}
+
+impl Deref for Lab {
+    type Target = LabState;
+
+    fn deref(&self) -> &LabState {
+        &self.state
+    }
+}
+
+impl Lab {
+    /// Validate `topology`, remove stale namespaces of a lab of the same name
+    /// ([`Lab::down_by_name`]), and build the lab.
+    ///
+    /// On failure everything created so far is removed.
+    ///
+    /// # Errors
+    /// [`LabError::Topology`] for an invalid topology, else the first failing command.
+    pub fn up(topology: &Topology) -> Result<Self, LabError> {
+        topology.validate()?;
+        Self::down_by_name(&topology.name)?;
+        let mut lab = Self {
+            state: LabState {
+                topology: topology.clone(),
+                namespaces: Vec::new(),
+                hosts: Vec::new(),
+                ports: Vec::new(),
+            },
+            teardown_on_drop: true,
+            saved_in: None,
+        };
+        // On error, `lab` is dropped here and removes what it created.
+        lab.build()?;
+        Ok(lab)
+    }
+
+    fn build(&mut self) -> Result<(), LabError> {
+        let topology = self.state.topology.clone();
+        for switch in &topology.switches {
+            self.add_netns(&switch.name, SWITCH_SYSCTLS)?;
+        }
+        for host in &topology.hosts {
+            let sysctls = if host.ipv6.is_some() {
+                HOST_V6_SYSCTLS
+            } else {
+                HOST_V4_SYSCTLS
+            };
+            self.add_netns(&host.name, sysctls)?;
+        }
+        for host in &topology.hosts {
+            attach_host(&topology, host, &host.switch)?;
+        }
+        for link in &topology.links {
+            let (ns_a, ns_b) = (topology.netns_name(&link.a), topology.netns_name(&link.b));
+            let (if_a, if_b) = (underlay_ifname(&link.b), underlay_ifname(&link.a));
+            let mtu = UNDERLAY_MTU.to_string();
+            netns::ip(&[
+                "-n", &ns_a, "link", "add", &if_a, "mtu", &mtu, "type", "veth", "peer", "name",
+                &if_b, "netns", &ns_b, "mtu", &mtu,
+            ])?;
+            netns::ip(&["-n", &ns_a, "link", "set", &if_a, "up"])?;
+            netns::ip(&["-n", &ns_b, "link", "set", &if_b, "up"])?;
+        }
+        self.refresh()
+    }
+
+    /// Create the namespace of `node`, record it, set `sysctls`, bring `lo` up.
+    fn add_netns(&mut self, node: &str, sysctls: &[(&str, &str)]) -> Result<(), LabError> {
+        let ns = self.state.topology.netns_name(node);
+        netns::netns_add(&ns)?;
+        self.state.namespaces.push(ns.clone());
+        for (key, value) in sysctls {
+            netns::set_sysctl(&ns, key, value)?;
+        }
+        netns::ip(&["-n", &ns, "link", "set", "lo", "up"]).map(drop)
+    }
+
+    /// Re-read interface indexes and MACs of all hosts and switch ports from the kernel.
+    ///
+    /// # Errors
+    /// [`LabError::InterfaceNotFound`] if an interface of the lab is missing, or a
+    /// failing `ip` command.
+    pub fn refresh(&mut self) -> Result<(), LabError> {
+        let topology = &self.state.topology;
+        let mut hosts = Vec::with_capacity(topology.hosts.len());
+        for host in &topology.hosts {
+            let ns = topology.netns_name(&host.name);
+            let info = netns::link(&ns, HOST_IFNAME)?;
+            hosts.push(HostIface {
+                host: host.name.clone(),
+                netns: ns,
+                ifname: info.ifname,
+                ifindex: info.ifindex,
+                mac: host.mac,
+                ip: host.ip,
+                ipv6: host.ipv6,
+                switch: host.switch.clone(),
+            });
+        }
+        let mut ports = Vec::new();
+        for switch in &topology.switches {
+            let ns = topology.netns_name(&switch.name);
+            let links = netns::links(&ns)?;
+            let peers = topology.links.iter().filter_map(|l| {
+                if l.a == switch.name {
+                    Some(&l.b)
+                } else if l.b == switch.name {
+                    Some(&l.a)
+                } else {
+                    None
+                }
+            });
+            let wanted = topology
+                .hosts_on(&switch.name)
+                .map(|h| {
+                    (
+                        h.name.clone(),
+                        PortKind::Host {
+                            host: h.name.clone(),
+                        },
+                    )
+                })
+                .chain(peers.map(|p| (underlay_ifname(p), PortKind::Underlay { peer: p.clone() })));
+            for (ifname, kind) in wanted {
+                let info = find_link(&links, &ns, &ifname)?;
+                ports.push(SwitchPort {
+                    switch: switch.name.clone(),
+                    netns: ns.clone(),
+                    ifname,
+                    ifindex: info.ifindex,
+                    // A veth always has a MAC; zeros would only show a kernel oddity.
+                    mac: info.address.unwrap_or(MacAddr([0; 6])),
+                    mtu: info.mtu,
+                    kind,
+                });
+            }
+        }
+        self.state.hosts = hosts;
+        self.state.ports = ports;
+        Ok(())
+    }
+
+    /// The lab's state (also reachable through `Deref`).
+    #[must_use]
+    pub fn state(&self) -> &LabState {
+        &self.state
+    }
+
+    /// The ifindex of interface `ifname` in node `node`'s namespace, asked of the kernel.
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`], [`LabError::InterfaceNotFound`], or a failing `ip`.
+    pub fn ifindex(&self, node: &str, ifname: &str) -> Result<u32, LabError> {
+        netns::ifindex(&self.netns(node)?, ifname)
+    }
+
+    /// The interfaces of node `node`, asked of the kernel.
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`] or a failing `ip`.
+    pub fn links(&self, node: &str) -> Result<Vec<LinkInfo>, LabError> {
+        netns::links(&self.netns(node)?)
+    }
+
+    /// A [`Command`] running `argv` in node `node`'s namespace (`ip netns exec`).
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`].
+    pub fn command<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        node: &str,
+        argv: &[S],
+    ) -> Result<Command, LabError> {
+        Ok(netns::command_in(&self.netns(node)?, argv))
+    }
+
+    /// Run `argv` in node `node`'s namespace to completion and return its output,
+    /// whatever its exit status.
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`] or [`LabError::Spawn`].
+    pub fn exec<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        node: &str,
+        argv: &[S],
+    ) -> Result<Output, LabError> {
+        let mut cmd = self.command(node, argv)?;
+        cmd.output().map_err(|source| LabError::Spawn {
+            command: netns::command_line(&cmd),
+            source,
+        })
+    }
+
+    /// Run `argv` in node `node`'s namespace; fail unless it exits successfully; return
+    /// its stdout.
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`], [`LabError::Spawn`] or [`LabError::Command`].
+    pub fn exec_ok<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        node: &str,
+        argv: &[S],
+    ) -> Result<String, LabError> {
+        let output = netns::run_checked(&mut self.command(node, argv)?)?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Start `argv` in node `node`'s namespace (stdio inherited; use [`Lab::command`] to
+    /// configure it).
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`] or [`LabError::Spawn`].
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        node: &str,
+        argv: &[S],
+    ) -> Result<Child, LabError> {
+        let mut cmd = self.command(node, argv)?;
+        cmd.spawn().map_err(|source| LabError::Spawn {
+            command: netns::command_line(&cmd),
+            source,
+        })
+    }
+
+    /// Run `f` on a thread inside node `node`'s namespace (see [`netns::run_in_netns`]).
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`], or as [`netns::run_in_netns`].
+    pub fn run_in<F, T>(&self, node: &str, f: F) -> Result<T, LabError>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        netns::run_in_netns(&self.netns(node)?, f)
+    }
+
+    /// Re-attach host `host` to physical switch `new_switch`, as after a VM's live
+    /// migration: its veth is deleted and recreated towards `new_switch` with the same
+    /// MAC and addresses (`eth0` gets a new ifindex). Moving to the current switch
+    /// recreates the veth in place. Returns the new switch-side port.
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`] if `host` is not a host or `new_switch` not a switch,
+    /// else a failing command.
+    pub fn move_host(&mut self, host: &str, new_switch: &str) -> Result<SwitchPort, LabError> {
+        let unknown = |node: &str| LabError::UnknownNode {
+            lab: self.name().to_owned(),
+            node: node.to_owned(),
+        };
+        let index = self
+            .state
+            .topology
+            .hosts
+            .iter()
+            .position(|h| h.name == host)
+            .ok_or_else(|| unknown(host))?;
+        if self.state.topology.switch(new_switch).is_none() {
+            return Err(unknown(new_switch));
+        }
+        let host_ns = self.state.topology.netns_name(host);
+        netns::ip(&["-n", &host_ns, "link", "del", HOST_IFNAME])?;
+        new_switch.clone_into(&mut self.state.topology.hosts[index].switch);
+        let spec = self.state.topology.hosts[index].clone();
+        attach_host(&self.state.topology, &spec, new_switch)?;
+        self.refresh()?;
+        // refresh() fails if any host's port is missing, so this lookup succeeds.
+        let port = self
+            .state
+            .host_port(host)
+            .ok_or_else(|| LabError::InterfaceNotFound {
+                netns: self.state.topology.netns_name(new_switch),
+                ifname: host.to_owned(),
+            })?;
+        Ok(port.clone())
+    }
+
+    /// Keep the lab running after this value is dropped; return its state (to
+    /// [`save`](LabState::save) it, for example).
+    #[must_use]
+    pub fn detach(mut self) -> LabState {
+        self.teardown_on_drop = false;
+        self.state.clone()
+    }
+
+    /// Choose whether dropping this value tears the lab down.
+    pub fn set_teardown_on_drop(&mut self, teardown: bool) {
+        self.teardown_on_drop = teardown;
+    }
+
+    /// Save the state to `dir/lab.json` (see [`LabState::save`]); [`Lab::down`] removes it.
+    ///
+    /// # Errors
+    /// As [`LabState::save`].
+    pub fn save(&mut self, dir: &Path) -> Result<PathBuf, LabError> {
+        let path = self.state.save(dir)?;
+        self.saved_in = Some(dir.to_owned());
+        Ok(path)
+    }
+
+    /// A handle on a lab that is already running, from its saved state. Dropping it
+    /// leaves the lab running; [`Lab::down`] tears it down and removes the saved state.
+    ///
+    /// # Errors
+    /// As [`LabState::load`].
+    pub fn load(dir: &Path) -> Result<Self, LabError> {
+        let state = LabState::load(dir)?;
+        Ok(Self {
+            state,
+            teardown_on_drop: false,
+            saved_in: Some(dir.to_owned()),
+        })
+    }
+
+    /// A handle on a running lab from its state. Dropping it leaves the lab running.
+    #[must_use]
+    pub fn from_state(state: LabState) -> Self {
+        Self {
+            state,
+            teardown_on_drop: false,
+            saved_in: None,
+        }
+    }
+
+    /// True if all the lab's namespaces exist.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        !self.state.namespaces.is_empty()
+            && self
+                .state
+                .namespaces
+                .iter()
+                .all(|ns| netns::netns_exists(ns))
+    }
+
+    /// Tear the lab down: delete its namespaces (and with them all its veths) and its
+    /// saved state, if any.
+    ///
+    /// # Errors
+    /// The first failure; the remaining namespaces are still deleted.
+    pub fn down(mut self) -> Result<(), LabError> {
+        self.teardown_on_drop = false;
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), LabError> {
+        let mut first_err = None;
+        for ns in self.state.namespaces.iter().rev() {
+            if netns::netns_exists(ns)
+                && let Err(e) = netns::netns_del(ns)
+            {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.state.namespaces.clear();
+        if let Some(dir) = self.saved_in.take()
+            && let Err(e) = LabState::remove_saved(&dir)
+        {
+            first_err.get_or_insert(e);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Remove every namespace `lime-<lab>-*` (whoever created it) and the saved state in
+    /// the default directory ([`LabState::default_dir`]). Returns the namespaces removed.
+    ///
+    /// # Errors
+    /// [`LabError::Topology`] if `lab` is not a valid lab name (so no unrelated
+    /// namespace can match), else the first failure.
+    pub fn down_by_name(lab: &str) -> Result<Vec<String>, LabError> {
+        crate::validate::check_name(NameKind::Lab, lab)?;
+        let prefix = Topology::netns_prefix_of(lab);
+        let mut removed = Vec::new();
+        for ns in netns::netns_list()?
+            .into_iter()
+            .filter(|ns| ns.starts_with(&prefix))
+        {
+            netns::netns_del(&ns)?;
+            removed.push(ns);
+        }
+        LabState::remove_saved(&LabState::default_dir(lab))?;
+        Ok(removed)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.teardown_on_drop
+            && let Err(e) = self.teardown()
+        {
+            eprintln!(
+                "lime-lab: tearing down lab {:?}: {e}",
+                self.state.topology.name
+            );
+        }
+    }
+}
+
+fn find_link<'a>(
+    links: &'a [LinkInfo],
+    netns: &str,
+    ifname: &str,
+) -> Result<&'a LinkInfo, LabError> {
+    links
+        .iter()
+        .find(|l| l.ifname == ifname)
+        .ok_or_else(|| LabError::InterfaceNotFound {
+            netns: netns.to_owned(),
+            ifname: ifname.to_owned(),
+        })
+}
+
+/// Create host `host`'s veth towards `switch` and configure the host side.
+fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(), LabError> {
+    let (sw_ns, host_ns) = (topology.netns_name(switch), topology.netns_name(&host.name));
+    let mac = host.mac.to_string();
+    netns::ip(&[
+        "-n",
+        &sw_ns,
+        "link",
+        "add",
+        &host.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        HOST_IFNAME,
+        "netns",
+        &host_ns,
+        "address",
+        &mac,
+    ])?;
+    netns::ip(&[
+        "-n",
+        &host_ns,
+        "addr",
+        "add",
+        &host.ip.to_string(),
+        "dev",
+        HOST_IFNAME,
+    ])?;
+    if let Some(v6) = host.ipv6 {
+        netns::ip(&[
+            "-n",
+            &host_ns,
+            "-6",
+            "addr",
+            "add",
+            &v6.to_string(),
+            "dev",
+            HOST_IFNAME,
+            "nodad",
+        ])?;
+    }
+    // XDP redirection does not finish CHECKSUM_PARTIAL packets: make the host compute
+    // its checksums in software.
+    netns::run_checked(&mut netns::command_in(
+        &host_ns,
+        &["ethtool", "-K", HOST_IFNAME, "tx", "off"],
+    ))?;
+    netns::ip(&["-n", &host_ns, "link", "set", HOST_IFNAME, "up"])?;
+    netns::ip(&["-n", &sw_ns, "link", "set", &host.name, "up"]).map(drop)
+}

@@ -1,0 +1,543 @@
+//! The lab topology: physical switches, hosts, underlay links and tenants' virtual
+//! switches, as read from a TOML file.
+//!
+//! ```toml
+//! name = "demo"                    # lab name: namespaces are "lime-<lab>-<node>"
+//!
+//! [[switch]]                       # a physical switch (a namespace running the datapath)
+//! name = "s1"
+//! [[switch]]
+//! name = "s2"
+//!
+//! [[host]]                         # a host (VM stand-in): a namespace with "eth0"
+//! name = "h1"
+//! switch = "s1"                    # the physical switch it is attached to
+//! mac = "02:00:00:00:00:01"        # optional, default 02:00:00:00:HH:LL from index+1
+//! ip = "10.0.0.1/24"               # optional, default 10.0.0.<index+1>/24
+//! ipv6 = "fd00::1/64"              # optional, no default
+//!
+//! [[link]]                         # underlay link between two physical switches
+//! a = "s1"
+//! b = "s2"
+//!
+//! [[vswitch]]                      # a tenant's virtual switch
+//! name = "vs1"
+//! tenant = "t1"
+//! dpid = 1                         # optional, default index+1
+//! controllers = ["tcp:127.0.0.1:6653"]   # optional
+//! ports = [ { port = 1, host = "h1" } ]  # virtual port number -> host
+//! ```
+//!
+//! A [`Topology`] value always has its defaults filled in (a host always has a MAC and
+//! an IPv4 address, a virtual switch a dpid), so writing it back with
+//! [`Topology::to_toml_string`] spells them out. Reading a file reports bad addresses as
+//! typed [`TopologyError`]s (not as TOML errors) and then runs [`Topology::validate`].
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::addr::{Ipv4Cidr, Ipv6Cidr, MacAddr};
+use crate::error::TopologyError;
+
+/// Prefix of every network namespace the lab creates.
+pub const NETNS_PREFIX: &str = "lime-";
+
+/// Longest kernel interface name (`IFNAMSIZ - 1`, include/uapi/linux/if.h).
+pub const MAX_IFNAME_LEN: usize = 15;
+
+/// Longest namespace name the lab creates. The kernel's only limit is the file name
+/// under `/run/netns` (255 bytes); this tighter, project-chosen limit keeps names readable
+/// in `ip netns list` and in logs.
+pub const MAX_NETNS_NAME_LEN: usize = 64;
+
+/// Prefix of underlay port names: the port towards switch `s2` is `u-s2`.
+pub const UNDERLAY_PREFIX: &str = "u-";
+
+/// Name of a host's only interface, inside the host namespace.
+pub const HOST_IFNAME: &str = "eth0";
+
+/// MTU of underlay links: tunnelled frames carry an extra header.
+pub const UNDERLAY_MTU: u32 = 1600;
+
+/// A whole lab topology. See the [module documentation](self) for the file format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// Lab name; part of every namespace name (`lime-<name>-<node>`).
+    pub name: String,
+    /// Physical switches.
+    #[serde(rename = "switch", default)]
+    pub switches: Vec<SwitchSpec>,
+    /// Hosts.
+    #[serde(rename = "host", default)]
+    pub hosts: Vec<HostSpec>,
+    /// Underlay links between physical switches.
+    #[serde(rename = "link", default)]
+    pub links: Vec<LinkSpec>,
+    /// Tenants' virtual switches.
+    #[serde(rename = "vswitch", default)]
+    pub vswitches: Vec<VSwitchSpec>,
+}
+
+/// A physical switch: a namespace whose ports will run LIME's datapath.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchSpec {
+    /// Node name.
+    pub name: String,
+}
+
+/// A host (VM stand-in): a namespace with one interface, [`HOST_IFNAME`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSpec {
+    /// Node name; also the name of its port in the switch namespace.
+    pub name: String,
+    /// The physical switch it is attached to.
+    pub switch: String,
+    /// MAC address of its interface.
+    pub mac: MacAddr,
+    /// IPv4 address of its interface.
+    pub ip: Ipv4Cidr,
+    /// Optional IPv6 address of its interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Cidr>,
+}
+
+impl HostSpec {
+    /// A host with the default addresses for its `index` in [`Topology::hosts`].
+    ///
+    /// # Errors
+    /// [`TopologyError::NoDefaultAddress`] when the index is beyond the default schemes.
+    pub fn with_defaults(name: &str, switch: &str, index: usize) -> Result<Self, TopologyError> {
+        let no_default = |field| TopologyError::NoDefaultAddress {
+            host: name.to_owned(),
+            index,
+            field,
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            switch: switch.to_owned(),
+            mac: MacAddr::for_host_index(index).ok_or_else(|| no_default("mac"))?,
+            ip: Ipv4Cidr::for_host_index(index).ok_or_else(|| no_default("ip"))?,
+            ipv6: None,
+        })
+    }
+}
+
+/// An underlay link between two physical switches. Its ends are named after the peer:
+/// `u-<b>` in `a`'s namespace and `u-<a>` in `b`'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// One switch.
+    pub a: String,
+    /// The other switch.
+    pub b: String,
+}
+
+/// A tenant's virtual switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VSwitchSpec {
+    /// Name, unique among virtual switches.
+    pub name: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// OpenFlow datapath id.
+    pub dpid: u64,
+    /// Controller targets, `tcp:HOST:PORT` or `ptcp:PORT[:ADDR]` (see [`crate::Controller`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
+    /// Virtual ports.
+    #[serde(default)]
+    pub ports: Vec<VPortSpec>,
+}
+
+/// A virtual switch port bound to a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VPortSpec {
+    /// OpenFlow port number.
+    pub port: u32,
+    /// The host behind it.
+    pub host: String,
+}
+
+/// The file form of a topology: optional fields still optional, addresses still strings
+/// (so that a bad one is reported as a typed error, not as a TOML error).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopology {
+    name: String,
+    #[serde(default)]
+    switch: Vec<SwitchSpec>,
+    #[serde(default)]
+    host: Vec<RawHost>,
+    #[serde(default)]
+    link: Vec<LinkSpec>,
+    #[serde(default)]
+    vswitch: Vec<RawVSwitch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: String,
+    switch: String,
+    mac: Option<String>,
+    ip: Option<String>,
+    ipv6: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVSwitch {
+    name: String,
+    tenant: String,
+    dpid: Option<u64>,
+    #[serde(default)]
+    controllers: Vec<String>,
+    #[serde(default)]
+    ports: Vec<VPortSpec>,
+}
+
+impl RawTopology {
+    /// Fill in defaults and parse addresses.
+    fn resolve(self) -> Result<Topology, TopologyError> {
+        let hosts = self
+            .host
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                let no_default = |field| TopologyError::NoDefaultAddress {
+                    host: raw.name.clone(),
+                    index,
+                    field,
+                };
+                let mac = match &raw.mac {
+                    Some(value) => value.parse().map_err(|source| TopologyError::BadMac {
+                        host: raw.name.clone(),
+                        value: value.clone(),
+                        source,
+                    })?,
+                    None => MacAddr::for_host_index(index).ok_or_else(|| no_default("mac"))?,
+                };
+                let ip = match &raw.ip {
+                    Some(value) => value.parse().map_err(|source| TopologyError::BadIp {
+                        host: raw.name.clone(),
+                        field: "ip",
+                        value: value.clone(),
+                        source,
+                    })?,
+                    None => Ipv4Cidr::for_host_index(index).ok_or_else(|| no_default("ip"))?,
+                };
+                let ipv6 = match &raw.ipv6 {
+                    Some(value) => Some(value.parse().map_err(|source| TopologyError::BadIp {
+                        host: raw.name.clone(),
+                        field: "ipv6",
+                        value: value.clone(),
+                        source,
+                    })?),
+                    None => None,
+                };
+                Ok(HostSpec {
+                    name: raw.name,
+                    switch: raw.switch,
+                    mac,
+                    ip,
+                    ipv6,
+                })
+            })
+            .collect::<Result<_, TopologyError>>()?;
+        let vswitches = self
+            .vswitch
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| VSwitchSpec {
+                name: raw.name,
+                tenant: raw.tenant,
+                dpid: raw.dpid.unwrap_or(index as u64 + 1),
+                controllers: raw.controllers,
+                ports: raw.ports,
+            })
+            .collect();
+        Ok(Topology {
+            name: self.name,
+            switches: self.switch,
+            hosts,
+            links: self.link,
+            vswitches,
+        })
+    }
+}
+
+impl Topology {
+    /// The built-in default lab, named `demo`: switches `s1`, `s2` joined by one
+    /// underlay link; hosts `h1`, `h2` on `s1` and `h3`, `h4` on `s2` with default
+    /// addresses; one virtual switch `vs1` (tenant `t1`, dpid 1) with ports 1..=4 bound
+    /// to `h1`..`h4`.
+    ///
+    /// # Panics
+    /// Never: the default addresses of four hosts exist.
+    #[must_use]
+    pub fn default_demo() -> Self {
+        let host = |i: usize, switch: &str| {
+            HostSpec::with_defaults(&format!("h{}", i + 1), switch, i)
+                .expect("small index has default addresses")
+        };
+        Self {
+            name: "demo".to_owned(),
+            switches: vec![
+                SwitchSpec {
+                    name: "s1".to_owned(),
+                },
+                SwitchSpec {
+                    name: "s2".to_owned(),
+                },
+            ],
+            hosts: vec![host(0, "s1"), host(1, "s1"), host(2, "s2"), host(3, "s2")],
+            links: vec![LinkSpec {
+                a: "s1".to_owned(),
+                b: "s2".to_owned(),
+            }],
+            vswitches: vec![VSwitchSpec {
+                name: "vs1".to_owned(),
+                tenant: "t1".to_owned(),
+                dpid: 1,
+                controllers: Vec::new(),
+                ports: (1..=4)
+                    .map(|port| VPortSpec {
+                        port,
+                        host: format!("h{port}"),
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    /// Parse and validate a TOML topology.
+    ///
+    /// # Errors
+    /// [`TopologyError::Parse`] for malformed TOML or unknown fields, a typed variant for
+    /// bad addresses, and any error of [`Topology::validate`].
+    pub fn from_toml_str(s: &str) -> Result<Self, TopologyError> {
+        let raw: RawTopology =
+            toml::from_str(s).map_err(|source| TopologyError::Parse { source })?;
+        let topology = raw.resolve()?;
+        topology.validate()?;
+        Ok(topology)
+    }
+
+    /// Read, parse and validate a TOML topology file.
+    ///
+    /// # Errors
+    /// [`TopologyError::Read`] if the file cannot be read, else as [`Topology::from_toml_str`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TopologyError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Write the topology as TOML, defaults spelled out.
+    ///
+    /// # Errors
+    /// [`TopologyError::Serialize`] (not expected for a topology built by this crate).
+    pub fn to_toml_string(&self) -> Result<String, TopologyError> {
+        toml::to_string(self).map_err(|source| TopologyError::Serialize { source })
+    }
+
+    /// The namespace prefix of all namespaces of lab `lab`: `lime-<lab>-`.
+    ///
+    /// Lab names cannot contain `-`, so this prefix never matches another lab's namespaces.
+    #[must_use]
+    pub fn netns_prefix_of(lab: &str) -> String {
+        format!("{NETNS_PREFIX}{lab}-")
+    }
+
+    /// The namespace name of node (switch or host) `node`: `lime-<lab>-<node>`.
+    /// Does not check that the node exists.
+    #[must_use]
+    pub fn netns_name(&self, node: &str) -> String {
+        format!("{}{node}", Self::netns_prefix_of(&self.name))
+    }
+
+    /// The physical switch called `name`.
+    #[must_use]
+    pub fn switch(&self, name: &str) -> Option<&SwitchSpec> {
+        self.switches.iter().find(|s| s.name == name)
+    }
+
+    /// The host called `name`.
+    #[must_use]
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The virtual switch called `name`.
+    #[must_use]
+    pub fn vswitch(&self, name: &str) -> Option<&VSwitchSpec> {
+        self.vswitches.iter().find(|v| v.name == name)
+    }
+
+    /// True if `name` is a switch or a host (a node with a namespace).
+    #[must_use]
+    pub fn is_node(&self, name: &str) -> bool {
+        self.switch(name).is_some() || self.host(name).is_some()
+    }
+
+    /// All node names (switches first, then hosts), in file order.
+    pub fn nodes(&self) -> impl Iterator<Item = &str> {
+        self.switches
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.hosts.iter().map(|h| h.name.as_str()))
+    }
+
+    /// The hosts attached to physical switch `switch`.
+    pub fn hosts_on<'a>(&'a self, switch: &'a str) -> impl Iterator<Item = &'a HostSpec> {
+        self.hosts.iter().filter(move |h| h.switch == switch)
+    }
+
+    /// The virtual switch and port number a host is bound to, if any.
+    #[must_use]
+    pub fn vport_of(&self, host: &str) -> Option<(&VSwitchSpec, u32)> {
+        self.vswitches
+            .iter()
+            .find_map(|v| v.ports.iter().find(|p| p.host == host).map(|p| (v, p.port)))
+    }
+}
+
+/// The name of the underlay port towards `peer`: `u-<peer>`.
+#[must_use]
+pub fn underlay_ifname(peer: &str) -> String {
+    format!("{UNDERLAY_PREFIX}{peer}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_demo_is_valid_and_as_documented() {
+        let t = Topology::default_demo();
+        t.validate().expect("default demo is valid");
+        assert_eq!(t.netns_name("h3"), "lime-demo-h3");
+        assert_eq!(
+            t.hosts_on("s1")
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>(),
+            ["h1", "h2"]
+        );
+        assert_eq!(
+            t.hosts_on("s2")
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>(),
+            ["h3", "h4"]
+        );
+        assert_eq!(t.host("h4").unwrap().mac.to_string(), "02:00:00:00:00:04");
+        assert_eq!(t.host("h4").unwrap().ip.to_string(), "10.0.0.4/24");
+        let (vs, port) = t.vport_of("h3").unwrap();
+        assert_eq!(
+            (vs.name.as_str(), vs.tenant.as_str(), vs.dpid, port),
+            ("vs1", "t1", 1, 3)
+        );
+        assert_eq!(
+            t.links,
+            [LinkSpec {
+                a: "s1".into(),
+                b: "s2".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn parses_the_documented_example_with_defaults() {
+        let t = Topology::from_toml_str(EXAMPLE).expect("example parses");
+        assert_eq!(t.name, "demo");
+        let h1 = t.host("h1").unwrap();
+        assert_eq!(h1.mac.to_string(), "02:00:00:00:00:01");
+        assert_eq!(h1.ipv6.unwrap().to_string(), "fd00::1/64");
+        let h2 = t.host("h2").unwrap();
+        assert_eq!(h2.mac, MacAddr::for_host_index(1).unwrap());
+        assert_eq!(h2.ip.to_string(), "10.0.0.2/24");
+        assert_eq!(h2.ipv6, None);
+        assert_eq!(t.vswitches[0].dpid, 1);
+        assert_eq!(t.vswitches[1].dpid, 2, "default dpid is index+1");
+        assert_eq!(t.vswitches[0].controllers, ["tcp:127.0.0.1:6653"]);
+    }
+
+    #[test]
+    fn toml_round_trip() {
+        for t in [
+            Topology::default_demo(),
+            Topology::from_toml_str(EXAMPLE).unwrap(),
+        ] {
+            let text = t.to_toml_string().unwrap();
+            let back = Topology::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(back, t, "round trip through:\n{text}");
+        }
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let t = Topology::from_toml_str(EXAMPLE).unwrap();
+        let back: Topology = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn from_file_reads_and_reports_missing_file() {
+        let dir = std::env::temp_dir().join(format!("lime-lab-topo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        assert_eq!(
+            Topology::from_file(&path).unwrap(),
+            Topology::from_toml_str(EXAMPLE).unwrap()
+        );
+        let missing = dir.join("missing.toml");
+        assert!(
+            matches!(Topology::from_file(&missing), Err(TopologyError::Read { path, .. }) if path == missing)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    pub(crate) const EXAMPLE: &str = r#"
+name = "demo"
+
+[[switch]]
+name = "s1"
+[[switch]]
+name = "s2"
+
+[[host]]
+name = "h1"
+switch = "s1"
+mac = "02:00:00:00:00:01"
+ip = "10.0.0.1/24"
+ipv6 = "fd00::1/64"
+
+[[host]]
+name = "h2"
+switch = "s2"
+
+[[link]]
+a = "s1"
+b = "s2"
+
+[[vswitch]]
+name = "vs1"
+tenant = "t1"
+dpid = 1
+controllers = ["tcp:127.0.0.1:6653"]
+ports = [ { port = 1, host = "h1" } ]
+
+[[vswitch]]
+name = "vs2"
+tenant = "t2"
+controllers = ["ptcp:6654", "ptcp:6655:127.0.0.1"]
+ports = [ { port = 7, host = "h2" } ]
+"#;
+}
