@@ -1,4 +1,6 @@
-//! Every map of the datapath, with its key, value and writer. Map names are shared with
+//! Every map of the datapath, with its key, value and writer. All but the scratch area
+//! are pinned (by name, under the physical switch's bpffs directory) so a restarted
+//! control plane reopens the maps of the running datapath instead of replacing them. Map names are shared with
 //! the loader through `lime_common::names`; sizes come from `lime_common::limits`.
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -17,59 +19,59 @@ use lime_common::{
 /// ifindex → port kind and (virtual switch, virtual port). Written by the driver when it
 /// attaches a port.
 #[map(name = "PORTS")]
-pub static PORTS: HashMap<u32, PortInfo> = HashMap::with_max_entries(limits::MAX_PORTS, 0);
+pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(limits::MAX_PORTS, 0);
 
 /// (virtual switch, virtual port) → where it lives (local ifindex, or underlay towards
 /// it). Written by the driver; changed by migration.
 #[map(name = "VPORTS")]
 pub static VPORTS: HashMap<VportKey, VportInfo> =
-    HashMap::with_max_entries(limits::MAX_VPORTS, BPF_F_NO_PREALLOC);
+    HashMap::pinned(limits::MAX_VPORTS, BPF_F_NO_PREALLOC);
 
 /// Virtual switch id → current table version. Written by the driver's publish step.
 #[map(name = "VSWITCHES")]
-pub static VSWITCHES: Array<VswitchConfig> = Array::with_max_entries(limits::MAX_VSWITCHES, 0);
+pub static VSWITCHES: Array<VswitchConfig> = Array::pinned(limits::MAX_VSWITCHES, 0);
 
 /// (virtual switch, table, version) → subtables to search, highest priority first.
 /// Written by the driver before the version is published; deleted when reclaimed.
 #[map(name = "MASK_LISTS")]
 pub static MASK_LISTS: HashMap<MaskListKey, MaskList> =
-    HashMap::with_max_entries(limits::MAX_MASK_LISTS, BPF_F_NO_PREALLOC);
+    HashMap::pinned(limits::MAX_MASK_LISTS, BPF_F_NO_PREALLOC);
 
 /// Mask id → mask. Written once when a subtable is created, before any list names it.
 #[map(name = "MASKS")]
-pub static MASKS: Array<FlowKey> = Array::with_max_entries(limits::MAX_MASK_IDS, 0);
+pub static MASKS: Array<FlowKey> = Array::pinned(limits::MAX_MASK_IDS, 0);
 
 /// (mask id, masked flow key) → bucket of rules with their visible versions. Written by
 /// the driver; elements are replaced whole (no prealloc: RCU-safe replacement).
 #[map(name = "RULES")]
 pub static RULES: HashMap<RuleKey, Bucket> =
-    HashMap::with_max_entries(limits::MAX_BUCKETS, BPF_F_NO_PREALLOC);
+    HashMap::pinned(limits::MAX_BUCKETS, BPF_F_NO_PREALLOC);
 
 /// Rule id → compiled instructions. Written before the rule becomes visible.
 #[map(name = "RULE_PROGRAMS")]
-pub static RULE_PROGRAMS: Array<RuleProgram> = Array::with_max_entries(limits::MAX_RULES, 0);
+pub static RULE_PROGRAMS: Array<RuleProgram> = Array::pinned(limits::MAX_RULES, 0);
 
 /// Rule id → per-CPU packet/byte counters and last-hit time. Written by the datapath;
 /// read and reset (on rule-id reuse) by the driver.
 #[map(name = "RULE_STATS")]
-pub static RULE_STATS: PerCpuArray<RuleStats> = PerCpuArray::with_max_entries(limits::MAX_RULES, 0);
+pub static RULE_STATS: PerCpuArray<RuleStats> = PerCpuArray::pinned(limits::MAX_RULES, 0);
 
 /// ifindex → per-CPU port counters. Written by the datapath.
 #[map(name = "PORT_STATS")]
 pub static PORT_STATS: PerCpuHashMap<u32, PortStats> =
-    PerCpuHashMap::with_max_entries(limits::MAX_PORTS, 0);
+    PerCpuHashMap::pinned(limits::MAX_PORTS, 0);
 
 /// Drop reason → per-CPU count. Written by the datapath.
 #[map(name = "DROPS")]
-pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_reason::COUNT, 0);
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(drop_reason::COUNT, 0);
 
 /// Packet-in records (metadata followed by the frame's first bytes). Read by the driver.
 #[map(name = "PACKET_IN")]
-pub static PACKET_IN: PerfEventArray<PacketInMeta> = PerfEventArray::new(0);
+pub static PACKET_IN: PerfEventArray<PacketInMeta> = PerfEventArray::pinned(0);
 
 /// Index 0 → ifindex the floor program redirects to. Written by the benchmark.
 #[map(name = "FLOOR_TARGET")]
-pub static FLOOR_TARGET: Array<u32> = Array::with_max_entries(1, 0);
+pub static FLOOR_TARGET: Array<u32> = Array::pinned(1, 0);
 
 /// Per-packet working state, kept out of the 512-byte BPF stack.
 pub struct Scratch {
@@ -90,11 +92,11 @@ pub struct Scratch {
 /// Slot 0: the `lime_table` program, tail-called for each goto-table. Written by the
 /// driver at load time.
 #[map(name = "TABLE_PROGS")]
-pub static TABLE_PROGS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub static TABLE_PROGS: ProgramArray = ProgramArray::pinned(1, 0);
 
 /// CPU-local [`Scratch`] (one entry). Only the datapath touches it.
 #[map(name = "SCRATCH")]
-pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0); // not pinned: per-run state
 
 /// This CPU's scratch area.
 #[inline(always)]

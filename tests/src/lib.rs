@@ -1,1 +1,189 @@
-//! Integration-test support.
+//! Support for LIME's integration tests: datapaths loaded under a private bpffs
+//! directory (removed on drop, even when a test panics), a global lock for tests that
+//! share kernel state, and helpers to read what the datapath emitted.
+//!
+//! Every pin directory is `/sys/fs/bpf/lime-test/<test>-<pid>`, every namespace
+//! `lime-<lab>-*` with a lab name unique to the test.
+#![deny(missing_docs)]
+
+use std::{
+    path::PathBuf,
+    sync::{Mutex, MutexGuard},
+};
+
+use lime_common::{
+    action::port_no,
+    port::{PortInfo, VportInfo, kind, location},
+    wire::{ETH_P_LIME, TunnelHeader},
+};
+use lime_userspace::datapath::Datapath;
+
+static KERNEL_LOCK: Mutex<()> = Mutex::new(());
+
+/// Serialise tests that touch kernel state (namespaces, attached programs).
+pub fn kernel_lock() -> MutexGuard<'static, ()> {
+    KERNEL_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Skip (loudly) unless root: the datapath needs CAP_BPF/CAP_NET_ADMIN.
+#[must_use]
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("SKIPPED: this test needs root (BPF, namespaces)");
+    }
+    root
+}
+
+/// The virtual switch id used by fixture datapaths.
+pub const VSW: u16 = 7;
+/// The virtual in_port of frames run through `test_run` (mapped to loopback, ifindex 1).
+pub const IN_PORT: u32 = 1;
+/// Virtual ports 1..=MAX_TEST_PORT are set up as remote ports whose tunnel header shows
+/// which port the datapath chose.
+pub const MAX_TEST_PORT: u32 = 16;
+/// A virtual port that lives locally (frames to it come out without encapsulation).
+pub const LOCAL_PORT: u32 = 100;
+
+/// A datapath loaded for a test, removed on drop.
+pub struct TestDatapath {
+    /// The datapath.
+    pub dp: Datapath,
+    pin_root: PathBuf,
+}
+
+impl TestDatapath {
+    /// Load a datapath for test `name` with virtual switch [`VSW`] active, loopback mapped
+    /// to [`IN_PORT`], ports 1..=[`MAX_TEST_PORT`] remote (observable through the tunnel
+    /// header), and [`LOCAL_PORT`] local.
+    #[must_use]
+    pub fn new(name: &str) -> Self {
+        let pin_root = PathBuf::from(format!("/sys/fs/bpf/lime-test/{name}-{}", std::process::id()));
+        let dp = Datapath::load("dp", None, &pin_root)
+            .unwrap_or_else(|e| panic!("loading the datapath for {name}: {e}"));
+        // From here on, Drop removes the pins even if setup panics.
+        let mut this = Self { dp, pin_root };
+        this.dp.add_vswitch(VSW).expect("add vswitch");
+        this.dp
+            .kernel_mut()
+            .set_port(
+                1,
+                PortInfo {
+                    kind: kind::HOST,
+                    _pad: 0,
+                    vswitch: VSW,
+                    vport: IN_PORT,
+                },
+            )
+            .expect("port map");
+        for p in 1..=MAX_TEST_PORT {
+            this.dp
+                .set_vport(
+                    VSW,
+                    p,
+                    VportInfo {
+                        location: location::REMOTE,
+                        _pad: [0; 3],
+                        ifindex: 1,
+                        outer_src: [2, 0xee, 0, 0, 0, 1],
+                        outer_dst: [2, 0xee, 0, 0, 0, 2],
+                    },
+                )
+                .expect("vport");
+        }
+        this.dp
+            .set_vport(
+                VSW,
+                LOCAL_PORT,
+                VportInfo {
+                    location: location::LOCAL,
+                    _pad: [0; 3],
+                    ifindex: 1,
+                    outer_src: [0; 6],
+                    outer_dst: [0; 6],
+                },
+            )
+            .expect("vport");
+        this
+    }
+}
+
+impl Drop for TestDatapath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pin_root);
+    }
+}
+
+/// What came out of a `test_run`, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Emitted {
+    /// XDP_DROP.
+    Drop,
+    /// XDP_PASS.
+    Pass,
+    /// Redirected to a remote virtual port: the tunnel header's out_port, version and
+    /// the inner frame.
+    Remote {
+        /// Virtual out port.
+        port: u32,
+        /// Version tag.
+        version: u32,
+        /// Inner frame.
+        frame: Vec<u8>,
+    },
+    /// Redirected without encapsulation (to a local port).
+    Local {
+        /// The frame.
+        frame: Vec<u8>,
+    },
+    /// Another verdict.
+    Other(u32),
+}
+
+/// XDP verdicts.
+pub mod xdp {
+    /// Drop.
+    pub const DROP: u32 = 1;
+    /// Pass.
+    pub const PASS: u32 = 2;
+    /// Redirect.
+    pub const REDIRECT: u32 = 4;
+}
+
+/// Decode a test run.
+#[must_use]
+pub fn decode(verdict: u32, frame: &[u8]) -> Emitted {
+    match verdict {
+        xdp::DROP => Emitted::Drop,
+        xdp::PASS => Emitted::Pass,
+        xdp::REDIRECT => {
+            let hdr_len = size_of::<TunnelHeader>();
+            if frame.len() >= 14 + hdr_len && u16::from_be_bytes([frame[12], frame[13]]) == ETH_P_LIME {
+                let h = &frame[14..14 + hdr_len];
+                Emitted::Remote {
+                    port: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+                    version: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+                    frame: frame[14 + hdr_len..].to_vec(),
+                }
+            } else {
+                Emitted::Local {
+                    frame: frame.to_vec(),
+                }
+            }
+        }
+        v => Emitted::Other(v),
+    }
+}
+
+/// Run a frame through the datapath once and decode the result.
+pub fn run(dp: &Datapath, frame: &[u8]) -> Emitted {
+    let r = dp
+        .kernel()
+        .test_run(lime_common::names::PROG_XDP, frame, 1)
+        .unwrap_or_else(|e| panic!("test_run: {e}"));
+    decode(r.verdict, &r.frame)
+}
+
+/// The controller port, for fixtures.
+pub const CONTROLLER: u32 = port_no::CONTROLLER;

@@ -1,0 +1,373 @@
+//! The only module of the driver that talks to the kernel: loading the eBPF object with
+//! its maps pinned, attaching programs to interfaces inside a physical switch's network
+//! namespace, applying [`MapOp`]s, reading counters, and running frames through
+//! `BPF_PROG_TEST_RUN`.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{
+        Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, ProgramArray,
+        perf::PerfEventArray,
+    },
+    programs::{
+        ProgramFd, TestRun as _, TestRunOptions, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+    },
+    util::nr_cpus,
+};
+use lime_common::{
+    action::RuleProgram,
+    flow::{Bucket, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
+    names,
+    port::{PortInfo, VportInfo, VportKey},
+    stats::{PortStats, RuleStats, drop_reason},
+    wire::PacketInMeta,
+};
+
+use super::{DatapathError, store::MapOp};
+
+/// The compiled eBPF object (built by build.rs from `lime-ebpf`).
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lime"));
+
+/// Root of LIME's bpffs pins.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/lime";
+
+/// Make sure bpffs is mounted at /sys/fs/bpf (it is not by default on these machines).
+pub fn ensure_bpffs() -> Result<(), DatapathError> {
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
+    {
+        return Ok(());
+    }
+    let status = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()
+        .map_err(|e| DatapathError::Io {
+            what: "running mount -t bpf".into(),
+            source: e,
+        })?;
+    if !status.success() {
+        return Err(DatapathError::Kernel {
+            what: "mounting bpffs at /sys/fs/bpf".into(),
+            detail: format!("mount exited with {status}"),
+        });
+    }
+    Ok(())
+}
+
+fn kerr(what: impl Into<String>) -> impl FnOnce(String) -> DatapathError {
+    let what = what.into();
+    move |detail| DatapathError::Kernel { what, detail }
+}
+
+macro_rules! k {
+    ($e:expr, $what:expr) => {
+        $e.map_err(|e| kerr($what)(format!("{e:?}")))
+    };
+}
+
+/// Typed handles on every map.
+pub struct Maps {
+    ports: HashMap<MapData, u32, PortInfo>,
+    vports: HashMap<MapData, VportKey, VportInfo>,
+    vswitches: Array<MapData, VswitchConfig>,
+    mask_lists: HashMap<MapData, MaskListKey, MaskList>,
+    masks: Array<MapData, FlowKey>,
+    rules: HashMap<MapData, RuleKey, Bucket>,
+    programs: Array<MapData, RuleProgram>,
+    rule_stats: PerCpuArray<MapData, RuleStats>,
+    port_stats: PerCpuHashMap<MapData, u32, PortStats>,
+    drops: PerCpuArray<MapData, u64>,
+    floor: Array<MapData, u32>,
+}
+
+/// A loaded datapath instance: the eBPF object of one physical switch.
+pub struct Kernel {
+    ebpf: Ebpf,
+    maps: Maps,
+    pin_dir: PathBuf,
+    cpus: usize,
+}
+
+impl Kernel {
+    /// Load the object, pinning (or reusing) its maps under `pin_dir`.
+    pub fn load(pin_dir: &Path) -> Result<Self, DatapathError> {
+        ensure_bpffs()?;
+        fs::create_dir_all(pin_dir).map_err(|e| DatapathError::Io {
+            what: format!("creating {}", pin_dir.display()),
+            source: e,
+        })?;
+        let mut ebpf = k!(
+            EbpfLoader::new().default_map_pin_directory(pin_dir).load(EBPF_OBJECT),
+            "loading the eBPF object"
+        )?;
+        for name in [names::PROG_XDP, names::PROG_TABLE, names::PROG_PASS, names::PROG_FLOOR] {
+            let prog: &mut Xdp = k!(
+                ebpf.program_mut(name)
+                    .ok_or_else(|| format!("program {name} missing"))
+                    .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
+                format!("finding program {name}")
+            )?;
+            k!(prog.load(), format!("verifying program {name}"))?;
+        }
+        let table_fd = Self::prog(&ebpf, names::PROG_TABLE)?.try_clone().map_err(|e| DatapathError::Io {
+            what: "duplicating a program fd".into(),
+            source: e,
+        })?;
+        let mut table_progs: ProgramArray<MapData> = k!(
+            ProgramArray::try_from(k!(
+                ebpf.take_map(names::MAP_TABLE_PROGS).ok_or("missing"),
+                "finding TABLE_PROGS"
+            )?),
+            "opening TABLE_PROGS"
+        )?;
+        k!(table_progs.set(0, &table_fd, 0), "installing the goto-table program")?;
+        let maps = Maps {
+            ports: take(&mut ebpf, names::MAP_PORTS)?,
+            vports: take(&mut ebpf, names::MAP_VPORTS)?,
+            vswitches: take(&mut ebpf, names::MAP_VSWITCHES)?,
+            mask_lists: take(&mut ebpf, names::MAP_MASK_LISTS)?,
+            masks: take(&mut ebpf, names::MAP_MASKS)?,
+            rules: take(&mut ebpf, names::MAP_RULES)?,
+            programs: take(&mut ebpf, names::MAP_PROGRAMS)?,
+            rule_stats: take(&mut ebpf, names::MAP_RULE_STATS)?,
+            port_stats: take(&mut ebpf, names::MAP_PORT_STATS)?,
+            drops: take(&mut ebpf, names::MAP_DROPS)?,
+            floor: take(&mut ebpf, names::MAP_FLOOR)?,
+        };
+        let cpus = nr_cpus().map_err(|(_, e)| DatapathError::Io {
+            what: "counting CPUs".into(),
+            source: e,
+        })?;
+        Ok(Self {
+            ebpf,
+            maps,
+            pin_dir: pin_dir.to_owned(),
+            cpus,
+        })
+    }
+
+    fn prog<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a ProgramFd, DatapathError> {
+        let p: &Xdp = k!(
+            ebpf.program(name)
+                .ok_or_else(|| format!("program {name} missing"))
+                .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
+            format!("finding program {name}")
+        )?;
+        k!(p.fd(), format!("program {name} fd"))
+    }
+
+    /// The pin directory.
+    #[must_use]
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// Attach program `name` to `ifindex` in the *current thread's* network namespace
+    /// (call inside `lime_lab::netns::run_in_netns`), pinning the link as `link_name` so
+    /// it outlives this process.
+    pub fn attach(&mut self, name: &str, ifindex: u32, link_name: &str) -> Result<(), DatapathError> {
+        let pin = self.pin_dir.join(link_name);
+        if pin.exists() {
+            // Re-attaching: replace the old link.
+            let _ = fs::remove_file(&pin);
+        }
+        let prog: &mut Xdp = k!(
+            self.ebpf
+                .program_mut(name)
+                .ok_or_else(|| format!("program {name} missing"))
+                .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
+            format!("finding program {name}")
+        )?;
+        let id = k!(
+            prog.attach_to_if_index(ifindex, XdpMode::Driver)
+                .or_else(|_| prog.attach_to_if_index(ifindex, XdpMode::Skb)),
+            format!("attaching {name} to ifindex {ifindex}")
+        )?;
+        let link = k!(prog.take_link(id), "taking the XDP link")?;
+        let fd_link: FdLink = k!(FdLink::try_from(link), "XDP link is not a bpf_link")?;
+        let _pinned: PinnedLink = k!(fd_link.pin(&pin), format!("pinning {}", pin.display()))?;
+        Ok(())
+    }
+
+    /// Detach a pinned link.
+    pub fn detach(&self, link_name: &str) -> Result<(), DatapathError> {
+        let pin = self.pin_dir.join(link_name);
+        if let Ok(link) = PinnedLink::from_pin(&pin) {
+            let _ = link.unpin();
+        }
+        Ok(())
+    }
+
+    /// Apply map operations in order.
+    pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
+        let m = &mut self.maps;
+        for op in ops {
+            match op {
+                MapOp::Program(id, p) => k!(m.programs.set(*id, p, 0), "writing a rule program")?,
+                MapOp::ResetStats(id) => {
+                    let zero = k!(
+                        PerCpuValues::try_from(vec![RuleStats::default(); self.cpus]),
+                        "building per-CPU values"
+                    )?;
+                    k!(m.rule_stats.set(*id, zero, 0), "resetting rule counters")?;
+                }
+                MapOp::Mask(id, mask) => k!(m.masks.set(*id, mask, 0), "writing a mask")?,
+                MapOp::Bucket(k, Some(b)) => k!(m.rules.insert(k, b, 0), "writing a rule bucket")?,
+                MapOp::Bucket(k, None) => {
+                    let _ = m.rules.remove(k);
+                }
+                MapOp::MaskList(k, Some(l)) => {
+                    k!(m.mask_lists.insert(k, l, 0), "writing a subtable list")?;
+                }
+                MapOp::MaskList(k, None) => {
+                    let _ = m.mask_lists.remove(k);
+                }
+                MapOp::Publish(v, cfg) => {
+                    k!(m.vswitches.set(u32::from(*v), cfg, 0), "publishing a version")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Map an interface to a port.
+    pub fn set_port(&mut self, ifindex: u32, info: PortInfo) -> Result<(), DatapathError> {
+        k!(self.maps.ports.insert(ifindex, info, 0), "writing the port map")?;
+        if self.maps.port_stats.get(&ifindex, 0).is_err() {
+            let zero = k!(
+                PerCpuValues::try_from(vec![PortStats::default(); self.cpus]),
+                "building per-CPU values"
+            )?;
+            k!(self.maps.port_stats.insert(ifindex, zero, 0), "creating port counters")?;
+        }
+        Ok(())
+    }
+
+    /// Unmap an interface.
+    pub fn remove_port(&mut self, ifindex: u32) {
+        let _ = self.maps.ports.remove(&ifindex);
+    }
+
+    /// Say where a virtual port lives.
+    pub fn set_vport(&mut self, key: VportKey, info: VportInfo) -> Result<(), DatapathError> {
+        k!(self.maps.vports.insert(key, info, 0), "writing the virtual port map")
+    }
+
+    /// Forget a virtual port.
+    pub fn remove_vport(&mut self, key: VportKey) {
+        let _ = self.maps.vports.remove(&key);
+    }
+
+    /// A rule id's counters, summed over CPUs (last hit: the latest).
+    pub fn rule_stats(&self, id: u32) -> Result<RuleStats, DatapathError> {
+        let v = k!(self.maps.rule_stats.get(&id, 0), "reading rule counters")?;
+        Ok(v.iter().fold(RuleStats::default(), |a, s| RuleStats {
+            packets: a.packets + s.packets,
+            bytes: a.bytes + s.bytes,
+            last_hit_ns: a.last_hit_ns.max(s.last_hit_ns),
+        }))
+    }
+
+    /// A port's counters, summed over CPUs.
+    pub fn port_stats(&self, ifindex: u32) -> Result<PortStats, DatapathError> {
+        let v = k!(self.maps.port_stats.get(&ifindex, 0), "reading port counters")?;
+        Ok(v.iter().fold(PortStats::default(), |a, s| PortStats {
+            rx_packets: a.rx_packets + s.rx_packets,
+            rx_bytes: a.rx_bytes + s.rx_bytes,
+            tx_packets: a.tx_packets + s.tx_packets,
+            tx_bytes: a.tx_bytes + s.tx_bytes,
+            rx_dropped: a.rx_dropped + s.rx_dropped,
+            tx_errors: a.tx_errors + s.tx_errors,
+        }))
+    }
+
+    /// Drop counters by reason (non-zero only).
+    pub fn drops(&self) -> Result<Vec<(u32, u64)>, DatapathError> {
+        let mut out = Vec::new();
+        for reason in 1..drop_reason::COUNT {
+            let v = k!(self.maps.drops.get(&reason, 0), "reading drop counters")?;
+            let n: u64 = v.iter().sum();
+            if n > 0 {
+                out.push((reason, n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Set the floor program's redirect target.
+    pub fn set_floor_target(&mut self, ifindex: u32) -> Result<(), DatapathError> {
+        k!(self.maps.floor.set(0, ifindex, 0), "writing the floor target")
+    }
+
+    /// Run a frame through a program with BPF_PROG_TEST_RUN (no live delivery): the XDP
+    /// verdict and the frame as the program left it. The ingress interface is the
+    /// namespace's loopback (ifindex 1 in a fresh namespace).
+    pub fn test_run(&self, program: &str, frame: &[u8], repeat: u32) -> Result<TestRun, DatapathError> {
+        let prog: &Xdp = k!(
+            self.ebpf
+                .program(program)
+                .ok_or_else(|| format!("program {program} missing"))
+                .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
+            format!("finding program {program}")
+        )?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        opts.repeat = repeat.max(1);
+        let r = k!(prog.test_run(opts), format!("BPF_PROG_TEST_RUN of {program}"))?;
+        out.truncate(r.data_size_out as usize);
+        Ok(TestRun {
+            verdict: r.return_value,
+            frame: out,
+            duration: r.duration,
+        })
+    }
+
+    /// Take the packet-in perf array (once).
+    pub fn take_packet_in(&mut self) -> Result<PerfEventArray<MapData>, DatapathError> {
+        k!(
+            PerfEventArray::try_from(k!(
+                self.ebpf.take_map(names::MAP_PACKET_IN).ok_or("already taken"),
+                "finding PACKET_IN"
+            )?),
+            "opening PACKET_IN"
+        )
+    }
+}
+
+/// `size_of::<PacketInMeta>()`, the fixed part of a packet-in record.
+pub const PACKET_IN_META_LEN: usize = size_of::<PacketInMeta>();
+
+/// Result of [`Kernel::test_run`].
+#[derive(Debug, Clone)]
+pub struct TestRun {
+    /// XDP action returned.
+    pub verdict: u32,
+    /// The frame after the program.
+    pub frame: Vec<u8>,
+    /// Kernel-measured time per run.
+    pub duration: std::time::Duration,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, DatapathError>
+where
+    T: TryFrom<aya::maps::Map>,
+    T::Error: std::fmt::Debug,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| DatapathError::Kernel {
+        what: format!("finding map {name}"),
+        detail: "not in the object".into(),
+    })?;
+    T::try_from(map).map_err(|e| DatapathError::Kernel {
+        what: format!("opening map {name}"),
+        detail: format!("{e:?}"),
+    })
+}

@@ -1,0 +1,268 @@
+//! The datapath driver: one [`Datapath`] per physical switch.
+//!
+//! It loads LIME's eBPF object with its maps pinned under
+//! `/sys/fs/bpf/lime/<physical switch>/` (so a restarted control plane finds the running
+//! datapath's maps instead of replacing them), attaches the XDP program to the switch's
+//! ports inside its network namespace, and installs rules as versioned updates: rules are
+//! staged at the next table version and made visible with one atomic publish.
+//!
+//! # Layout
+//! - [`store`]: the userspace mirror of the rule maps; decides staging, publishing and
+//!   reclaiming; no I/O, unit-tested without a kernel.
+//! - [`kernel`]: the only module that makes syscalls (load, attach, map writes,
+//!   counters, `BPF_PROG_TEST_RUN`).
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use lime_common::{
+    port::{PortInfo, VportInfo, VportKey},
+    stats::{PortStats, RuleStats},
+};
+
+use crate::flow::{FlowError, Rule};
+
+pub mod kernel;
+pub mod store;
+
+pub use kernel::{Kernel, PIN_ROOT, TestRun};
+pub use store::{MapOp, RuleStore};
+
+/// How long after a publish the previous version may still be in use by a packet being
+/// classified. An XDP program runs for microseconds inside one RCU read-side section;
+/// this bound is three orders of magnitude above that.
+pub const GRACE: Duration = Duration::from_millis(10);
+
+/// Errors of the datapath driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    /// The rule is not valid OpenFlow or not supported.
+    #[error("invalid rule: {0}")]
+    Rule(#[from] FlowError),
+    /// A table, id space or bucket is full.
+    #[error("datapath table full: {what}")]
+    TableFull {
+        /// What ran out.
+        what: &'static str,
+    },
+    /// The virtual switch is not configured on this datapath.
+    #[error("virtual switch {vswitch} is not on this datapath")]
+    NoVswitch {
+        /// Datapath-local virtual switch id.
+        vswitch: u16,
+    },
+    /// No such (visible) datapath rule.
+    #[error("no datapath rule {rule_id}")]
+    NoRule {
+        /// Rule id.
+        rule_id: u32,
+    },
+    /// A kernel operation failed.
+    #[error("{what}: {detail}")]
+    Kernel {
+        /// What was being done.
+        what: String,
+        /// The kernel's or aya's answer.
+        detail: String,
+    },
+    /// An I/O error.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Network namespace trouble.
+    #[error("network namespace: {0}")]
+    Netns(#[from] lime_lab::LabError),
+}
+
+/// Final counters of datapath rules retired by a reclaim.
+pub type Retired = Vec<(u32, RuleStats)>;
+
+/// The datapath of one physical switch.
+pub struct Datapath {
+    name: String,
+    netns: Option<String>,
+    kernel: Kernel,
+    store: RuleStore,
+    published: std::collections::HashMap<u16, Instant>,
+}
+
+impl Datapath {
+    /// Load a datapath named `name` whose ports live in network namespace `netns`
+    /// (`None`: the current one). Maps are pinned under `pin_root/name`.
+    pub fn load(name: &str, netns: Option<&str>, pin_root: &Path) -> Result<Self, DatapathError> {
+        let pin_dir: PathBuf = pin_root.join(name);
+        // A fresh datapath starts from empty maps: remove stale pins of the same name.
+        if pin_dir.exists() {
+            let _ = std::fs::remove_dir_all(&pin_dir);
+        }
+        let kernel = Kernel::load(&pin_dir)?;
+        Ok(Self {
+            name: name.to_owned(),
+            netns: netns.map(str::to_owned),
+            kernel,
+            store: RuleStore::new(),
+            published: std::collections::HashMap::new(),
+        })
+    }
+
+    /// Name (the physical switch's).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kernel layer, for counters and test runs.
+    #[must_use]
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// Mutable kernel layer.
+    pub fn kernel_mut(&mut self) -> &mut Kernel {
+        &mut self.kernel
+    }
+
+    /// The rule mirror.
+    #[must_use]
+    pub fn store(&self) -> &RuleStore {
+        &self.store
+    }
+
+    /// Attach LIME's XDP program to interface `ifindex` (in this datapath's namespace)
+    /// as the given port.
+    pub fn attach_port(&mut self, ifname: &str, ifindex: u32, port: PortInfo) -> Result<(), DatapathError> {
+        self.kernel.set_port(ifindex, port)?;
+        let link = format!("link-{ifname}");
+        let kernel = &mut self.kernel;
+        match &self.netns {
+            Some(ns) => lime_lab::netns::run_in_netns(ns, || {
+                kernel.attach(lime_common::names::PROG_XDP, ifindex, &link)
+            })??,
+            None => kernel.attach(lime_common::names::PROG_XDP, ifindex, &link)?,
+        }
+        Ok(())
+    }
+
+    /// Attach the pass-only program to an interface in another namespace (the host end of
+    /// a veth, which must run an XDP program to receive redirected frames).
+    pub fn attach_pass(&mut self, netns: &str, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
+        let link = format!("pass-{netns}-{ifname}");
+        let kernel = &mut self.kernel;
+        lime_lab::netns::run_in_netns(netns, || {
+            kernel.attach(lime_common::names::PROG_PASS, ifindex, &link)
+        })?
+    }
+
+    /// Say where a virtual port lives.
+    pub fn set_vport(&mut self, vswitch: u16, vport: u32, info: VportInfo) -> Result<(), DatapathError> {
+        self.kernel.set_vport(
+            VportKey {
+                vswitch,
+                _pad: 0,
+                vport,
+            },
+            info,
+        )
+    }
+
+    /// Make a virtual switch active here (empty tables, version 1).
+    pub fn add_vswitch(&mut self, vswitch: u16) -> Result<(), DatapathError> {
+        let ops = self.store.add_vswitch(vswitch);
+        self.kernel.apply(&ops)
+    }
+
+    /// Stage a rule at the next version; nothing is visible until [`Datapath::commit`].
+    /// Invalid or unfitting rules are rejected and change nothing.
+    pub fn stage_add(&mut self, vswitch: u16, rule: &Rule) -> Result<u32, DatapathError> {
+        rule.validate()?;
+        let (value, mask) = rule.matches.compile();
+        let program = rule.instructions.compile(rule.table, rule.cookie);
+        self.store
+            .stage_add(vswitch, rule.table, rule.priority, value, mask, program)
+    }
+
+    /// Stage the removal of a datapath rule at the next version.
+    pub fn stage_remove(&mut self, rule_id: u32) -> Result<(), DatapathError> {
+        self.store.stage_remove(rule_id)
+    }
+
+    /// Drop everything staged for a virtual switch.
+    pub fn abort(&mut self, vswitch: u16) {
+        self.store.abort(vswitch);
+    }
+
+    /// Write the staged changes and publish them as the next version (one atomic store
+    /// of the version number). On failure the datapath stays at the old version, exactly
+    /// as it was, and the staged changes are dropped.
+    pub fn commit(&mut self, vswitch: u16) -> Result<u32, DatapathError> {
+        let ops = self.store.plan_commit(vswitch)?;
+        if ops.is_empty() {
+            return self.store.version(vswitch).ok_or(DatapathError::NoVswitch { vswitch });
+        }
+        if let Err(e) = self.kernel.apply(&ops) {
+            let repair = self.store.abort_commit(vswitch);
+            let _ = self.kernel.apply(&repair);
+            return Err(e);
+        }
+        self.store.commit_done(vswitch);
+        self.published.insert(vswitch, Instant::now());
+        self.store.version(vswitch).ok_or(DatapathError::NoVswitch { vswitch })
+    }
+
+    /// Install rules as one version: all or nothing.
+    pub fn install(&mut self, vswitch: u16, rules: &[Rule]) -> Result<Vec<u32>, DatapathError> {
+        let mut ids = Vec::with_capacity(rules.len());
+        for r in rules {
+            match self.stage_add(vswitch, r) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    self.abort(vswitch);
+                    return Err(e);
+                }
+            }
+        }
+        self.commit(vswitch)?;
+        Ok(ids)
+    }
+
+    /// Reclaim what only versions before the current one could see, once the grace period
+    /// after the last publish has passed (waits for the rest of it). Returns the final
+    /// counters of the datapath rules retired.
+    pub fn reclaim(&mut self, vswitch: u16) -> Result<Retired, DatapathError> {
+        if let Some(t) = self.published.get(&vswitch) {
+            let since = t.elapsed();
+            if since < GRACE {
+                std::thread::sleep(GRACE - since);
+            }
+        }
+        let (ops, retired) = self.store.reclaim(vswitch);
+        let mut finals = Vec::with_capacity(retired.len());
+        for id in retired {
+            finals.push((id, self.kernel.rule_stats(id)?));
+        }
+        self.kernel.apply(&ops)?;
+        Ok(finals)
+    }
+
+    /// Counters of a datapath rule.
+    pub fn rule_stats(&self, rule_id: u32) -> Result<RuleStats, DatapathError> {
+        self.kernel.rule_stats(rule_id)
+    }
+
+    /// Counters of a port.
+    pub fn port_stats(&self, ifindex: u32) -> Result<PortStats, DatapathError> {
+        self.kernel.port_stats(ifindex)
+    }
+
+    /// The published version of a virtual switch.
+    #[must_use]
+    pub fn version(&self, vswitch: u16) -> Option<u32> {
+        self.store.version(vswitch)
+    }
+}

@@ -1,0 +1,11 @@
+//! LIME's control plane: the datapath driver, the rule model, the lab, and (in later
+//! layers) OpenFlow towards tenant controllers and the migration engine.
+//!
+//! # Layout
+//! - [`flow`]: rules — matches, instructions, validation, compilation to map entries.
+//! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
+//!   store, kernel access).
+#![deny(missing_docs)]
+
+pub mod datapath;
+pub mod flow;
