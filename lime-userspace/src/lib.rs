@@ -3,9 +3,12 @@
 //!
 //! # Layout
 //! - [`flow`]: rules — matches, instructions, validation, compilation to map entries.
+//! - [`fabric`]: a lab with a datapath on each physical switch and virtual switches
+//!   mapped across them.
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
 //!   store, kernel access).
 #![deny(missing_docs)]
 
 pub mod datapath;
+pub mod fabric;
 pub mod flow;

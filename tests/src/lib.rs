@@ -187,3 +187,66 @@ pub fn run(dp: &Datapath, frame: &[u8]) -> Emitted {
 
 /// The controller port, for fixtures.
 pub const CONTROLLER: u32 = port_no::CONTROLLER;
+
+/// A pin root for fabrics of tests (removed by each fabric's drop).
+#[must_use]
+pub fn fabric_pin_root() -> PathBuf {
+    PathBuf::from(format!("/sys/fs/bpf/lime-test/fabric-{}", std::process::id()))
+}
+
+/// Rules that forward by destination MAC and answer ARP by target address, for every
+/// host of a virtual switch (no flooding needed): priority 10 and 20.
+#[must_use]
+pub fn l2_rules(state: &lime_lab::LabState, vswitch: &str) -> Vec<lime_userspace::flow::Rule> {
+    use lime_userspace::flow::{Action, Instructions, Masked, Match, Rule};
+    let vs = state.topology.vswitch(vswitch).expect("vswitch in topology");
+    let mut rules = Vec::new();
+    for p in &vs.ports {
+        let h = state.host(&p.host).expect("host");
+        rules.push(Rule::new(
+            0,
+            10,
+            Match {
+                eth_dst: Some(Masked::exact(h.mac.octets())),
+                ..Match::default()
+            },
+            Instructions::apply(vec![Action::output(p.port)]),
+        ));
+        rules.push(Rule::new(
+            0,
+            20,
+            Match {
+                eth_type: Some(0x0806),
+                arp_tpa: Some(Masked::exact(h.ip.addr)),
+                ..Match::default()
+            },
+            Instructions::apply(vec![Action::output(p.port)]),
+        ));
+    }
+    rules
+}
+
+/// Everything the datapaths counted, for failure messages.
+#[must_use]
+pub fn diagnostics(f: &lime_userspace::fabric::Fabric) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for (sw, dp) in f.datapaths() {
+        let drops = dp.kernel().drops().unwrap_or_default();
+        let named: Vec<String> = drops
+            .iter()
+            .map(|(r, n)| format!("{}={n}", lime_common::stats::drop_reason::name(*r)))
+            .collect();
+        let _ = writeln!(s, "{sw}: drops [{}]", named.join(", "));
+        for p in f.lab().state().switch_ports(sw) {
+            if let Ok(ps) = dp.port_stats(p.ifindex) {
+                let _ = writeln!(
+                    s,
+                    "  {} (ifindex {}): rx {} tx {} rx_dropped {} tx_errors {}",
+                    p.ifname, p.ifindex, ps.rx_packets, ps.tx_packets, ps.rx_dropped, ps.tx_errors
+                );
+            }
+        }
+    }
+    s
+}

@@ -25,6 +25,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "iproute2",
     "ethtool",
+    "iputils-ping",
     "iperf3",
     "python3-venv",
     "openvswitch-switch",

@@ -1,0 +1,360 @@
+//! A running LIME fabric: a namespace lab (from `lime-lab`) with one [`Datapath`] per
+//! physical switch, and each virtual switch of the topology mapped onto them.
+//!
+//! Mapping: a virtual switch gets the same datapath-local id on every physical switch
+//! (its 1-based index in the topology). On the physical switch where a host is attached,
+//! the host's virtual port is LOCAL (its switch-side veth); on every other physical
+//! switch it is REMOTE, reached through the underlay port of the next hop towards the
+//! host's switch (breadth-first over underlay links). A virtual switch's rules are
+//! installed on every physical switch, so each packet is classified once, where it
+//! enters, and delivered by the switch that owns the egress virtual port.
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    path::{Path, PathBuf},
+};
+
+use lime_common::{
+    port::{PortInfo, VportInfo, kind, location},
+    stats::RuleStats,
+};
+use lime_lab::{Lab, PortKind, Topology};
+
+use crate::{
+    datapath::{Datapath, DatapathError},
+    flow::Rule,
+};
+
+/// Errors bringing up or driving a fabric.
+#[derive(Debug, thiserror::Error)]
+pub enum FabricError {
+    /// The lab (namespaces, veths) failed.
+    #[error("lab: {0}")]
+    Lab(#[from] lime_lab::LabError),
+    /// A datapath failed.
+    #[error("datapath {switch}: {source}")]
+    Datapath {
+        /// Physical switch.
+        switch: String,
+        /// Cause.
+        #[source]
+        source: DatapathError,
+    },
+    /// A name not in the topology.
+    #[error("unknown {kind} {name:?}")]
+    Unknown {
+        /// What kind of thing.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// No underlay path between two physical switches.
+    #[error("no underlay path from {from} to {to}")]
+    NoPath {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+}
+
+fn dp_err(switch: &str) -> impl FnOnce(DatapathError) -> FabricError + '_ {
+    move |source| FabricError::Datapath {
+        switch: switch.to_owned(),
+        source,
+    }
+}
+
+/// A rule installed on every physical switch: its datapath rule id on each.
+#[derive(Debug, Clone, Default)]
+pub struct Installed {
+    /// Physical switch → datapath rule id.
+    pub ids: BTreeMap<String, u32>,
+}
+
+/// The running fabric.
+pub struct Fabric {
+    lab: Lab,
+    datapaths: BTreeMap<String, Datapath>,
+    vswitch_ids: BTreeMap<String, u16>,
+    pin_root: PathBuf,
+}
+
+impl Fabric {
+    /// Bring up the lab of `topology` and a datapath on each of its physical switches,
+    /// with every virtual switch mapped (and no rules). Pins go under
+    /// `pin_root/<lab name>/<switch>`.
+    pub fn up(topology: &Topology, pin_root: &Path) -> Result<Self, FabricError> {
+        let lab = Lab::up(topology)?;
+        let pin_root = pin_root.join(&topology.name);
+        let mut fabric = Self {
+            lab,
+            datapaths: BTreeMap::new(),
+            vswitch_ids: BTreeMap::new(),
+            pin_root,
+        };
+        // From here on, Drop tears everything down if a step fails.
+        fabric.load_datapaths()?;
+        fabric.map_vswitches()?;
+        Ok(fabric)
+    }
+
+    fn load_datapaths(&mut self) -> Result<(), FabricError> {
+        let state = self.lab.state().clone();
+        for sw in &state.topology.switches {
+            let ns = state.netns(&sw.name)?;
+            let dp = Datapath::load(&sw.name, Some(&ns), &self.pin_root).map_err(dp_err(&sw.name))?;
+            self.datapaths.insert(sw.name.clone(), dp);
+        }
+        for (i, vs) in state.topology.vswitches.iter().enumerate() {
+            let id = u16::try_from(i + 1).unwrap_or(u16::MAX);
+            self.vswitch_ids.insert(vs.name.clone(), id);
+        }
+        for port in &state.ports {
+            let info = match &port.kind {
+                PortKind::Underlay { .. } => PortInfo {
+                    kind: kind::UNDERLAY,
+                    ..PortInfo::default()
+                },
+                PortKind::Host { host } => {
+                    let (vswitch, vport) = self.vport_of(host).unwrap_or((0, 0));
+                    if vswitch == 0 {
+                        // A host on no virtual switch: its port is not a LIME port.
+                        continue;
+                    }
+                    PortInfo {
+                        kind: kind::HOST,
+                        _pad: 0,
+                        vswitch,
+                        vport,
+                    }
+                }
+            };
+            let dp = self.datapaths.get_mut(&port.switch).ok_or_else(|| FabricError::Unknown {
+                kind: "switch",
+                name: port.switch.clone(),
+            })?;
+            dp.attach_port(&port.ifname, port.ifindex, info)
+                .map_err(dp_err(&port.switch))?;
+        }
+        // Host ends of veths need an XDP program to accept redirected frames.
+        for h in &state.hosts {
+            let dp = self.datapaths.get_mut(&h.switch).ok_or_else(|| FabricError::Unknown {
+                kind: "switch",
+                name: h.switch.clone(),
+            })?;
+            dp.attach_pass(&h.netns, &h.ifname, h.ifindex).map_err(dp_err(&h.switch))?;
+        }
+        Ok(())
+    }
+
+    /// (virtual switch id, virtual port) of a host.
+    #[must_use]
+    pub fn vport_of(&self, host: &str) -> Option<(u16, u32)> {
+        let topo = &self.lab.state().topology;
+        topo.vswitches.iter().find_map(|vs| {
+            let p = vs.ports.iter().find(|p| p.host == host)?;
+            Some((*self.vswitch_ids.get(&vs.name)?, p.port))
+        })
+    }
+
+    /// Next underlay hop from `from` towards `to` (BFS over links).
+    fn next_hop(&self, from: &str, to: &str) -> Result<String, FabricError> {
+        let topo = &self.lab.state().topology;
+        let mut prev: HashMap<&str, &str> = HashMap::new();
+        let mut queue = VecDeque::from([from]);
+        while let Some(n) = queue.pop_front() {
+            if n == to {
+                break;
+            }
+            for l in &topo.links {
+                let peer = if l.a == n {
+                    l.b.as_str()
+                } else if l.b == n {
+                    l.a.as_str()
+                } else {
+                    continue;
+                };
+                if peer != from && !prev.contains_key(peer) {
+                    prev.insert(peer, n);
+                    queue.push_back(peer);
+                }
+            }
+        }
+        let mut hop = to;
+        loop {
+            match prev.get(hop) {
+                Some(&p) if p == from => return Ok(hop.to_owned()),
+                Some(&p) => hop = p,
+                None => {
+                    return Err(FabricError::NoPath {
+                        from: from.to_owned(),
+                        to: to.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Where each virtual port lives, as seen from each physical switch.
+    fn map_vswitches(&mut self) -> Result<(), FabricError> {
+        let state = self.lab.state().clone();
+        let switches: Vec<String> = self.datapaths.keys().cloned().collect();
+        for vs in &state.topology.vswitches {
+            let id = self.vswitch_ids[&vs.name];
+            for sw in &switches {
+                self.datapaths
+                    .get_mut(sw)
+                    .expect("datapath exists")
+                    .add_vswitch(id)
+                    .map_err(dp_err(sw))?;
+            }
+            for p in &vs.ports {
+                let host = state.host(&p.host).ok_or_else(|| FabricError::Unknown {
+                    kind: "host",
+                    name: p.host.clone(),
+                })?;
+                for sw in &switches {
+                    let info = if *sw == host.switch {
+                        let port = state.host_port(&p.host).ok_or_else(|| FabricError::Unknown {
+                            kind: "host port",
+                            name: p.host.clone(),
+                        })?;
+                        VportInfo {
+                            location: location::LOCAL,
+                            ifindex: port.ifindex,
+                            ..VportInfo::default()
+                        }
+                    } else {
+                        let hop = self.next_hop(sw, &host.switch)?;
+                        let up = state.underlay_port(sw, &hop).ok_or_else(|| FabricError::NoPath {
+                            from: sw.clone(),
+                            to: hop.clone(),
+                        })?;
+                        let peer = state.underlay_port(&hop, sw).ok_or_else(|| FabricError::NoPath {
+                            from: hop.clone(),
+                            to: sw.clone(),
+                        })?;
+                        VportInfo {
+                            location: location::REMOTE,
+                            _pad: [0; 3],
+                            ifindex: up.ifindex,
+                            outer_src: up.mac.octets(),
+                            outer_dst: peer.mac.octets(),
+                        }
+                    };
+                    self.datapaths
+                        .get_mut(sw)
+                        .expect("datapath exists")
+                        .set_vport(id, p.port, info)
+                        .map_err(dp_err(sw))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The lab.
+    #[must_use]
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// A physical switch's datapath.
+    #[must_use]
+    pub fn datapath(&self, switch: &str) -> Option<&Datapath> {
+        self.datapaths.get(switch)
+    }
+
+    /// All datapaths by physical switch.
+    pub fn datapaths(&self) -> impl Iterator<Item = (&String, &Datapath)> {
+        self.datapaths.iter()
+    }
+
+    /// The datapath-local id of a virtual switch.
+    pub fn vswitch_id(&self, name: &str) -> Result<u16, FabricError> {
+        self.vswitch_ids.get(name).copied().ok_or_else(|| FabricError::Unknown {
+            kind: "virtual switch",
+            name: name.to_owned(),
+        })
+    }
+
+    /// Install rules on a virtual switch, on every physical switch, each as one version.
+    /// A failure on any switch removes what was installed on the others.
+    pub fn install(&mut self, vswitch: &str, rules: &[Rule]) -> Result<Vec<Installed>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let mut out = vec![Installed::default(); rules.len()];
+        let mut done: Vec<String> = Vec::new();
+        for (sw, dp) in &mut self.datapaths {
+            match dp.install(id, rules) {
+                Ok(ids) => {
+                    for (o, rid) in out.iter_mut().zip(ids) {
+                        o.ids.insert(sw.clone(), rid);
+                    }
+                    done.push(sw.clone());
+                }
+                Err(e) => {
+                    let err = FabricError::Datapath {
+                        switch: sw.clone(),
+                        source: e,
+                    };
+                    for sw in done {
+                        let dp = self.datapaths.get_mut(&sw).expect("datapath exists");
+                        for o in &out {
+                            if let Some(rid) = o.ids.get(&sw) {
+                                let _ = dp.stage_remove(*rid);
+                            }
+                        }
+                        let _ = dp.commit(id);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A rule's counters summed over every physical switch.
+    pub fn rule_stats(&self, rule: &Installed) -> Result<RuleStats, FabricError> {
+        let mut total = RuleStats::default();
+        for (sw, rid) in &rule.ids {
+            let dp = self.datapaths.get(sw).ok_or_else(|| FabricError::Unknown {
+                kind: "switch",
+                name: sw.clone(),
+            })?;
+            let s = dp.rule_stats(*rid).map_err(dp_err(sw))?;
+            total.packets += s.packets;
+            total.bytes += s.bytes;
+            total.last_hit_ns = total.last_hit_ns.max(s.last_hit_ns);
+        }
+        Ok(total)
+    }
+
+    /// Mutable datapath of a physical switch (for versioned updates by tests and the
+    /// migration engine).
+    pub fn datapath_mut(&mut self, switch: &str) -> Option<&mut Datapath> {
+        self.datapaths.get_mut(switch)
+    }
+
+    /// Tear everything down: detach programs, remove pins, delete the namespaces.
+    pub fn down(mut self) -> Result<(), FabricError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), FabricError> {
+        self.datapaths.clear();
+        let _ = std::fs::remove_dir_all(&self.pin_root);
+        // The per-run parent directory, if now empty.
+        if let Some(parent) = self.pin_root.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+        self.lab.refresh().ok();
+        Ok(())
+    }
+}
+
+impl Drop for Fabric {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+        // The lab's own Drop deletes the namespaces.
+    }
+}
