@@ -313,6 +313,57 @@ impl Fabric {
         Ok(out)
     }
 
+    /// One versioned update on every physical switch: remove `remove` and add `add` as a
+    /// single version each (a packet sees all of it or none of it), then reclaim the old
+    /// version after the grace period. Returns the added rules and the final counters of
+    /// the removed ones (summed over switches).
+    pub fn update(
+        &mut self,
+        vswitch: &str,
+        remove: &[Installed],
+        add: &[Rule],
+    ) -> Result<(Vec<Installed>, Vec<RuleStats>), FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let mut out = vec![Installed::default(); add.len()];
+        for (sw, dp) in &mut self.datapaths {
+            let staged = (|| {
+                for r in remove {
+                    if let Some(rid) = r.ids.get(sw) {
+                        dp.stage_remove(*rid)?;
+                    }
+                }
+                let mut ids = Vec::with_capacity(add.len());
+                for r in add {
+                    ids.push(dp.stage_add(id, r)?);
+                }
+                Ok(ids)
+            })();
+            let ids = match staged {
+                Ok(ids) => ids,
+                Err(e) => {
+                    dp.abort(id);
+                    return Err(dp_err(sw)(e));
+                }
+            };
+            dp.commit(id).map_err(dp_err(sw))?;
+            for (o, rid) in out.iter_mut().zip(ids) {
+                o.ids.insert(sw.clone(), rid);
+            }
+        }
+        let mut finals = vec![RuleStats::default(); remove.len()];
+        for (sw, dp) in &mut self.datapaths {
+            let retired = dp.reclaim(id).map_err(dp_err(sw))?;
+            for (f, r) in finals.iter_mut().zip(remove) {
+                if let Some((_, st)) = r.ids.get(sw).and_then(|rid| retired.iter().find(|(i, _)| i == rid)) {
+                    f.packets += st.packets;
+                    f.bytes += st.bytes;
+                    f.last_hit_ns = f.last_hit_ns.max(st.last_hit_ns);
+                }
+            }
+        }
+        Ok((out, finals))
+    }
+
     /// A rule's counters summed over every physical switch.
     pub fn rule_stats(&self, rule: &Installed) -> Result<RuleStats, FabricError> {
         let mut total = RuleStats::default();

@@ -250,3 +250,69 @@ pub fn diagnostics(f: &lime_userspace::fabric::Fabric) -> String {
     }
     s
 }
+
+/// A raw AF_PACKET capture on one interface of a namespace, read on its own thread.
+pub struct Capture {
+    handle: std::thread::JoinHandle<Vec<Vec<u8>>>,
+}
+
+impl Capture {
+    /// Start capturing every frame received on `ifname` inside `netns`, until `idle` passes
+    /// with no frame (after at least one) or `limit` passes overall.
+    pub fn start(netns: &str, ifname: &str, idle: std::time::Duration, limit: std::time::Duration) -> Self {
+        let fd = lime_lab::netns::run_in_netns(netns, {
+            let ifname = ifname.to_owned();
+            move || open_packet_socket(&ifname)
+        })
+        .expect("enter namespace")
+        .expect("open AF_PACKET socket");
+        let handle = std::thread::spawn(move || {
+            let mut frames = Vec::new();
+            let start = std::time::Instant::now();
+            let mut last = start;
+            let mut buf = vec![0u8; 4096];
+            while start.elapsed() < limit && (frames.is_empty() || last.elapsed() < idle) {
+                // SAFETY: fd is an open socket; buf is valid for its length.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n > 0 {
+                    frames.push(buf[..n as usize].to_vec());
+                    last = std::time::Instant::now();
+                }
+            }
+            // SAFETY: closing our own fd.
+            unsafe { libc::close(fd) };
+            frames
+        });
+        Self { handle }
+    }
+
+    /// Wait for the capture to end and return the frames.
+    #[must_use]
+    pub fn finish(self) -> Vec<Vec<u8>> {
+        self.handle.join().expect("capture thread")
+    }
+}
+
+fn open_packet_socket(ifname: &str) -> std::io::Result<i32> {
+    let name = std::ffi::CString::new(ifname).expect("ifname");
+    // SAFETY: plain socket/setsockopt/bind calls with valid arguments.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from((libc::ETH_P_ALL as u16).to_be()));
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let ifindex = libc::if_nametoindex(name.as_ptr());
+        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex as i32;
+        if libc::bind(fd, std::ptr::from_ref(&sll).cast(), size_of::<libc::sockaddr_ll>() as u32) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let size: i32 = 32 << 20;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, std::ptr::from_ref(&size).cast(), 4);
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, std::ptr::from_ref(&tv).cast(), size_of::<libc::timeval>() as u32);
+        Ok(fd)
+    }
+}
