@@ -77,6 +77,8 @@ pub struct Fabric {
     datapaths: BTreeMap<String, Datapath>,
     vswitch_ids: BTreeMap<String, u16>,
     pin_root: PathBuf,
+    /// Detached: leave everything running on drop.
+    keep: bool,
 }
 
 impl Fabric {
@@ -91,6 +93,7 @@ impl Fabric {
             datapaths: BTreeMap::new(),
             vswitch_ids: BTreeMap::new(),
             pin_root,
+            keep: false,
         };
         // From here on, Drop tears everything down if a step fails.
         fabric.load_datapaths()?;
@@ -386,6 +389,24 @@ impl Fabric {
         self.datapaths.get_mut(switch)
     }
 
+    /// Leave the fabric running after this process exits: namespaces stay, programs stay
+    /// attached through their pinned links, the lab's state is saved for `lime lab down`.
+    pub fn detach(mut self) -> Result<lime_lab::LabState, FabricError> {
+        let dir = lime_lab::LabState::default_dir(self.lab.state().name());
+        self.lab.save(&dir)?;
+        self.lab.set_teardown_on_drop(false);
+        self.keep = true;
+        Ok(self.lab.state().clone())
+    }
+
+    /// Tear down a fabric left running by [`Fabric::detach`] (or by a crashed process):
+    /// its namespaces and its pins. Returns the namespaces removed.
+    pub fn down_by_name(lab: &str, pin_root: &Path) -> Result<Vec<String>, FabricError> {
+        let removed = Lab::down_by_name(lab)?;
+        let _ = std::fs::remove_dir_all(pin_root.join(lab));
+        Ok(removed)
+    }
+
     /// Tear everything down: detach programs, remove pins, delete the namespaces.
     pub fn down(mut self) -> Result<(), FabricError> {
         self.teardown()
@@ -405,7 +426,45 @@ impl Fabric {
 
 impl Drop for Fabric {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
         let _ = self.teardown();
         // The lab's own Drop deletes the namespaces.
     }
+}
+
+/// Rules that forward by destination MAC and send ARP by target address, for every host
+/// of a virtual switch: the static L2 forwarding of the demo (no flooding needed).
+/// Priority 10 for MACs, 20 for ARP.
+#[must_use]
+pub fn l2_rules(state: &lime_lab::LabState, vswitch: &str) -> Vec<Rule> {
+    use crate::flow::{Action, Instructions, Masked, Match, matching::ethertype};
+    let Some(vs) = state.topology.vswitch(vswitch) else {
+        return Vec::new();
+    };
+    let mut rules = Vec::new();
+    for p in &vs.ports {
+        let Some(h) = state.host(&p.host) else { continue };
+        rules.push(Rule::new(
+            0,
+            10,
+            Match {
+                eth_dst: Some(Masked::exact(h.mac.octets())),
+                ..Match::default()
+            },
+            Instructions::apply(vec![Action::output(p.port)]),
+        ));
+        rules.push(Rule::new(
+            0,
+            20,
+            Match {
+                eth_type: Some(ethertype::ARP),
+                arp_tpa: Some(Masked::exact(h.ip.addr)),
+                ..Match::default()
+            },
+            Instructions::apply(vec![Action::output(p.port)]),
+        ));
+    }
+    rules
 }

@@ -1,4 +1,53 @@
-//! `lime`: the command-line interface.
-fn main() {
-    println!("lime: CLI under construction");
+//! `lime`: bring up labs of LIME physical switches, run the demo and the benchmarks.
+//!
+//! Run as root (the datapath needs BPF and network namespaces).
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// LIME: live, transparent migration of software-defined networks, with an eBPF fast
+/// path in the kernel.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bring up or tear down a lab: physical switches, hosts and underlay links as
+    /// network namespaces, with LIME's datapath attached.
+    #[command(subcommand)]
+    Lab(cli::lab::LabCommand),
+    /// Run the demo on the built-in default lab: two physical switches, four hosts on one
+    /// virtual switch; traffic between every pair of hosts, then what arrived and what
+    /// the counters say.
+    Demo(cli::demo::DemoArgs),
+    /// Benchmarks that print numbers (and JSON with --json).
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
+}
+
+/// Where pins live unless --pin-root says otherwise.
+pub fn default_pin_root() -> PathBuf {
+    PathBuf::from(lime_userspace::datapath::PIN_ROOT)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Lab(c) => cli::lab::run(c),
+        Command::Demo(a) => cli::demo::run(&a),
+        Command::Bench(c) => cli::bench::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lime: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

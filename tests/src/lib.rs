@@ -194,37 +194,7 @@ pub fn fabric_pin_root() -> PathBuf {
     PathBuf::from(format!("/sys/fs/bpf/lime-test/fabric-{}", std::process::id()))
 }
 
-/// Rules that forward by destination MAC and answer ARP by target address, for every
-/// host of a virtual switch (no flooding needed): priority 10 and 20.
-#[must_use]
-pub fn l2_rules(state: &lime_lab::LabState, vswitch: &str) -> Vec<lime_userspace::flow::Rule> {
-    use lime_userspace::flow::{Action, Instructions, Masked, Match, Rule};
-    let vs = state.topology.vswitch(vswitch).expect("vswitch in topology");
-    let mut rules = Vec::new();
-    for p in &vs.ports {
-        let h = state.host(&p.host).expect("host");
-        rules.push(Rule::new(
-            0,
-            10,
-            Match {
-                eth_dst: Some(Masked::exact(h.mac.octets())),
-                ..Match::default()
-            },
-            Instructions::apply(vec![Action::output(p.port)]),
-        ));
-        rules.push(Rule::new(
-            0,
-            20,
-            Match {
-                eth_type: Some(0x0806),
-                arp_tpa: Some(Masked::exact(h.ip.addr)),
-                ..Match::default()
-            },
-            Instructions::apply(vec![Action::output(p.port)]),
-        ));
-    }
-    rules
-}
+pub use lime_userspace::fabric::l2_rules;
 
 /// Everything the datapaths counted, for failure messages.
 #[must_use]

@@ -1,0 +1,13 @@
+//! Subcommands of the `lime` binary.
+pub mod bench;
+pub mod demo;
+pub mod lab;
+
+/// Refuse early, with a clear message, when not root.
+pub fn require_root() -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("this command needs root (BPF programs and network namespaces); try sudo");
+    }
+    Ok(())
+}
