@@ -613,3 +613,172 @@ impl RuleStore {
         self.programs.get(&id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lime_common::flow::VERSION_MAX;
+
+    use super::*;
+
+    fn key(byte: u8) -> FlowKey {
+        FlowKey {
+            eth_dst: [byte, 0, 0, 0, 0, 0],
+            ..FlowKey::default()
+        }
+    }
+
+    fn mask(bits: u8) -> FlowKey {
+        FlowKey {
+            eth_dst: [bits, 0, 0, 0, 0, 0],
+            ..FlowKey::default()
+        }
+    }
+
+    fn store() -> RuleStore {
+        let mut s = RuleStore::new();
+        let ops = s.add_vswitch(1);
+        assert!(matches!(ops.as_slice(), [MapOp::Publish(1, c)] if c.version == 1));
+        s
+    }
+
+    fn commit(s: &mut RuleStore, v: u16) -> Vec<MapOp> {
+        let ops = s.plan_commit(v).expect("plan");
+        s.commit_done(v);
+        ops
+    }
+
+    #[test]
+    fn commit_writes_everything_before_publishing() {
+        let mut s = store();
+        let id = s.stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        let ops = commit(&mut s, 1);
+        let last = ops.last().expect("ops");
+        assert!(matches!(last, MapOp::Publish(1, c) if c.version == 2), "publish last: {ops:?}");
+        let pos = |f: &dyn Fn(&MapOp) -> bool| ops.iter().position(f).expect("op present");
+        let program = pos(&|o| matches!(o, MapOp::Program(i, _) if *i == id));
+        let bucket = pos(&|o| matches!(o, MapOp::Bucket(_, Some(_))));
+        let list = pos(&|o| matches!(o, MapOp::MaskList(k, Some(_)) if k.version == 2));
+        assert!(program < bucket && bucket < list, "order: {ops:?}");
+        let r = s.rule(id).expect("rule");
+        assert_eq!((r.add_version, r.remove_version), (2, VERSION_MAX));
+        assert_eq!(s.version(1), Some(2));
+    }
+
+    #[test]
+    fn staged_rules_are_invisible_until_commit() {
+        let mut s = store();
+        let id = s.stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        assert_eq!(s.visible(1, 1).count(), 0);
+        commit(&mut s, 1);
+        assert_eq!(s.visible(1, 2).map(|(i, _)| i).collect::<Vec<_>>(), vec![id]);
+        s.stage_remove(id).expect("remove");
+        commit(&mut s, 1);
+        assert_eq!(s.visible(1, 2).count(), 1, "still visible in the old version");
+        assert_eq!(s.visible(1, 3).count(), 0, "gone in the new one");
+    }
+
+    #[test]
+    fn abort_restores_everything() {
+        let mut s = store();
+        let keep = s.stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        commit(&mut s, 1);
+        let before_len = s.len();
+        s.stage_add(1, 0, 20, key(2), mask(0xf0), RuleProgram::default()).expect("add");
+        s.stage_remove(keep).expect("remove");
+        s.abort(1);
+        assert_eq!(s.len(), before_len);
+        assert_eq!(s.rule(keep).expect("kept").remove_version, VERSION_MAX);
+        assert!(s.plan_commit(1).expect("plan").is_empty(), "nothing staged after abort");
+    }
+
+    #[test]
+    fn failed_commit_repairs_buckets_and_lists() {
+        let mut s = store();
+        let id = s.stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        let planned = s.plan_commit(1).expect("plan");
+        let repair = s.abort_commit(1);
+        // Every bucket and list the plan wrote is put back (here: deleted).
+        for op in &planned {
+            match op {
+                MapOp::Bucket(k, _) => assert!(repair.contains(&MapOp::Bucket(*k, None))),
+                MapOp::MaskList(k, _) => assert!(repair.contains(&MapOp::MaskList(*k, None))),
+                _ => {}
+            }
+        }
+        assert!(s.rule(id).is_none());
+        assert_eq!(s.version(1), Some(1));
+    }
+
+    #[test]
+    fn full_bucket_is_a_typed_error_and_changes_nothing() {
+        let mut s = store();
+        for p in 0..u16::try_from(BUCKET_SLOTS_FOR_TEST).expect("small") {
+            s.stage_add(1, 0, p, key(1), mask(0xff), RuleProgram::default()).expect("fits");
+        }
+        commit(&mut s, 1);
+        let len = s.len();
+        let err = s.stage_add(1, 0, 99, key(1), mask(0xff), RuleProgram::default());
+        assert!(matches!(err, Err(DatapathError::TableFull { .. })), "{err:?}");
+        assert_eq!(s.len(), len);
+        assert!(s.plan_commit(1).expect("plan").is_empty());
+    }
+
+    const BUCKET_SLOTS_FOR_TEST: usize = lime_common::flow::BUCKET_SLOTS;
+
+    #[test]
+    fn too_many_masks_in_a_table_is_refused() {
+        let mut s = store();
+        for i in 0..MAX_MASKS_PER_TABLE {
+            let m = FlowKey {
+                tp_src: (u16::try_from(i).expect("small") + 1).to_be_bytes(),
+                ..FlowKey::default()
+            };
+            s.stage_add(1, 0, 1, FlowKey::default(), m, RuleProgram::default()).expect("fits");
+        }
+        let err = s.stage_add(1, 0, 1, key(1), mask(0xff), RuleProgram::default());
+        assert!(matches!(err, Err(DatapathError::TableFull { what }) if what.contains("masks")));
+        // Another table still has room.
+        s.stage_add(1, 1, 1, key(1), mask(0xff), RuleProgram::default()).expect("other table");
+    }
+
+    #[test]
+    fn lists_are_ordered_by_highest_priority() {
+        let mut s = store();
+        s.stage_add(1, 0, 5, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        s.stage_add(1, 0, 50, key(0x10), mask(0xf0), RuleProgram::default()).expect("add");
+        s.stage_add(1, 0, 7, key(2), mask(0xff), RuleProgram::default()).expect("add");
+        let ops = commit(&mut s, 1);
+        let list = ops
+            .iter()
+            .find_map(|o| match o {
+                MapOp::MaskList(_, Some(l)) => Some(*l),
+                _ => None,
+            })
+            .expect("list");
+        assert_eq!(list.len, 2);
+        assert_eq!(list.masks[0].max_priority, 50);
+        assert_eq!(list.masks[1].max_priority, 7);
+    }
+
+    #[test]
+    fn reclaim_frees_old_versions_and_ids() {
+        let mut s = RuleStore::with_limits(3, 8);
+        s.add_vswitch(1);
+        let a = s.stage_add(1, 0, 1, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        let b = s.stage_add(1, 0, 1, key(2), mask(0xff), RuleProgram::default()).expect("add");
+        commit(&mut s, 1);
+        // Ids are exhausted (limit 3 → ids 1 and 2).
+        assert!(matches!(
+            s.stage_add(1, 0, 1, key(3), mask(0xff), RuleProgram::default()),
+            Err(DatapathError::TableFull { .. })
+        ));
+        s.stage_remove(a).expect("remove");
+        commit(&mut s, 1);
+        let (ops, retired) = s.reclaim(1);
+        assert_eq!(retired, vec![a]);
+        assert!(ops.iter().any(|o| matches!(o, MapOp::MaskList(k, None) if k.version < 3)));
+        let c = s.stage_add(1, 0, 1, key(3), mask(0xff), RuleProgram::default()).expect("id reused");
+        assert_eq!(c, a);
+        assert!(s.rule(b).is_some());
+    }
+}
