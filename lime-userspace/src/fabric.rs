@@ -71,6 +71,14 @@ pub struct Installed {
     pub ids: BTreeMap<String, u32>,
 }
 
+impl Installed {
+    /// The datapath rule id on one physical switch (0 if not installed there).
+    #[must_use]
+    pub fn ids_on(&self, switch: &str) -> u32 {
+        self.ids.get(switch).copied().unwrap_or(0)
+    }
+}
+
 /// The running fabric.
 pub struct Fabric {
     lab: Lab,
@@ -105,7 +113,8 @@ impl Fabric {
         let state = self.lab.state().clone();
         for sw in &state.topology.switches {
             let ns = state.netns(&sw.name)?;
-            let dp = Datapath::load(&sw.name, Some(&ns), &self.pin_root).map_err(dp_err(&sw.name))?;
+            let mut dp = Datapath::load(&sw.name, Some(&ns), &self.pin_root).map_err(dp_err(&sw.name))?;
+            dp.enable_packet_out().map_err(dp_err(&sw.name))?;
             self.datapaths.insert(sw.name.clone(), dp);
         }
         for (i, vs) in state.topology.vswitches.iter().enumerate() {

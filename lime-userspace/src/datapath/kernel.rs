@@ -14,7 +14,7 @@ use aya::{
         perf::PerfEventArray,
     },
     programs::{
-        ProgramFd, TestRun as _, TestRunOptions, Xdp, XdpMode,
+        ProgramFd, TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
     },
     util::nr_cpus,
@@ -329,6 +329,25 @@ impl Kernel {
             frame: out,
             duration: r.duration,
         })
+    }
+
+    /// Run one frame through `lime_xdp` in live-frames mode: whatever the program decides
+    /// (redirect, pass) really happens, in the current thread's network namespace, with
+    /// the frame arriving on that namespace's loopback.
+    pub fn run_live(&self, frame: &[u8]) -> Result<(), DatapathError> {
+        let prog: &Xdp = k!(
+            self.ebpf
+                .program(names::PROG_XDP)
+                .ok_or_else(|| "program missing".to_owned())
+                .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
+            "finding lime_xdp"
+        )?;
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.repeat = 1;
+        opts.attrs = TestRunAttrs::new().xdp_live_frames(1);
+        k!(prog.test_run(opts), "injecting a frame (BPF_PROG_TEST_RUN, live frames)")?;
+        Ok(())
     }
 
     /// Take the packet-in perf array (once).

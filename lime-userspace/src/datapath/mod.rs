@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`store`]: the userspace mirror of the rule maps; decides staging, publishing and
 //!   reclaiming; no I/O, unit-tested without a kernel.
+//! - [`packet_io`]: packet-in (perf buffers) and packet-out (live-frame injection).
 //! - [`kernel`]: the only module that makes syscalls (load, attach, map writes,
 //!   counters, `BPF_PROG_TEST_RUN`).
 use std::{
@@ -24,6 +25,7 @@ use lime_common::{
 use crate::flow::{FlowError, Rule};
 
 pub mod kernel;
+pub mod packet_io;
 pub mod store;
 
 pub use kernel::{Kernel, PIN_ROOT, TestRun};
@@ -258,6 +260,34 @@ impl Datapath {
     /// Counters of a port.
     pub fn port_stats(&self, ifindex: u32) -> Result<PortStats, DatapathError> {
         self.kernel.port_stats(ifindex)
+    }
+
+    /// Map this namespace's loopback (ifindex 1) as the injection port for packet-out.
+    pub fn enable_packet_out(&mut self) -> Result<(), DatapathError> {
+        self.kernel.set_port(
+            1,
+            PortInfo {
+                kind: lime_common::port::kind::INJECT,
+                ..PortInfo::default()
+            },
+        )
+    }
+
+    /// Packet-out: send `frame` as if from virtual port `in_port` of `vswitch`, either out
+    /// of virtual port `out_port` (wherever it lives) or, with `OFPP_TABLE`, through the
+    /// flow tables. Runs inside this datapath's namespace.
+    pub fn packet_out(&self, vswitch: u16, in_port: u32, out_port: u32, frame: &[u8]) -> Result<(), DatapathError> {
+        let bytes = packet_io::packet_out_frame(vswitch, in_port, out_port, frame);
+        let kernel = &self.kernel;
+        match &self.netns {
+            Some(ns) => lime_lab::netns::run_in_netns(ns, || packet_io::inject_frame(kernel, &bytes))?,
+            None => packet_io::inject_frame(kernel, &bytes),
+        }
+    }
+
+    /// Open the packet-in reader (once per datapath).
+    pub fn packet_in_reader(&mut self) -> Result<packet_io::PacketInReader, DatapathError> {
+        packet_io::PacketInReader::open(&mut self.kernel, 64)
     }
 
     /// The published version of a virtual switch.
