@@ -5,6 +5,8 @@
 //! - [`flow`]: rules — matches, instructions, validation, compilation to map entries.
 //! - [`fabric`]: a lab with a datapath on each physical switch and virtual switches
 //!   mapped across them.
+//! - [`vswitch`]: OpenFlow 1.3 flow-table semantics (add/modify/delete, strict and
+//!   non-strict, cookies, overlap check) over a virtual switch's copies.
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
 //!   store, kernel access).
 #![deny(missing_docs)]
@@ -12,3 +14,4 @@
 pub mod datapath;
 pub mod fabric;
 pub mod flow;
+pub mod vswitch;
