@@ -40,6 +40,18 @@ pub mod names {
     pub const PROG_TABLE: &str = "lime_table";
     /// Program array holding `lime_table`.
     pub const MAP_TABLE_PROGS: &str = "TABLE_PROGS";
+    /// TC ingress program: the skb path for packets needing several copies.
+    pub const PROG_TC: &str = "lime_tc";
+    /// The TC path's goto-table step, tail-called through `TC_TABLE_PROGS` slot 0.
+    pub const PROG_TC_TABLE: &str = "lime_tc_table";
+    /// The TC path's copy-emitting step, tail-called through `TC_TABLE_PROGS` slot 1.
+    pub const PROG_TC_EMIT: &str = "lime_tc_emit";
+    /// The TC path's sending step, tail-called through `TC_TABLE_PROGS` slot 2.
+    pub const PROG_TC_SEND: &str = "lime_tc_send";
+    /// Program array holding `lime_tc_table`, `lime_tc_emit`, `lime_tc_send` (slots 0-2).
+    pub const MAP_TC_TABLE_PROGS: &str = "TC_TABLE_PROGS";
+    /// Virtual ports per virtual switch (FLOOD/ALL).
+    pub const MAP_VSW_PORTS: &str = "VSW_PORTS";
     /// Minimal XDP program that redirects every frame to one port: the benchmarks' floor.
     pub const PROG_FLOOR: &str = "lime_floor";
     /// Port map.

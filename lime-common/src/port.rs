@@ -68,3 +68,18 @@ pub struct VportInfo {
     pub outer_dst: [u8; 6],
 }
 abi_type!(VportInfo, size = 20, align = 4);
+
+/// Most virtual ports a FLOOD/ALL reaches on one virtual switch.
+pub const MAX_FLOOD_PORTS: usize = 32;
+
+/// The virtual ports of a virtual switch, for FLOOD and ALL (value of the per-virtual-
+/// switch port list, indexed by virtual switch id).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VswPorts {
+    /// Valid entries of `ports`.
+    pub len: u32,
+    /// Virtual port numbers.
+    pub ports: [u32; MAX_FLOOD_PORTS],
+}
+abi_type!(VswPorts, size = 4 + 4 * MAX_FLOOD_PORTS, align = 4);

@@ -7,6 +7,8 @@
 //! - [`classify`]: versioned tuple space search (design notes at its top).
 //! - [`actions`]: apply-actions, counters, delivery, packet-in.
 //! - [`tunnel`]: encapsulation between physical switches.
+//! - [`skb`]: the TC path for packets that need several copies (FLOOD, ALL, several
+//!   outputs), which XDP cannot clone.
 //!
 //! # Pipeline (`lime_xdp`)
 //! 1. Port lookup by ifindex: host port, underlay port, or injection port.
@@ -25,6 +27,7 @@ mod actions;
 mod classify;
 mod maps;
 mod parse;
+mod skb;
 mod tunnel;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -105,7 +108,7 @@ fn try_lime_xdp(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
 
 /// Read a virtual switch's current version (one load: the atomic publish point).
 #[inline(always)]
-fn current_version(vswitch: u16) -> Result<u32, u32> {
+pub fn current_version(vswitch: u16) -> Result<u32, u32> {
     match VSWITCHES.get(u32::from(vswitch)) {
         Some(cfg) if cfg.flags & VSW_F_ACTIVE != 0 => {
             // SAFETY: aligned u32 in a map value; a single load.
@@ -124,25 +127,7 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
 /// Parse, then classify with one version starting at table 0, then execute and deliver.
 #[inline(always)]
 fn pipeline(ctx: &XdpContext, vswitch: u16, vport: u32, version: u32) -> Result<u32, u32> {
-    let f = frame(ctx);
-    let s = scratch()?;
-    s.key = FlowKey {
-        in_port: vport,
-        ..FlowKey::default()
-    };
-    parse::parse(&f, &mut s.key)?;
-    s.frame_len = f.len() as u64;
-    s.ingress = Ingress {
-        vswitch,
-        vport,
-        version,
-        metadata: 0,
-    };
-    s.table = 0;
-    s.chain.len = 0;
-    s.chain.outputs = 0;
-    s.chain.multi = false;
-    s.chain.missed = false;
+    let s = start_packet(&frame(ctx), vswitch, vport, version)?;
     step(ctx, s)
 }
 
@@ -157,53 +142,106 @@ pub fn lime_table(ctx: XdpContext) -> u32 {
     finish(ifindex, verdict)
 }
 
-/// Look up the current table; on goto-table, tail-call `lime_table` for the next one
-/// (one table per program keeps each program's verification small); at the end of the
-/// pipeline, execute and deliver.
+/// What a classification step decided.
+pub enum Step {
+    /// Look up the next table (`Scratch::table`): tail-call the table program.
+    Goto,
+    /// The pipeline ended: execute the chain.
+    Done,
+}
+
+/// Look up the current table and record the match; shared by the XDP and TC paths.
 #[inline(always)]
-fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
+pub fn classify_step(s: &mut Scratch) -> Result<Step, u32> {
     let Scratch {
         key,
         rk,
         chain,
         ingress,
         table,
-        frame_len,
+        ..
     } = s;
     let rule = classify::lookup(ingress.vswitch, *table, ingress.version, key, rk);
     let prog = if rule == 0 { None } else { RULE_PROGRAMS.get(rule) };
-    match prog {
-        None => chain.missed = true,
-        Some(prog) => {
-            let prog: &RuleProgram = prog;
-            if chain.len < MAX_TABLES {
-                chain.rules[chain.len] = rule;
-                chain.len += 1;
+    let Some(prog) = prog else {
+        chain.missed = true;
+        ingress.metadata = key.metadata;
+        return Ok(Step::Done);
+    };
+    let prog: &RuleProgram = prog;
+    if chain.len < MAX_TABLES {
+        chain.rules[chain.len] = rule;
+        chain.len += 1;
+    }
+    chain.outputs += u32::from(prog.outputs);
+    if prog.flags & flags::MULTI_OUTPUT != 0 {
+        chain.multi = true;
+    }
+    update_key(prog, key);
+    ingress.metadata = key.metadata;
+    if prog.goto_table == NO_GOTO {
+        return Ok(Step::Done);
+    }
+    if prog.goto_table <= *table || usize::from(prog.goto_table) >= MAX_TABLES {
+        return Err(drop_reason::BAD_GOTO);
+    }
+    *table = prog.goto_table;
+    Ok(Step::Goto)
+}
+
+/// Reset the scratch area for a new packet; `Err` for a malformed frame.
+#[inline(always)]
+pub fn start_packet(f: &parse::Frame, vswitch: u16, vport: u32, version: u32) -> Result<&'static mut Scratch, u32> {
+    let s = scratch()?;
+    s.key = FlowKey {
+        in_port: vport,
+        ..FlowKey::default()
+    };
+    parse::parse(f, &mut s.key)?;
+    s.frame_len = f.len() as u64;
+    s.ingress = Ingress {
+        vswitch,
+        vport,
+        version,
+        metadata: 0,
+    };
+    s.table = 0;
+    s.chain.len = 0;
+    s.chain.outputs = 0;
+    s.chain.multi = false;
+    s.chain.missed = false;
+    Ok(s)
+}
+
+/// XDP: classify one table; on goto-table, tail-call `lime_table` for the next one (one
+/// table per program keeps each program's verification small); at the end of the
+/// pipeline, execute and deliver — or, for packets that need several copies, pass them
+/// to the TC program on the same port (XDP cannot clone).
+#[inline(always)]
+fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
+    match classify_step(s)? {
+        Step::Goto => {
+            // SAFETY: tail call with our own context; returns only on failure.
+            unsafe { TABLE_PROGS.tail_call(ctx, 0) };
+            Err(drop_reason::HELPER_FAILED)
+        }
+        Step::Done => {
+            let Scratch {
+                chain,
+                ingress,
+                frame_len,
+                ..
+            } = s;
+            if chain.multi || chain.outputs > 1 {
+                // Not counted here: the skb path classifies again and counts.
+                return Ok(xdp_action::XDP_PASS);
             }
-            chain.outputs += u32::from(prog.outputs);
-            if prog.flags & flags::MULTI_OUTPUT != 0 {
-                chain.multi = true;
-            }
-            update_key(prog, key);
-            if prog.goto_table != NO_GOTO {
-                if prog.goto_table <= *table || usize::from(prog.goto_table) >= MAX_TABLES {
-                    return Err(drop_reason::BAD_GOTO);
-                }
-                *table = prog.goto_table;
-                // SAFETY: tail call with our own context; returns only on failure.
-                unsafe { TABLE_PROGS.tail_call(ctx, 0) };
-                return Err(drop_reason::HELPER_FAILED);
+            match execute(ctx, chain, *frame_len)? {
+                Some(out) => deliver(ctx, ingress, out),
+                None if chain.missed => Err(drop_reason::TABLE_MISS),
+                None => Err(drop_reason::NO_OUTPUT),
             }
         }
-    }
-    if chain.multi || chain.outputs > 1 {
-        return Err(drop_reason::NEEDS_SKB_PATH);
-    }
-    ingress.metadata = key.metadata;
-    match execute(ctx, chain, *frame_len)? {
-        Some(out) => deliver(ctx, ingress, out),
-        None if chain.missed => Err(drop_reason::TABLE_MISS),
-        None => Err(drop_reason::NO_OUTPUT),
     }
 }
 

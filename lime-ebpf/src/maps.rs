@@ -11,7 +11,7 @@ use lime_common::{
     action::RuleProgram,
     flow::{Bucket, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
     limits,
-    port::{PortInfo, VportInfo, VportKey},
+    port::{PortInfo, VportInfo, VportKey, VswPorts},
     stats::{PortStats, RuleStats, drop_reason},
     wire::PacketInMeta,
 };
@@ -73,6 +73,15 @@ pub static PACKET_IN: PerfEventArray<PacketInMeta> = PerfEventArray::pinned(0);
 #[map(name = "FLOOR_TARGET")]
 pub static FLOOR_TARGET: Array<u32> = Array::pinned(1, 0);
 
+/// Slot 0: `lime_tc_table`, the TC path's goto-table step; slot 1: `lime_tc_emit`;
+/// slot 2: `lime_tc_send`. Written by the driver at load time.
+#[map(name = "TC_TABLE_PROGS")]
+pub static TC_TABLE_PROGS: ProgramArray = ProgramArray::pinned(3, 0);
+
+/// Virtual switch → its virtual ports (for FLOOD/ALL). Written by the driver.
+#[map(name = "VSW_PORTS")]
+pub static VSW_PORTS: Array<VswPorts> = Array::pinned(limits::MAX_VSWITCHES, 0);
+
 /// Per-packet working state, kept out of the 512-byte BPF stack.
 pub struct Scratch {
     /// The packet's flow key (updated by each table's header changes).
@@ -87,6 +96,8 @@ pub struct Scratch {
     pub table: u8,
     /// Frame length at ingress (for byte counters).
     pub frame_len: u64,
+    /// The skb path's copies.
+    pub copies: crate::skb::Copies,
 }
 
 /// Slot 0: the `lime_table` program, tail-called for each goto-table. Written by the

@@ -220,6 +220,14 @@ impl Fabric {
                     .add_vswitch(id)
                     .map_err(dp_err(sw))?;
             }
+            let ports: Vec<u32> = vs.ports.iter().map(|p| p.port).collect();
+            for sw in &switches {
+                self.datapaths
+                    .get_mut(sw)
+                    .expect("datapath exists")
+                    .set_flood_ports(id, &ports)
+                    .map_err(dp_err(sw))?;
+            }
             for p in &vs.ports {
                 let host = state.host(&p.host).ok_or_else(|| FabricError::Unknown {
                     kind: "host",

@@ -14,7 +14,7 @@ use aya::{
         perf::PerfEventArray,
     },
     programs::{
-        ProgramFd, TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode,
+        SchedClassifier, TcAttachType, TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
     },
     util::nr_cpus,
@@ -23,7 +23,7 @@ use lime_common::{
     action::RuleProgram,
     flow::{Bucket, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
     names,
-    port::{PortInfo, VportInfo, VportKey},
+    port::{PortInfo, VportInfo, VportKey, VswPorts},
     stats::{PortStats, RuleStats, drop_reason},
     wire::PacketInMeta,
 };
@@ -85,6 +85,7 @@ pub struct Maps {
     port_stats: PerCpuHashMap<MapData, u32, PortStats>,
     drops: PerCpuArray<MapData, u64>,
     floor: Array<MapData, u32>,
+    vsw_ports: Array<MapData, VswPorts>,
 }
 
 /// A loaded datapath instance: the eBPF object of one physical switch.
@@ -116,18 +117,17 @@ impl Kernel {
             )?;
             k!(prog.load(), format!("verifying program {name}"))?;
         }
-        let table_fd = Self::prog(&ebpf, names::PROG_TABLE)?.try_clone().map_err(|e| DatapathError::Io {
-            what: "duplicating a program fd".into(),
-            source: e,
-        })?;
-        let mut table_progs: ProgramArray<MapData> = k!(
-            ProgramArray::try_from(k!(
-                ebpf.take_map(names::MAP_TABLE_PROGS).ok_or("missing"),
-                "finding TABLE_PROGS"
-            )?),
-            "opening TABLE_PROGS"
-        )?;
-        k!(table_progs.set(0, &table_fd, 0), "installing the goto-table program")?;
+        for name in [names::PROG_TC, names::PROG_TC_TABLE, names::PROG_TC_EMIT, names::PROG_TC_SEND] {
+            let prog: &mut SchedClassifier = k!(
+                ebpf.program_mut(name)
+                    .ok_or_else(|| format!("program {name} missing"))
+                    .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
+                format!("finding program {name}")
+            )?;
+            k!(prog.load(), format!("verifying program {name}"))?;
+        }
+        install_tail(&mut ebpf, names::MAP_TABLE_PROGS, &[names::PROG_TABLE])?;
+        install_tail(&mut ebpf, names::MAP_TC_TABLE_PROGS, &[names::PROG_TC_TABLE, names::PROG_TC_EMIT, names::PROG_TC_SEND])?;
         let maps = Maps {
             ports: take(&mut ebpf, names::MAP_PORTS)?,
             vports: take(&mut ebpf, names::MAP_VPORTS)?,
@@ -140,6 +140,7 @@ impl Kernel {
             port_stats: take(&mut ebpf, names::MAP_PORT_STATS)?,
             drops: take(&mut ebpf, names::MAP_DROPS)?,
             floor: take(&mut ebpf, names::MAP_FLOOR)?,
+            vsw_ports: take(&mut ebpf, names::MAP_VSW_PORTS)?,
         };
         let cpus = nr_cpus().map_err(|(_, e)| DatapathError::Io {
             what: "counting CPUs".into(),
@@ -151,16 +152,6 @@ impl Kernel {
             pin_dir: pin_dir.to_owned(),
             cpus,
         })
-    }
-
-    fn prog<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a ProgramFd, DatapathError> {
-        let p: &Xdp = k!(
-            ebpf.program(name)
-                .ok_or_else(|| format!("program {name} missing"))
-                .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
-            format!("finding program {name}")
-        )?;
-        k!(p.fd(), format!("program {name} fd"))
     }
 
     /// The pin directory.
@@ -194,6 +185,32 @@ impl Kernel {
         let fd_link: FdLink = k!(FdLink::try_from(link), "XDP link is not a bpf_link")?;
         let _pinned: PinnedLink = k!(fd_link.pin(&pin), format!("pinning {}", pin.display()))?;
         Ok(())
+    }
+
+    /// Attach the TC program to `ifname`'s ingress in the current thread's namespace,
+    /// pinning the (TCX) link as `link_name`.
+    pub fn attach_tc(&mut self, ifname: &str, link_name: &str) -> Result<(), DatapathError> {
+        let pin = self.pin_dir.join(link_name);
+        if pin.exists() {
+            let _ = fs::remove_file(&pin);
+        }
+        let prog: &mut SchedClassifier = k!(
+            self.ebpf
+                .program_mut(names::PROG_TC)
+                .ok_or_else(|| "program missing".to_owned())
+                .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
+            "finding lime_tc"
+        )?;
+        let id = k!(prog.attach(ifname, TcAttachType::Ingress), format!("attaching lime_tc to {ifname}"))?;
+        let link = k!(prog.take_link(id), "taking the TC link")?;
+        let fd_link: FdLink = k!(FdLink::try_from(link), "TC link is not a bpf_link")?;
+        let _pinned: PinnedLink = k!(fd_link.pin(&pin), format!("pinning {}", pin.display()))?;
+        Ok(())
+    }
+
+    /// Set the virtual ports FLOOD/ALL reach on a virtual switch.
+    pub fn set_vswitch_ports(&mut self, vswitch: u16, ports: &VswPorts) -> Result<(), DatapathError> {
+        k!(self.maps.vsw_ports.set(u32::from(vswitch), ports, 0), "writing the flood list")
     }
 
     /// Detach a pinned link.
@@ -374,6 +391,26 @@ pub struct TestRun {
     pub frame: Vec<u8>,
     /// Kernel-measured time per run.
     pub duration: std::time::Duration,
+}
+
+/// Put `progs` in slots 0.. of program array `map` (tail-call targets).
+fn install_tail(ebpf: &mut Ebpf, map: &str, progs: &[&str]) -> Result<(), DatapathError> {
+    let mut fds = Vec::with_capacity(progs.len());
+    for prog in progs {
+        let p: &aya::programs::Program = ebpf.program(prog).ok_or_else(|| DatapathError::Kernel {
+            what: format!("finding program {prog}"),
+            detail: "not in the object".into(),
+        })?;
+        fds.push(k!(p.fd(), format!("program {prog} fd"))?.try_clone().map_err(|e| DatapathError::Io {
+            what: "duplicating a program fd".into(),
+            source: e,
+        })?);
+    }
+    let mut array: ProgramArray<MapData> = take(ebpf, map)?;
+    for (slot, (fd, prog)) in fds.iter().zip(progs).enumerate() {
+        k!(array.set(slot as u32, fd, 0), format!("installing {prog} in {map}"))?;
+    }
+    Ok(())
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, DatapathError>

@@ -141,14 +141,21 @@ impl Datapath {
     pub fn attach_port(&mut self, ifname: &str, ifindex: u32, port: PortInfo) -> Result<(), DatapathError> {
         self.kernel.set_port(ifindex, port)?;
         let link = format!("link-{ifname}");
+        let tc_link = format!("tc-{ifname}");
+        let host = port.kind == lime_common::port::kind::HOST;
         let kernel = &mut self.kernel;
+        let mut attach = move || -> Result<(), DatapathError> {
+            kernel.attach(lime_common::names::PROG_XDP, ifindex, &link)?;
+            if host {
+                // The skb path for packets needing several copies.
+                kernel.attach_tc(ifname, &tc_link)?;
+            }
+            Ok(())
+        };
         match &self.netns {
-            Some(ns) => lime_lab::netns::run_in_netns(ns, || {
-                kernel.attach(lime_common::names::PROG_XDP, ifindex, &link)
-            })??,
-            None => kernel.attach(lime_common::names::PROG_XDP, ifindex, &link)?,
+            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
+            None => attach(),
         }
-        Ok(())
     }
 
     /// Attach the pass-only program to an interface in another namespace (the host end of
@@ -171,6 +178,19 @@ impl Datapath {
             },
             info,
         )
+    }
+
+    /// Set the virtual ports FLOOD and ALL reach on a virtual switch.
+    pub fn set_flood_ports(&mut self, vswitch: u16, ports: &[u32]) -> Result<(), DatapathError> {
+        let mut list = lime_common::port::VswPorts::default();
+        if ports.len() > list.ports.len() {
+            return Err(DatapathError::TableFull { what: "virtual ports per virtual switch (flood list)" });
+        }
+        for (slot, p) in list.ports.iter_mut().zip(ports) {
+            *slot = *p;
+        }
+        list.len = u32::try_from(ports.len()).unwrap_or(u32::MAX);
+        self.kernel.set_vswitch_ports(vswitch, &list)
     }
 
     /// Make a virtual switch active here (empty tables, version 1).

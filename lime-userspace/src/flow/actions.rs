@@ -92,6 +92,32 @@ impl Instructions {
         {
             return Err(FlowError::BadGotoTable { from: table, to: g });
         }
+        // Rules that send several copies run on the skb path, where every copy carries
+        // the frame as it is at the first output: refuse changes after an output there,
+        // and VLAN push/pop altogether (see lime-ebpf/src/skb.rs).
+        let outputs = self.apply.iter().filter(|a| a.is_output()).count();
+        let floods = self.apply.iter().any(|a| {
+            matches!(a, Action::Output { port, .. } if *port == port_no::FLOOD || *port == port_no::ALL)
+        });
+        if outputs > 1 || floods {
+            let mut seen_output = false;
+            for a in &self.apply {
+                match a {
+                    Action::Output { .. } => seen_output = true,
+                    Action::PushVlan(_) | Action::PopVlan => {
+                        return Err(FlowError::Unsupported {
+                            what: "push/pop VLAN in a rule with several outputs",
+                        });
+                    }
+                    _ if seen_output => {
+                        return Err(FlowError::Unsupported {
+                            what: "a header change after an output in a rule with several outputs",
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
         // Whether the frame has a VLAN tag at this point: known from the match, then
         // tracked through push/pop (set-field VLAN_VID needs one: spec 7.2.3.6/A.2.5).
         let mut tagged = m

@@ -115,6 +115,12 @@ pub enum FlowError {
         /// The action.
         action: &'static str,
     },
+    /// A combination the datapath does not support (OFPBAC_UNSUPPORTED_ORDER).
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What.
+        what: &'static str,
+    },
     /// More actions than the datapath holds (OFPBAC_TOO_MANY).
     #[error("too many actions (at most {max})")]
     TooManyActions {

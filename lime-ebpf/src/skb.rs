@@ -1,0 +1,374 @@
+//! The skb (TC ingress) path: packets whose rules send several copies — FLOOD, ALL, more
+//! than one output, or CONTROLLER plus an output. XDP cannot clone a frame, so `lime_xdp`
+//! passes such packets up (without counting them) and `lime_tc`, attached to the same
+//! port's TC ingress hook, classifies them again with the same tables and emits the
+//! copies with `bpf_clone_redirect`.
+//!
+//! Order of emission: the packet-in (if any), then copies to local ports, then copies to
+//! remote ports, which share one encapsulation (`bpf_skb_change_head`: unlike
+//! `bpf_skb_adjust_room` it works for any ethertype, e.g. a flooded ARP request). Every
+//! copy carries the frame as changed by the actions before the first output; userspace
+//! refuses multi-output rules that change the frame after an output, and such a chain
+//! built across tables is dropped here (`BAD_ACTION`).
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    helpers::{bpf_ktime_get_ns, bpf_skb_change_head},
+    macros::classifier,
+    programs::TcContext,
+};
+use lime_common::{
+    action::{code, port_no},
+    limits::{MAX_ACTIONS, MAX_PACKET_IN_BYTES, MAX_TABLES},
+    port::{MAX_FLOOD_PORTS, VportInfo, VportKey, kind, location},
+    stats::drop_reason,
+    wire::{ETH_P_LIME, PacketInMeta, TUNNEL_MAGIC, TunnelHeader, packet_in_reason},
+};
+
+use crate::{
+    Step, classify_step, current_version,
+    maps::{PACKET_IN, PORTS, RULE_PROGRAMS, RULE_STATS, Scratch, TC_TABLE_PROGS, VPORTS, VSW_PORTS, count_drop, port_stats, scratch},
+    parse::Frame,
+    start_packet,
+    tunnel::ENCAP_LEN,
+};
+
+/// Most explicit output ports one packet's chain may name (a power of two).
+pub const MAX_COPIES: usize = 8;
+/// Most remote copies of one packet (a power of two).
+pub const MAX_REMOTE: usize = 8;
+
+/// The copies a packet needs, collected by `lime_tc_emit` for `lime_tc_send`. Lives in
+/// the per-CPU scratch map: counters kept there are not tracked value by value by the
+/// verifier, which keeps the copy loops within its budget.
+pub struct Copies {
+    /// Explicit output ports.
+    pub ports: [u32; MAX_COPIES],
+    /// Valid entries of `ports`.
+    pub n_ports: u32,
+    /// FLOOD or ALL was requested.
+    pub flood: u32,
+    /// CONTROLLER was requested.
+    pub controller: u32,
+    /// Its max_len.
+    pub ctrl_len: u32,
+    /// The rule that asked for it.
+    pub ctrl_rule: u32,
+    /// Remote ports, sent last under one encapsulation.
+    pub remote: [u32; MAX_REMOTE],
+    /// Valid entries of `remote`.
+    pub n_remote: u32,
+}
+
+/// TC ingress on every host port.
+#[classifier]
+pub fn lime_tc(ctx: TcContext) -> i32 {
+    tc_verdict(try_lime_tc(&ctx))
+}
+
+/// The TC path's goto-table step (slot 0 of `TC_TABLE_PROGS`).
+#[classifier]
+pub fn lime_tc_table(ctx: TcContext) -> i32 {
+    tc_verdict(scratch().and_then(|s| tc_step(&ctx, s)))
+}
+
+/// The TC path's execution step (slot 1 of `TC_TABLE_PROGS`): counters, header changes,
+/// collecting the outputs. Programs of their own so that each stays within the
+/// verifier's budget.
+#[classifier]
+pub fn lime_tc_emit(ctx: TcContext) -> i32 {
+    tc_verdict(scratch().and_then(|s| collect(&ctx, s)))
+}
+
+/// The TC path's last step (slot 2 of `TC_TABLE_PROGS`): send the copies.
+#[classifier]
+pub fn lime_tc_send(ctx: TcContext) -> i32 {
+    tc_verdict(scratch().and_then(|s| send(&ctx, s)))
+}
+
+#[inline(always)]
+fn tc_verdict(v: Result<i32, u32>) -> i32 {
+    match v {
+        Ok(a) => a,
+        Err(reason) => {
+            count_drop(reason);
+            TC_ACT_SHOT as i32
+        }
+    }
+}
+
+#[inline(always)]
+fn try_lime_tc(ctx: &TcContext) -> Result<i32, u32> {
+    // SAFETY: reading a field of our own __sk_buff.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let Some(port) = PORTS.get_ptr(&ifindex) else {
+        return Ok(TC_ACT_OK as i32);
+    };
+    // SAFETY: map value pointer valid for this run.
+    let port = unsafe { *port };
+    if port.kind != kind::HOST {
+        return Ok(TC_ACT_OK as i32);
+    }
+    // Make the whole frame directly accessible.
+    let _ = ctx.pull_data(ctx.len());
+    let version = current_version(port.vswitch)?;
+    let f = Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    let s = start_packet(&f, port.vswitch, port.vport, version)?;
+    tc_step(ctx, s)
+}
+
+#[inline(always)]
+fn tc_step(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
+    match classify_step(s)? {
+        Step::Goto => {
+            // SAFETY: tail call with our own context; returns only on failure.
+            unsafe { TC_TABLE_PROGS.tail_call(ctx, 0) };
+            Err(drop_reason::HELPER_FAILED)
+        }
+        Step::Done => {
+            // SAFETY: tail call with our own context; returns only on failure.
+            unsafe { TC_TABLE_PROGS.tail_call(ctx, 1) };
+            Err(drop_reason::HELPER_FAILED)
+        }
+    }
+}
+
+/// Count the chain's rules, apply header changes up to the first output, and collect
+/// the outputs into the scratch area; then tail-call `lime_tc_send`.
+#[inline(always)]
+fn collect(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
+    let Scratch {
+        chain,
+        ingress: ing,
+        copies,
+        frame_len,
+        ..
+    } = s;
+    copies.n_ports = 0;
+    copies.flood = 0;
+    copies.controller = 0;
+    copies.n_remote = 0;
+    // SAFETY: helper without side effects.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut seen_output = false;
+    let mut r = 0;
+    while r < MAX_TABLES && r < chain.len {
+        let rule_id = chain.rules[r];
+        r += 1;
+        if let Some(st) = RULE_STATS.get_ptr_mut(rule_id) {
+            // SAFETY: per-CPU slot.
+            let st = unsafe { &mut *st };
+            st.packets += 1;
+            st.bytes += *frame_len;
+            st.last_hit_ns = now;
+        }
+        let Some(prog) = RULE_PROGRAMS.get(rule_id) else {
+            continue;
+        };
+        let n = prog.len as usize;
+        let mut i = 0;
+        while i < MAX_ACTIONS && i < n {
+            let a = prog.actions[i];
+            i += 1;
+            match a.code {
+                code::OUTPUT => {
+                    seen_output = true;
+                    match a.arg32 {
+                        port_no::FLOOD | port_no::ALL => copies.flood = 1,
+                        port_no::CONTROLLER => {
+                            copies.controller = 1;
+                            copies.ctrl_len = u32::from(a.arg16);
+                            copies.ctrl_rule = rule_id;
+                        }
+                        p => {
+                            let p = if p == port_no::IN_PORT { ing.vport } else { p };
+                            // An explicit output to the ingress port is not allowed
+                            // without IN_PORT (OpenFlow 1.3 B.4.2): skip it.
+                            let hairpin = p == ing.vport && a.arg32 != port_no::IN_PORT;
+                            if !hairpin && p <= port_no::MAX && (copies.n_ports as usize) < MAX_COPIES {
+                                copies.ports[slot_index(&copies.n_ports, MAX_COPIES)] = p;
+                                copies.n_ports += 1;
+                            }
+                        }
+                    }
+                }
+                code::SET_ETH_DST | code::SET_ETH_SRC => {
+                    if seen_output {
+                        return Err(drop_reason::BAD_ACTION);
+                    }
+                    let off = if a.code == code::SET_ETH_DST { 0 } else { 6 };
+                    let mac = [a.data[0], a.data[1], a.data[2], a.data[3], a.data[4], a.data[5]];
+                    ctx.store(off, &mac, 0).map_err(|_| drop_reason::HELPER_FAILED)?;
+                }
+                _ => return Err(drop_reason::BAD_ACTION),
+            }
+        }
+    }
+    if !seen_output {
+        return Err(if chain.missed { drop_reason::TABLE_MISS } else { drop_reason::NO_OUTPUT });
+    }
+    // SAFETY: tail call with our own context; returns only on failure.
+    unsafe { TC_TABLE_PROGS.tail_call(ctx, 2) };
+    Err(drop_reason::HELPER_FAILED)
+}
+
+/// Emit the collected copies: packet-in, local ports, flood, then remote ports.
+#[inline(always)]
+fn send(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
+    if s.copies.controller != 0 {
+        packet_in(ctx, s, s.copies.ctrl_len, s.copies.ctrl_rule);
+    }
+    let vswitch = s.ingress.vswitch;
+    let in_port = s.ingress.vport;
+    let mut i = 0;
+    while i < MAX_COPIES {
+        if i >= s.copies.n_ports as usize {
+            break;
+        }
+        let p = s.copies.ports[i];
+        emit_local(ctx, vswitch, p, &mut s.copies);
+        i += 1;
+    }
+    if s.copies.flood != 0
+        && let Some(list) = VSW_PORTS.get(u32::from(vswitch))
+    {
+        let mut i = 0;
+        while i < MAX_FLOOD_PORTS {
+            if i >= list.len as usize {
+                break;
+            }
+            let p = list.ports[i];
+            i += 1;
+            if p != in_port {
+                emit_local(ctx, vswitch, p, &mut s.copies);
+            }
+        }
+    }
+    if s.copies.n_remote > 0 {
+        emit_remote(ctx, s)?;
+    }
+    // The original has been copied wherever it goes.
+    Ok(TC_ACT_SHOT as i32)
+}
+
+/// `*count` as an index below `len` (a power of two) that the verifier can bound: the
+/// volatile load keeps LLVM from replacing the mask with an earlier comparison the
+/// verifier cannot connect to this register.
+#[inline(always)]
+fn slot_index(count: &u32, len: usize) -> usize {
+    // SAFETY: reading an aligned u32 we hold a reference to.
+    (unsafe { core::ptr::read_volatile(count) } as usize) & (len - 1)
+}
+
+#[inline(always)]
+fn vport(vswitch: u16, vport: u32) -> Option<VportInfo> {
+    let key = VportKey {
+        vswitch,
+        _pad: 0,
+        vport,
+    };
+    // SAFETY: map value, replaced whole by userspace.
+    VPORTS.get_ptr(&key).map(|p| unsafe { *p })
+}
+
+/// Copy to a local port now; remember a remote one for later.
+#[inline(always)]
+fn emit_local(ctx: &TcContext, vswitch: u16, p: u32, copies: &mut Copies) {
+    let Some(vp) = vport(vswitch, p) else {
+        count_drop(drop_reason::BAD_OUTPUT);
+        return;
+    };
+    if vp.location == location::REMOTE {
+        if (copies.n_remote as usize) < MAX_REMOTE {
+            copies.remote[slot_index(&copies.n_remote, MAX_REMOTE)] = p;
+            copies.n_remote += 1;
+        }
+        return;
+    }
+    clone_to(ctx, vp.ifindex);
+}
+
+#[inline(always)]
+fn clone_to(ctx: &TcContext, ifindex: u32) {
+    let len = u64::from(ctx.len());
+    let ok = ctx.clone_redirect(ifindex, 0).is_ok();
+    if let Some(ps) = port_stats(ifindex) {
+        if ok {
+            ps.tx_packets += 1;
+            ps.tx_bytes += len;
+        } else {
+            ps.tx_errors += 1;
+        }
+    }
+}
+
+/// Encapsulate once, then rewrite the tunnel header per remote copy.
+#[inline(always)]
+fn emit_remote(ctx: &TcContext, s: &Scratch) -> Result<(), u32> {
+    // SAFETY: helper on our own skb.
+    if unsafe { bpf_skb_change_head(ctx.skb.skb, ENCAP_LEN as u32, 0) } != 0 {
+        return Err(drop_reason::HELPER_FAILED);
+    }
+    let ing = &s.ingress;
+    let t = ETH_P_LIME.to_be_bytes();
+    let mut i = 0;
+    while i < MAX_REMOTE {
+        if i >= s.copies.n_remote as usize {
+            break;
+        }
+        let p = s.copies.remote[i];
+        i += 1;
+        let Some(vp) = vport(ing.vswitch, p) else {
+            continue;
+        };
+        let d = vp.outer_dst;
+        let o = vp.outer_src;
+        let eth = [d[0], d[1], d[2], d[3], d[4], d[5], o[0], o[1], o[2], o[3], o[4], o[5], t[0], t[1]];
+        let hdr = TunnelHeader {
+            magic: TUNNEL_MAGIC,
+            flags: 0,
+            hops: 1,
+            _reserved: 0,
+            vswitch: ing.vswitch.to_be_bytes(),
+            _reserved2: [0; 2],
+            in_port: ing.vport.to_be_bytes(),
+            out_port: p.to_be_bytes(),
+            version: ing.version.to_be_bytes(),
+        };
+        ctx.store(0, &eth, 0).map_err(|_| drop_reason::HELPER_FAILED)?;
+        ctx.store(14, &hdr, 0).map_err(|_| drop_reason::HELPER_FAILED)?;
+        clone_to(ctx, vp.ifindex);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn packet_in(ctx: &TcContext, s: &Scratch, max_len: u32, rule_id: u32) {
+    let frame_len = ctx.len();
+    let mut cap = frame_len;
+    if max_len < cap {
+        cap = max_len;
+    }
+    if cap > MAX_PACKET_IN_BYTES {
+        cap = MAX_PACKET_IN_BYTES;
+    }
+    let (cookie, table) = match RULE_PROGRAMS.get(rule_id) {
+        Some(p) => (p.cookie, p.table),
+        None => (0, 0),
+    };
+    let meta = PacketInMeta {
+        cookie,
+        metadata: s.ingress.metadata,
+        vswitch: s.ingress.vswitch,
+        table,
+        reason: packet_in_reason::ACTION,
+        in_port: s.ingress.vport,
+        rule_id,
+        frame_len,
+        captured: cap,
+        version: s.ingress.version,
+    };
+    PACKET_IN.output(ctx, &meta, cap);
+}
