@@ -60,8 +60,10 @@ impl TestDatapath {
     #[must_use]
     pub fn new(name: &str) -> Self {
         let pin_root = PathBuf::from(format!("/sys/fs/bpf/lime-test/{name}-{}", std::process::id()));
-        let dp = Datapath::load("dp", None, &pin_root)
-            .unwrap_or_else(|e| panic!("loading the datapath for {name}: {e}"));
+        let dp = Datapath::load("dp", None, &pin_root).unwrap_or_else(|e| {
+            let _ = std::fs::remove_dir_all(&pin_root);
+            panic!("loading the datapath for {name}: {e}")
+        });
         // From here on, Drop removes the pins even if setup panics.
         let mut this = Self { dp, pin_root };
         this.dp.add_vswitch(VSW).expect("add vswitch");

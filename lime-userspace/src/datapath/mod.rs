@@ -103,7 +103,10 @@ impl Datapath {
         if pin_dir.exists() {
             let _ = std::fs::remove_dir_all(&pin_dir);
         }
-        let kernel = Kernel::load(&pin_dir)?;
+        let kernel = Kernel::load(&pin_dir).inspect_err(|_| {
+            // Leave no half-made pins behind.
+            let _ = std::fs::remove_dir_all(&pin_dir);
+        })?;
         Ok(Self {
             name: name.to_owned(),
             netns: netns.map(str::to_owned),
