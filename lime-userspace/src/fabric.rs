@@ -384,6 +384,20 @@ impl Fabric {
         Ok((out, finals))
     }
 
+    /// Restart the control plane of one physical switch: drop its datapath handle (the
+    /// programs stay attached through their pinned links) and re-open it from the pins.
+    pub fn reopen_datapath(&mut self, switch: &str) -> Result<(), FabricError> {
+        let old = self.datapaths.remove(switch).ok_or_else(|| FabricError::Unknown {
+            kind: "switch",
+            name: switch.to_owned(),
+        })?;
+        let ns = self.lab.state().netns(switch)?;
+        drop(old);
+        let dp = Datapath::open(switch, Some(&ns), &self.pin_root).map_err(dp_err(switch))?;
+        self.datapaths.insert(switch.to_owned(), dp);
+        Ok(())
+    }
+
     /// A rule's counters summed over every physical switch.
     pub fn rule_stats(&self, rule: &Installed) -> Result<RuleStats, FabricError> {
         let mut total = RuleStats::default();

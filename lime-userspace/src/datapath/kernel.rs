@@ -254,6 +254,37 @@ impl Kernel {
         Ok(())
     }
 
+    /// Read back everything the rule store mirrors (for a restarted control plane):
+    /// active virtual switches and versions, subtable lists, masks, buckets, programs.
+    pub fn read_rule_maps(&self) -> Result<RuleMaps, DatapathError> {
+        let m = &self.maps;
+        let mut out = RuleMaps::default();
+        for v in 0..lime_common::limits::MAX_VSWITCHES {
+            let cfg = k!(m.vswitches.get(&v, 0), "reading virtual switch configs")?;
+            if cfg.flags & lime_common::flow::VSW_F_ACTIVE != 0 {
+                out.vswitches.push((u16::try_from(v).unwrap_or(u16::MAX), cfg.version));
+            }
+        }
+        for kv in m.mask_lists.iter() {
+            out.lists.push(k!(kv, "reading subtable lists")?);
+        }
+        for (_, list) in &out.lists {
+            for r in list.masks.iter().take(list.len as usize) {
+                let mask = k!(m.masks.get(&r.mask_id, 0), "reading masks")?;
+                out.masks.insert(r.mask_id, mask);
+            }
+        }
+        for kv in m.rules.iter() {
+            let (rk, b) = k!(kv, "reading rule buckets")?;
+            for e in b.entries.iter().filter(|e| e.rule_id != 0) {
+                let p = k!(m.programs.get(&e.rule_id, 0), "reading rule programs")?;
+                out.programs.insert(e.rule_id, p);
+            }
+            out.buckets.push((rk, b));
+        }
+        Ok(out)
+    }
+
     /// Map an interface to a port.
     pub fn set_port(&mut self, ifindex: u32, info: PortInfo) -> Result<(), DatapathError> {
         k!(self.maps.ports.insert(ifindex, info, 0), "writing the port map")?;
@@ -381,6 +412,21 @@ impl Kernel {
 
 /// `size_of::<PacketInMeta>()`, the fixed part of a packet-in record.
 pub const PACKET_IN_META_LEN: usize = size_of::<PacketInMeta>();
+
+/// The rule maps of a running datapath, read back (see [`Kernel::read_rule_maps`]).
+#[derive(Debug, Default)]
+pub struct RuleMaps {
+    /// Active virtual switches and their published versions.
+    pub vswitches: Vec<(u16, u32)>,
+    /// Subtable lists.
+    pub lists: Vec<(MaskListKey, MaskList)>,
+    /// Masks by id.
+    pub masks: std::collections::HashMap<u32, FlowKey>,
+    /// Rule buckets.
+    pub buckets: Vec<(RuleKey, Bucket)>,
+    /// Rule programs by id.
+    pub programs: std::collections::HashMap<u32, RuleProgram>,
+}
 
 /// Result of [`Kernel::test_run`].
 #[derive(Debug, Clone)]

@@ -116,6 +116,29 @@ impl Datapath {
         })
     }
 
+    /// Re-attach to a datapath that is already running (a restarted control plane): open
+    /// its pinned maps under `pin_root/name`, leave the attached programs and the traffic
+    /// alone, and rebuild the rule mirror from the maps.
+    pub fn open(name: &str, netns: Option<&str>, pin_root: &Path) -> Result<Self, DatapathError> {
+        let pin_dir: PathBuf = pin_root.join(name);
+        if !pin_dir.join(lime_common::names::MAP_RULES).exists() {
+            return Err(DatapathError::Kernel {
+                what: format!("opening datapath {name}"),
+                detail: format!("no pinned maps under {}", pin_dir.display()),
+            });
+        }
+        let kernel = Kernel::load(&pin_dir)?;
+        let maps = kernel.read_rule_maps()?;
+        let store = RuleStore::rebuild(&maps.vswitches, &maps.lists, &maps.masks, &maps.buckets, &maps.programs);
+        Ok(Self {
+            name: name.to_owned(),
+            netns: netns.map(str::to_owned),
+            kernel,
+            store,
+            published: std::collections::HashMap::new(),
+        })
+    }
+
     /// Name (the physical switch's).
     #[must_use]
     pub fn name(&self) -> &str {

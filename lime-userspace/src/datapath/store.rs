@@ -160,6 +160,78 @@ impl RuleStore {
         }
     }
 
+    /// Rebuild the mirror from the maps of a running datapath (after a control-plane
+    /// restart): the active virtual switches with their versions, the subtable lists,
+    /// the masks, the buckets, and the rule programs.
+    pub fn rebuild(
+        vswitches: &[(u16, u32)],
+        lists: &[(MaskListKey, MaskList)],
+        masks: &HashMap<u32, FlowKey>,
+        buckets: &[(RuleKey, Bucket)],
+        programs: &HashMap<u32, RuleProgram>,
+    ) -> Self {
+        let mut s = Self::new();
+        for &(v, version) in vswitches {
+            let st = s.vswitches.entry(v).or_default();
+            st.active = true;
+            st.version = version;
+        }
+        // Which (virtual switch, table) each mask id serves, from the subtable lists.
+        let mut owner: HashMap<u32, (u16, u8)> = HashMap::new();
+        for (k, list) in lists {
+            if let Some(st) = s.vswitches.get_mut(&k.vswitch) {
+                st.lists.entry(k.version).or_default().push(k.table);
+            }
+            for r in list.masks.iter().take(list.len as usize) {
+                owner.insert(r.mask_id, (k.vswitch, k.table));
+            }
+        }
+        let mut max_rule = 0;
+        let mut max_mask = 0;
+        for (rk, bucket) in buckets {
+            let Some(&(vswitch, table)) = owner.get(&rk.mask_id) else {
+                continue;
+            };
+            let Some(mask) = masks.get(&rk.mask_id) else { continue };
+            let current = s.version(vswitch).unwrap_or(0);
+            let sub_key = (vswitch, table, *mask);
+            let sub = s.subtables.entry(sub_key).or_insert_with(|| Subtable {
+                id: rk.mask_id,
+                ..Subtable::default()
+            });
+            s.mask_of_id.insert(rk.mask_id, sub_key);
+            max_mask = max_mask.max(rk.mask_id);
+            for e in bucket.entries.iter().filter(|e| e.rule_id != 0) {
+                sub.rules += 1;
+                if e.remove_version > current {
+                    *sub.live.entry(e.priority).or_default() += 1;
+                }
+                max_rule = max_rule.max(e.rule_id);
+                s.rules.insert(
+                    e.rule_id,
+                    DpRule {
+                        vswitch,
+                        table,
+                        priority: e.priority,
+                        mask_id: rk.mask_id,
+                        key: *rk,
+                        add_version: e.add_version,
+                        remove_version: e.remove_version,
+                    },
+                );
+                if let Some(p) = programs.get(&e.rule_id) {
+                    s.programs.insert(e.rule_id, *p);
+                }
+            }
+            s.buckets.insert(*rk, *bucket);
+        }
+        s.rule_ids.next = max_rule + 1;
+        s.rule_ids.free = (1..=max_rule).filter(|id| !s.rules.contains_key(id)).collect();
+        s.mask_ids.next = max_mask + 1;
+        s.mask_ids.free = (1..=max_mask).filter(|id| !s.mask_of_id.contains_key(id)).collect();
+        s
+    }
+
     /// Make a virtual switch active (version 1, empty tables). Returns the publish op.
     pub fn add_vswitch(&mut self, vswitch: u16) -> Vec<MapOp> {
         let st = self.vswitches.entry(vswitch).or_default();
