@@ -66,8 +66,8 @@ pub const NO_GOTO: u8 = 0xff;
 pub mod flags {
     /// The program has a write-metadata instruction.
     pub const WRITE_METADATA: u8 = 1;
-    /// The program outputs more than one copy (FLOOD, ALL, several outputs, or an output
-    /// followed by a change to the frame): only the skb (TC) path can execute it.
+    /// The program outputs more than one copy (FLOOD, ALL, or several outputs): only the
+    /// skb (TC) path can execute it.
     pub const MULTI_OUTPUT: u8 = 2;
     /// The rule counts no packets (OFPFF_NO_PKT_COUNTS) — informational.
     pub const NO_PKT_COUNTS: u8 = 4;

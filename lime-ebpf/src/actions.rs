@@ -34,11 +34,20 @@ pub struct Chain {
     pub missed: bool,
 }
 
+/// VLAN tags hidden under tags pushed by rules, so a pop shows the one below again.
+#[derive(Clone, Copy, Default)]
+pub struct VlanStack {
+    /// (vlan_vid, vlan_pcp) of the flow key before each push, innermost first.
+    pub saved: [(u16, u8); 2],
+    /// Valid entries of `saved`.
+    pub depth: u8,
+}
+
 /// Apply a rule's header-changing actions and write-metadata to the flow key, so the next
 /// table matches what the frame will look like (OpenFlow 1.3 5.10: apply-actions change
 /// the packet immediately).
 #[inline(always)]
-pub fn update_key(prog: &RuleProgram, key: &mut FlowKey) {
+pub fn update_key(prog: &RuleProgram, key: &mut FlowKey, vlans: &mut VlanStack) {
     let n = prog.len as usize;
     let mut i = 0;
     while i < MAX_ACTIONS && i < n {
@@ -50,13 +59,32 @@ pub fn update_key(prog: &RuleProgram, key: &mut FlowKey) {
                 key.vlan_vid = lime_common::flow::VID_PRESENT | (a.arg16 & 0x0fff);
             }
             code::PUSH_VLAN => {
+                // The new outer tag copies the old outer tag's VID and PCP, or is 0/0.
+                if vlans.depth == 0 {
+                    vlans.saved[0] = (key.vlan_vid, key.vlan_pcp);
+                    vlans.depth = 1;
+                } else if vlans.depth == 1 {
+                    vlans.saved[1] = (key.vlan_vid, key.vlan_pcp);
+                    vlans.depth = 2;
+                }
                 if key.vlan_vid == 0 {
                     key.vlan_vid = lime_common::flow::VID_PRESENT;
+                    key.vlan_pcp = 0;
                 }
             }
             code::POP_VLAN => {
-                key.vlan_vid = 0;
-                key.vlan_pcp = 0;
+                // Show the tag below again: one a rule pushed over, or none (frames
+                // arrive with at most one tag).
+                if vlans.depth == 2 {
+                    (key.vlan_vid, key.vlan_pcp) = vlans.saved[1];
+                    vlans.depth = 1;
+                } else if vlans.depth == 1 {
+                    (key.vlan_vid, key.vlan_pcp) = vlans.saved[0];
+                    vlans.depth = 0;
+                } else {
+                    key.vlan_vid = 0;
+                    key.vlan_pcp = 0;
+                }
             }
             _ => {}
         }

@@ -159,6 +159,7 @@ pub fn classify_step(s: &mut Scratch) -> Result<Step, u32> {
         chain,
         ingress,
         table,
+        vlans,
         ..
     } = s;
     let rule = classify::lookup(ingress.vswitch, *table, ingress.version, key, rk);
@@ -177,7 +178,7 @@ pub fn classify_step(s: &mut Scratch) -> Result<Step, u32> {
     if prog.flags & flags::MULTI_OUTPUT != 0 {
         chain.multi = true;
     }
-    update_key(prog, key);
+    update_key(prog, key, vlans);
     ingress.metadata = key.metadata;
     if prog.goto_table == NO_GOTO {
         return Ok(Step::Done);
@@ -206,6 +207,7 @@ pub fn start_packet(f: &parse::Frame, vswitch: u16, vport: u32, version: u32) ->
         metadata: 0,
     };
     s.table = 0;
+    s.vlans.depth = 0;
     s.chain.len = 0;
     s.chain.outputs = 0;
     s.chain.multi = false;

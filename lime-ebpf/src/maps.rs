@@ -96,6 +96,8 @@ pub struct Scratch {
     pub table: u8,
     /// Frame length at ingress (for byte counters).
     pub frame_len: u64,
+    /// VLAN tags hidden by pushes, for pops.
+    pub vlans: crate::actions::VlanStack,
     /// The skb path's copies.
     pub copies: crate::skb::Copies,
 }

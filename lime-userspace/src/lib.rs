@@ -7,6 +7,11 @@
 //!   mapped across them.
 //! - [`vswitch`]: OpenFlow 1.3 flow-table semantics (add/modify/delete, strict and
 //!   non-strict, cookies, overlap check) over a virtual switch's copies.
+//! - [`packet`]: frames: a builder, an independent parser, malformed-frame makers.
+//! - [`reference`]: the reference classifier (a linear scan), the oracle of the
+//!   property tests.
+//! - [`testgen`]: random rule sets and packets for property tests, and deterministic
+//!   rule sets for benchmarks (feature `testgen`).
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
 //!   store, kernel access).
 #![deny(missing_docs)]
@@ -14,4 +19,7 @@
 pub mod datapath;
 pub mod fabric;
 pub mod flow;
+pub mod packet;
+pub mod reference;
+pub mod testgen;
 pub mod vswitch;
