@@ -198,3 +198,47 @@ abi_type!(VswitchConfig, size = 8, align = 4);
 
 /// The virtual switch exists on this physical switch.
 pub const VSW_F_ACTIVE: u32 = 1;
+/// Bypass the flow cache for this virtual switch (benchmarks compare with and without).
+pub const VSW_F_NO_CACHE: u32 = 2;
+/// Never hit the flow cache, but still fill it: measures the cost of a cache miss
+/// (benchmarks only).
+pub const VSW_F_CACHE_ALWAYS_MISS: u32 = 4;
+
+/// Key of the exact-match flow cache: the packet's flow key as parsed (before any rule
+/// changed it), under one version of one virtual switch's tables.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// Virtual switch.
+    pub vswitch: u16,
+    /// Padding; always zero.
+    pub _pad: u16,
+    /// Table version.
+    pub version: u32,
+    /// The parsed flow key.
+    pub key: FlowKey,
+}
+abi_type!(CacheKey, size = 80, align = 8);
+
+/// Value of the flow cache: the classification result for that key and version. Valid
+/// forever: the rules visible in a published version never change, and entries of old
+/// versions are never looked up again (they age out of the LRU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CacheEntry {
+    /// Rule ids matched, one per table visited.
+    pub rules: [u32; crate::limits::MAX_TABLES],
+    /// Valid entries of `rules`.
+    pub len: u8,
+    /// The chain ended on a table miss.
+    pub missed: u8,
+    /// Some rule needs several copies.
+    pub multi: u8,
+    /// Padding; always zero.
+    pub _pad: u8,
+    /// Output actions over the chain.
+    pub outputs: u32,
+    /// Metadata register at the end of the pipeline.
+    pub metadata: u64,
+}
+abi_type!(CacheEntry, size = 4 * crate::limits::MAX_TABLES + 8 + 8, align = 8);

@@ -62,6 +62,8 @@ pub mod names {
     pub const MAP_VSWITCHES: &str = "VSWITCHES";
     /// Subtable (mask) lists per (virtual switch, table, version).
     pub const MAP_MASK_LISTS: &str = "MASK_LISTS";
+    /// The exact-match flow cache.
+    pub const MAP_FLOW_CACHE: &str = "FLOW_CACHE";
     /// Masks by mask id.
     pub const MAP_MASKS: &str = "MASKS";
     /// Rule buckets keyed by masked flow key.

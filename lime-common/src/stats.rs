@@ -11,7 +11,8 @@ pub struct RuleStats {
     pub packets: u64,
     /// Bytes of those packets (the frame as received, without tunnel headers).
     pub bytes: u64,
-    /// `bpf_ktime_get_ns()` of the last match (CLOCK_MONOTONIC); 0 if never.
+    /// `bpf_ktime_get_coarse_ns()` of the last match (CLOCK_MONOTONIC_COARSE, a few ms
+    /// of resolution: plenty for idle timeouts in seconds); 0 if never.
     pub last_hit_ns: u64,
 }
 abi_type!(RuleStats, size = 24, align = 8);

@@ -2,7 +2,7 @@
 //! a local port, a remote port (through the tunnel) or the controller.
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_head},
+    helpers::{bpf_ktime_get_coarse_ns, bpf_redirect, bpf_xdp_adjust_head},
     programs::XdpContext,
 };
 use lime_common::{
@@ -116,7 +116,7 @@ pub struct Output {
 #[inline(always)]
 pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option<Output>, u32> {
     // SAFETY: helper without side effects.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     // Fully initialised (not an Option): LLVM may otherwise spill an undefined payload,
     // which the verifier rejects ("!read_ok").
     let mut out = Output {

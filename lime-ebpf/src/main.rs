@@ -33,7 +33,7 @@ mod tunnel;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
-    flow::{FlowKey, VSW_F_ACTIVE},
+    flow::{CacheEntry, FlowKey, VSW_F_ACTIVE, VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE},
     limits::MAX_TABLES,
     port::{VportKey, kind, location},
     stats::drop_reason,
@@ -43,7 +43,7 @@ use lime_common::{
 use crate::{
     actions::{Ingress, deliver, execute, redirect, send_to_vport, update_key},
     maps::{
-        FLOOR_TARGET, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORTS, VSWITCHES, count_drop,
+        FLOOR_TARGET, FLOW_CACHE, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORTS, VSWITCHES, count_drop,
         port_stats, scratch,
     },
     tunnel::{decap, frame, read_header, rewrite_outer},
@@ -88,12 +88,16 @@ pub fn lime_floor(_ctx: XdpContext) -> u32 {
     }
 }
 
+#[inline(always)]
 fn try_lime_xdp(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
-    let Some(port) = PORTS.get_ptr(&ifindex) else {
+    let Some(port) = PORTS.get_ptr(ifindex) else {
         return Ok(xdp_action::XDP_PASS);
     };
     // SAFETY: map value pointer valid for this run.
     let port = unsafe { *port };
+    if port.kind == kind::NONE {
+        return Ok(xdp_action::XDP_PASS);
+    }
     if let Some(ps) = port_stats(ifindex) {
         ps.rx_packets += 1;
         ps.rx_bytes += frame(ctx).len() as u64;
@@ -109,10 +113,16 @@ fn try_lime_xdp(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
 /// Read a virtual switch's current version (one load: the atomic publish point).
 #[inline(always)]
 pub fn current_version(vswitch: u16) -> Result<u32, u32> {
+    vswitch_config(vswitch).map(|(v, _)| v)
+}
+
+/// A virtual switch's current version and flags.
+#[inline(always)]
+fn vswitch_config(vswitch: u16) -> Result<(u32, u32), u32> {
     match VSWITCHES.get(u32::from(vswitch)) {
         Some(cfg) if cfg.flags & VSW_F_ACTIVE != 0 => {
-            // SAFETY: aligned u32 in a map value; a single load.
-            Ok(unsafe { core::ptr::read_volatile(&cfg.version) })
+            // SAFETY: aligned u32s in a map value; the version is read with one load.
+            Ok(unsafe { (core::ptr::read_volatile(&cfg.version), core::ptr::read_volatile(&cfg.flags)) })
         }
         _ => Err(drop_reason::NO_VSWITCH),
     }
@@ -120,8 +130,28 @@ pub fn current_version(vswitch: u16) -> Result<u32, u32> {
 
 #[inline(always)]
 fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
-    let version = current_version(vswitch)?;
-    pipeline(ctx, vswitch, vport, version)
+    let (version, flags) = vswitch_config(vswitch)?;
+    let s = start_packet(&frame(ctx), vswitch, vport, version)?;
+    if flags & VSW_F_NO_CACHE == 0 {
+        s.cache_key.vswitch = vswitch;
+        s.cache_key.version = version;
+        s.cache_key.key = s.key;
+        if flags & VSW_F_CACHE_ALWAYS_MISS == 0
+            && let Some(hit) = FLOW_CACHE.get_ptr(&s.cache_key)
+        {
+            // SAFETY: per-CPU map value, valid for this run.
+            let hit = unsafe { &*hit };
+            s.chain.rules = hit.rules;
+            s.chain.len = usize::from(hit.len);
+            s.chain.missed = hit.missed != 0;
+            s.chain.multi = hit.multi != 0;
+            s.chain.outputs = hit.outputs;
+            s.ingress.metadata = hit.metadata;
+            return finish_pipeline(ctx, s);
+        }
+        s.cache_fill = true;
+    }
+    step(ctx, s)
 }
 
 /// Parse, then classify with one version starting at table 0, then execute and deliver.
@@ -208,6 +238,7 @@ pub fn start_packet(f: &parse::Frame, vswitch: u16, vport: u32, version: u32) ->
     };
     s.table = 0;
     s.vlans.depth = 0;
+    s.cache_fill = false;
     s.chain.len = 0;
     s.chain.outputs = 0;
     s.chain.multi = false;
@@ -228,22 +259,41 @@ fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
             Err(drop_reason::HELPER_FAILED)
         }
         Step::Done => {
-            let Scratch {
-                chain,
-                ingress,
-                frame_len,
-                ..
-            } = s;
-            if chain.multi || chain.outputs > 1 {
-                // Not counted here: the skb path classifies again and counts.
-                return Ok(xdp_action::XDP_PASS);
+            if s.cache_fill {
+                let c = &s.chain;
+                let entry = CacheEntry {
+                    rules: c.rules,
+                    len: c.len as u8,
+                    missed: u8::from(c.missed),
+                    multi: u8::from(c.multi),
+                    _pad: 0,
+                    outputs: c.outputs,
+                    metadata: s.ingress.metadata,
+                };
+                let _ = FLOW_CACHE.insert(&s.cache_key, &entry, 0);
             }
-            match execute(ctx, chain, *frame_len)? {
-                Some(out) => deliver(ctx, ingress, out),
-                None if chain.missed => Err(drop_reason::TABLE_MISS),
-                None => Err(drop_reason::NO_OUTPUT),
-            }
+            finish_pipeline(ctx, s)
         }
+    }
+}
+
+/// The end of the pipeline: execute the chain and deliver.
+#[inline(always)]
+fn finish_pipeline(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
+    let Scratch {
+        chain,
+        ingress,
+        frame_len,
+        ..
+    } = s;
+    if chain.multi || chain.outputs > 1 {
+        // Not counted here: the skb path classifies again and counts.
+        return Ok(xdp_action::XDP_PASS);
+    }
+    match execute(ctx, chain, *frame_len)? {
+        Some(out) => deliver(ctx, ingress, out),
+        None if chain.missed => Err(drop_reason::TABLE_MISS),
+        None => Err(drop_reason::NO_OUTPUT),
     }
 }
 

@@ -5,21 +5,23 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, ProgramArray},
+    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerfEventArray, ProgramArray},
 };
 use lime_common::{
     action::RuleProgram,
-    flow::{Bucket, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
+    flow::{Bucket, CacheEntry, CacheKey, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
     limits,
     port::{PortInfo, VportInfo, VportKey, VswPorts},
     stats::{PortStats, RuleStats, drop_reason},
     wire::PacketInMeta,
 };
 
-/// ifindex → port kind and (virtual switch, virtual port). Written by the driver when it
-/// attaches a port.
+/// ifindex → port kind and (virtual switch, virtual port); kind NONE for other
+/// interfaces. An array (the kernel inlines array lookups): ifindexes inside a physical
+/// switch's namespace are small, the driver refuses any >= `MAX_PORTS`. Written by the
+/// driver when it attaches a port.
 #[map(name = "PORTS")]
-pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(limits::MAX_PORTS, 0);
+pub static PORTS: Array<PortInfo> = Array::pinned(limits::MAX_PORTS, 0);
 
 /// (virtual switch, virtual port) → where it lives (local ifindex, or underlay towards
 /// it). Written by the driver; changed by migration.
@@ -36,6 +38,13 @@ pub static VSWITCHES: Array<VswitchConfig> = Array::pinned(limits::MAX_VSWITCHES
 #[map(name = "MASK_LISTS")]
 pub static MASK_LISTS: HashMap<MaskListKey, MaskList> =
     HashMap::pinned(limits::MAX_MASK_LISTS, BPF_F_NO_PREALLOC);
+
+/// (virtual switch, version, parsed flow key) → the chain of rules it matched: the
+/// exact-match flow cache in front of the classifier. Per-CPU LRU: no contention, old
+/// versions' entries age out. Written by the datapath only.
+#[map(name = "FLOW_CACHE")]
+pub static FLOW_CACHE: LruPerCpuHashMap<CacheKey, CacheEntry> =
+    LruPerCpuHashMap::pinned(limits::FLOW_CACHE_ENTRIES, 0);
 
 /// Mask id → mask. Written once when a subtable is created, before any list names it.
 #[map(name = "MASKS")]
@@ -56,10 +65,9 @@ pub static RULE_PROGRAMS: Array<RuleProgram> = Array::pinned(limits::MAX_RULES, 
 #[map(name = "RULE_STATS")]
 pub static RULE_STATS: PerCpuArray<RuleStats> = PerCpuArray::pinned(limits::MAX_RULES, 0);
 
-/// ifindex → per-CPU port counters. Written by the datapath.
+/// ifindex → per-CPU port counters (an array, as `PORTS`). Written by the datapath.
 #[map(name = "PORT_STATS")]
-pub static PORT_STATS: PerCpuHashMap<u32, PortStats> =
-    PerCpuHashMap::pinned(limits::MAX_PORTS, 0);
+pub static PORT_STATS: PerCpuArray<PortStats> = PerCpuArray::pinned(limits::MAX_PORTS, 0);
 
 /// Drop reason → per-CPU count. Written by the datapath.
 #[map(name = "DROPS")]
@@ -98,6 +106,10 @@ pub struct Scratch {
     pub frame_len: u64,
     /// VLAN tags hidden by pushes, for pops.
     pub vlans: crate::actions::VlanStack,
+    /// The flow-cache key (the flow key as parsed), when the cache is in use.
+    pub cache_key: CacheKey,
+    /// Fill the cache with this packet's result at the end of the pipeline.
+    pub cache_fill: bool,
     /// The skb path's copies.
     pub copies: crate::skb::Copies,
 }
@@ -134,7 +146,6 @@ pub fn count_drop(reason: u32) {
 /// Port counter update.
 #[inline(always)]
 pub fn port_stats(ifindex: u32) -> Option<&'static mut PortStats> {
-    // The driver creates the entry when it attaches the port.
     // SAFETY: per-CPU value, exclusive to this CPU for the duration of the program.
-    PORT_STATS.get_ptr_mut(&ifindex).map(|p| unsafe { &mut *p })
+    PORT_STATS.get_ptr_mut(ifindex).map(|p| unsafe { &mut *p })
 }

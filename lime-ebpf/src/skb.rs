@@ -12,7 +12,7 @@
 //! built across tables is dropped here (`BAD_ACTION`).
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT},
-    helpers::{bpf_ktime_get_ns, bpf_skb_change_head},
+    helpers::{bpf_ktime_get_coarse_ns, bpf_skb_change_head},
     macros::classifier,
     programs::TcContext,
 };
@@ -100,7 +100,7 @@ fn tc_verdict(v: Result<i32, u32>) -> i32 {
 fn try_lime_tc(ctx: &TcContext) -> Result<i32, u32> {
     // SAFETY: reading a field of our own __sk_buff.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let Some(port) = PORTS.get_ptr(&ifindex) else {
+    let Some(port) = PORTS.get_ptr(ifindex) else {
         return Ok(TC_ACT_OK as i32);
     };
     // SAFETY: map value pointer valid for this run.
@@ -151,7 +151,7 @@ fn collect(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
     copies.controller = 0;
     copies.n_remote = 0;
     // SAFETY: helper without side effects.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let mut seen_output = false;
     let mut r = 0;
     while r < MAX_TABLES && r < chain.len {

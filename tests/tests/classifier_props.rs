@@ -2,7 +2,8 @@
 //! `lime_userspace::reference`) on random rule sets over several tables — overlapping
 //! wildcards, shared masks, priorities, goto-table, metadata, VLAN push/pop — and random
 //! frames (some malformed), in the published version and while another rule set is
-//! staged, then after that one is published. Per-rule counters must agree too.
+//! staged, then after that one is published. Every frame runs twice, the second time
+//! answered by the flow cache. Per-rule counters must agree too.
 use lime_common::stats::drop_reason;
 use lime_tests::{Emitted, TestDatapath, VSW, decode, kernel_lock, require_root};
 use lime_userspace::{
@@ -66,14 +67,18 @@ fn check_frames(t: &mut TestDatapath, reference: &Reference, frames: &[(u32, Vec
             continue;
         }
         let options = reference.run_all(*in_port, frame);
-        let (got, drops) = run_frame(t, *in_port, frame);
-        let hit = options.iter().find(|v| agrees(v, &got, &drops));
-        assert!(
-            hit.is_some(),
-            "{what}: datapath and reference disagree\n in_port {in_port}\n frame {frame:02x?}\n datapath {got:?} drops {drops:?}\n reference {:?}",
-            options.iter().map(|v| (&v.outcome, &v.chain)).collect::<Vec<_>>()
-        );
-        verdicts.push(hit.cloned().expect("checked"));
+        // Twice: the second run is answered by the flow cache, which must not change
+        // anything.
+        for run in ["first run", "second run (flow cache)"] {
+            let (got, drops) = run_frame(t, *in_port, frame);
+            let hit = options.iter().find(|v| agrees(v, &got, &drops));
+            assert!(
+                hit.is_some(),
+                "{what}, {run}: datapath and reference disagree\n in_port {in_port}\n frame {frame:02x?}\n datapath {got:?} drops {drops:?}\n reference {:?}",
+                options.iter().map(|v| (&v.outcome, &v.chain)).collect::<Vec<_>>()
+            );
+            verdicts.push(hit.cloned().expect("checked"));
+        }
     }
     verdicts
 }

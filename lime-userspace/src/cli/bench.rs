@@ -4,6 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use clap::Subcommand;
 use lime_common::{
+    flow::{VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE},
     names,
     port::{PortInfo, VportInfo, kind, location},
 };
@@ -89,8 +90,13 @@ fn datapath(json: bool, repeat: u32, n_frames: usize, rule_counts: &[usize], mas
             println!("{}", serde_json::to_string(&s).expect("serialize"));
         } else {
             println!(
-                "{:<8} {:>7} rules {:>3} masks  {:<5} {:>8.1} ns/packet",
-                s.program, s.rules, s.masks, s.traffic, s.ns_per_packet
+                "{:<8} {:>7} rules {:>3} masks  cache {:<5} {:<11} {:>8.1} ns/packet",
+                s.program,
+                s.rules,
+                s.masks,
+                s.cache,
+                if s.traffic == "hit" { "rule hit" } else { "table miss" },
+                s.ns_per_packet
             );
         }
         samples.push(s);
@@ -116,16 +122,28 @@ fn datapath(json: bool, repeat: u32, n_frames: usize, rule_counts: &[usize], mas
             anyhow::ensure!(probe.verdict == 4, "bench frame was not redirected (verdict {})", probe.verdict);
             let floor = cost(&dp, names::PROG_FLOOR, &frames, repeat)?;
             emit(Sample { program: "minimal", rules: n_rules, masks: n_masks, cache: "none", traffic: "hit", ns_per_packet: floor });
-            let lime = cost(&dp, names::PROG_XDP, &frames, repeat)?;
-            emit(Sample { program: "lime", rules: n_rules, masks: n_masks, cache: "none", traffic: "hit", ns_per_packet: lime });
-            if let Some(miss) = packet_missing(&rules[..rules.len().min(2000)]) {
-                let m = cost(&dp, names::PROG_XDP, std::slice::from_ref(&miss), repeat)?;
-                emit(Sample { program: "lime", rules: n_rules, masks: n_masks, cache: "none", traffic: "miss", ns_per_packet: m });
+            let table_miss = packet_missing(&rules[..rules.len().min(2000)]);
+            let mut lime_by_cache = Vec::new();
+            for (cache, flags) in [
+                ("none", VSW_F_NO_CACHE),
+                ("hit", 0),
+                ("miss", VSW_F_CACHE_ALWAYS_MISS),
+            ] {
+                dp.set_vswitch_flags(1, flags)?;
+                let lime = cost(&dp, names::PROG_XDP, &frames, repeat)?;
+                emit(Sample { program: "lime", rules: n_rules, masks: n_masks, cache, traffic: "hit", ns_per_packet: lime });
+                lime_by_cache.push((cache, lime));
+                if let Some(miss) = &table_miss {
+                    let m = cost(&dp, names::PROG_XDP, std::slice::from_ref(miss), repeat)?;
+                    emit(Sample { program: "lime", rules: n_rules, masks: n_masks, cache, traffic: "miss", ns_per_packet: m });
+                }
             }
             if !json {
+                let ratios: Vec<String> =
+                    lime_by_cache.iter().map(|(c, l)| format!("cache {c}: {:.2}x", l / floor)).collect();
                 println!(
-                    "         ratio to minimal {:.2}x   (installed {} rules in {:.2} s)",
-                    lime / floor,
+                    "         ratio to minimal: {}   (installed {} rules in {:.2} s)",
+                    ratios.join(", "),
                     n_rules,
                     install.as_secs_f64()
                 );
@@ -140,19 +158,23 @@ fn datapath(json: bool, repeat: u32, n_frames: usize, rule_counts: &[usize], mas
 }
 
 fn print_summary(samples: &[Sample]) {
-    let find = |p: &str, r: usize, m: usize| {
+    let find = |p: &str, cache: &str, r: usize, m: usize| {
         samples
             .iter()
-            .find(|s| s.program == p && s.rules == r && s.masks == m && s.traffic == "hit")
+            .find(|s| s.program == p && s.cache == cache && s.rules == r && s.masks == m && s.traffic == "hit")
             .map(|s| s.ns_per_packet)
     };
     println!();
-    if let (Some(l), Some(f)) = (find("lime", 1000, 8), find("minimal", 1000, 8)) {
-        println!("common path (1 000 rules over 8 masks, no cache): {:.2}x the minimal program (target <= 1.5x)", l / f);
+    if let Some(f) = find("minimal", "none", 1000, 8) {
+        for cache in ["hit", "none"] {
+            if let Some(l) = find("lime", cache, 1000, 8) {
+                println!("common path (1 000 rules over 8 masks, cache {cache}): {:.2}x the minimal program (target <= 1.5x)", l / f);
+            }
+        }
     }
     for m in [1, 8, 32] {
-        if let (Some(big), Some(small)) = (find("lime", 100_000, m), find("lime", 1000, m)) {
-            println!("100 000 vs 1 000 rules over {m:>2} masks: {:.2}x (target <= 1.2x: cost follows masks, not rules)", big / small);
+        if let (Some(big), Some(small)) = (find("lime", "none", 100_000, m), find("lime", "none", 1000, m)) {
+            println!("100 000 vs 1 000 rules over {m:>2} masks, no cache: {:.2}x (target <= 1.2x: cost follows masks, not rules)", big / small);
         }
     }
 }

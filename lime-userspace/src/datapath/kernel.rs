@@ -10,7 +10,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, ProgramArray,
+        Array, HashMap, MapData, PerCpuArray, PerCpuValues, ProgramArray,
         perf::PerfEventArray,
     },
     programs::{
@@ -74,7 +74,7 @@ macro_rules! k {
 
 /// Typed handles on every map.
 pub struct Maps {
-    ports: HashMap<MapData, u32, PortInfo>,
+    ports: Array<MapData, PortInfo>,
     vports: HashMap<MapData, VportKey, VportInfo>,
     vswitches: Array<MapData, VswitchConfig>,
     mask_lists: HashMap<MapData, MaskListKey, MaskList>,
@@ -82,7 +82,7 @@ pub struct Maps {
     rules: HashMap<MapData, RuleKey, Bucket>,
     programs: Array<MapData, RuleProgram>,
     rule_stats: PerCpuArray<MapData, RuleStats>,
-    port_stats: PerCpuHashMap<MapData, u32, PortStats>,
+    port_stats: PerCpuArray<MapData, PortStats>,
     drops: PerCpuArray<MapData, u64>,
     floor: Array<MapData, u32>,
     vsw_ports: Array<MapData, VswPorts>,
@@ -262,7 +262,7 @@ impl Kernel {
         for v in 0..lime_common::limits::MAX_VSWITCHES {
             let cfg = k!(m.vswitches.get(&v, 0), "reading virtual switch configs")?;
             if cfg.flags & lime_common::flow::VSW_F_ACTIVE != 0 {
-                out.vswitches.push((u16::try_from(v).unwrap_or(u16::MAX), cfg.version));
+                out.vswitches.push((u16::try_from(v).unwrap_or(u16::MAX), cfg));
             }
         }
         for kv in m.mask_lists.iter() {
@@ -287,20 +287,17 @@ impl Kernel {
 
     /// Map an interface to a port.
     pub fn set_port(&mut self, ifindex: u32, info: PortInfo) -> Result<(), DatapathError> {
-        k!(self.maps.ports.insert(ifindex, info, 0), "writing the port map")?;
-        if self.maps.port_stats.get(&ifindex, 0).is_err() {
-            let zero = k!(
-                PerCpuValues::try_from(vec![PortStats::default(); self.cpus]),
-                "building per-CPU values"
-            )?;
-            k!(self.maps.port_stats.insert(ifindex, zero, 0), "creating port counters")?;
+        if ifindex >= lime_common::limits::MAX_PORTS {
+            return Err(DatapathError::TableFull {
+                what: "interface index too large for the port map (MAX_PORTS)",
+            });
         }
-        Ok(())
+        k!(self.maps.ports.set(ifindex, info, 0), "writing the port map")
     }
 
     /// Unmap an interface.
     pub fn remove_port(&mut self, ifindex: u32) {
-        let _ = self.maps.ports.remove(&ifindex);
+        let _ = self.maps.ports.set(ifindex, PortInfo::default(), 0);
     }
 
     /// Say where a virtual port lives.
@@ -416,8 +413,8 @@ pub const PACKET_IN_META_LEN: usize = size_of::<PacketInMeta>();
 /// The rule maps of a running datapath, read back (see [`Kernel::read_rule_maps`]).
 #[derive(Debug, Default)]
 pub struct RuleMaps {
-    /// Active virtual switches and their published versions.
-    pub vswitches: Vec<(u16, u32)>,
+    /// Active virtual switches and their configs (published version, flags).
+    pub vswitches: Vec<(u16, VswitchConfig)>,
     /// Subtable lists.
     pub lists: Vec<(MaskListKey, MaskList)>,
     /// Masks by id.

@@ -225,6 +225,12 @@ impl Datapath {
         self.kernel.apply(&ops)
     }
 
+    /// Set a virtual switch's flow-cache flags (see `lime_common::flow::VSW_F_*`).
+    pub fn set_vswitch_flags(&mut self, vswitch: u16, flags: u32) -> Result<(), DatapathError> {
+        let ops = self.store.set_flags(vswitch, flags)?;
+        self.kernel.apply(&ops)
+    }
+
     /// Stage a rule at the next version; nothing is visible until [`Datapath::commit`].
     /// Invalid or unfitting rules are rejected and change nothing.
     pub fn stage_add(&mut self, vswitch: u16, rule: &Rule) -> Result<u32, DatapathError> {

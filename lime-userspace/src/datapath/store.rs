@@ -77,6 +77,8 @@ struct Subtable {
 struct VswState {
     version: u32,
     active: bool,
+    /// Flags other than ACTIVE (flow-cache knobs), kept across publishes.
+    flags: u32,
     /// Staged but not committed: rule ids added, rule ids removed.
     staged_adds: Vec<u32>,
     staged_removes: Vec<u32>,
@@ -164,17 +166,18 @@ impl RuleStore {
     /// restart): the active virtual switches with their versions, the subtable lists,
     /// the masks, the buckets, and the rule programs.
     pub fn rebuild(
-        vswitches: &[(u16, u32)],
+        vswitches: &[(u16, VswitchConfig)],
         lists: &[(MaskListKey, MaskList)],
         masks: &HashMap<u32, FlowKey>,
         buckets: &[(RuleKey, Bucket)],
         programs: &HashMap<u32, RuleProgram>,
     ) -> Self {
         let mut s = Self::new();
-        for &(v, version) in vswitches {
+        for &(v, cfg) in vswitches {
             let st = s.vswitches.entry(v).or_default();
             st.active = true;
-            st.version = version;
+            st.version = cfg.version;
+            st.flags = cfg.flags & !VSW_F_ACTIVE;
         }
         // Which (virtual switch, table) each mask id serves, from the subtable lists.
         let mut owner: HashMap<u32, (u16, u8)> = HashMap::new();
@@ -243,9 +246,23 @@ impl RuleStore {
             vswitch,
             VswitchConfig {
                 version: st.version,
-                flags: VSW_F_ACTIVE,
+                flags: VSW_F_ACTIVE | st.flags,
             },
         )]
+    }
+
+    /// Set a virtual switch's flow-cache flags (`VSW_F_NO_CACHE`,
+    /// `VSW_F_CACHE_ALWAYS_MISS`); returns the op that writes them (same version).
+    pub fn set_flags(&mut self, vswitch: u16, flags: u32) -> Result<Vec<MapOp>, DatapathError> {
+        let st = self.state(vswitch)?;
+        st.flags = flags & !VSW_F_ACTIVE;
+        Ok(vec![MapOp::Publish(
+            vswitch,
+            VswitchConfig {
+                version: st.version,
+                flags: VSW_F_ACTIVE | st.flags,
+            },
+        )])
     }
 
     /// The published version of a virtual switch.
@@ -528,6 +545,7 @@ impl RuleStore {
             return Ok(Vec::new());
         }
         let next = st.version + 1;
+        let flags = VSW_F_ACTIVE | st.flags;
         let mut ops = st.pending.clone();
         for rk in self.staged_keys(vswitch) {
             ops.push(MapOp::Bucket(rk, self.buckets.get(&rk).copied()));
@@ -543,13 +561,7 @@ impl RuleStore {
                 Some(list),
             ));
         }
-        ops.push(MapOp::Publish(
-            vswitch,
-            VswitchConfig {
-                version: next,
-                flags: VSW_F_ACTIVE,
-            },
-        ));
+        ops.push(MapOp::Publish(vswitch, VswitchConfig { version: next, flags }));
         Ok(ops)
     }
 
