@@ -35,9 +35,9 @@ pub enum FabricError {
     Datapath {
         /// Physical switch.
         switch: String,
-        /// Cause.
+        /// Cause (boxed: it is large, and errors travel by value).
         #[source]
-        source: DatapathError,
+        source: Box<DatapathError>,
     },
     /// A name not in the topology.
     #[error("unknown {kind} {name:?}")]
@@ -60,7 +60,7 @@ pub enum FabricError {
 fn dp_err(switch: &str) -> impl FnOnce(DatapathError) -> FabricError + '_ {
     move |source| FabricError::Datapath {
         switch: switch.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -113,7 +113,8 @@ impl Fabric {
         let state = self.lab.state().clone();
         for sw in &state.topology.switches {
             let ns = state.netns(&sw.name)?;
-            let mut dp = Datapath::load(&sw.name, Some(&ns), &self.pin_root).map_err(dp_err(&sw.name))?;
+            let mut dp =
+                Datapath::load(&sw.name, Some(&ns), &self.pin_root).map_err(dp_err(&sw.name))?;
             dp.enable_packet_out().map_err(dp_err(&sw.name))?;
             self.datapaths.insert(sw.name.clone(), dp);
         }
@@ -141,20 +142,27 @@ impl Fabric {
                     }
                 }
             };
-            let dp = self.datapaths.get_mut(&port.switch).ok_or_else(|| FabricError::Unknown {
-                kind: "switch",
-                name: port.switch.clone(),
-            })?;
+            let dp = self
+                .datapaths
+                .get_mut(&port.switch)
+                .ok_or_else(|| FabricError::Unknown {
+                    kind: "switch",
+                    name: port.switch.clone(),
+                })?;
             dp.attach_port(&port.ifname, port.ifindex, info)
                 .map_err(dp_err(&port.switch))?;
         }
         // Host ends of veths need an XDP program to accept redirected frames.
         for h in &state.hosts {
-            let dp = self.datapaths.get_mut(&h.switch).ok_or_else(|| FabricError::Unknown {
-                kind: "switch",
-                name: h.switch.clone(),
-            })?;
-            dp.attach_pass(&h.netns, &h.ifname, h.ifindex).map_err(dp_err(&h.switch))?;
+            let dp = self
+                .datapaths
+                .get_mut(&h.switch)
+                .ok_or_else(|| FabricError::Unknown {
+                    kind: "switch",
+                    name: h.switch.clone(),
+                })?;
+            dp.attach_pass(&h.netns, &h.ifname, h.ifindex)
+                .map_err(dp_err(&h.switch))?;
         }
         Ok(())
     }
@@ -234,34 +242,42 @@ impl Fabric {
                     name: p.host.clone(),
                 })?;
                 for sw in &switches {
-                    let info = if *sw == host.switch {
-                        let port = state.host_port(&p.host).ok_or_else(|| FabricError::Unknown {
-                            kind: "host port",
-                            name: p.host.clone(),
-                        })?;
-                        VportInfo {
-                            location: location::LOCAL,
-                            ifindex: port.ifindex,
-                            ..VportInfo::default()
-                        }
-                    } else {
-                        let hop = self.next_hop(sw, &host.switch)?;
-                        let up = state.underlay_port(sw, &hop).ok_or_else(|| FabricError::NoPath {
-                            from: sw.clone(),
-                            to: hop.clone(),
-                        })?;
-                        let peer = state.underlay_port(&hop, sw).ok_or_else(|| FabricError::NoPath {
-                            from: hop.clone(),
-                            to: sw.clone(),
-                        })?;
-                        VportInfo {
-                            location: location::REMOTE,
-                            _pad: [0; 3],
-                            ifindex: up.ifindex,
-                            outer_src: up.mac.octets(),
-                            outer_dst: peer.mac.octets(),
-                        }
-                    };
+                    let info =
+                        if *sw == host.switch {
+                            let port =
+                                state
+                                    .host_port(&p.host)
+                                    .ok_or_else(|| FabricError::Unknown {
+                                        kind: "host port",
+                                        name: p.host.clone(),
+                                    })?;
+                            VportInfo {
+                                location: location::LOCAL,
+                                ifindex: port.ifindex,
+                                ..VportInfo::default()
+                            }
+                        } else {
+                            let hop = self.next_hop(sw, &host.switch)?;
+                            let up = state.underlay_port(sw, &hop).ok_or_else(|| {
+                                FabricError::NoPath {
+                                    from: sw.clone(),
+                                    to: hop.clone(),
+                                }
+                            })?;
+                            let peer = state.underlay_port(&hop, sw).ok_or_else(|| {
+                                FabricError::NoPath {
+                                    from: hop.clone(),
+                                    to: sw.clone(),
+                                }
+                            })?;
+                            VportInfo {
+                                location: location::REMOTE,
+                                _pad: [0; 3],
+                                ifindex: up.ifindex,
+                                outer_src: up.mac.octets(),
+                                outer_dst: peer.mac.octets(),
+                            }
+                        };
                     self.datapaths
                         .get_mut(sw)
                         .expect("datapath exists")
@@ -292,15 +308,22 @@ impl Fabric {
 
     /// The datapath-local id of a virtual switch.
     pub fn vswitch_id(&self, name: &str) -> Result<u16, FabricError> {
-        self.vswitch_ids.get(name).copied().ok_or_else(|| FabricError::Unknown {
-            kind: "virtual switch",
-            name: name.to_owned(),
-        })
+        self.vswitch_ids
+            .get(name)
+            .copied()
+            .ok_or_else(|| FabricError::Unknown {
+                kind: "virtual switch",
+                name: name.to_owned(),
+            })
     }
 
     /// Install rules on a virtual switch, on every physical switch, each as one version.
     /// A failure on any switch removes what was installed on the others.
-    pub fn install(&mut self, vswitch: &str, rules: &[Rule]) -> Result<Vec<Installed>, FabricError> {
+    pub fn install(
+        &mut self,
+        vswitch: &str,
+        rules: &[Rule],
+    ) -> Result<Vec<Installed>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         let mut out = vec![Installed::default(); rules.len()];
         let mut done: Vec<String> = Vec::new();
@@ -313,10 +336,7 @@ impl Fabric {
                     done.push(sw.clone());
                 }
                 Err(e) => {
-                    let err = FabricError::Datapath {
-                        switch: sw.clone(),
-                        source: e,
-                    };
+                    let err = dp_err(sw)(e);
                     for sw in done {
                         let dp = self.datapaths.get_mut(&sw).expect("datapath exists");
                         for o in &out {
@@ -374,7 +394,11 @@ impl Fabric {
         for (sw, dp) in &mut self.datapaths {
             let retired = dp.reclaim(id).map_err(dp_err(sw))?;
             for (f, r) in finals.iter_mut().zip(remove) {
-                if let Some((_, st)) = r.ids.get(sw).and_then(|rid| retired.iter().find(|(i, _)| i == rid)) {
+                if let Some((_, st)) = r
+                    .ids
+                    .get(sw)
+                    .and_then(|rid| retired.iter().find(|(i, _)| i == rid))
+                {
                     f.packets += st.packets;
                     f.bytes += st.bytes;
                     f.last_hit_ns = f.last_hit_ns.max(st.last_hit_ns);
@@ -387,10 +411,13 @@ impl Fabric {
     /// Restart the control plane of one physical switch: drop its datapath handle (the
     /// programs stay attached through their pinned links) and re-open it from the pins.
     pub fn reopen_datapath(&mut self, switch: &str) -> Result<(), FabricError> {
-        let old = self.datapaths.remove(switch).ok_or_else(|| FabricError::Unknown {
-            kind: "switch",
-            name: switch.to_owned(),
-        })?;
+        let old = self
+            .datapaths
+            .remove(switch)
+            .ok_or_else(|| FabricError::Unknown {
+                kind: "switch",
+                name: switch.to_owned(),
+            })?;
         let ns = self.lab.state().netns(switch)?;
         drop(old);
         let dp = Datapath::open(switch, Some(&ns), &self.pin_root).map_err(dp_err(switch))?;
@@ -476,7 +503,9 @@ pub fn l2_rules(state: &lime_lab::LabState, vswitch: &str) -> Vec<Rule> {
     };
     let mut rules = Vec::new();
     for p in &vs.ports {
-        let Some(h) = state.host(&p.host) else { continue };
+        let Some(h) = state.host(&p.host) else {
+            continue;
+        };
         rules.push(Rule::new(
             0,
             10,
