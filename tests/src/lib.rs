@@ -22,7 +22,9 @@ static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
 /// Serialise tests that touch kernel state (namespaces, attached programs).
 pub fn kernel_lock() -> MutexGuard<'static, ()> {
-    KERNEL_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    KERNEL_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Skip (loudly) unless root: the datapath needs CAP_BPF/CAP_NET_ADMIN.
@@ -59,7 +61,10 @@ impl TestDatapath {
     /// header), and [`LOCAL_PORT`] local.
     #[must_use]
     pub fn new(name: &str) -> Self {
-        let pin_root = PathBuf::from(format!("/sys/fs/bpf/lime-test/{name}-{}", std::process::id()));
+        let pin_root = PathBuf::from(format!(
+            "/sys/fs/bpf/lime-test/{name}-{}",
+            std::process::id()
+        ));
         let dp = Datapath::load("dp", None, &pin_root).unwrap_or_else(|e| {
             let _ = std::fs::remove_dir_all(&pin_root);
             panic!("loading the datapath for {name}: {e}")
@@ -161,7 +166,9 @@ pub fn decode(verdict: u32, frame: &[u8]) -> Emitted {
         xdp::PASS => Emitted::Pass,
         xdp::REDIRECT => {
             let hdr_len = size_of::<TunnelHeader>();
-            if frame.len() >= 14 + hdr_len && u16::from_be_bytes([frame[12], frame[13]]) == ETH_P_LIME {
+            if frame.len() >= 14 + hdr_len
+                && u16::from_be_bytes([frame[12], frame[13]]) == ETH_P_LIME
+            {
                 let h = &frame[14..14 + hdr_len];
                 Emitted::Remote {
                     port: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
@@ -193,7 +200,10 @@ pub const CONTROLLER: u32 = port_no::CONTROLLER;
 /// A pin root for fabrics of tests (removed by each fabric's drop).
 #[must_use]
 pub fn fabric_pin_root() -> PathBuf {
-    PathBuf::from(format!("/sys/fs/bpf/lime-test/fabric-{}", std::process::id()))
+    PathBuf::from(format!(
+        "/sys/fs/bpf/lime-test/fabric-{}",
+        std::process::id()
+    ))
 }
 
 pub use lime_userspace::fabric::l2_rules;
@@ -231,7 +241,12 @@ pub struct Capture {
 impl Capture {
     /// Start capturing every frame received on `ifname` inside `netns`, until `idle` passes
     /// with no frame (after at least one) or `limit` passes overall.
-    pub fn start(netns: &str, ifname: &str, idle: std::time::Duration, limit: std::time::Duration) -> Self {
+    pub fn start(
+        netns: &str,
+        ifname: &str,
+        idle: std::time::Duration,
+        limit: std::time::Duration,
+    ) -> Self {
         let fd = lime_lab::netns::run_in_netns(netns, {
             let ifname = ifname.to_owned();
             move || open_packet_socket(&ifname)
@@ -269,7 +284,11 @@ fn open_packet_socket(ifname: &str) -> std::io::Result<i32> {
     let name = std::ffi::CString::new(ifname).expect("ifname");
     // SAFETY: plain socket/setsockopt/bind calls with valid arguments.
     unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from((libc::ETH_P_ALL as u16).to_be()));
+        let fd = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            i32::from((libc::ETH_P_ALL as u16).to_be()),
+        );
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -278,13 +297,75 @@ fn open_packet_socket(ifname: &str) -> std::io::Result<i32> {
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
         sll.sll_ifindex = ifindex as i32;
-        if libc::bind(fd, std::ptr::from_ref(&sll).cast(), size_of::<libc::sockaddr_ll>() as u32) < 0 {
+        if libc::bind(
+            fd,
+            std::ptr::from_ref(&sll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        ) < 0
+        {
             return Err(std::io::Error::last_os_error());
         }
         let size: i32 = 32 << 20;
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, std::ptr::from_ref(&size).cast(), 4);
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, std::ptr::from_ref(&tv).cast(), size_of::<libc::timeval>() as u32);
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&size).cast(),
+            4,
+        );
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            std::ptr::from_ref(&tv).cast(),
+            size_of::<libc::timeval>() as u32,
+        );
         Ok(fd)
+    }
+}
+
+/// Two physical switches joined by one underlay link; h1 on s1 (virtual port 1), h3 on
+/// s2 (virtual port 3), both on virtual switch vs1. `lab` names the lab (and so its
+/// namespaces: each test uses its own).
+#[must_use]
+pub fn two_switch_topology(lab: &str) -> lime_lab::Topology {
+    let toml = format!(
+        r#"
+name = "{lab}"
+[[switch]]
+name = "s1"
+[[switch]]
+name = "s2"
+[[host]]
+name = "h1"
+switch = "s1"
+[[host]]
+name = "h3"
+switch = "s2"
+[[link]]
+a = "s1"
+b = "s2"
+[[vswitch]]
+name = "vs1"
+tenant = "t1"
+ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
+"#
+    );
+    lime_lab::Topology::from_toml_str(&toml).expect("test topology")
+}
+
+/// IPv4/UDP, optionally to one destination port.
+#[must_use]
+pub fn udp_match(dport: Option<u16>) -> lime_userspace::flow::Match {
+    use lime_userspace::flow::matching::{ethertype, ipproto};
+    lime_userspace::flow::Match {
+        eth_type: Some(ethertype::IPV4),
+        ip_proto: Some(ipproto::UDP),
+        udp_dst: dport,
+        ..lime_userspace::flow::Match::default()
     }
 }

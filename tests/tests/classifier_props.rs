@@ -27,15 +27,19 @@ fn run_frame(t: &mut TestDatapath, in_port: u32, frame: &[u8]) -> (Emitted, Vec<
         )
         .expect("port map");
     let before = t.dp.kernel().drops().expect("drops");
-    let r = t
-        .dp
-        .kernel()
-        .test_run(lime_common::names::PROG_XDP, frame, 1)
-        .expect("test_run");
+    let r =
+        t.dp.kernel()
+            .test_run(lime_common::names::PROG_XDP, frame, 1)
+            .expect("test_run");
     let after = t.dp.kernel().drops().expect("drops");
     let delta = after
         .iter()
-        .map(|(r, n)| (*r, n - before.iter().find(|(b, _)| b == r).map_or(0, |(_, m)| *m)))
+        .map(|(r, n)| {
+            (
+                *r,
+                n - before.iter().find(|(b, _)| b == r).map_or(0, |(_, m)| *m),
+            )
+        })
         .filter(|(_, n)| *n > 0)
         .collect();
     (decode(r.verdict, &r.frame), delta)
@@ -44,7 +48,12 @@ fn run_frame(t: &mut TestDatapath, in_port: u32, frame: &[u8]) -> (Emitted, Vec<
 /// Whether what the datapath did is what the oracle says.
 fn agrees(v: &Verdict, got: &Emitted, drops: &[(u32, u64)]) -> bool {
     match (&v.outcome, got) {
-        (Outcome::Output { port, frame }, Emitted::Remote { port: p, frame: f, .. }) => port == p && frame == f,
+        (
+            Outcome::Output { port, frame },
+            Emitted::Remote {
+                port: p, frame: f, ..
+            },
+        ) => port == p && frame == f,
         (Outcome::Controller { .. }, Emitted::Drop) => drops.is_empty(),
         // Several copies: XDP hands the frame to the skb path on the same port.
         (Outcome::Drop(r), Emitted::Pass) => *r == drop_reason::NEEDS_SKB_PATH,
@@ -58,7 +67,12 @@ fn install(t: &mut TestDatapath, rules: &[Rule]) -> Vec<u32> {
     t.dp.install(VSW, rules).expect("install")
 }
 
-fn check_frames(t: &mut TestDatapath, reference: &Reference, frames: &[(u32, Vec<u8>)], what: &str) -> Vec<Verdict> {
+fn check_frames(
+    t: &mut TestDatapath,
+    reference: &Reference,
+    frames: &[(u32, Vec<u8>)],
+    what: &str,
+) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     for (in_port, frame) in frames {
         // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header (EINVAL), so
@@ -75,7 +89,10 @@ fn check_frames(t: &mut TestDatapath, reference: &Reference, frames: &[(u32, Vec
             assert!(
                 hit.is_some(),
                 "{what}, {run}: datapath and reference disagree\n in_port {in_port}\n frame {frame:02x?}\n datapath {got:?} drops {drops:?}\n reference {:?}",
-                options.iter().map(|v| (&v.outcome, &v.chain)).collect::<Vec<_>>()
+                options
+                    .iter()
+                    .map(|v| (&v.outcome, &v.chain))
+                    .collect::<Vec<_>>()
             );
             verdicts.push(hit.cloned().expect("checked"));
         }
@@ -97,12 +114,18 @@ fn check_counters(t: &TestDatapath, rules: &[Rule], ids: &[u32], verdicts: &[Ver
     let mut expected = std::collections::HashMap::<u32, u64>::new();
     for v in verdicts {
         for r in v.counted_rules() {
-            *expected.entry(by_ref[usize::from(r.table)][r.index]).or_default() += 1;
+            *expected
+                .entry(by_ref[usize::from(r.table)][r.index])
+                .or_default() += 1;
         }
     }
     for id in ids {
         let got = t.dp.rule_stats(*id).expect("stats").packets;
-        assert_eq!(got, expected.get(id).copied().unwrap_or(0), "packet counter of datapath rule {id}");
+        assert_eq!(
+            got,
+            expected.get(id).copied().unwrap_or(0),
+            "packet counter of datapath rule {id}"
+        );
     }
 }
 
@@ -118,7 +141,10 @@ fn datapath_agrees_with_reference_current_and_staged() {
         max_rules: 24,
         max_masks: 6,
     };
-    let cases = std::env::var("LIME_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48);
+    let cases = std::env::var("LIME_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(48);
     let mut runner = TestRunner::new(proptest::test_runner::Config {
         cases,
         failure_persistence: None,
@@ -131,42 +157,49 @@ fn datapath_agrees_with_reference_current_and_staged() {
     // The runner takes an `Fn`: the datapath and what is installed live in cells.
     let state = std::cell::RefCell::new((t, Vec::<u32>::new()));
     runner
-        .run(&strategy, |(a, b, frames_b): (Scenario, Scenario, Vec<(u32, Vec<u8>)>)| {
-            let mut guard = state.borrow_mut();
-            let (t, installed) = &mut *guard;
-            // Start from empty tables (whatever an earlier, failed case left).
-            installed.clear();
-            let version = t.dp.version(VSW).expect("version");
-            let visible: Vec<u32> = t.dp.store().visible(VSW, version).map(|(id, _)| id).collect();
-            for id in visible {
-                t.dp.stage_remove(id).expect("remove");
-            }
-            t.dp.commit(VSW).expect("clear");
-            t.dp.reclaim(VSW).expect("reclaim");
+        .run(
+            &strategy,
+            |(a, b, frames_b): (Scenario, Scenario, Vec<(u32, Vec<u8>)>)| {
+                let mut guard = state.borrow_mut();
+                let (t, installed) = &mut *guard;
+                // Start from empty tables (whatever an earlier, failed case left).
+                installed.clear();
+                let version = t.dp.version(VSW).expect("version");
+                let visible: Vec<u32> =
+                    t.dp.store()
+                        .visible(VSW, version)
+                        .map(|(id, _)| id)
+                        .collect();
+                for id in visible {
+                    t.dp.stage_remove(id).expect("remove");
+                }
+                t.dp.commit(VSW).expect("clear");
+                t.dp.reclaim(VSW).expect("reclaim");
 
-            let ids_a = install(t, &a.rules);
-            let ref_a = Reference::new(&a.rules);
-            let ref_b = Reference::new(&b.rules);
-            let mut frames = a.frames.clone();
-            frames.extend(frames_b.iter().cloned());
-            let verdicts = check_frames(t, &ref_a, &frames, "published version");
-            check_counters(t, &a.rules, &ids_a, &verdicts);
+                let ids_a = install(t, &a.rules);
+                let ref_a = Reference::new(&a.rules);
+                let ref_b = Reference::new(&b.rules);
+                let mut frames = a.frames.clone();
+                frames.extend(frames_b.iter().cloned());
+                let verdicts = check_frames(t, &ref_a, &frames, "published version");
+                check_counters(t, &a.rules, &ids_a, &verdicts);
 
-            // Stage B over A: nothing changes until it is published.
-            for id in &ids_a {
-                t.dp.stage_remove(*id).expect("stage remove");
-            }
-            let mut ids_b = Vec::new();
-            for r in &b.rules {
-                ids_b.push(t.dp.stage_add(VSW, r).expect("stage add"));
-            }
-            check_frames(t, &ref_a, &frames, "while B is staged");
-            t.dp.commit(VSW).expect("publish B");
-            let verdicts_b = check_frames(t, &ref_b, &frames, "after publishing B");
-            check_counters(t, &b.rules, &ids_b, &verdicts_b);
-            t.dp.reclaim(VSW).expect("reclaim A");
-            *installed = ids_b;
-            Ok(())
-        })
+                // Stage B over A: nothing changes until it is published.
+                for id in &ids_a {
+                    t.dp.stage_remove(*id).expect("stage remove");
+                }
+                let mut ids_b = Vec::new();
+                for r in &b.rules {
+                    ids_b.push(t.dp.stage_add(VSW, r).expect("stage add"));
+                }
+                check_frames(t, &ref_a, &frames, "while B is staged");
+                t.dp.commit(VSW).expect("publish B");
+                let verdicts_b = check_frames(t, &ref_b, &frames, "after publishing B");
+                check_counters(t, &b.rules, &ids_b, &verdicts_b);
+                t.dp.reclaim(VSW).expect("reclaim A");
+                *installed = ids_b;
+                Ok(())
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -5,10 +5,10 @@ use std::{net::UdpSocket, time::Duration};
 
 use lime_common::action::port_no;
 use lime_lab::Topology;
-use lime_tests::{fabric_pin_root, kernel_lock, require_root};
+use lime_tests::{fabric_pin_root, kernel_lock, require_root, udp_match};
 use lime_userspace::{
     fabric::Fabric,
-    flow::{Action, Instructions, Masked, Match, Rule, matching::ethertype, matching::ipproto},
+    flow::{Action, Instructions, Masked, Match, Rule},
 };
 
 const TOPO: &str = r#"
@@ -39,17 +39,7 @@ ports = [ { port = 1, host = "h1" }, { port = 2, host = "h2" }, { port = 3, host
 "#;
 
 fn udp_rule(dport: u16, actions: Vec<Action>) -> Rule {
-    Rule::new(
-        0,
-        100,
-        Match {
-            eth_type: Some(ethertype::IPV4),
-            ip_proto: Some(ipproto::UDP),
-            udp_dst: Some(dport),
-            ..Match::default()
-        },
-        Instructions::apply(actions),
-    )
+    Rule::new(0, 100, udp_match(Some(dport)), Instructions::apply(actions))
 }
 
 /// Count datagrams each other host receives on `port` while `h1` sends `n` to the
@@ -58,39 +48,62 @@ fn udp_rule(dport: u16, actions: Vec<Action>) -> Rule {
 fn broadcast_and_count(f: &Fabric, port: u16, n: usize) -> Vec<(String, usize)> {
     let hosts = ["h2", "h3", "h4"];
     let h1_port = f.lab().state().host_port("h1").expect("h1 port").ifindex;
-    let tx_before = f.datapath("s1").expect("s1").port_stats(h1_port).expect("stats").tx_packets;
+    let tx_before = f
+        .datapath("s1")
+        .expect("s1")
+        .port_stats(h1_port)
+        .expect("stats")
+        .tx_packets;
     let mut receivers = Vec::new();
     for h in hosts {
         let s = f
             .lab()
             .run_in(h, move || {
                 let s = UdpSocket::bind(("0.0.0.0", port)).expect("bind");
-                s.set_read_timeout(Some(Duration::from_millis(400))).expect("timeout");
+                s.set_read_timeout(Some(Duration::from_millis(400)))
+                    .expect("timeout");
                 s
             })
             .expect("receiver");
-        receivers.push((h, std::thread::spawn(move || {
-            let mut got = 0;
-            let mut buf = [0u8; 256];
-            while s.recv(&mut buf).is_ok() {
-                got += 1;
-            }
-            got
-        })));
+        receivers.push((
+            h,
+            std::thread::spawn(move || {
+                let mut got = 0;
+                let mut buf = [0u8; 256];
+                while s.recv(&mut buf).is_ok() {
+                    got += 1;
+                }
+                got
+            }),
+        ));
     }
     f.lab()
         .run_in("h1", move || {
             let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
             s.set_broadcast(true).expect("broadcast");
             for _ in 0..n {
-                s.send_to(b"to everyone", ("10.0.0.255", port)).expect("send");
+                s.send_to(b"to everyone", ("10.0.0.255", port))
+                    .expect("send");
             }
         })
         .expect("sender");
-    let mut got: Vec<(String, usize)> =
-        receivers.into_iter().map(|(h, t)| (h.to_owned(), t.join().expect("receiver"))).collect();
-    let tx_after = f.datapath("s1").expect("s1").port_stats(h1_port).expect("stats").tx_packets;
-    got.insert(0, ("h1 (sent back by the datapath)".to_owned(), (tx_after - tx_before) as usize));
+    let mut got: Vec<(String, usize)> = receivers
+        .into_iter()
+        .map(|(h, t)| (h.to_owned(), t.join().expect("receiver")))
+        .collect();
+    let tx_after = f
+        .datapath("s1")
+        .expect("s1")
+        .port_stats(h1_port)
+        .expect("stats")
+        .tx_packets;
+    got.insert(
+        0,
+        (
+            "h1 (sent back by the datapath)".to_owned(),
+            (tx_after - tx_before) as usize,
+        ),
+    );
     got
 }
 
@@ -109,14 +122,20 @@ fn flood_and_multiple_outputs() {
         rules.push(Rule::new(
             0,
             10,
-            Match { eth_dst: Some(Masked::exact(mac)), ..Match::default() },
+            Match {
+                eth_dst: Some(Masked::exact(mac)),
+                ..Match::default()
+            },
             Instructions::apply(vec![Action::output(i as u32 + 1)]),
         ));
     }
     rules.push(Rule::new(
         0,
         5,
-        Match { eth_dst: Some(Masked::exact([0xff; 6])), ..Match::default() },
+        Match {
+            eth_dst: Some(Masked::exact([0xff; 6])),
+            ..Match::default()
+        },
         Instructions::apply(vec![Action::output(port_no::FLOOD)]),
     ));
     let flood_udp = udp_rule(8000, vec![Action::output(port_no::FLOOD)]);
@@ -127,26 +146,52 @@ fn flood_and_multiple_outputs() {
 
     // ARP requests are flooded: every host can resolve and ping every other.
     for to in ["10.0.0.2", "10.0.0.3", "10.0.0.4"] {
-        let ok = f.lab().exec("h1", &["ping", "-c", "1", "-W", "1", to]).expect("ping").status.success();
-        assert!(ok, "h1 -> {to} with flooded ARP\n{}", lime_tests::diagnostics(&f));
+        let ok = f
+            .lab()
+            .exec("h1", &["ping", "-c", "1", "-W", "1", to])
+            .expect("ping")
+            .status
+            .success();
+        assert!(
+            ok,
+            "h1 -> {to} with flooded ARP\n{}",
+            lime_tests::diagnostics(&f)
+        );
     }
 
     const N: usize = 50;
     let got = broadcast_and_count(&f, 8000, N);
     assert_eq!(
         got,
-        vec![("h1 (sent back by the datapath)".into(), 0), ("h2".into(), N), ("h3".into(), N), ("h4".into(), N)],
+        vec![
+            ("h1 (sent back by the datapath)".into(), 0),
+            ("h2".into(), N),
+            ("h3".into(), N),
+            ("h4".into(), N)
+        ],
         "FLOOD reaches every other port once\n{}",
         lime_tests::diagnostics(&f)
     );
-    assert_eq!(f.rule_stats(&installed[5]).expect("stats").packets, N as u64, "counted once per packet");
+    assert_eq!(
+        f.rule_stats(&installed[5]).expect("stats").packets,
+        N as u64,
+        "counted once per packet"
+    );
 
     let got = broadcast_and_count(&f, 8001, N);
     assert_eq!(
         got,
-        vec![("h1 (sent back by the datapath)".into(), 0), ("h2".into(), N), ("h3".into(), N), ("h4".into(), 0)],
+        vec![
+            ("h1 (sent back by the datapath)".into(), 0),
+            ("h2".into(), N),
+            ("h3".into(), N),
+            ("h4".into(), 0)
+        ],
         "two outputs: h2 (local) and h3 (remote)\n{}",
         lime_tests::diagnostics(&f)
     );
-    assert_eq!(f.rule_stats(&installed[6]).expect("stats").packets, N as u64);
+    assert_eq!(
+        f.rule_stats(&installed[6]).expect("stats").packets,
+        N as u64
+    );
 }

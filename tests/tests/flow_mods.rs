@@ -4,46 +4,22 @@
 use std::{net::UdpSocket, time::Duration};
 
 use lime_common::action::port_no;
-use lime_lab::Topology;
-use lime_tests::{fabric_pin_root, kernel_lock, l2_rules, require_root};
+use lime_tests::{
+    fabric_pin_root, kernel_lock, l2_rules, require_root, two_switch_topology, udp_match,
+};
 use lime_userspace::{
     fabric::Fabric,
-    flow::{Action, Instructions, Match, Rule, matching::ethertype, matching::ipproto},
+    flow::{Action, Instructions, Match, Rule, matching::ethertype},
     vswitch::{Command, FlowMod, FlowModError, OFPTT_ALL, VirtualSwitch, flags},
 };
 
-const TOPO: &str = r#"
-name = "tfmod"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[vswitch]]
-name = "vs1"
-tenant = "t1"
-ports = [ { port = 1, host = "h1" }, { port = 3, host = "h3" } ]
-"#;
-
-fn udp_match(dport: Option<u16>) -> Match {
-    Match {
-        eth_type: Some(ethertype::IPV4),
-        ip_proto: Some(ipproto::UDP),
-        udp_dst: dport,
-        ..Match::default()
-    }
-}
-
 fn fm(command: Command, table: u8, priority: u16, m: Match, out: u32, cookie: u64) -> FlowMod {
-    let mut rule = Rule::new(table, priority, m, Instructions::apply(vec![Action::output(out)]));
+    let mut rule = Rule::new(
+        table,
+        priority,
+        m,
+        Instructions::apply(vec![Action::output(out)]),
+    );
     rule.cookie = cookie;
     FlowMod {
         command,
@@ -72,30 +48,57 @@ fn flow_mod_semantics() {
         return;
     }
     let _g = kernel_lock();
-    let topo = Topology::from_toml_str(TOPO).expect("topology");
+    let topo = two_switch_topology("tfmod");
     let mut f = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
     let l2 = l2_rules(f.lab().state(), "vs1");
     f.install("vs1", &l2).expect("l2");
     let dst = f.lab().state().host("h3").expect("h3").ip.addr.to_string();
-    assert!(f.lab().exec("h1", &["ping", "-c", "1", "-W", "1", &dst]).expect("ping").status.success());
+    assert!(
+        f.lab()
+            .exec("h1", &["ping", "-c", "1", "-W", "1", &dst])
+            .expect("ping")
+            .status
+            .success()
+    );
     let mut vs = VirtualSwitch::new("vs1");
     let frame = (14 + 20 + 8 + 18) as u64;
 
     // Add, count.
-    let a = vs.apply(&mut f, &fm(Command::Add, 0, 100, udp_match(Some(7000)), 3, 0x10)).expect("add").added[0];
+    let a = vs
+        .apply(
+            &mut f,
+            &fm(Command::Add, 0, 100, udp_match(Some(7000)), 3, 0x10),
+        )
+        .expect("add")
+        .added[0];
     send(&f, 10);
     assert_eq!(vs.stats(&f, a).expect("stats").packets, 10);
     assert_eq!(vs.stats(&f, a).expect("stats").bytes, 10 * frame);
 
     // Non-strict modify (a wider match covers the entry): counters kept.
-    let out = vs.apply(&mut f, &fm(Command::Modify, 0, 1, udp_match(None), 3, 0)).expect("modify");
+    let out = vs
+        .apply(&mut f, &fm(Command::Modify, 0, 1, udp_match(None), 3, 0))
+        .expect("modify");
     assert_eq!(out.modified, vec![a]);
     send(&f, 5);
-    assert_eq!(vs.stats(&f, a).expect("stats").packets, 15, "modify keeps counters");
-    assert_eq!(vs.entry(a).expect("entry").rule.cookie, 0x10, "modify keeps the cookie");
+    assert_eq!(
+        vs.stats(&f, a).expect("stats").packets,
+        15,
+        "modify keeps counters"
+    );
+    assert_eq!(
+        vs.entry(a).expect("entry").rule.cookie,
+        0x10,
+        "modify keeps the cookie"
+    );
 
     // Strict modify with a different priority matches nothing.
-    let out = vs.apply(&mut f, &fm(Command::ModifyStrict, 0, 99, udp_match(Some(7000)), 3, 0)).expect("modify strict");
+    let out = vs
+        .apply(
+            &mut f,
+            &fm(Command::ModifyStrict, 0, 99, udp_match(Some(7000)), 3, 0),
+        )
+        .expect("modify strict");
     assert!(out.modified.is_empty());
 
     // RESET_COUNTS.
@@ -109,18 +112,39 @@ fn flow_mod_semantics() {
     let before: Vec<u64> = vs.entries().map(|e| e.id).collect();
     let mut overlap = fm(Command::Add, 0, 100, udp_match(None), 3, 0);
     overlap.rule.flags = flags::CHECK_OVERLAP;
-    assert!(matches!(vs.apply(&mut f, &overlap), Err(FlowModError::Overlap { existing }) if existing == a));
+    assert!(
+        matches!(vs.apply(&mut f, &overlap), Err(FlowModError::Overlap { existing }) if existing == a)
+    );
     assert_eq!(vs.entries().map(|e| e.id).collect::<Vec<_>>(), before);
 
     // An invalid rule (TCP port without ip_proto) is refused and changes nothing.
-    let bad = fm(Command::Add, 0, 5, Match { tcp_dst: Some(1), eth_type: Some(ethertype::IPV4), ..Match::default() }, 3, 0);
+    let bad = fm(
+        Command::Add,
+        0,
+        5,
+        Match {
+            tcp_dst: Some(1),
+            eth_type: Some(ethertype::IPV4),
+            ..Match::default()
+        },
+        3,
+        0,
+    );
     assert!(matches!(vs.apply(&mut f, &bad), Err(FlowModError::Rule(_))));
     assert_eq!(vs.entries().map(|e| e.id).collect::<Vec<_>>(), before);
 
     // Identical add replaces: the old entry is reported removed, the new one counts anew.
-    let out = vs.apply(&mut f, &fm(Command::Add, 0, 100, udp_match(Some(7000)), 3, 0x20)).expect("replace");
+    let out = vs
+        .apply(
+            &mut f,
+            &fm(Command::Add, 0, 100, udp_match(Some(7000)), 3, 0x20),
+        )
+        .expect("replace");
     assert_eq!(out.removed.len(), 1);
-    assert_eq!(out.removed[0].1.packets, 2, "final counters of the replaced entry");
+    assert_eq!(
+        out.removed[0].1.packets, 2,
+        "final counters of the replaced entry"
+    );
     let b = out.added[0];
     send(&f, 3);
     assert_eq!(vs.stats(&f, b).expect("stats").packets, 3);

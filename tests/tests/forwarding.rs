@@ -45,7 +45,10 @@ fn ping(f: &Fabric, from: &str, to: &str) -> bool {
     let ip = f.lab().state().host(to).expect("host").ip.addr.to_string();
     let out = f
         .lab()
-        .exec(from, &["ping", "-c", "2", "-i", "0.2", "-W", "1", ip.as_str()])
+        .exec(
+            from,
+            &["ping", "-c", "2", "-i", "0.2", "-W", "1", ip.as_str()],
+        )
         .expect("run ping");
     out.status.success()
 }
@@ -57,9 +60,21 @@ fn ping_through_one_switch_and_through_the_tunnel() {
     }
     let _g = kernel_lock();
     let f = fabric();
-    assert!(ping(&f, "h1", "h2"), "h1 -> h2 (same physical switch)\n{}", lime_tests::diagnostics(&f));
-    assert!(ping(&f, "h1", "h3"), "h1 -> h3 (across the tunnel)\n{}", lime_tests::diagnostics(&f));
-    assert!(ping(&f, "h3", "h2"), "h3 -> h2 (across the tunnel)\n{}", lime_tests::diagnostics(&f));
+    assert!(
+        ping(&f, "h1", "h2"),
+        "h1 -> h2 (same physical switch)\n{}",
+        lime_tests::diagnostics(&f)
+    );
+    assert!(
+        ping(&f, "h1", "h3"),
+        "h1 -> h3 (across the tunnel)\n{}",
+        lime_tests::diagnostics(&f)
+    );
+    assert!(
+        ping(&f, "h3", "h2"),
+        "h3 -> h2 (across the tunnel)\n{}",
+        lime_tests::diagnostics(&f)
+    );
 }
 
 /// N UDP datagrams of a fixed size from h1 to h3: the UDP rule counts exactly N packets
@@ -92,7 +107,8 @@ fn rule_counters_are_exact() {
         .lab()
         .run_in("h3", move || {
             let s = UdpSocket::bind((dst, 5555)).expect("bind");
-            s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
             s
         })
         .expect("socket in h3");
@@ -121,7 +137,12 @@ fn rule_counters_are_exact() {
     let got = counter.join().expect("receiver thread");
     let st = f.rule_stats(&installed[0]).expect("stats");
     let frame = (14 + 20 + 8 + PAYLOAD) as u64;
-    assert_eq!(got, N, "h3 received every datagram\n{}", lime_tests::diagnostics(&f));
+    assert_eq!(
+        got,
+        N,
+        "h3 received every datagram\n{}",
+        lime_tests::diagnostics(&f)
+    );
     assert_eq!(st.packets, N, "rule packet counter");
     assert_eq!(st.bytes, N * frame, "rule byte counter");
 }

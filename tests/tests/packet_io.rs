@@ -3,45 +3,20 @@
 use std::{net::UdpSocket, time::Duration};
 
 use lime_common::action::port_no;
-use lime_lab::Topology;
-use lime_tests::{fabric_pin_root, kernel_lock, l2_rules, require_root};
+use lime_tests::{
+    fabric_pin_root, kernel_lock, l2_rules, require_root, two_switch_topology, udp_match,
+};
 use lime_userspace::{
     datapath::packet_io::PacketIn,
     fabric::Fabric,
-    flow::{Action, Instructions, Match, Rule, matching::ethertype, matching::ipproto},
+    flow::{Action, Instructions, Rule},
 };
-
-const TOPO: &str = r#"
-name = "tpio"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[vswitch]]
-name = "vs1"
-tenant = "t1"
-ports = [ { port = 1, host = "h1" }, { port = 3, host = "h3" } ]
-"#;
 
 fn to_controller(dport: u16, max_len: u16, cookie: u64) -> Rule {
     let mut r = Rule::new(
         0,
         100,
-        Match {
-            eth_type: Some(ethertype::IPV4),
-            ip_proto: Some(ipproto::UDP),
-            udp_dst: Some(dport),
-            ..Match::default()
-        },
+        udp_match(Some(dport)),
         Instructions::apply(vec![Action::Output {
             port: port_no::CONTROLLER,
             max_len,
@@ -51,7 +26,10 @@ fn to_controller(dport: u16, max_len: u16, cookie: u64) -> Rule {
     r
 }
 
-fn wait_for(reader: &mut lime_userspace::datapath::packet_io::PacketInReader, n: usize) -> Vec<PacketIn> {
+fn wait_for(
+    reader: &mut lime_userspace::datapath::packet_io::PacketInReader,
+    n: usize,
+) -> Vec<PacketIn> {
     let mut got = Vec::new();
     for _ in 0..20 {
         got.extend(reader.poll(Duration::from_millis(100)).expect("poll"));
@@ -68,17 +46,36 @@ fn packet_in_carries_metadata_and_packet_out_delivers() {
         return;
     }
     let _g = kernel_lock();
-    let topo = Topology::from_toml_str(TOPO).expect("topology");
+    let topo = two_switch_topology("tpio");
     let mut f = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
     let l2 = l2_rules(f.lab().state(), "vs1");
     f.install("vs1", &l2).expect("l2");
-    let full = f.install("vs1", &[to_controller(6000, 0xffff, 0xc0ffee)]).expect("rule");
-    f.install("vs1", &[to_controller(6001, 32, 0xbeef)]).expect("rule");
+    let full = f
+        .install("vs1", &[to_controller(6000, 0xffff, 0xc0ffee)])
+        .expect("rule");
+    f.install("vs1", &[to_controller(6001, 32, 0xbeef)])
+        .expect("rule");
     let vsw = f.vswitch_id("vs1").expect("id");
-    let mut reader = f.datapath_mut("s1").expect("s1").packet_in_reader().expect("reader");
+    let mut reader = f
+        .datapath_mut("s1")
+        .expect("s1")
+        .packet_in_reader()
+        .expect("reader");
     let st = f.lab().state().clone();
-    let (h1, h3) = (st.host("h1").expect("h1").clone(), st.host("h3").expect("h3").clone());
-    assert!(f.lab().exec("h1", &["ping", "-c", "1", "-W", "1", &h3.ip.addr.to_string()]).expect("ping").status.success());
+    let (h1, h3) = (
+        st.host("h1").expect("h1").clone(),
+        st.host("h3").expect("h3").clone(),
+    );
+    assert!(
+        f.lab()
+            .exec(
+                "h1",
+                &["ping", "-c", "1", "-W", "1", &h3.ip.addr.to_string()]
+            )
+            .expect("ping")
+            .status
+            .success()
+    );
 
     let payload = b"hello-lime".to_vec();
     let dst = h3.ip.addr;
@@ -92,15 +89,28 @@ fn packet_in_carries_metadata_and_packet_out_delivers() {
         .expect("sender");
     let got = wait_for(&mut reader, 2);
     assert_eq!(got.len(), 2, "two packet-ins, got {got:?}");
-    let full_in = got.iter().find(|p| p.meta.cookie == 0xc0ffee).expect("full packet-in");
-    let short_in = got.iter().find(|p| p.meta.cookie == 0xbeef).expect("max_len packet-in");
+    let full_in = got
+        .iter()
+        .find(|p| p.meta.cookie == 0xc0ffee)
+        .expect("full packet-in");
+    let short_in = got
+        .iter()
+        .find(|p| p.meta.cookie == 0xbeef)
+        .expect("max_len packet-in");
     let frame_len = 14 + 20 + 8 + payload.len();
     assert_eq!(full_in.meta.vswitch, vsw);
     assert_eq!(full_in.meta.in_port, 1);
     assert_eq!(full_in.meta.table, 0);
     assert_eq!(full_in.meta.rule_id, full[0].ids_on("s1"));
-    assert_eq!(full_in.meta.frame_len as usize, frame_len, "veth frames are not padded");
-    assert_eq!(full_in.frame.len(), full_in.meta.frame_len as usize, "whole frame with NO_BUFFER");
+    assert_eq!(
+        full_in.meta.frame_len as usize, frame_len,
+        "veth frames are not padded"
+    );
+    assert_eq!(
+        full_in.frame.len(),
+        full_in.meta.frame_len as usize,
+        "whole frame with NO_BUFFER"
+    );
     assert_eq!(&full_in.frame[6..12], &h1.mac.octets(), "source MAC of h1");
     assert_eq!(&full_in.frame[42..42 + payload.len()], payload.as_slice());
     assert_eq!(short_in.meta.captured, 32, "max_len limits the bytes sent");
@@ -113,7 +123,8 @@ fn packet_in_carries_metadata_and_packet_out_delivers() {
         .lab()
         .run_in("h3", move || {
             let s = UdpSocket::bind((dst, 6000)).expect("bind");
-            s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
             s
         })
         .expect("receiver");

@@ -2,44 +2,19 @@
 //! traffic is not interrupted, counters continue, and rules can be changed afterwards.
 use std::{net::UdpSocket, time::Duration};
 
-use lime_lab::Topology;
-use lime_tests::{fabric_pin_root, kernel_lock, l2_rules, require_root};
+use lime_tests::{
+    fabric_pin_root, kernel_lock, l2_rules, require_root, two_switch_topology, udp_match,
+};
 use lime_userspace::{
     fabric::Fabric,
-    flow::{Action, Instructions, Match, Rule, matching::ethertype, matching::ipproto},
+    flow::{Action, Instructions, Rule},
 };
-
-const TOPO: &str = r#"
-name = "trestart"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[vswitch]]
-name = "vs1"
-tenant = "t1"
-ports = [ { port = 1, host = "h1" }, { port = 3, host = "h3" } ]
-"#;
 
 fn udp_rule(dport: u16) -> Rule {
     Rule::new(
         0,
         100,
-        Match {
-            eth_type: Some(ethertype::IPV4),
-            ip_proto: Some(ipproto::UDP),
-            udp_dst: Some(dport),
-            ..Match::default()
-        },
+        udp_match(Some(dport)),
         Instructions::apply(vec![Action::output(3)]),
     )
 }
@@ -50,7 +25,8 @@ fn receiver(f: &Fabric, port: u16) -> std::thread::JoinHandle<u64> {
         .lab()
         .run_in("h3", move || {
             let s = UdpSocket::bind((dst, port)).expect("bind");
-            s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
             s
         })
         .expect("receiver");
@@ -70,13 +46,19 @@ fn restart_under_traffic_loses_nothing_and_keeps_counting() {
         return;
     }
     let _g = kernel_lock();
-    let topo = Topology::from_toml_str(TOPO).expect("topology");
+    let topo = two_switch_topology("trestart");
     let mut f = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
     let l2 = l2_rules(f.lab().state(), "vs1");
     f.install("vs1", &l2).expect("l2");
     let counted = f.install("vs1", &[udp_rule(7100)]).expect("rule");
     let dst = f.lab().state().host("h3").expect("h3").ip.addr;
-    assert!(f.lab().exec("h1", &["ping", "-c", "1", "-W", "1", &dst.to_string()]).expect("ping").status.success());
+    assert!(
+        f.lab()
+            .exec("h1", &["ping", "-c", "1", "-W", "1", &dst.to_string()])
+            .expect("ping")
+            .status
+            .success()
+    );
     let version_before = f.datapath("s1").expect("s1").version(1);
 
     const N: u64 = 20_000;
@@ -103,14 +85,32 @@ fn restart_under_traffic_loses_nothing_and_keeps_counting() {
     sender.join().expect("sender");
     let got = rx.join().expect("receiver");
     eprintln!("{restarts} restarts of both switches during the stream");
-    assert!(restarts >= 2, "restarts overlapped the traffic ({restarts})");
-    assert_eq!(got, N, "every datagram arrived across {restarts} restarts\n{}", lime_tests::diagnostics(&f));
-    assert_eq!(f.rule_stats(&counted[0]).expect("stats").packets, N, "counters continued");
-    assert_eq!(f.datapath("s1").expect("s1").version(1), version_before, "version read back");
+    assert!(
+        restarts >= 2,
+        "restarts overlapped the traffic ({restarts})"
+    );
+    assert_eq!(
+        got,
+        N,
+        "every datagram arrived across {restarts} restarts\n{}",
+        lime_tests::diagnostics(&f)
+    );
+    assert_eq!(
+        f.rule_stats(&counted[0]).expect("stats").packets,
+        N,
+        "counters continued"
+    );
+    assert_eq!(
+        f.datapath("s1").expect("s1").version(1),
+        version_before,
+        "version read back"
+    );
 
     // The rebuilt control plane manages rules: add one, remove the old one.
     let rx = receiver(&f, 7101);
-    let (added, finals) = f.update("vs1", &counted, &[udp_rule(7101)]).expect("update after restart");
+    let (added, finals) = f
+        .update("vs1", &counted, &[udp_rule(7101)])
+        .expect("update after restart");
     assert_eq!(finals[0].packets, N, "final counters of the removed rule");
     f.lab()
         .run_in("h1", move || {

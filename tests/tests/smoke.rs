@@ -28,11 +28,16 @@ fn one_rule_forwards() {
     frame[23] = 17;
     let out = run(&t.dp, &frame);
     match out {
-        Emitted::Remote { port, frame: inner, .. } => {
+        Emitted::Remote {
+            port, frame: inner, ..
+        } => {
             assert_eq!(port, 3);
             assert_eq!(inner, frame);
         }
-        other => panic!("expected remote output, got {other:?}; drops {:?}", t.dp.kernel().drops()),
+        other => panic!(
+            "expected remote output, got {other:?}; drops {:?}",
+            t.dp.kernel().drops()
+        ),
     }
     let st = t.dp.rule_stats(ids[0]).expect("stats");
     assert_eq!((st.packets, st.bytes), (1, 60));

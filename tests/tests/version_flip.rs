@@ -9,33 +9,13 @@
 //! as one versioned update every ~10 ms.
 use std::{net::UdpSocket, time::Duration};
 
-use lime_lab::Topology;
-use lime_tests::{Capture, fabric_pin_root, kernel_lock, l2_rules, require_root};
+use lime_tests::{
+    Capture, fabric_pin_root, kernel_lock, l2_rules, require_root, two_switch_topology, udp_match,
+};
 use lime_userspace::{
     fabric::Fabric,
-    flow::{Action, Instructions, Masked, Match, Rule, matching::ethertype, matching::ipproto},
+    flow::{Action, Instructions, Masked, Match, Rule},
 };
-
-const TOPO: &str = r#"
-name = "tflip"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[vswitch]]
-name = "vs1"
-tenant = "t1"
-ports = [ { port = 1, host = "h1" }, { port = 3, host = "h3" } ]
-"#;
 
 const MARK_A: [u8; 6] = [2, 0xaa, 0, 0, 0, 0xa];
 const MARK_B: [u8; 6] = [2, 0xbb, 0, 0, 0, 0xb];
@@ -43,12 +23,7 @@ const MARK_MIX: [u8; 6] = [2, 0xee, 0, 0, 0, 0xe];
 const PORT: u16 = 5556;
 
 fn rule_set(own: u64, other: u64, mark: [u8; 6]) -> Vec<Rule> {
-    let udp = Match {
-        eth_type: Some(ethertype::IPV4),
-        ip_proto: Some(ipproto::UDP),
-        udp_dst: Some(PORT),
-        ..Match::default()
-    };
+    let udp = udp_match(Some(PORT));
     let meta = |v: u64| Match {
         metadata: Some(Masked::exact(v)),
         ..udp.clone()
@@ -64,8 +39,18 @@ fn rule_set(own: u64, other: u64, mark: [u8; 6]) -> Vec<Rule> {
                 goto_table: Some(1),
             },
         ),
-        Rule::new(1, 10, meta(own), Instructions::apply(vec![Action::SetEthSrc(mark), Action::output(3)])),
-        Rule::new(1, 10, meta(other), Instructions::apply(vec![Action::SetEthSrc(MARK_MIX), Action::output(3)])),
+        Rule::new(
+            1,
+            10,
+            meta(own),
+            Instructions::apply(vec![Action::SetEthSrc(mark), Action::output(3)]),
+        ),
+        Rule::new(
+            1,
+            10,
+            meta(other),
+            Instructions::apply(vec![Action::SetEthSrc(MARK_MIX), Action::output(3)]),
+        ),
     ]
 }
 
@@ -75,7 +60,7 @@ fn flip_under_traffic_never_mixes_and_loses_nothing() {
         return;
     }
     let _g = kernel_lock();
-    let topo = Topology::from_toml_str(TOPO).expect("topology");
+    let topo = two_switch_topology("tflip");
     let mut f = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
     let l2 = l2_rules(f.lab().state(), "vs1");
     f.install("vs1", &l2).expect("l2 rules");
@@ -84,12 +69,21 @@ fn flip_under_traffic_never_mixes_and_loses_nothing() {
     let mut current = f.install("vs1", &set_a).expect("set A");
     let dst = f.lab().state().host("h3").expect("h3").ip.addr;
     assert!(
-        f.lab().exec("h1", &["ping", "-c", "1", "-W", "1", &dst.to_string()]).expect("ping").status.success(),
+        f.lab()
+            .exec("h1", &["ping", "-c", "1", "-W", "1", &dst.to_string()])
+            .expect("ping")
+            .status
+            .success(),
         "warm-up ping\n{}",
         lime_tests::diagnostics(&f)
     );
     let h3_ns = f.lab().state().netns("h3").expect("ns");
-    let cap = Capture::start(&h3_ns, "eth0", Duration::from_millis(700), Duration::from_secs(60));
+    let cap = Capture::start(
+        &h3_ns,
+        "eth0",
+        Duration::from_millis(700),
+        Duration::from_secs(60),
+    );
     const N: u64 = 20_000;
     let h1_ns = f.lab().state().netns("h1").expect("ns");
     let sender = std::thread::spawn(move || {
@@ -110,7 +104,12 @@ fn flip_under_traffic_never_mixes_and_loses_nothing() {
     while !sender.is_finished() {
         let next = if use_b { &set_b } else { &set_a };
         let (installed, finals) = f.update("vs1", &current, next).expect("flip");
-        retired_packets += finals.iter().filter(|s| s.packets > 0).map(|s| s.packets).max().unwrap_or(0);
+        retired_packets += finals
+            .iter()
+            .filter(|s| s.packets > 0)
+            .map(|s| s.packets)
+            .max()
+            .unwrap_or(0);
         current = installed;
         use_b = !use_b;
         flips += 1;
@@ -119,7 +118,11 @@ fn flip_under_traffic_never_mixes_and_loses_nothing() {
     let frames = cap.finish();
     let (mut a, mut b, mut mix, mut seen) = (0u64, 0u64, 0u64, std::collections::BTreeSet::new());
     for fr in &frames {
-        if fr.len() < 42 || fr[12..14] != [8, 0] || fr[23] != 17 || u16::from_be_bytes([fr[36], fr[37]]) != PORT {
+        if fr.len() < 42
+            || fr[12..14] != [8, 0]
+            || fr[23] != 17
+            || u16::from_be_bytes([fr[36], fr[37]]) != PORT
+        {
             continue;
         }
         let seq = u64::from_be_bytes(fr[42..50].try_into().expect("8 bytes"));
@@ -131,9 +134,23 @@ fn flip_under_traffic_never_mixes_and_loses_nothing() {
             other => panic!("unexpected source MAC {other:02x?}"),
         }
     }
-    eprintln!("flips {flips}: A {a}, B {b}, MIX {mix}, received {}/{N}, retired-rule packets {retired_packets}", seen.len());
-    assert!(flips >= 20, "the flips must overlap the traffic (only {flips})");
-    assert!(a > 0 && b > 0, "both versions carried traffic (A {a}, B {b})");
+    eprintln!(
+        "flips {flips}: A {a}, B {b}, MIX {mix}, received {}/{N}, retired-rule packets {retired_packets}",
+        seen.len()
+    );
+    assert!(
+        flips >= 20,
+        "the flips must overlap the traffic (only {flips})"
+    );
+    assert!(
+        a > 0 && b > 0,
+        "both versions carried traffic (A {a}, B {b})"
+    );
     assert_eq!(mix, 0, "packets processed with a mix of versions");
-    assert_eq!(seen.len() as u64, N, "every packet delivered once\n{}", lime_tests::diagnostics(&f));
+    assert_eq!(
+        seen.len() as u64,
+        N,
+        "every packet delivered once\n{}",
+        lime_tests::diagnostics(&f)
+    );
 }
