@@ -8,7 +8,9 @@ fn main() -> anyhow::Result<()> {
     // object so `include_bytes_aligned!` still compiles. Such a binary cannot load it.
     if let Some(out) = std::env::var_os("OUT_DIR") {
         let obj = std::path::Path::new(&out).join("lime");
-        if std::env::var_os("AYA_BUILD_SKIP").is_some_and(|v| v == "1" || v == "true") && !obj.exists() {
+        if std::env::var_os("AYA_BUILD_SKIP").is_some_and(|v| v == "1" || v == "true")
+            && !obj.exists()
+        {
             std::fs::write(&obj, [])?;
         }
     }
@@ -26,7 +28,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn cargo_metadata_root() -> anyhow::Result<String> {
-    let dir = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| anyhow!("CARGO_MANIFEST_DIR not set"))?;
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").map_err(|_| anyhow!("CARGO_MANIFEST_DIR not set"))?;
     let path = std::path::Path::new(&dir)
         .parent()
         .ok_or_else(|| anyhow!("lime-userspace has no parent directory"))?;

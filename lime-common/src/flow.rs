@@ -172,7 +172,11 @@ pub struct MaskList {
     /// Subtables, highest `max_priority` first.
     pub masks: [MaskRef; crate::limits::MAX_MASKS_PER_TABLE],
 }
-abi_type!(MaskList, size = 8 + 8 * crate::limits::MAX_MASKS_PER_TABLE, align = 4);
+abi_type!(
+    MaskList,
+    size = 8 + 8 * crate::limits::MAX_MASKS_PER_TABLE,
+    align = 4
+);
 
 impl Default for MaskList {
     fn default() -> Self {
@@ -241,4 +245,8 @@ pub struct CacheEntry {
     /// Metadata register at the end of the pipeline.
     pub metadata: u64,
 }
-abi_type!(CacheEntry, size = 4 * crate::limits::MAX_TABLES + 8 + 8, align = 8);
+abi_type!(
+    CacheEntry,
+    size = 4 * crate::limits::MAX_TABLES + 8 + 8,
+    align = 8
+);

@@ -97,7 +97,9 @@ pub fn update_key(prog: &RuleProgram, key: &mut FlowKey, vlans: &mut VlanStack) 
 
 #[inline(always)]
 fn mac(a: &Action) -> [u8; 6] {
-    [a.data[0], a.data[1], a.data[2], a.data[3], a.data[4], a.data[5]]
+    [
+        a.data[0], a.data[1], a.data[2], a.data[3], a.data[4], a.data[5],
+    ]
 }
 
 /// The one output a fast-path packet goes to.
@@ -206,7 +208,11 @@ fn push_vlan(ctx: &XdpContext, tpid: u16) -> Result<(), u32> {
     let old = frame(ctx).ptr_at::<[u8; 4]>(12)?;
     // SAFETY: bounds checked.
     let old = unsafe { *old };
-    let tci = if is_vlan_tpid([old[0], old[1]]) { [old[2], old[3]] } else { [0, 0] };
+    let tci = if is_vlan_tpid([old[0], old[1]]) {
+        [old[2], old[3]]
+    } else {
+        [0, 0]
+    };
     // SAFETY: helper call on our own context.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -4) } != 0 {
         return Err(drop_reason::HELPER_FAILED);

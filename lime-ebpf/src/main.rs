@@ -43,8 +43,8 @@ use lime_common::{
 use crate::{
     actions::{Ingress, deliver, execute, redirect, send_to_vport, update_key},
     maps::{
-        FLOOR_TARGET, FLOW_CACHE, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORTS, VSWITCHES, count_drop,
-        port_stats, scratch,
+        FLOOR_TARGET, FLOW_CACHE, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORTS, VSWITCHES,
+        count_drop, port_stats, scratch,
     },
     tunnel::{decap, frame, read_header, rewrite_outer},
 };
@@ -122,7 +122,12 @@ fn vswitch_config(vswitch: u16) -> Result<(u32, u32), u32> {
     match VSWITCHES.get(u32::from(vswitch)) {
         Some(cfg) if cfg.flags & VSW_F_ACTIVE != 0 => {
             // SAFETY: aligned u32s in a map value; the version is read with one load.
-            Ok(unsafe { (core::ptr::read_volatile(&cfg.version), core::ptr::read_volatile(&cfg.flags)) })
+            Ok(unsafe {
+                (
+                    core::ptr::read_volatile(&cfg.version),
+                    core::ptr::read_volatile(&cfg.flags),
+                )
+            })
         }
         _ => Err(drop_reason::NO_VSWITCH),
     }
@@ -193,7 +198,11 @@ pub fn classify_step(s: &mut Scratch) -> Result<Step, u32> {
         ..
     } = s;
     let rule = classify::lookup(ingress.vswitch, *table, ingress.version, key, rk);
-    let prog = if rule == 0 { None } else { RULE_PROGRAMS.get(rule) };
+    let prog = if rule == 0 {
+        None
+    } else {
+        RULE_PROGRAMS.get(rule)
+    };
     let Some(prog) = prog else {
         chain.missed = true;
         ingress.metadata = key.metadata;
@@ -222,7 +231,12 @@ pub fn classify_step(s: &mut Scratch) -> Result<Step, u32> {
 
 /// Reset the scratch area for a new packet; `Err` for a malformed frame.
 #[inline(always)]
-pub fn start_packet(f: &parse::Frame, vswitch: u16, vport: u32, version: u32) -> Result<&'static mut Scratch, u32> {
+pub fn start_packet(
+    f: &parse::Frame,
+    vswitch: u16,
+    vport: u32,
+    version: u32,
+) -> Result<&'static mut Scratch, u32> {
     let s = scratch()?;
     s.key = FlowKey {
         in_port: vport,
@@ -302,7 +316,11 @@ fn finish_pipeline(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
 fn from_underlay(ctx: &XdpContext, injected: bool) -> Result<u32, u32> {
     let Some(mut hdr) = read_header(&frame(ctx))? else {
         // Not ours (e.g. the kernel's own neighbour discovery on the link).
-        return if injected { Err(drop_reason::BAD_TUNNEL) } else { Ok(xdp_action::XDP_PASS) };
+        return if injected {
+            Err(drop_reason::BAD_TUNNEL)
+        } else {
+            Ok(xdp_action::XDP_PASS)
+        };
     };
     let is_packet_out = hdr.flags & tunnel_flags::PACKET_OUT != 0;
     if is_packet_out != injected {

@@ -26,7 +26,10 @@ use lime_common::{
 
 use crate::{
     Step, classify_step, current_version,
-    maps::{PACKET_IN, PORTS, RULE_PROGRAMS, RULE_STATS, Scratch, TC_TABLE_PROGS, VPORTS, VSW_PORTS, count_drop, port_stats, scratch},
+    maps::{
+        PACKET_IN, PORTS, RULE_PROGRAMS, RULE_STATS, Scratch, TC_TABLE_PROGS, VPORTS, VSW_PORTS,
+        count_drop, port_stats, scratch,
+    },
     parse::Frame,
     start_packet,
     tunnel::ENCAP_LEN,
@@ -187,7 +190,10 @@ fn collect(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
                             // An explicit output to the ingress port is not allowed
                             // without IN_PORT (OpenFlow 1.3 B.4.2): skip it.
                             let hairpin = p == ing.vport && a.arg32 != port_no::IN_PORT;
-                            if !hairpin && p <= port_no::MAX && (copies.n_ports as usize) < MAX_COPIES {
+                            if !hairpin
+                                && p <= port_no::MAX
+                                && (copies.n_ports as usize) < MAX_COPIES
+                            {
                                 copies.ports[slot_index(&copies.n_ports, MAX_COPIES)] = p;
                                 copies.n_ports += 1;
                             }
@@ -199,15 +205,22 @@ fn collect(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
                         return Err(drop_reason::BAD_ACTION);
                     }
                     let off = if a.code == code::SET_ETH_DST { 0 } else { 6 };
-                    let mac = [a.data[0], a.data[1], a.data[2], a.data[3], a.data[4], a.data[5]];
-                    ctx.store(off, &mac, 0).map_err(|_| drop_reason::HELPER_FAILED)?;
+                    let mac = [
+                        a.data[0], a.data[1], a.data[2], a.data[3], a.data[4], a.data[5],
+                    ];
+                    ctx.store(off, &mac, 0)
+                        .map_err(|_| drop_reason::HELPER_FAILED)?;
                 }
                 _ => return Err(drop_reason::BAD_ACTION),
             }
         }
     }
     if !seen_output {
-        return Err(if chain.missed { drop_reason::TABLE_MISS } else { drop_reason::NO_OUTPUT });
+        return Err(if chain.missed {
+            drop_reason::TABLE_MISS
+        } else {
+            drop_reason::NO_OUTPUT
+        });
     }
     // SAFETY: tail call with our own context; returns only on failure.
     unsafe { TC_TABLE_PROGS.tail_call(ctx, 2) };
@@ -325,7 +338,9 @@ fn emit_remote(ctx: &TcContext, s: &Scratch) -> Result<(), u32> {
         };
         let d = vp.outer_dst;
         let o = vp.outer_src;
-        let eth = [d[0], d[1], d[2], d[3], d[4], d[5], o[0], o[1], o[2], o[3], o[4], o[5], t[0], t[1]];
+        let eth = [
+            d[0], d[1], d[2], d[3], d[4], d[5], o[0], o[1], o[2], o[3], o[4], o[5], t[0], t[1],
+        ];
         let hdr = TunnelHeader {
             magic: TUNNEL_MAGIC,
             flags: 0,
@@ -337,8 +352,10 @@ fn emit_remote(ctx: &TcContext, s: &Scratch) -> Result<(), u32> {
             out_port: p.to_be_bytes(),
             version: ing.version.to_be_bytes(),
         };
-        ctx.store(0, &eth, 0).map_err(|_| drop_reason::HELPER_FAILED)?;
-        ctx.store(14, &hdr, 0).map_err(|_| drop_reason::HELPER_FAILED)?;
+        ctx.store(0, &eth, 0)
+            .map_err(|_| drop_reason::HELPER_FAILED)?;
+        ctx.store(14, &hdr, 0)
+            .map_err(|_| drop_reason::HELPER_FAILED)?;
         clone_to(ctx, vp.ifindex);
     }
     Ok(())

@@ -32,7 +32,10 @@ pub fn read_header(f: &Frame) -> Result<Option<TunnelHeader>, u32> {
         return Ok(None);
     }
     // SAFETY: bounds checked by ptr_at.
-    let hdr = unsafe { *f.ptr_at::<TunnelHeader>(ETH_HLEN).map_err(|_| drop_reason::BAD_TUNNEL)? };
+    let hdr = unsafe {
+        *f.ptr_at::<TunnelHeader>(ETH_HLEN)
+            .map_err(|_| drop_reason::BAD_TUNNEL)?
+    };
     if hdr.magic != TUNNEL_MAGIC {
         return Err(drop_reason::BAD_TUNNEL);
     }

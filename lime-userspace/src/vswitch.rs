@@ -14,10 +14,7 @@
 //! - `Delete` / `DeleteStrict`: removes what the request covers / matches exactly, in one
 //!   table or all (`OFPTT_ALL`), filtered by cookie/mask and out_port; the removed entries
 //!   come back with their final counters (for FLOW_REMOVED).
-use std::{
-    collections::BTreeMap,
-    time::Instant,
-};
+use std::{collections::BTreeMap, time::Instant};
 
 use lime_common::{action::port_no, flow::FlowKey, limits::MAX_TABLES, stats::RuleStats};
 use serde::Serialize;
@@ -224,7 +221,13 @@ impl VirtualSwitch {
                     .entries
                     .values()
                     .filter(|e| Self::table_ok(e, fm) && Self::cookie_ok(e, fm))
-                    .filter(|e| if strict { Self::strict_ok(e, fm, &key) } else { covers(&key, &e.key) })
+                    .filter(|e| {
+                        if strict {
+                            Self::strict_ok(e, fm, &key)
+                        } else {
+                            covers(&key, &e.key)
+                        }
+                    })
                     .map(|e| e.id)
                     .collect();
                 self.modify(fabric, fm, &targets)
@@ -235,8 +238,16 @@ impl VirtualSwitch {
                     .entries
                     .values()
                     .filter(|e| Self::table_ok(e, fm) && Self::cookie_ok(e, fm))
-                    .filter(|e| fm.out_port == port_no::ANY || e.rule.instructions.outputs_to(fm.out_port))
-                    .filter(|e| if strict { Self::strict_ok(e, fm, &key) } else { covers(&key, &e.key) })
+                    .filter(|e| {
+                        fm.out_port == port_no::ANY || e.rule.instructions.outputs_to(fm.out_port)
+                    })
+                    .filter(|e| {
+                        if strict {
+                            Self::strict_ok(e, fm, &key)
+                        } else {
+                            covers(&key, &e.key)
+                        }
+                    })
                     .map(|e| e.id)
                     .collect();
                 self.delete(fabric, &targets)
@@ -244,10 +255,20 @@ impl VirtualSwitch {
         }
     }
 
-    fn add(&mut self, fabric: &mut Fabric, fm: &FlowMod, key: (FlowKey, FlowKey)) -> Result<Outcome, FlowModError> {
-        let same_table_prio = |e: &&FlowEntry| e.rule.table == fm.rule.table && e.rule.priority == fm.rule.priority;
+    fn add(
+        &mut self,
+        fabric: &mut Fabric,
+        fm: &FlowMod,
+        key: (FlowKey, FlowKey),
+    ) -> Result<Outcome, FlowModError> {
+        let same_table_prio =
+            |e: &&FlowEntry| e.rule.table == fm.rule.table && e.rule.priority == fm.rule.priority;
         if fm.rule.flags & flags::CHECK_OVERLAP != 0
-            && let Some(e) = self.entries.values().filter(same_table_prio).find(|e| overlaps(&e.key, &key))
+            && let Some(e) = self
+                .entries
+                .values()
+                .filter(same_table_prio)
+                .find(|e| overlaps(&e.key, &key))
         {
             return Err(FlowModError::Overlap { existing: e.id });
         }
@@ -258,8 +279,12 @@ impl VirtualSwitch {
             .filter(|e| e.key == key)
             .map(|e| e.id)
             .collect();
-        let remove: Vec<Installed> = replaced.iter().map(|id| self.entries[id].installed.clone()).collect();
-        let (installed, finals) = fabric.update(&self.name, &remove, std::slice::from_ref(&fm.rule))?;
+        let remove: Vec<Installed> = replaced
+            .iter()
+            .map(|id| self.entries[id].installed.clone())
+            .collect();
+        let (installed, finals) =
+            fabric.update(&self.name, &remove, std::slice::from_ref(&fm.rule))?;
         let mut out = Outcome::default();
         for (id, fin) in replaced.into_iter().zip(finals) {
             if let Some(mut e) = self.entries.remove(&id) {
@@ -285,11 +310,19 @@ impl VirtualSwitch {
         Ok(out)
     }
 
-    fn modify(&mut self, fabric: &mut Fabric, fm: &FlowMod, targets: &[u64]) -> Result<Outcome, FlowModError> {
+    fn modify(
+        &mut self,
+        fabric: &mut Fabric,
+        fm: &FlowMod,
+        targets: &[u64],
+    ) -> Result<Outcome, FlowModError> {
         if targets.is_empty() {
             return Ok(Outcome::default());
         }
-        let remove: Vec<Installed> = targets.iter().map(|id| self.entries[id].installed.clone()).collect();
+        let remove: Vec<Installed> = targets
+            .iter()
+            .map(|id| self.entries[id].installed.clone())
+            .collect();
         let add: Vec<Rule> = targets
             .iter()
             .map(|id| {
@@ -326,7 +359,10 @@ impl VirtualSwitch {
         if targets.is_empty() {
             return Ok(Outcome::default());
         }
-        let remove: Vec<Installed> = targets.iter().map(|id| self.entries[id].installed.clone()).collect();
+        let remove: Vec<Installed> = targets
+            .iter()
+            .map(|id| self.entries[id].installed.clone())
+            .collect();
         let (_, finals) = fabric.update(&self.name, &remove, &[])?;
         let mut out = Outcome::default();
         for (id, fin) in targets.iter().zip(finals) {

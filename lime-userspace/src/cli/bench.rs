@@ -52,7 +52,13 @@ struct Sample {
 /// Run a benchmark.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BenchCommand::Datapath { json, repeat, frames, rules, masks } => {
+        BenchCommand::Datapath {
+            json,
+            repeat,
+            frames,
+            rules,
+            masks,
+        } => {
             super::require_root()?;
             datapath(json, repeat, frames, &rules, &masks)
         }
@@ -65,8 +71,24 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
 fn bench_datapath(pin_root: &std::path::Path) -> anyhow::Result<Datapath> {
     let mut dp = Datapath::load("bench", None, pin_root)?;
     dp.add_vswitch(1)?;
-    dp.kernel_mut().set_port(1, PortInfo { kind: kind::HOST, _pad: 0, vswitch: 1, vport: 1 })?;
-    dp.set_vport(1, 2, VportInfo { location: location::LOCAL, ifindex: 1, ..VportInfo::default() })?;
+    dp.kernel_mut().set_port(
+        1,
+        PortInfo {
+            kind: kind::HOST,
+            _pad: 0,
+            vswitch: 1,
+            vport: 1,
+        },
+    )?;
+    dp.set_vport(
+        1,
+        2,
+        VportInfo {
+            location: location::LOCAL,
+            ifindex: 1,
+            ..VportInfo::default()
+        },
+    )?;
     dp.kernel_mut().set_floor_target(1)?;
     Ok(dp)
 }
@@ -81,7 +103,13 @@ fn cost(dp: &Datapath, program: &str, frames: &[Vec<u8>], repeat: u32) -> anyhow
     Ok(total / frames.len() as f64)
 }
 
-fn datapath(json: bool, repeat: u32, n_frames: usize, rule_counts: &[usize], mask_counts: &[usize]) -> anyhow::Result<ExitCode> {
+fn datapath(
+    json: bool,
+    repeat: u32,
+    n_frames: usize,
+    rule_counts: &[usize],
+    mask_counts: &[usize],
+) -> anyhow::Result<ExitCode> {
     let pin_root = PathBuf::from(format!("/sys/fs/bpf/lime-bench-{}", std::process::id()));
     let _cleanup = scopeguard(pin_root.clone());
     let mut samples = Vec::new();
@@ -95,14 +123,20 @@ fn datapath(json: bool, repeat: u32, n_frames: usize, rule_counts: &[usize], mas
                 s.rules,
                 s.masks,
                 s.cache,
-                if s.traffic == "hit" { "rule hit" } else { "table miss" },
+                if s.traffic == "hit" {
+                    "rule hit"
+                } else {
+                    "table miss"
+                },
                 s.ns_per_packet
             );
         }
         samples.push(s);
     };
     if !json {
-        println!("per-packet cost through BPF_PROG_TEST_RUN ({repeat} runs per frame, {n_frames} frames per configuration)");
+        println!(
+            "per-packet cost through BPF_PROG_TEST_RUN ({repeat} runs per frame, {n_frames} frames per configuration)"
+        );
     }
     for &n_masks in mask_counts {
         for &n_rules in rule_counts {
@@ -119,9 +153,20 @@ fn datapath(json: bool, repeat: u32, n_frames: usize, rule_counts: &[usize], mas
                 .collect();
             // Check the frames really take the fast path before timing them.
             let probe = dp.kernel().test_run(names::PROG_XDP, &frames[0], 1)?;
-            anyhow::ensure!(probe.verdict == 4, "bench frame was not redirected (verdict {})", probe.verdict);
+            anyhow::ensure!(
+                probe.verdict == 4,
+                "bench frame was not redirected (verdict {})",
+                probe.verdict
+            );
             let floor = cost(&dp, names::PROG_FLOOR, &frames, repeat)?;
-            emit(Sample { program: "minimal", rules: n_rules, masks: n_masks, cache: "none", traffic: "hit", ns_per_packet: floor });
+            emit(Sample {
+                program: "minimal",
+                rules: n_rules,
+                masks: n_masks,
+                cache: "none",
+                traffic: "hit",
+                ns_per_packet: floor,
+            });
             let table_miss = packet_missing(&rules[..rules.len().min(2000)]);
             let mut lime_by_cache = Vec::new();
             for (cache, flags) in [
@@ -131,16 +176,32 @@ fn datapath(json: bool, repeat: u32, n_frames: usize, rule_counts: &[usize], mas
             ] {
                 dp.set_vswitch_flags(1, flags)?;
                 let lime = cost(&dp, names::PROG_XDP, &frames, repeat)?;
-                emit(Sample { program: "lime", rules: n_rules, masks: n_masks, cache, traffic: "hit", ns_per_packet: lime });
+                emit(Sample {
+                    program: "lime",
+                    rules: n_rules,
+                    masks: n_masks,
+                    cache,
+                    traffic: "hit",
+                    ns_per_packet: lime,
+                });
                 lime_by_cache.push((cache, lime));
                 if let Some(miss) = &table_miss {
                     let m = cost(&dp, names::PROG_XDP, std::slice::from_ref(miss), repeat)?;
-                    emit(Sample { program: "lime", rules: n_rules, masks: n_masks, cache, traffic: "miss", ns_per_packet: m });
+                    emit(Sample {
+                        program: "lime",
+                        rules: n_rules,
+                        masks: n_masks,
+                        cache,
+                        traffic: "miss",
+                        ns_per_packet: m,
+                    });
                 }
             }
             if !json {
-                let ratios: Vec<String> =
-                    lime_by_cache.iter().map(|(c, l)| format!("cache {c}: {:.2}x", l / floor)).collect();
+                let ratios: Vec<String> = lime_by_cache
+                    .iter()
+                    .map(|(c, l)| format!("cache {c}: {:.2}x", l / floor))
+                    .collect();
                 println!(
                     "         ratio to minimal: {}   (installed {} rules in {:.2} s)",
                     ratios.join(", "),
@@ -161,20 +222,35 @@ fn print_summary(samples: &[Sample]) {
     let find = |p: &str, cache: &str, r: usize, m: usize| {
         samples
             .iter()
-            .find(|s| s.program == p && s.cache == cache && s.rules == r && s.masks == m && s.traffic == "hit")
+            .find(|s| {
+                s.program == p
+                    && s.cache == cache
+                    && s.rules == r
+                    && s.masks == m
+                    && s.traffic == "hit"
+            })
             .map(|s| s.ns_per_packet)
     };
     println!();
     if let Some(f) = find("minimal", "none", 1000, 8) {
         for cache in ["hit", "none"] {
             if let Some(l) = find("lime", cache, 1000, 8) {
-                println!("common path (1 000 rules over 8 masks, cache {cache}): {:.2}x the minimal program (target <= 1.5x)", l / f);
+                println!(
+                    "common path (1 000 rules over 8 masks, cache {cache}): {:.2}x the minimal program (target <= 1.5x)",
+                    l / f
+                );
             }
         }
     }
     for m in [1, 8, 32] {
-        if let (Some(big), Some(small)) = (find("lime", "none", 100_000, m), find("lime", "none", 1000, m)) {
-            println!("100 000 vs 1 000 rules over {m:>2} masks, no cache: {:.2}x (target <= 1.2x: cost follows masks, not rules)", big / small);
+        if let (Some(big), Some(small)) = (
+            find("lime", "none", 100_000, m),
+            find("lime", "none", 1000, m),
+        ) {
+            println!(
+                "100 000 vs 1 000 rules over {m:>2} masks, no cache: {:.2}x (target <= 1.2x: cost follows masks, not rules)",
+                big / small
+            );
         }
     }
 }

@@ -63,7 +63,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     ));
     let t0 = Instant::now();
     let mut fabric = Fabric::up(&topo, &crate::default_pin_root())?;
-    say(&format!("   lab up, datapath loaded and attached on every port ({:.1} s)", t0.elapsed().as_secs_f64()));
+    say(&format!(
+        "   lab up, datapath loaded and attached on every port ({:.1} s)",
+        t0.elapsed().as_secs_f64()
+    ));
     let vs = topo.vswitches[0].name.clone();
     let state = fabric.lab().state().clone();
     let hosts: Vec<_> = state.hosts.clone();
@@ -77,7 +80,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             if a.host == b.host {
                 continue;
             }
-            let (_, out) = fabric.vport_of(&b.host).ok_or_else(|| anyhow::anyhow!("{} has no port", b.host))?;
+            let (_, out) = fabric
+                .vport_of(&b.host)
+                .ok_or_else(|| anyhow::anyhow!("{} has no port", b.host))?;
             rules.push(Rule::new(
                 0,
                 100,
@@ -105,46 +110,63 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     for (a, b) in &pairs {
         let ok = fabric
             .lab()
-            .exec(&a.host, &["ping", "-c", "1", "-W", "1", &b.ip.addr.to_string()])?
+            .exec(
+                &a.host,
+                &["ping", "-c", "1", "-W", "1", &b.ip.addr.to_string()],
+            )?
             .status
             .success();
         if !ok {
             anyhow::bail!("{} cannot ping {}", a.host, b.host);
         }
     }
-    say(&format!("   every host pings every other host ({} pairs)", pairs.len()));
+    say(&format!(
+        "   every host pings every other host ({} pairs)",
+        pairs.len()
+    ));
     // Receivers.
     let received: Arc<Mutex<BTreeMap<(Ipv4Addr, Ipv4Addr), u64>>> = Arc::default();
     let mut threads = Vec::new();
     for h in &hosts {
         let ip = h.ip.addr;
-        let sock = fabric.lab().run_in(&h.host, move || UdpSocket::bind((ip, PORT)))??;
+        let sock = fabric
+            .lab()
+            .run_in(&h.host, move || UdpSocket::bind((ip, PORT)))??;
         sock.set_read_timeout(Some(Duration::from_millis(500)))?;
         let received = Arc::clone(&received);
         threads.push(std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while let Ok((_, from)) = sock.recv_from(&mut buf) {
                 if let std::net::SocketAddr::V4(from) = from {
-                    *received.lock().expect("lock").entry((*from.ip(), ip)).or_default() += 1;
+                    *received
+                        .lock()
+                        .expect("lock")
+                        .entry((*from.ip(), ip))
+                        .or_default() += 1;
                 }
             }
         }));
     }
-    say(&format!("   sending {} datagrams of {} bytes for each pair ...", args.packets, args.payload));
+    say(&format!(
+        "   sending {} datagrams of {} bytes for each pair ...",
+        args.packets, args.payload
+    ));
     let t1 = Instant::now();
     for (a, b) in &pairs {
         let (dst, n, payload) = (b.ip.addr, args.packets, args.payload);
-        fabric.lab().run_in(&a.host, move || -> std::io::Result<()> {
-            let s = UdpSocket::bind("0.0.0.0:0")?;
-            let buf = vec![0x5a; payload];
-            for i in 0..n {
-                s.send_to(&buf, (dst, PORT))?;
-                if i % 64 == 63 {
-                    std::thread::sleep(Duration::from_micros(300));
+        fabric
+            .lab()
+            .run_in(&a.host, move || -> std::io::Result<()> {
+                let s = UdpSocket::bind("0.0.0.0:0")?;
+                let buf = vec![0x5a; payload];
+                for i in 0..n {
+                    s.send_to(&buf, (dst, PORT))?;
+                    if i % 64 == 63 {
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
                 }
-            }
-            Ok(())
-        })??;
+                Ok(())
+            })??;
     }
     let send_time = t1.elapsed();
     for t in threads {
@@ -160,7 +182,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         reports.push(FlowReport {
             src: a.host.clone(),
             dst: b.host.clone(),
-            path: if a.switch == b.switch { "local" } else { "tunnel" },
+            path: if a.switch == b.switch {
+                "local"
+            } else {
+                "tunnel"
+            },
             sent: args.packets,
             received: got,
             rule_packets: st.packets,
@@ -169,11 +195,16 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             counters_match: st.packets == args.packets && st.bytes == args.packets * frame,
         });
     }
-    let all_ok = reports.iter().all(|r| r.counters_match && r.received == r.sent);
+    let all_ok = reports
+        .iter()
+        .all(|r| r.counters_match && r.received == r.sent);
     let mut drops = BTreeMap::new();
     for (sw, dp) in fabric.datapaths() {
         for (reason, n) in dp.kernel().drops()? {
-            drops.insert(format!("{sw}:{}", lime_common::stats::drop_reason::name(reason)), n);
+            drops.insert(
+                format!("{sw}:{}", lime_common::stats::drop_reason::name(reason)),
+                n,
+            );
         }
     }
     if args.json {
@@ -187,12 +218,26 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         println!();
-        println!("{:<4} {:<4} {:<7} {:>7} {:>9} {:>12} {:>11} {:>14}  ok", "src", "dst", "path", "sent", "received", "rule pkts", "rule bytes", "expected bytes");
+        println!(
+            "{:<4} {:<4} {:<7} {:>7} {:>9} {:>12} {:>11} {:>14}  ok",
+            "src", "dst", "path", "sent", "received", "rule pkts", "rule bytes", "expected bytes"
+        );
         for r in &reports {
             println!(
                 "{:<4} {:<4} {:<7} {:>7} {:>9} {:>12} {:>11} {:>14}  {}",
-                r.src, r.dst, r.path, r.sent, r.received, r.rule_packets, r.rule_bytes, r.expected_bytes,
-                if r.counters_match && r.received == r.sent { "yes" } else { "NO" }
+                r.src,
+                r.dst,
+                r.path,
+                r.sent,
+                r.received,
+                r.rule_packets,
+                r.rule_bytes,
+                r.expected_bytes,
+                if r.counters_match && r.received == r.sent {
+                    "yes"
+                } else {
+                    "NO"
+                }
             );
         }
         println!();
@@ -205,7 +250,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        println!("   datapath drops: {}", if drops.is_empty() { "none".to_string() } else { format!("{drops:?}") });
+        println!(
+            "   datapath drops: {}",
+            if drops.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{drops:?}")
+            }
+        );
         println!();
         println!(
             "{}: {} flows, {} datagrams sent in {:.2} s; every datagram {} and every rule counter {}",
@@ -213,10 +265,22 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             reports.len(),
             reports.len() as u64 * args.packets,
             send_time.as_secs_f64(),
-            if reports.iter().all(|r| r.received == r.sent) { "arrived" } else { "did NOT arrive" },
-            if reports.iter().all(|r| r.counters_match) { "matches what was sent" } else { "does NOT match" },
+            if reports.iter().all(|r| r.received == r.sent) {
+                "arrived"
+            } else {
+                "did NOT arrive"
+            },
+            if reports.iter().all(|r| r.counters_match) {
+                "matches what was sent"
+            } else {
+                "does NOT match"
+            },
         );
     }
     fabric.down()?;
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

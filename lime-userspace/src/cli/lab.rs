@@ -41,7 +41,9 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::Up { topology, l2, json } => {
             super::require_root()?;
             let topo = match topology {
-                Some(p) => Topology::from_file(&p).with_context(|| format!("reading {}", p.display()))?,
+                Some(p) => {
+                    Topology::from_file(&p).with_context(|| format!("reading {}", p.display()))?
+                }
                 None => Topology::default_demo(),
             };
             eprintln!("lime: bringing up lab {:?} ...", topo.name);
@@ -64,10 +66,20 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
                 for sw in &state.topology.switches {
-                    let ports: Vec<&str> = state.switch_ports(&sw.name).map(|p| p.ifname.as_str()).collect();
+                    let ports: Vec<&str> = state
+                        .switch_ports(&sw.name)
+                        .map(|p| p.ifname.as_str())
+                        .collect();
                     println!("  switch {:<4} ports {}", sw.name, ports.join(", "));
                 }
-                println!("try: ip netns exec {} ping {}", state.hosts[0].netns, state.hosts.last().map_or(String::new(), |h| h.ip.addr.to_string()));
+                println!(
+                    "try: ip netns exec {} ping {}",
+                    state.hosts[0].netns,
+                    state
+                        .hosts
+                        .last()
+                        .map_or(String::new(), |h| h.ip.addr.to_string())
+                );
                 println!("tear down with: lime lab down {}", state.name());
             }
         }

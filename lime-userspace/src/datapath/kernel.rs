@@ -10,8 +10,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        Array, HashMap, MapData, PerCpuArray, PerCpuValues, ProgramArray,
-        perf::PerfEventArray,
+        Array, HashMap, MapData, PerCpuArray, PerCpuValues, ProgramArray, perf::PerfEventArray,
     },
     programs::{
         SchedClassifier, TcAttachType, TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode,
@@ -105,10 +104,17 @@ impl Kernel {
             source: e,
         })?;
         let mut ebpf = k!(
-            EbpfLoader::new().default_map_pin_directory(pin_dir).load(EBPF_OBJECT),
+            EbpfLoader::new()
+                .default_map_pin_directory(pin_dir)
+                .load(EBPF_OBJECT),
             "loading the eBPF object"
         )?;
-        for name in [names::PROG_XDP, names::PROG_TABLE, names::PROG_PASS, names::PROG_FLOOR] {
+        for name in [
+            names::PROG_XDP,
+            names::PROG_TABLE,
+            names::PROG_PASS,
+            names::PROG_FLOOR,
+        ] {
             let prog: &mut Xdp = k!(
                 ebpf.program_mut(name)
                     .ok_or_else(|| format!("program {name} missing"))
@@ -117,7 +123,12 @@ impl Kernel {
             )?;
             k!(prog.load(), format!("verifying program {name}"))?;
         }
-        for name in [names::PROG_TC, names::PROG_TC_TABLE, names::PROG_TC_EMIT, names::PROG_TC_SEND] {
+        for name in [
+            names::PROG_TC,
+            names::PROG_TC_TABLE,
+            names::PROG_TC_EMIT,
+            names::PROG_TC_SEND,
+        ] {
             let prog: &mut SchedClassifier = k!(
                 ebpf.program_mut(name)
                     .ok_or_else(|| format!("program {name} missing"))
@@ -127,7 +138,15 @@ impl Kernel {
             k!(prog.load(), format!("verifying program {name}"))?;
         }
         install_tail(&mut ebpf, names::MAP_TABLE_PROGS, &[names::PROG_TABLE])?;
-        install_tail(&mut ebpf, names::MAP_TC_TABLE_PROGS, &[names::PROG_TC_TABLE, names::PROG_TC_EMIT, names::PROG_TC_SEND])?;
+        install_tail(
+            &mut ebpf,
+            names::MAP_TC_TABLE_PROGS,
+            &[
+                names::PROG_TC_TABLE,
+                names::PROG_TC_EMIT,
+                names::PROG_TC_SEND,
+            ],
+        )?;
         let maps = Maps {
             ports: take(&mut ebpf, names::MAP_PORTS)?,
             vports: take(&mut ebpf, names::MAP_VPORTS)?,
@@ -163,7 +182,12 @@ impl Kernel {
     /// Attach program `name` to `ifindex` in the *current thread's* network namespace
     /// (call inside `lime_lab::netns::run_in_netns`), pinning the link as `link_name` so
     /// it outlives this process.
-    pub fn attach(&mut self, name: &str, ifindex: u32, link_name: &str) -> Result<(), DatapathError> {
+    pub fn attach(
+        &mut self,
+        name: &str,
+        ifindex: u32,
+        link_name: &str,
+    ) -> Result<(), DatapathError> {
         let pin = self.pin_dir.join(link_name);
         if pin.exists() {
             // Re-attaching: replace the old link.
@@ -201,7 +225,10 @@ impl Kernel {
                 .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
             "finding lime_tc"
         )?;
-        let id = k!(prog.attach(ifname, TcAttachType::Ingress), format!("attaching lime_tc to {ifname}"))?;
+        let id = k!(
+            prog.attach(ifname, TcAttachType::Ingress),
+            format!("attaching lime_tc to {ifname}")
+        )?;
         let link = k!(prog.take_link(id), "taking the TC link")?;
         let fd_link: FdLink = k!(FdLink::try_from(link), "TC link is not a bpf_link")?;
         let _pinned: PinnedLink = k!(fd_link.pin(&pin), format!("pinning {}", pin.display()))?;
@@ -209,8 +236,15 @@ impl Kernel {
     }
 
     /// Set the virtual ports FLOOD/ALL reach on a virtual switch.
-    pub fn set_vswitch_ports(&mut self, vswitch: u16, ports: &VswPorts) -> Result<(), DatapathError> {
-        k!(self.maps.vsw_ports.set(u32::from(vswitch), ports, 0), "writing the flood list")
+    pub fn set_vswitch_ports(
+        &mut self,
+        vswitch: u16,
+        ports: &VswPorts,
+    ) -> Result<(), DatapathError> {
+        k!(
+            self.maps.vsw_ports.set(u32::from(vswitch), ports, 0),
+            "writing the flood list"
+        )
     }
 
     /// Detach a pinned link.
@@ -247,7 +281,10 @@ impl Kernel {
                     let _ = m.mask_lists.remove(k);
                 }
                 MapOp::Publish(v, cfg) => {
-                    k!(m.vswitches.set(u32::from(*v), cfg, 0), "publishing a version")?;
+                    k!(
+                        m.vswitches.set(u32::from(*v), cfg, 0),
+                        "publishing a version"
+                    )?;
                 }
             }
         }
@@ -262,7 +299,8 @@ impl Kernel {
         for v in 0..lime_common::limits::MAX_VSWITCHES {
             let cfg = k!(m.vswitches.get(&v, 0), "reading virtual switch configs")?;
             if cfg.flags & lime_common::flow::VSW_F_ACTIVE != 0 {
-                out.vswitches.push((u16::try_from(v).unwrap_or(u16::MAX), cfg));
+                out.vswitches
+                    .push((u16::try_from(v).unwrap_or(u16::MAX), cfg));
             }
         }
         for kv in m.mask_lists.iter() {
@@ -292,7 +330,10 @@ impl Kernel {
                 what: "interface index too large for the port map (MAX_PORTS)",
             });
         }
-        k!(self.maps.ports.set(ifindex, info, 0), "writing the port map")
+        k!(
+            self.maps.ports.set(ifindex, info, 0),
+            "writing the port map"
+        )
     }
 
     /// Unmap an interface.
@@ -302,7 +343,10 @@ impl Kernel {
 
     /// Say where a virtual port lives.
     pub fn set_vport(&mut self, key: VportKey, info: VportInfo) -> Result<(), DatapathError> {
-        k!(self.maps.vports.insert(key, info, 0), "writing the virtual port map")
+        k!(
+            self.maps.vports.insert(key, info, 0),
+            "writing the virtual port map"
+        )
     }
 
     /// Forget a virtual port.
@@ -322,7 +366,10 @@ impl Kernel {
 
     /// A port's counters, summed over CPUs.
     pub fn port_stats(&self, ifindex: u32) -> Result<PortStats, DatapathError> {
-        let v = k!(self.maps.port_stats.get(&ifindex, 0), "reading port counters")?;
+        let v = k!(
+            self.maps.port_stats.get(&ifindex, 0),
+            "reading port counters"
+        )?;
         Ok(v.iter().fold(PortStats::default(), |a, s| PortStats {
             rx_packets: a.rx_packets + s.rx_packets,
             rx_bytes: a.rx_bytes + s.rx_bytes,
@@ -348,13 +395,21 @@ impl Kernel {
 
     /// Set the floor program's redirect target.
     pub fn set_floor_target(&mut self, ifindex: u32) -> Result<(), DatapathError> {
-        k!(self.maps.floor.set(0, ifindex, 0), "writing the floor target")
+        k!(
+            self.maps.floor.set(0, ifindex, 0),
+            "writing the floor target"
+        )
     }
 
     /// Run a frame through a program with BPF_PROG_TEST_RUN (no live delivery): the XDP
     /// verdict and the frame as the program left it. The ingress interface is the
     /// namespace's loopback (ifindex 1 in a fresh namespace).
-    pub fn test_run(&self, program: &str, frame: &[u8], repeat: u32) -> Result<TestRun, DatapathError> {
+    pub fn test_run(
+        &self,
+        program: &str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TestRun, DatapathError> {
         let prog: &Xdp = k!(
             self.ebpf
                 .program(program)
@@ -367,7 +422,10 @@ impl Kernel {
         opts.data_in = Some(frame);
         opts.data_out = Some(&mut out);
         opts.repeat = repeat.max(1);
-        let r = k!(prog.test_run(opts), format!("BPF_PROG_TEST_RUN of {program}"))?;
+        let r = k!(
+            prog.test_run(opts),
+            format!("BPF_PROG_TEST_RUN of {program}")
+        )?;
         out.truncate(r.data_size_out as usize);
         Ok(TestRun {
             verdict: r.return_value,
@@ -391,7 +449,10 @@ impl Kernel {
         opts.data_in = Some(frame);
         opts.repeat = 1;
         opts.attrs = TestRunAttrs::new().xdp_live_frames(1);
-        k!(prog.test_run(opts), "injecting a frame (BPF_PROG_TEST_RUN, live frames)")?;
+        k!(
+            prog.test_run(opts),
+            "injecting a frame (BPF_PROG_TEST_RUN, live frames)"
+        )?;
         Ok(())
     }
 
@@ -399,7 +460,9 @@ impl Kernel {
     pub fn take_packet_in(&mut self) -> Result<PerfEventArray<MapData>, DatapathError> {
         k!(
             PerfEventArray::try_from(k!(
-                self.ebpf.take_map(names::MAP_PACKET_IN).ok_or("already taken"),
+                self.ebpf
+                    .take_map(names::MAP_PACKET_IN)
+                    .ok_or("already taken"),
                 "finding PACKET_IN"
             )?),
             "opening PACKET_IN"
@@ -440,18 +503,26 @@ pub struct TestRun {
 fn install_tail(ebpf: &mut Ebpf, map: &str, progs: &[&str]) -> Result<(), DatapathError> {
     let mut fds = Vec::with_capacity(progs.len());
     for prog in progs {
-        let p: &aya::programs::Program = ebpf.program(prog).ok_or_else(|| DatapathError::Kernel {
-            what: format!("finding program {prog}"),
-            detail: "not in the object".into(),
-        })?;
-        fds.push(k!(p.fd(), format!("program {prog} fd"))?.try_clone().map_err(|e| DatapathError::Io {
-            what: "duplicating a program fd".into(),
-            source: e,
-        })?);
+        let p: &aya::programs::Program =
+            ebpf.program(prog).ok_or_else(|| DatapathError::Kernel {
+                what: format!("finding program {prog}"),
+                detail: "not in the object".into(),
+            })?;
+        fds.push(
+            k!(p.fd(), format!("program {prog} fd"))?
+                .try_clone()
+                .map_err(|e| DatapathError::Io {
+                    what: "duplicating a program fd".into(),
+                    source: e,
+                })?,
+        );
     }
     let mut array: ProgramArray<MapData> = take(ebpf, map)?;
     for (slot, (fd, prog)) in fds.iter().zip(progs).enumerate() {
-        k!(array.set(slot as u32, fd, 0), format!("installing {prog} in {map}"))?;
+        k!(
+            array.set(slot as u32, fd, 0),
+            format!("installing {prog} in {map}")
+        )?;
     }
     Ok(())
 }

@@ -129,7 +129,13 @@ impl Datapath {
         }
         let kernel = Kernel::load(&pin_dir)?;
         let maps = kernel.read_rule_maps()?;
-        let store = RuleStore::rebuild(&maps.vswitches, &maps.lists, &maps.masks, &maps.buckets, &maps.programs);
+        let store = RuleStore::rebuild(
+            &maps.vswitches,
+            &maps.lists,
+            &maps.masks,
+            &maps.buckets,
+            &maps.programs,
+        );
         Ok(Self {
             name: name.to_owned(),
             netns: netns.map(str::to_owned),
@@ -164,7 +170,12 @@ impl Datapath {
 
     /// Attach LIME's XDP program to interface `ifindex` (in this datapath's namespace)
     /// as the given port.
-    pub fn attach_port(&mut self, ifname: &str, ifindex: u32, port: PortInfo) -> Result<(), DatapathError> {
+    pub fn attach_port(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        port: PortInfo,
+    ) -> Result<(), DatapathError> {
         self.kernel.set_port(ifindex, port)?;
         let link = format!("link-{ifname}");
         let tc_link = format!("tc-{ifname}");
@@ -186,7 +197,12 @@ impl Datapath {
 
     /// Attach the pass-only program to an interface in another namespace (the host end of
     /// a veth, which must run an XDP program to receive redirected frames).
-    pub fn attach_pass(&mut self, netns: &str, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
+    pub fn attach_pass(
+        &mut self,
+        netns: &str,
+        ifname: &str,
+        ifindex: u32,
+    ) -> Result<(), DatapathError> {
         let link = format!("pass-{netns}-{ifname}");
         let kernel = &mut self.kernel;
         lime_lab::netns::run_in_netns(netns, || {
@@ -195,7 +211,12 @@ impl Datapath {
     }
 
     /// Say where a virtual port lives.
-    pub fn set_vport(&mut self, vswitch: u16, vport: u32, info: VportInfo) -> Result<(), DatapathError> {
+    pub fn set_vport(
+        &mut self,
+        vswitch: u16,
+        vport: u32,
+        info: VportInfo,
+    ) -> Result<(), DatapathError> {
         self.kernel.set_vport(
             VportKey {
                 vswitch,
@@ -210,7 +231,9 @@ impl Datapath {
     pub fn set_flood_ports(&mut self, vswitch: u16, ports: &[u32]) -> Result<(), DatapathError> {
         let mut list = lime_common::port::VswPorts::default();
         if ports.len() > list.ports.len() {
-            return Err(DatapathError::TableFull { what: "virtual ports per virtual switch (flood list)" });
+            return Err(DatapathError::TableFull {
+                what: "virtual ports per virtual switch (flood list)",
+            });
         }
         for (slot, p) in list.ports.iter_mut().zip(ports) {
             *slot = *p;
@@ -257,7 +280,10 @@ impl Datapath {
     pub fn commit(&mut self, vswitch: u16) -> Result<u32, DatapathError> {
         let ops = self.store.plan_commit(vswitch)?;
         if ops.is_empty() {
-            return self.store.version(vswitch).ok_or(DatapathError::NoVswitch { vswitch });
+            return self
+                .store
+                .version(vswitch)
+                .ok_or(DatapathError::NoVswitch { vswitch });
         }
         if let Err(e) = self.kernel.apply(&ops) {
             let repair = self.store.abort_commit(vswitch);
@@ -266,7 +292,9 @@ impl Datapath {
         }
         self.store.commit_done(vswitch);
         self.published.insert(vswitch, Instant::now());
-        self.store.version(vswitch).ok_or(DatapathError::NoVswitch { vswitch })
+        self.store
+            .version(vswitch)
+            .ok_or(DatapathError::NoVswitch { vswitch })
     }
 
     /// Install rules as one version: all or nothing.
@@ -328,11 +356,19 @@ impl Datapath {
     /// Packet-out: send `frame` as if from virtual port `in_port` of `vswitch`, either out
     /// of virtual port `out_port` (wherever it lives) or, with `OFPP_TABLE`, through the
     /// flow tables. Runs inside this datapath's namespace.
-    pub fn packet_out(&self, vswitch: u16, in_port: u32, out_port: u32, frame: &[u8]) -> Result<(), DatapathError> {
+    pub fn packet_out(
+        &self,
+        vswitch: u16,
+        in_port: u32,
+        out_port: u32,
+        frame: &[u8],
+    ) -> Result<(), DatapathError> {
         let bytes = packet_io::packet_out_frame(vswitch, in_port, out_port, frame);
         let kernel = &self.kernel;
         match &self.netns {
-            Some(ns) => lime_lab::netns::run_in_netns(ns, || packet_io::inject_frame(kernel, &bytes))?,
+            Some(ns) => {
+                lime_lab::netns::run_in_netns(ns, || packet_io::inject_frame(kernel, &bytes))?
+            }
             None => packet_io::inject_frame(kernel, &bytes),
         }
     }

@@ -48,10 +48,12 @@ impl PacketInReader {
         })?;
         let mut buffers = Vec::with_capacity(cpus.len());
         for cpu in cpus {
-            let b = array.open(cpu, Some(pages)).map_err(|e| DatapathError::Kernel {
-                what: format!("opening the packet-in buffer of CPU {cpu}"),
-                detail: e.to_string(),
-            })?;
+            let b = array
+                .open(cpu, Some(pages))
+                .map_err(|e| DatapathError::Kernel {
+                    what: format!("opening the packet-in buffer of CPU {cpu}"),
+                    detail: e.to_string(),
+                })?;
             buffers.push(b);
         }
         Ok(Self { buffers, lost: 0 })

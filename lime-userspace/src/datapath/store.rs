@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use lime_common::{
     action::RuleProgram,
     flow::{
-        Bucket, BucketEntry, FlowKey, MaskList, MaskListKey, MaskRef, RuleKey,
-        VERSION_MAX, VSW_F_ACTIVE, VswitchConfig,
+        Bucket, BucketEntry, FlowKey, MaskList, MaskListKey, MaskRef, RuleKey, VERSION_MAX,
+        VSW_F_ACTIVE, VswitchConfig,
     },
     limits::{MAX_MASK_IDS, MAX_MASKS_PER_TABLE, MAX_RULES, MAX_TABLES},
 };
@@ -195,7 +195,9 @@ impl RuleStore {
             let Some(&(vswitch, table)) = owner.get(&rk.mask_id) else {
                 continue;
             };
-            let Some(mask) = masks.get(&rk.mask_id) else { continue };
+            let Some(mask) = masks.get(&rk.mask_id) else {
+                continue;
+            };
             let current = s.version(vswitch).unwrap_or(0);
             let sub_key = (vswitch, table, *mask);
             let sub = s.subtables.entry(sub_key).or_insert_with(|| Subtable {
@@ -229,9 +231,13 @@ impl RuleStore {
             s.buckets.insert(*rk, *bucket);
         }
         s.rule_ids.next = max_rule + 1;
-        s.rule_ids.free = (1..=max_rule).filter(|id| !s.rules.contains_key(id)).collect();
+        s.rule_ids.free = (1..=max_rule)
+            .filter(|id| !s.rules.contains_key(id))
+            .collect();
         s.mask_ids.next = max_mask + 1;
-        s.mask_ids.free = (1..=max_mask).filter(|id| !s.mask_of_id.contains_key(id)).collect();
+        s.mask_ids.free = (1..=max_mask)
+            .filter(|id| !s.mask_of_id.contains_key(id))
+            .collect();
         s
     }
 
@@ -359,7 +365,10 @@ impl RuleStore {
         // Commit to the change.
         let mut ops = Vec::new();
         let mask_id = if mask_id == 0 {
-            let id = self.mask_ids.alloc().ok_or(DatapathError::TableFull { what: "mask ids" })?;
+            let id = self
+                .mask_ids
+                .alloc()
+                .ok_or(DatapathError::TableFull { what: "mask ids" })?;
             self.subtables.insert(
                 sub_key,
                 Subtable {
@@ -383,13 +392,14 @@ impl RuleStore {
             key: masked,
         };
         let bucket = self.buckets.entry(rk).or_default();
-        let slot = bucket
-            .entries
-            .iter_mut()
-            .find(|e| e.rule_id == 0)
-            .ok_or(DatapathError::TableFull {
-                what: "rules sharing one match (bucket)",
-            })?;
+        let slot =
+            bucket
+                .entries
+                .iter_mut()
+                .find(|e| e.rule_id == 0)
+                .ok_or(DatapathError::TableFull {
+                    what: "rules sharing one match (bucket)",
+                })?;
         *slot = BucketEntry {
             rule_id,
             priority,
@@ -440,7 +450,10 @@ impl RuleStore {
         if let Some(r) = self.rules.get_mut(&rule_id) {
             r.remove_version = staged;
         }
-        if let Some(sub) = self.mask_of_id.get(&rule.mask_id).and_then(|k| self.subtables.get_mut(k))
+        if let Some(sub) = self
+            .mask_of_id
+            .get(&rule.mask_id)
+            .and_then(|k| self.subtables.get_mut(k))
             && let Some(n) = sub.live.get_mut(&rule.priority)
         {
             *n -= 1;
@@ -463,7 +476,9 @@ impl RuleStore {
         // nothing references yet): drop them.
         st.pending.clear();
         for id in removes {
-            let Some(r) = self.rules.get_mut(&id) else { continue };
+            let Some(r) = self.rules.get_mut(&id) else {
+                continue;
+            };
             r.remove_version = VERSION_MAX;
             let (key, mask_id, prio) = (r.key, r.mask_id, r.priority);
             if let Some(e) = self
@@ -473,7 +488,11 @@ impl RuleStore {
             {
                 e.remove_version = VERSION_MAX;
             }
-            if let Some(sub) = self.mask_of_id.get(&mask_id).and_then(|k| self.subtables.get_mut(k)) {
+            if let Some(sub) = self
+                .mask_of_id
+                .get(&mask_id)
+                .and_then(|k| self.subtables.get_mut(k))
+            {
                 *sub.live.entry(prio).or_default() += 1;
             }
         }
@@ -561,7 +580,13 @@ impl RuleStore {
                 Some(list),
             ));
         }
-        ops.push(MapOp::Publish(vswitch, VswitchConfig { version: next, flags }));
+        ops.push(MapOp::Publish(
+            vswitch,
+            VswitchConfig {
+                version: next,
+                flags,
+            },
+        ));
         Ok(ops)
     }
 
@@ -584,7 +609,9 @@ impl RuleStore {
             .map(|(table, mut refs)| {
                 // Highest max priority first; ties by id for determinism.
                 refs.sort_by(|a, b| {
-                    b.max_priority.cmp(&a.max_priority).then(a.mask_id.cmp(&b.mask_id))
+                    b.max_priority
+                        .cmp(&a.max_priority)
+                        .then(a.mask_id.cmp(&b.mask_id))
                 });
                 let mut list = MaskList {
                     len: u32::try_from(refs.len()).unwrap_or(u32::MAX),
@@ -734,10 +761,15 @@ mod tests {
     #[test]
     fn commit_writes_everything_before_publishing() {
         let mut s = store();
-        let id = s.stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        let id = s
+            .stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default())
+            .expect("add");
         let ops = commit(&mut s, 1);
         let last = ops.last().expect("ops");
-        assert!(matches!(last, MapOp::Publish(1, c) if c.version == 2), "publish last: {ops:?}");
+        assert!(
+            matches!(last, MapOp::Publish(1, c) if c.version == 2),
+            "publish last: {ops:?}"
+        );
         let pos = |f: &dyn Fn(&MapOp) -> bool| ops.iter().position(f).expect("op present");
         let program = pos(&|o| matches!(o, MapOp::Program(i, _) if *i == id));
         let bucket = pos(&|o| matches!(o, MapOp::Bucket(_, Some(_))));
@@ -751,34 +783,51 @@ mod tests {
     #[test]
     fn staged_rules_are_invisible_until_commit() {
         let mut s = store();
-        let id = s.stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        let id = s
+            .stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default())
+            .expect("add");
         assert_eq!(s.visible(1, 1).count(), 0);
         commit(&mut s, 1);
-        assert_eq!(s.visible(1, 2).map(|(i, _)| i).collect::<Vec<_>>(), vec![id]);
+        assert_eq!(
+            s.visible(1, 2).map(|(i, _)| i).collect::<Vec<_>>(),
+            vec![id]
+        );
         s.stage_remove(id).expect("remove");
         commit(&mut s, 1);
-        assert_eq!(s.visible(1, 2).count(), 1, "still visible in the old version");
+        assert_eq!(
+            s.visible(1, 2).count(),
+            1,
+            "still visible in the old version"
+        );
         assert_eq!(s.visible(1, 3).count(), 0, "gone in the new one");
     }
 
     #[test]
     fn abort_restores_everything() {
         let mut s = store();
-        let keep = s.stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        let keep = s
+            .stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default())
+            .expect("add");
         commit(&mut s, 1);
         let before_len = s.len();
-        s.stage_add(1, 0, 20, key(2), mask(0xf0), RuleProgram::default()).expect("add");
+        s.stage_add(1, 0, 20, key(2), mask(0xf0), RuleProgram::default())
+            .expect("add");
         s.stage_remove(keep).expect("remove");
         s.abort(1);
         assert_eq!(s.len(), before_len);
         assert_eq!(s.rule(keep).expect("kept").remove_version, VERSION_MAX);
-        assert!(s.plan_commit(1).expect("plan").is_empty(), "nothing staged after abort");
+        assert!(
+            s.plan_commit(1).expect("plan").is_empty(),
+            "nothing staged after abort"
+        );
     }
 
     #[test]
     fn failed_commit_repairs_buckets_and_lists() {
         let mut s = store();
-        let id = s.stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default()).expect("add");
+        let id = s
+            .stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default())
+            .expect("add");
         let planned = s.plan_commit(1).expect("plan");
         let repair = s.abort_commit(1);
         // Every bucket and list the plan wrote is put back (here: deleted).
@@ -797,12 +846,16 @@ mod tests {
     fn full_bucket_is_a_typed_error_and_changes_nothing() {
         let mut s = store();
         for p in 0..u16::try_from(BUCKET_SLOTS_FOR_TEST).expect("small") {
-            s.stage_add(1, 0, p, key(1), mask(0xff), RuleProgram::default()).expect("fits");
+            s.stage_add(1, 0, p, key(1), mask(0xff), RuleProgram::default())
+                .expect("fits");
         }
         commit(&mut s, 1);
         let len = s.len();
         let err = s.stage_add(1, 0, 99, key(1), mask(0xff), RuleProgram::default());
-        assert!(matches!(err, Err(DatapathError::TableFull { .. })), "{err:?}");
+        assert!(
+            matches!(err, Err(DatapathError::TableFull { .. })),
+            "{err:?}"
+        );
         assert_eq!(s.len(), len);
         assert!(s.plan_commit(1).expect("plan").is_empty());
     }
@@ -817,20 +870,25 @@ mod tests {
                 tp_src: (u16::try_from(i).expect("small") + 1).to_be_bytes(),
                 ..FlowKey::default()
             };
-            s.stage_add(1, 0, 1, FlowKey::default(), m, RuleProgram::default()).expect("fits");
+            s.stage_add(1, 0, 1, FlowKey::default(), m, RuleProgram::default())
+                .expect("fits");
         }
         let err = s.stage_add(1, 0, 1, key(1), mask(0xff), RuleProgram::default());
         assert!(matches!(err, Err(DatapathError::TableFull { what }) if what.contains("masks")));
         // Another table still has room.
-        s.stage_add(1, 1, 1, key(1), mask(0xff), RuleProgram::default()).expect("other table");
+        s.stage_add(1, 1, 1, key(1), mask(0xff), RuleProgram::default())
+            .expect("other table");
     }
 
     #[test]
     fn lists_are_ordered_by_highest_priority() {
         let mut s = store();
-        s.stage_add(1, 0, 5, key(1), mask(0xff), RuleProgram::default()).expect("add");
-        s.stage_add(1, 0, 50, key(0x10), mask(0xf0), RuleProgram::default()).expect("add");
-        s.stage_add(1, 0, 7, key(2), mask(0xff), RuleProgram::default()).expect("add");
+        s.stage_add(1, 0, 5, key(1), mask(0xff), RuleProgram::default())
+            .expect("add");
+        s.stage_add(1, 0, 50, key(0x10), mask(0xf0), RuleProgram::default())
+            .expect("add");
+        s.stage_add(1, 0, 7, key(2), mask(0xff), RuleProgram::default())
+            .expect("add");
         let ops = commit(&mut s, 1);
         let list = ops
             .iter()
@@ -848,8 +906,12 @@ mod tests {
     fn reclaim_frees_old_versions_and_ids() {
         let mut s = RuleStore::with_limits(3, 8);
         s.add_vswitch(1);
-        let a = s.stage_add(1, 0, 1, key(1), mask(0xff), RuleProgram::default()).expect("add");
-        let b = s.stage_add(1, 0, 1, key(2), mask(0xff), RuleProgram::default()).expect("add");
+        let a = s
+            .stage_add(1, 0, 1, key(1), mask(0xff), RuleProgram::default())
+            .expect("add");
+        let b = s
+            .stage_add(1, 0, 1, key(2), mask(0xff), RuleProgram::default())
+            .expect("add");
         commit(&mut s, 1);
         // Ids are exhausted (limit 3 → ids 1 and 2).
         assert!(matches!(
@@ -860,8 +922,13 @@ mod tests {
         commit(&mut s, 1);
         let (ops, retired) = s.reclaim(1);
         assert_eq!(retired, vec![a]);
-        assert!(ops.iter().any(|o| matches!(o, MapOp::MaskList(k, None) if k.version < 3)));
-        let c = s.stage_add(1, 0, 1, key(3), mask(0xff), RuleProgram::default()).expect("id reused");
+        assert!(
+            ops.iter()
+                .any(|o| matches!(o, MapOp::MaskList(k, None) if k.version < 3))
+        );
+        let c = s
+            .stage_add(1, 0, 1, key(3), mask(0xff), RuleProgram::default())
+            .expect("id reused");
         assert_eq!(c, a);
         assert!(s.rule(b).is_some());
     }

@@ -141,15 +141,21 @@ impl Instructions {
                 },
                 Action::SetVlanVid(vid) => {
                     if !tagged {
-                        return Err(FlowError::MatchInconsistent { action: "set_vlan_vid" });
+                        return Err(FlowError::MatchInconsistent {
+                            action: "set_vlan_vid",
+                        });
                     }
                     if vid > 0x0fff {
-                        return Err(FlowError::BadArgument { action: "set_vlan_vid" });
+                        return Err(FlowError::BadArgument {
+                            action: "set_vlan_vid",
+                        });
                     }
                 }
                 Action::PushVlan(tpid) => {
                     if tpid != 0x8100 && tpid != 0x88a8 {
-                        return Err(FlowError::BadArgument { action: "push_vlan" });
+                        return Err(FlowError::BadArgument {
+                            action: "push_vlan",
+                        });
                     }
                     tagged = true;
                 }

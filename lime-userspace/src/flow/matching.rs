@@ -89,7 +89,10 @@ pub mod ipproto {
 
 /// The fields a rule matches on. `Default` is match-everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[allow(missing_docs, reason = "each field is named after its OpenFlow OXM field")]
+#[allow(
+    missing_docs,
+    reason = "each field is named after its OpenFlow OXM field"
+)]
 pub struct Match {
     pub in_port: Option<u32>,
     pub metadata: Option<Masked<u64>>,
@@ -133,13 +136,19 @@ impl Match {
         let need_eth = |field: &'static str, ok: &[u16]| -> Result<(), FlowError> {
             match eth {
                 Some(t) if ok.contains(&t) => Ok(()),
-                _ => Err(FlowError::BadPrerequisite { field, needs: "eth_type" }),
+                _ => Err(FlowError::BadPrerequisite {
+                    field,
+                    needs: "eth_type",
+                }),
             }
         };
         let need_proto = |field: &'static str, proto: u8, eths: &[u16]| -> Result<(), FlowError> {
             need_eth(field, eths)?;
             if self.ip_proto != Some(proto) {
-                return Err(FlowError::BadPrerequisite { field, needs: "ip_proto" });
+                return Err(FlowError::BadPrerequisite {
+                    field,
+                    needs: "ip_proto",
+                });
             }
             Ok(())
         };
@@ -169,7 +178,10 @@ impl Match {
                 .vlan_vid
                 .is_some_and(|v| v.mask & VID_PRESENT != 0 && v.value & VID_PRESENT != 0);
             if !tagged {
-                return Err(FlowError::BadPrerequisite { field: "vlan_pcp", needs: "vlan_vid" });
+                return Err(FlowError::BadPrerequisite {
+                    field: "vlan_pcp",
+                    needs: "vlan_vid",
+                });
             }
             if pcp > 7 {
                 return Err(FlowError::BadValue { field: "vlan_pcp" });
@@ -206,12 +218,18 @@ impl Match {
                 need_proto(field, ipproto::UDP, &ip)?;
             }
         }
-        for (field, v) in [("icmpv4_type", self.icmpv4_type), ("icmpv4_code", self.icmpv4_code)] {
+        for (field, v) in [
+            ("icmpv4_type", self.icmpv4_type),
+            ("icmpv4_code", self.icmpv4_code),
+        ] {
             if v.is_some() {
                 need_proto(field, ipproto::ICMP, &[ethertype::IPV4])?;
             }
         }
-        for (field, v) in [("icmpv6_type", self.icmpv6_type), ("icmpv6_code", self.icmpv6_code)] {
+        for (field, v) in [
+            ("icmpv6_type", self.icmpv6_type),
+            ("icmpv6_code", self.icmpv6_code),
+        ] {
             if v.is_some() {
                 need_proto(field, ipproto::ICMPV6, &[ethertype::IPV6])?;
             }
@@ -233,7 +251,10 @@ impl Match {
             self.icmpv6_type.is_some() || self.icmpv6_code.is_some(),
         ];
         if families.iter().filter(|f| **f).count() > 1 {
-            return Err(FlowError::BadPrerequisite { field: "transport", needs: "one ip_proto" });
+            return Err(FlowError::BadPrerequisite {
+                field: "transport",
+                needs: "one ip_proto",
+            });
         }
         Ok(())
     }
@@ -297,7 +318,11 @@ impl Match {
             m.nw_dst = x.mask.octets();
         }
         let ports = [
-            (self.tcp_src.or(self.udp_src).or(self.arp_op), &mut v.tp_src, &mut m.tp_src),
+            (
+                self.tcp_src.or(self.udp_src).or(self.arp_op),
+                &mut v.tp_src,
+                &mut m.tp_src,
+            ),
             (self.tcp_dst.or(self.udp_dst), &mut v.tp_dst, &mut m.tp_dst),
         ];
         for (p, vv, mm) in ports {
@@ -307,8 +332,16 @@ impl Match {
             }
         }
         let icmp = [
-            (self.icmpv4_type.or(self.icmpv6_type), &mut v.tp_src, &mut m.tp_src),
-            (self.icmpv4_code.or(self.icmpv6_code), &mut v.tp_dst, &mut m.tp_dst),
+            (
+                self.icmpv4_type.or(self.icmpv6_type),
+                &mut v.tp_src,
+                &mut m.tp_src,
+            ),
+            (
+                self.icmpv4_code.or(self.icmpv6_code),
+                &mut v.tp_dst,
+                &mut m.tp_dst,
+            ),
         ];
         for (t, vv, mm) in icmp {
             if let Some(t) = t {

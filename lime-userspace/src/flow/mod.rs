@@ -84,7 +84,10 @@ pub enum FlowError {
         field: &'static str,
     },
     /// Table id out of range (OFPFMFC_BAD_TABLE_ID).
-    #[error("table {table} does not exist (tables are 0..{})", lime_common::limits::MAX_TABLES)]
+    #[error(
+        "table {table} does not exist (tables are 0..{})",
+        lime_common::limits::MAX_TABLES
+    )]
     BadTable {
         /// The table.
         table: u8,
@@ -151,13 +154,58 @@ mod tests {
     #[test]
     fn prerequisites_are_enforced() {
         let cases: Vec<(Match, &str)> = vec![
-            (Match { ipv4_src: Some(Masked::exact(Ipv4Addr::LOCALHOST)), ..Match::default() }, "ipv4_src"),
-            (Match { tcp_dst: Some(80), ..ipv4() }, "tcp_dst"),
-            (Match { udp_src: Some(53), ip_proto: Some(6), ..ipv4() }, "udp_src"),
-            (Match { icmpv6_type: Some(128), ip_proto: Some(58), ..ipv4() }, "icmpv6_type"),
-            (Match { arp_op: Some(1), ..ipv4() }, "arp_op"),
-            (Match { vlan_pcp: Some(3), ..Match::default() }, "vlan_pcp"),
-            (Match { ip_dscp: Some(1), eth_type: Some(0x0806), ..Match::default() }, "ip_dscp"),
+            (
+                Match {
+                    ipv4_src: Some(Masked::exact(Ipv4Addr::LOCALHOST)),
+                    ..Match::default()
+                },
+                "ipv4_src",
+            ),
+            (
+                Match {
+                    tcp_dst: Some(80),
+                    ..ipv4()
+                },
+                "tcp_dst",
+            ),
+            (
+                Match {
+                    udp_src: Some(53),
+                    ip_proto: Some(6),
+                    ..ipv4()
+                },
+                "udp_src",
+            ),
+            (
+                Match {
+                    icmpv6_type: Some(128),
+                    ip_proto: Some(58),
+                    ..ipv4()
+                },
+                "icmpv6_type",
+            ),
+            (
+                Match {
+                    arp_op: Some(1),
+                    ..ipv4()
+                },
+                "arp_op",
+            ),
+            (
+                Match {
+                    vlan_pcp: Some(3),
+                    ..Match::default()
+                },
+                "vlan_pcp",
+            ),
+            (
+                Match {
+                    ip_dscp: Some(1),
+                    eth_type: Some(0x0806),
+                    ..Match::default()
+                },
+                "ip_dscp",
+            ),
         ];
         for (m, field) in cases {
             match m.validate() {
@@ -165,39 +213,81 @@ mod tests {
                 other => panic!("{field}: expected BadPrerequisite, got {other:?}"),
             }
         }
-        let ok = Match { tcp_dst: Some(80), ip_proto: Some(6), ..ipv4() };
+        let ok = Match {
+            tcp_dst: Some(80),
+            ip_proto: Some(6),
+            ..ipv4()
+        };
         ok.validate().expect("tcp over ipv4 is fine");
-        let ok6 = Match { tcp_dst: Some(80), ip_proto: Some(6), eth_type: Some(0x86dd), ..Match::default() };
+        let ok6 = Match {
+            tcp_dst: Some(80),
+            ip_proto: Some(6),
+            eth_type: Some(0x86dd),
+            ..Match::default()
+        };
         ok6.validate().expect("tcp over ipv6 is fine");
     }
 
     #[test]
     fn value_bits_outside_the_mask_are_refused() {
         let m = Match {
-            ipv4_dst: Some(Masked { value: Ipv4Addr::new(10, 0, 0, 1), mask: Ipv4Addr::new(255, 255, 255, 0) }),
+            ipv4_dst: Some(Masked {
+                value: Ipv4Addr::new(10, 0, 0, 1),
+                mask: Ipv4Addr::new(255, 255, 255, 0),
+            }),
             ..ipv4()
         };
-        assert_eq!(m.validate(), Err(FlowError::BadWildcards { field: "ipv4_dst" }));
+        assert_eq!(
+            m.validate(),
+            Err(FlowError::BadWildcards { field: "ipv4_dst" })
+        );
     }
 
     #[test]
     fn instructions_are_checked() {
         let r = |table, ins| Rule::new(table, 1, Match::default(), ins);
-        let goto_back = Instructions { goto_table: Some(0), ..Instructions::default() };
-        assert!(matches!(r(1, goto_back).validate(), Err(FlowError::BadGotoTable { .. })));
-        assert!(matches!(r(8, out(1)).validate(), Err(FlowError::BadTable { table: 8 })));
-        assert!(matches!(r(0, out(port_no::NORMAL)).validate(), Err(FlowError::BadOutPort { .. })));
-        assert!(matches!(r(0, out(0)).validate(), Err(FlowError::BadOutPort { .. })));
+        let goto_back = Instructions {
+            goto_table: Some(0),
+            ..Instructions::default()
+        };
+        assert!(matches!(
+            r(1, goto_back).validate(),
+            Err(FlowError::BadGotoTable { .. })
+        ));
+        assert!(matches!(
+            r(8, out(1)).validate(),
+            Err(FlowError::BadTable { table: 8 })
+        ));
+        assert!(matches!(
+            r(0, out(port_no::NORMAL)).validate(),
+            Err(FlowError::BadOutPort { .. })
+        ));
+        assert!(matches!(
+            r(0, out(0)).validate(),
+            Err(FlowError::BadOutPort { .. })
+        ));
         let untagged_set = Instructions::apply(vec![Action::SetVlanVid(5), Action::output(1)]);
-        assert!(matches!(r(0, untagged_set).validate(), Err(FlowError::MatchInconsistent { .. })));
-        let pushed_set = Instructions::apply(vec![Action::PushVlan(0x8100), Action::SetVlanVid(5), Action::output(1)]);
-        r(0, pushed_set).validate().expect("push then set is consistent");
+        assert!(matches!(
+            r(0, untagged_set).validate(),
+            Err(FlowError::MatchInconsistent { .. })
+        ));
+        let pushed_set = Instructions::apply(vec![
+            Action::PushVlan(0x8100),
+            Action::SetVlanVid(5),
+            Action::output(1),
+        ]);
+        r(0, pushed_set)
+            .validate()
+            .expect("push then set is consistent");
         assert!(matches!(
             r(0, Instructions::apply(vec![Action::PushVlan(0x0800)])).validate(),
             Err(FlowError::BadArgument { .. })
         ));
         let many = Instructions::apply(vec![Action::SetEthDst([2; 6]); 17]);
-        assert!(matches!(r(0, many).validate(), Err(FlowError::TooManyActions { .. })));
+        assert!(matches!(
+            r(0, many).validate(),
+            Err(FlowError::TooManyActions { .. })
+        ));
     }
 
     #[test]
@@ -215,17 +305,33 @@ mod tests {
     #[test]
     fn covers_and_overlaps_follow_openflow() {
         let any = Match::default().compile();
-        let web = Match { tcp_dst: Some(80), ip_proto: Some(6), ..ipv4() }.compile();
-        let net = Match {
-            ipv4_dst: Some(Masked { value: Ipv4Addr::new(10, 0, 0, 0), mask: Ipv4Addr::new(255, 0, 0, 0) }),
+        let web = Match {
+            tcp_dst: Some(80),
+            ip_proto: Some(6),
             ..ipv4()
         }
         .compile();
-        let udp = Match { udp_dst: Some(80), ip_proto: Some(17), ..ipv4() }.compile();
+        let net = Match {
+            ipv4_dst: Some(Masked {
+                value: Ipv4Addr::new(10, 0, 0, 0),
+                mask: Ipv4Addr::new(255, 0, 0, 0),
+            }),
+            ..ipv4()
+        }
+        .compile();
+        let udp = Match {
+            udp_dst: Some(80),
+            ip_proto: Some(17),
+            ..ipv4()
+        }
+        .compile();
         assert!(covers(&any, &web), "match-all covers everything");
         assert!(!covers(&web, &any));
         assert!(covers(&web, &web));
-        assert!(overlaps(&web, &net), "tcp/80 and 10/8 can both match one packet");
+        assert!(
+            overlaps(&web, &net),
+            "tcp/80 and 10/8 can both match one packet"
+        );
         assert!(!overlaps(&web, &udp), "tcp and udp cannot");
     }
 }
