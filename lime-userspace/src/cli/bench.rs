@@ -39,12 +39,16 @@ pub enum BenchCommand {
     },
 }
 
+/// One measurement; with `--json`, one line each.
 #[derive(Serialize)]
 struct Sample {
     program: &'static str,
     rules: usize,
     masks: usize,
+    /// "none" (cache bypassed), "hit" (answered by the flow cache) or "miss" (looked up,
+    /// missed, filled).
     cache: &'static str,
+    /// "rule-hit": frames matching a rule; "table-miss": a frame matching none.
     traffic: &'static str,
     ns_per_packet: f64,
 }
@@ -123,7 +127,7 @@ fn datapath(
                 s.rules,
                 s.masks,
                 s.cache,
-                if s.traffic == "hit" {
+                if s.traffic == "rule-hit" {
                     "rule hit"
                 } else {
                     "table miss"
@@ -164,7 +168,7 @@ fn datapath(
                 rules: n_rules,
                 masks: n_masks,
                 cache: "none",
-                traffic: "hit",
+                traffic: "rule-hit",
                 ns_per_packet: floor,
             });
             let table_miss = packet_missing(&rules[..rules.len().min(2000)]);
@@ -181,7 +185,7 @@ fn datapath(
                     rules: n_rules,
                     masks: n_masks,
                     cache,
-                    traffic: "hit",
+                    traffic: "rule-hit",
                     ns_per_packet: lime,
                 });
                 lime_by_cache.push((cache, lime));
@@ -192,7 +196,7 @@ fn datapath(
                         rules: n_rules,
                         masks: n_masks,
                         cache,
-                        traffic: "miss",
+                        traffic: "table-miss",
                         ns_per_packet: m,
                     });
                 }
@@ -227,7 +231,7 @@ fn print_summary(samples: &[Sample]) {
                     && s.cache == cache
                     && s.rules == r
                     && s.masks == m
-                    && s.traffic == "hit"
+                    && s.traffic == "rule-hit"
             })
             .map(|s| s.ns_per_packet)
     };
