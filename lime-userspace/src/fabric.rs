@@ -79,6 +79,31 @@ impl Installed {
     }
 }
 
+/// Final counters of the datapath rules a [`Fabric::commit_staged`] retired, by
+/// physical switch and datapath rule id.
+#[derive(Debug, Default)]
+pub struct Retired {
+    /// Physical switch → datapath rule id → final counters.
+    pub by_switch: BTreeMap<String, HashMap<u32, RuleStats>>,
+}
+
+impl Retired {
+    /// The final counters of a retired rule, summed over physical switches (zero where
+    /// it was not retired).
+    #[must_use]
+    pub fn of(&self, rule: &Installed) -> RuleStats {
+        let mut f = RuleStats::default();
+        for (sw, rid) in &rule.ids {
+            if let Some(st) = self.by_switch.get(sw).and_then(|m| m.get(rid)) {
+                f.packets += st.packets;
+                f.bytes += st.bytes;
+                f.last_hit_ns = f.last_hit_ns.max(st.last_hit_ns);
+            }
+        }
+        f
+    }
+}
+
 /// The running fabric.
 pub struct Fabric {
     lab: Lab,
@@ -363,8 +388,30 @@ impl Fabric {
         remove: &[Installed],
         add: &[Rule],
     ) -> Result<(Vec<Installed>, Vec<RuleStats>), FabricError> {
+        let out = self.stage(vswitch, remove, add)?;
+        let retired = self.commit_staged(vswitch)?;
+        let finals = remove.iter().map(|r| retired.of(r)).collect();
+        Ok((out, finals))
+    }
+
+    /// Stage one change (remove `remove`, add `add`) at the next version on every
+    /// physical switch, without publishing: several stages form one version when
+    /// [`Fabric::commit_staged`] runs. All or nothing: on error, what this call staged
+    /// is undone everywhere and earlier stages stay staged.
+    pub fn stage(
+        &mut self,
+        vswitch: &str,
+        remove: &[Installed],
+        add: &[Rule],
+    ) -> Result<Vec<Installed>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         let mut out = vec![Installed::default(); add.len()];
+        let savepoints: Vec<(String, crate::datapath::store::Savepoint)> = self
+            .datapaths
+            .iter()
+            .map(|(sw, dp)| (sw.clone(), dp.savepoint(id)))
+            .collect();
+        let mut failed = None;
         for (sw, dp) in &mut self.datapaths {
             let staged = (|| {
                 for r in remove {
@@ -378,34 +425,55 @@ impl Fabric {
                 }
                 Ok(ids)
             })();
-            let ids = match staged {
-                Ok(ids) => ids,
+            match staged {
+                Ok(ids) => {
+                    for (o, rid) in out.iter_mut().zip(ids) {
+                        o.ids.insert(sw.clone(), rid);
+                    }
+                }
                 Err(e) => {
-                    dp.abort(id);
-                    return Err(dp_err(sw)(e));
+                    failed = Some(dp_err(sw)(e));
+                    break;
                 }
-            };
-            dp.commit(id).map_err(dp_err(sw))?;
-            for (o, rid) in out.iter_mut().zip(ids) {
-                o.ids.insert(sw.clone(), rid);
             }
         }
-        let mut finals = vec![RuleStats::default(); remove.len()];
+        if let Some(err) = failed {
+            for (sw, sp) in savepoints {
+                if let Some(dp) = self.datapaths.get_mut(&sw) {
+                    dp.rollback_to(id, sp);
+                }
+            }
+            return Err(err);
+        }
+        Ok(out)
+    }
+
+    /// Publish everything staged for a virtual switch as one version on every physical
+    /// switch, then reclaim the previous version after the grace period. Returns the
+    /// final counters of the datapath rules retired.
+    pub fn commit_staged(&mut self, vswitch: &str) -> Result<Retired, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let mut failed = None;
         for (sw, dp) in &mut self.datapaths {
-            let retired = dp.reclaim(id).map_err(dp_err(sw))?;
-            for (f, r) in finals.iter_mut().zip(remove) {
-                if let Some((_, st)) = r
-                    .ids
-                    .get(sw)
-                    .and_then(|rid| retired.iter().find(|(i, _)| i == rid))
-                {
-                    f.packets += st.packets;
-                    f.bytes += st.bytes;
-                    f.last_hit_ns = f.last_hit_ns.max(st.last_hit_ns);
-                }
+            if failed.is_some() {
+                dp.abort(id);
+                continue;
+            }
+            if let Err(e) = dp.commit(id) {
+                failed = Some(dp_err(sw)(e));
             }
         }
-        Ok((out, finals))
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let mut retired = Retired::default();
+        for (sw, dp) in &mut self.datapaths {
+            let r = dp.reclaim(id).map_err(dp_err(sw))?;
+            retired
+                .by_switch
+                .insert(sw.clone(), r.into_iter().collect());
+        }
+        Ok(retired)
     }
 
     /// Restart the control plane of one physical switch: drop its datapath handle (the

@@ -14,13 +14,16 @@
 //! - `Delete` / `DeleteStrict`: removes what the request covers / matches exactly, in one
 //!   table or all (`OFPTT_ALL`), filtered by cookie/mask and out_port; the removed entries
 //!   come back with their final counters (for FLOW_REMOVED).
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Instant,
+};
 
 use lime_common::{action::port_no, flow::FlowKey, limits::MAX_TABLES, stats::RuleStats};
 use serde::Serialize;
 
 use crate::{
-    fabric::{Fabric, FabricError, Installed},
+    fabric::{Fabric, FabricError, Installed, Retired},
     flow::{
         FlowError, Rule,
         matching::{covers, overlaps},
@@ -198,8 +201,76 @@ impl VirtualSwitch {
         e.rule.priority == fm.rule.priority && e.key == *key
     }
 
-    /// Apply a flow-mod. On error nothing changed.
+    /// Apply a flow-mod as its own version. On error nothing changed.
     pub fn apply(&mut self, fabric: &mut Fabric, fm: &FlowMod) -> Result<Outcome, FlowModError> {
+        let mut results = self.apply_batch(fabric, std::slice::from_ref(fm))?;
+        results.pop().unwrap_or_else(|| Ok(Outcome::default()))
+    }
+
+    /// Apply several flow-mods, in order, as one datapath version: each one sees the
+    /// table as the ones before it left it, and a packet sees the table before the batch
+    /// or after it. A flow-mod that fails changes nothing (its own stages are rolled
+    /// back) and the others still apply; its error is in its slot of the result.
+    ///
+    /// The outer error means publishing the version failed in the kernel: the flow
+    /// tables and this mirror may then disagree.
+    pub fn apply_batch(
+        &mut self,
+        fabric: &mut Fabric,
+        fms: &[FlowMod],
+    ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
+        let mut batch = Batch::default();
+        let mut results: Vec<Result<Outcome, FlowModError>> = Vec::with_capacity(fms.len());
+        for (i, fm) in fms.iter().enumerate() {
+            results.push(
+                self.stage(fabric, fm, i, &mut batch)
+                    .map(|()| Outcome::default()),
+            );
+        }
+        if batch.records.is_empty() {
+            return Ok(results);
+        }
+        let retired = fabric.commit_staged(&self.name)?;
+        self.finish(batch, &retired, &mut results);
+        Ok(results)
+    }
+
+    /// Remove entries (expired ones, for the OpenFlow layer's timeouts) as one version.
+    /// Returns them with their final counters.
+    pub fn remove(
+        &mut self,
+        fabric: &mut Fabric,
+        ids: &[u64],
+    ) -> Result<Vec<(FlowEntry, RuleStats)>, FabricError> {
+        let mut batch = Batch::default();
+        let ids: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.entries.contains_key(id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.stage_delete(fabric, &ids, 0, &mut batch)?;
+        let retired = fabric.commit_staged(&self.name)?;
+        let mut results = vec![Ok(Outcome::default())];
+        self.finish(batch, &retired, &mut results);
+        Ok(results
+            .pop()
+            .and_then(Result::ok)
+            .map(|o| o.removed)
+            .unwrap_or_default())
+    }
+
+    /// Stage one flow-mod of a batch: validate, pick the entries it changes, stage the
+    /// datapath changes (all or nothing), then update the entries.
+    fn stage(
+        &mut self,
+        fabric: &mut Fabric,
+        fm: &FlowMod,
+        slot: usize,
+        batch: &mut Batch,
+    ) -> Result<(), FlowModError> {
         let table = fm.rule.table;
         let deleting = matches!(fm.command, Command::Delete | Command::DeleteStrict);
         if !(usize::from(table) < MAX_TABLES || (deleting && table == OFPTT_ALL)) {
@@ -211,56 +282,48 @@ impl VirtualSwitch {
         } else {
             fm.rule.validate()?;
         }
-        let (v, m) = fm.rule.matches.compile();
-        let key = (v, m);
+        let key = fm.rule.matches.compile();
+        let strict = matches!(fm.command, Command::ModifyStrict | Command::DeleteStrict);
+        let targets = || -> Vec<u64> {
+            self.entries
+                .values()
+                .filter(|e| Self::table_ok(e, fm) && Self::cookie_ok(e, fm))
+                .filter(|e| {
+                    !deleting
+                        || fm.out_port == port_no::ANY
+                        || e.rule.instructions.outputs_to(fm.out_port)
+                })
+                .filter(|e| {
+                    if strict {
+                        Self::strict_ok(e, fm, &key)
+                    } else {
+                        covers(&key, &e.key)
+                    }
+                })
+                .map(|e| e.id)
+                .collect()
+        };
         match fm.command {
-            Command::Add => self.add(fabric, fm, key),
+            Command::Add => self.stage_add(fabric, fm, key, slot, batch),
             Command::Modify | Command::ModifyStrict => {
-                let strict = fm.command == Command::ModifyStrict;
-                let targets: Vec<u64> = self
-                    .entries
-                    .values()
-                    .filter(|e| Self::table_ok(e, fm) && Self::cookie_ok(e, fm))
-                    .filter(|e| {
-                        if strict {
-                            Self::strict_ok(e, fm, &key)
-                        } else {
-                            covers(&key, &e.key)
-                        }
-                    })
-                    .map(|e| e.id)
-                    .collect();
-                self.modify(fabric, fm, &targets)
+                let t = targets();
+                self.stage_modify(fabric, fm, &t, slot, batch)
             }
             Command::Delete | Command::DeleteStrict => {
-                let strict = fm.command == Command::DeleteStrict;
-                let targets: Vec<u64> = self
-                    .entries
-                    .values()
-                    .filter(|e| Self::table_ok(e, fm) && Self::cookie_ok(e, fm))
-                    .filter(|e| {
-                        fm.out_port == port_no::ANY || e.rule.instructions.outputs_to(fm.out_port)
-                    })
-                    .filter(|e| {
-                        if strict {
-                            Self::strict_ok(e, fm, &key)
-                        } else {
-                            covers(&key, &e.key)
-                        }
-                    })
-                    .map(|e| e.id)
-                    .collect();
-                self.delete(fabric, &targets)
+                let t = targets();
+                Ok(self.stage_delete(fabric, &t, slot, batch)?)
             }
         }
     }
 
-    fn add(
+    fn stage_add(
         &mut self,
         fabric: &mut Fabric,
         fm: &FlowMod,
         key: (FlowKey, FlowKey),
-    ) -> Result<Outcome, FlowModError> {
+        slot: usize,
+        batch: &mut Batch,
+    ) -> Result<(), FlowModError> {
         let same_table_prio =
             |e: &&FlowEntry| e.rule.table == fm.rule.table && e.rule.priority == fm.rule.priority;
         if fm.rule.flags & flags::CHECK_OVERLAP != 0
@@ -283,14 +346,11 @@ impl VirtualSwitch {
             .iter()
             .map(|id| self.entries[id].installed.clone())
             .collect();
-        let (installed, finals) =
-            fabric.update(&self.name, &remove, std::slice::from_ref(&fm.rule))?;
-        let mut out = Outcome::default();
-        for (id, fin) in replaced.into_iter().zip(finals) {
-            if let Some(mut e) = self.entries.remove(&id) {
-                e.base.packets += fin.packets;
-                e.base.bytes += fin.bytes;
-                out.removed.push((e.clone(), e.base));
+        let installed = fabric.stage(&self.name, &remove, std::slice::from_ref(&fm.rule))?;
+        for id in replaced {
+            if let Some(e) = self.entries.remove(&id) {
+                batch.limbo.insert(id, e);
+                batch.records.push(Record::Removed { slot, id });
             }
         }
         let id = self.next_id;
@@ -306,18 +366,20 @@ impl VirtualSwitch {
                 added: Instant::now(),
             },
         );
-        out.added.push(id);
-        Ok(out)
+        batch.records.push(Record::Added { slot, id });
+        Ok(())
     }
 
-    fn modify(
+    fn stage_modify(
         &mut self,
         fabric: &mut Fabric,
         fm: &FlowMod,
         targets: &[u64],
-    ) -> Result<Outcome, FlowModError> {
+        slot: usize,
+        batch: &mut Batch,
+    ) -> Result<(), FlowModError> {
         if targets.is_empty() {
-            return Ok(Outcome::default());
+            return Ok(());
         }
         let remove: Vec<Installed> = targets
             .iter()
@@ -334,47 +396,123 @@ impl VirtualSwitch {
         for r in &add {
             r.validate()?;
         }
-        let (installed, finals) = fabric.update(&self.name, &remove, &add)?;
+        let installed = fabric.stage(&self.name, &remove, &add)?;
         let reset = fm.rule.flags & flags::RESET_COUNTS != 0;
-        for ((id, inst), fin) in targets.iter().zip(installed).zip(finals) {
+        for ((id, inst), old) in targets.iter().zip(installed).zip(remove) {
             if let Some(e) = self.entries.get_mut(id) {
                 e.rule.instructions = fm.rule.instructions.clone();
                 e.installed = inst;
-                if reset {
-                    e.base = RuleStats::default();
-                } else {
-                    e.base.packets += fin.packets;
-                    e.base.bytes += fin.bytes;
-                    e.base.last_hit_ns = e.base.last_hit_ns.max(fin.last_hit_ns);
-                }
+                batch.records.push(Record::Modified {
+                    slot,
+                    id: *id,
+                    old,
+                    reset,
+                });
             }
         }
-        Ok(Outcome {
-            modified: targets.to_vec(),
-            ..Outcome::default()
-        })
+        Ok(())
     }
 
-    fn delete(&mut self, fabric: &mut Fabric, targets: &[u64]) -> Result<Outcome, FlowModError> {
+    fn stage_delete(
+        &mut self,
+        fabric: &mut Fabric,
+        targets: &[u64],
+        slot: usize,
+        batch: &mut Batch,
+    ) -> Result<(), FabricError> {
         if targets.is_empty() {
-            return Ok(Outcome::default());
+            return Ok(());
         }
         let remove: Vec<Installed> = targets
             .iter()
             .map(|id| self.entries[id].installed.clone())
             .collect();
-        let (_, finals) = fabric.update(&self.name, &remove, &[])?;
-        let mut out = Outcome::default();
-        for (id, fin) in targets.iter().zip(finals) {
+        fabric.stage(&self.name, &remove, &[])?;
+        for id in targets {
             if let Some(e) = self.entries.remove(id) {
-                let total = RuleStats {
-                    packets: e.base.packets + fin.packets,
-                    bytes: e.base.bytes + fin.bytes,
-                    last_hit_ns: e.base.last_hit_ns.max(fin.last_hit_ns),
-                };
-                out.removed.push((e, total));
+                batch.limbo.insert(*id, e);
+                batch.records.push(Record::Removed { slot, id: *id });
             }
         }
-        Ok(out)
+        Ok(())
     }
+
+    /// After the batch's version is published and the old one reclaimed: fold the final
+    /// counters of retired datapath rules into the entries, in staging order.
+    fn finish(
+        &mut self,
+        mut batch: Batch,
+        retired: &Retired,
+        results: &mut [Result<Outcome, FlowModError>],
+    ) {
+        for rec in batch.records {
+            match rec {
+                Record::Added { slot, id } => {
+                    if let Some(Ok(o)) = results.get_mut(slot) {
+                        o.added.push(id);
+                    }
+                }
+                Record::Modified {
+                    slot,
+                    id,
+                    old,
+                    reset,
+                } => {
+                    if let Some(Ok(o)) = results.get_mut(slot) {
+                        o.modified.push(id);
+                    }
+                    let fin = retired.of(&old);
+                    let e = match self.entries.get_mut(&id) {
+                        Some(e) => Some(e),
+                        None => batch.limbo.get_mut(&id),
+                    };
+                    if let Some(e) = e {
+                        if reset {
+                            e.base = RuleStats::default();
+                        } else {
+                            e.base.packets += fin.packets;
+                            e.base.bytes += fin.bytes;
+                            e.base.last_hit_ns = e.base.last_hit_ns.max(fin.last_hit_ns);
+                        }
+                    }
+                }
+                Record::Removed { slot, id } => {
+                    let Some(e) = batch.limbo.remove(&id) else {
+                        continue;
+                    };
+                    let fin = retired.of(&e.installed);
+                    let total = RuleStats {
+                        packets: e.base.packets + fin.packets,
+                        bytes: e.base.bytes + fin.bytes,
+                        last_hit_ns: e.base.last_hit_ns.max(fin.last_hit_ns),
+                    };
+                    if let Some(Ok(o)) = results.get_mut(slot) {
+                        o.removed.push((e, total));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the flow-mods of one batch staged, to complete once the version is published.
+#[derive(Default)]
+struct Batch {
+    records: Vec<Record>,
+    /// Entries removed by the batch, until their final counters are known.
+    limbo: HashMap<u64, FlowEntry>,
+}
+
+enum Record {
+    /// Entry `id` added by the flow-mod in result slot `slot`.
+    Added { slot: usize, id: u64 },
+    /// Entry `id` got new datapath rules; `old` are the ones it left.
+    Modified {
+        slot: usize,
+        id: u64,
+        old: Installed,
+        reset: bool,
+    },
+    /// Entry `id` removed (deleted, or replaced by an identical add) by flow-mod `slot`.
+    Removed { slot: usize, id: u64 },
 }

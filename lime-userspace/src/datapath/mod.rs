@@ -269,6 +269,18 @@ impl Datapath {
         self.store.stage_remove(rule_id)
     }
 
+    /// Where the open transaction of a virtual switch stands (see
+    /// [`RuleStore::savepoint`]).
+    #[must_use]
+    pub fn savepoint(&self, vswitch: u16) -> store::Savepoint {
+        self.store.savepoint(vswitch)
+    }
+
+    /// Undo what was staged after `sp` (nothing was written to the kernel yet).
+    pub fn rollback_to(&mut self, vswitch: u16, sp: store::Savepoint) {
+        self.store.rollback_to(vswitch, sp);
+    }
+
     /// Drop everything staged for a virtual switch.
     pub fn abort(&mut self, vswitch: u16) {
         self.store.abort(vswitch);

@@ -121,6 +121,14 @@ impl IdAlloc {
     }
 }
 
+/// A position in a virtual switch's open transaction (see [`RuleStore::savepoint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Savepoint {
+    adds: usize,
+    removes: usize,
+    pending: usize,
+}
+
 /// The mirror of one physical switch's rule maps.
 #[derive(Debug)]
 pub struct RuleStore {
@@ -467,14 +475,36 @@ impl RuleStore {
 
     /// Undo everything staged for a virtual switch since its last commit.
     pub fn abort(&mut self, vswitch: u16) {
+        self.rollback_to(vswitch, Savepoint::default());
+    }
+
+    /// Where a virtual switch's open transaction stands now, to undo later stages with
+    /// [`RuleStore::rollback_to`] (a flow-mod inside a batch that fails part-way).
+    #[must_use]
+    pub fn savepoint(&self, vswitch: u16) -> Savepoint {
+        self.vswitches
+            .get(&vswitch)
+            .map_or_else(Savepoint::default, |st| Savepoint {
+                adds: st.staged_adds.len(),
+                removes: st.staged_removes.len(),
+                pending: st.pending.len(),
+            })
+    }
+
+    /// Undo what was staged for a virtual switch after `sp`; what was staged before it
+    /// stays staged. Ops are appended in staging order, so the suffix of `pending` is
+    /// exactly the ops of the undone stages.
+    pub fn rollback_to(&mut self, vswitch: u16, sp: Savepoint) {
         let Some(st) = self.vswitches.get_mut(&vswitch) else {
             return;
         };
-        let adds = std::mem::take(&mut st.staged_adds);
-        let removes = std::mem::take(&mut st.staged_removes);
+        let adds = st.staged_adds.split_off(sp.adds.min(st.staged_adds.len()));
+        let removes = st
+            .staged_removes
+            .split_off(sp.removes.min(st.staged_removes.len()));
         // Pending ops only touch invisible state (programs, counters and masks of ids
         // nothing references yet): drop them.
-        st.pending.clear();
+        st.pending.truncate(sp.pending);
         for id in removes {
             let Some(r) = self.rules.get_mut(&id) else {
                 continue;
@@ -778,6 +808,34 @@ mod tests {
         let r = s.rule(id).expect("rule");
         assert_eq!((r.add_version, r.remove_version), (2, VERSION_MAX));
         assert_eq!(s.version(1), Some(2));
+    }
+
+    #[test]
+    fn rollback_to_a_savepoint_keeps_earlier_stages() {
+        let mut s = store();
+        let kept = s
+            .stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default())
+            .expect("add");
+        let sp = s.savepoint(1);
+        let undone = s
+            .stage_add(1, 0, 10, key(2), mask(0x0f), RuleProgram::default())
+            .expect("add with a new mask");
+        s.stage_remove(kept).expect("remove the kept one");
+        s.rollback_to(1, sp);
+        assert!(s.rule(undone).is_none(), "undone add forgotten");
+        let ops = commit(&mut s, 1);
+        assert!(
+            !ops.iter()
+                .any(|o| matches!(o, MapOp::Program(i, _) if *i == undone)),
+            "no op of the undone stage: {ops:?}"
+        );
+        assert_eq!(
+            s.visible(1, 2).map(|(i, _)| i).collect::<Vec<_>>(),
+            vec![kept],
+            "the stage before the savepoint is published, its removal undone"
+        );
+        let masks = ops.iter().filter(|o| matches!(o, MapOp::Mask(..))).count();
+        assert_eq!(masks, 1, "only the kept rule's mask is written: {ops:?}");
     }
 
     #[test]
