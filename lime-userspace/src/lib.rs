@@ -12,6 +12,8 @@
 //!   property tests.
 //! - [`testgen`]: random rule sets and packets for property tests, and deterministic
 //!   rule sets for benchmarks (feature `testgen`).
+//! - [`ofswitch`]: the OpenFlow 1.3 switch towards tenant controllers: the switch core
+//!   (one thread owning the fabric), controller connections, translation to rules.
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
 //!   store, kernel access).
 #![deny(missing_docs)]
@@ -19,6 +21,7 @@
 pub mod datapath;
 pub mod fabric;
 pub mod flow;
+pub mod ofswitch;
 pub mod packet;
 pub mod reference;
 pub mod testgen;
