@@ -54,6 +54,7 @@ pub use lab::Lab;
 pub use netns::{LinkInfo, run_in_netns};
 pub use state::{HostIface, LabState, PortKind, SwitchPort};
 pub use topology::{
-    HOST_IFNAME, HostSpec, LinkSpec, SwitchSpec, Topology, UNDERLAY_MTU, VPortSpec, VSwitchSpec,
+    FailMode, HOST_IFNAME, HostSpec, LinkSpec, SwitchSpec, Topology, UNDERLAY_MTU, VPortSpec,
+    VSwitchSpec,
     underlay_ifname,
 };

@@ -25,6 +25,7 @@
 //! tenant = "t1"
 //! dpid = 1                         # optional, default index+1
 //! controllers = ["tcp:127.0.0.1:6653"]   # optional
+//! fail_mode = "secure"             # optional: "secure" (default) or "standalone"
 //! ports = [ { port = 1, host = "h1" } ]  # virtual port number -> host
 //! ```
 //!
@@ -135,6 +136,18 @@ pub struct LinkSpec {
     pub b: String,
 }
 
+/// What a virtual switch does while none of its controllers is connected (Open vSwitch's
+/// `fail_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Keep the flow table as it is; table misses are dropped (the default).
+    #[default]
+    Secure,
+    /// Behave as a learning switch: flood unknown destinations, forward known ones.
+    Standalone,
+}
+
 /// A tenant's virtual switch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VSwitchSpec {
@@ -147,6 +160,9 @@ pub struct VSwitchSpec {
     /// Controller targets, `tcp:HOST:PORT` or `ptcp:PORT[:ADDR]` (see [`crate::Controller`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub controllers: Vec<String>,
+    /// What the switch does while no controller is connected.
+    #[serde(default)]
+    pub fail_mode: FailMode,
     /// Virtual ports.
     #[serde(default)]
     pub ports: Vec<VPortSpec>,
@@ -196,6 +212,8 @@ struct RawVSwitch {
     dpid: Option<u64>,
     #[serde(default)]
     controllers: Vec<String>,
+    #[serde(default)]
+    fail_mode: FailMode,
     #[serde(default)]
     ports: Vec<VPortSpec>,
 }
@@ -257,6 +275,7 @@ impl RawTopology {
                 tenant: raw.tenant,
                 dpid: raw.dpid.unwrap_or(index as u64 + 1),
                 controllers: raw.controllers,
+                fail_mode: raw.fail_mode,
                 ports: raw.ports,
             })
             .collect();
@@ -304,6 +323,7 @@ impl Topology {
                 tenant: "t1".to_owned(),
                 dpid: 1,
                 controllers: Vec::new(),
+                fail_mode: FailMode::Secure,
                 ports: (1..=4)
                     .map(|port| VPortSpec {
                         port,
@@ -478,6 +498,23 @@ mod tests {
             let back = Topology::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
             assert_eq!(back, t, "round trip through:\n{text}");
         }
+    }
+
+    #[test]
+    fn fail_mode_defaults_to_secure_and_parses_standalone() {
+        let t = Topology::from_toml_str(EXAMPLE).unwrap();
+        assert!(t.vswitches.iter().all(|v| v.fail_mode == FailMode::Secure));
+        let standalone = EXAMPLE.replace(
+            "[[vswitch]]\n",
+            "[[vswitch]]\nfail_mode = \"standalone\"\n",
+        );
+        let t = Topology::from_toml_str(&standalone).unwrap();
+        assert_eq!(t.vswitches[0].fail_mode, FailMode::Standalone);
+        let bad = EXAMPLE.replace("[[vswitch]]\n", "[[vswitch]]\nfail_mode = \"open\"\n");
+        assert!(matches!(
+            Topology::from_toml_str(&bad),
+            Err(TopologyError::Parse { .. })
+        ));
     }
 
     #[test]

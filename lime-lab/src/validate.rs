@@ -667,6 +667,7 @@ mod tests {
                 tenant: "t".into(),
                 dpid: 1,
                 controllers: vec!["ptcp:6653".into()],
+                fail_mode: crate::FailMode::Secure,
                 ports: vec![VPortSpec {
                     port: 1,
                     host: "h1".into(),

@@ -84,6 +84,7 @@ impl TestLab {
                 tenant: "t1".into(),
                 dpid: 1,
                 controllers: vec![],
+                fail_mode: lime_lab::FailMode::Secure,
                 ports: (1..=3)
                     .map(|port| VPortSpec {
                         port,
