@@ -55,6 +55,5 @@ pub use netns::{LinkInfo, run_in_netns};
 pub use state::{HostIface, LabState, PortKind, SwitchPort};
 pub use topology::{
     FailMode, HOST_IFNAME, HostSpec, LinkSpec, SwitchSpec, Topology, UNDERLAY_MTU, VPortSpec,
-    VSwitchSpec,
-    underlay_ifname,
+    VSwitchSpec, underlay_ifname,
 };

@@ -504,10 +504,8 @@ mod tests {
     fn fail_mode_defaults_to_secure_and_parses_standalone() {
         let t = Topology::from_toml_str(EXAMPLE).unwrap();
         assert!(t.vswitches.iter().all(|v| v.fail_mode == FailMode::Secure));
-        let standalone = EXAMPLE.replace(
-            "[[vswitch]]\n",
-            "[[vswitch]]\nfail_mode = \"standalone\"\n",
-        );
+        let standalone =
+            EXAMPLE.replace("[[vswitch]]\n", "[[vswitch]]\nfail_mode = \"standalone\"\n");
         let t = Topology::from_toml_str(&standalone).unwrap();
         assert_eq!(t.vswitches[0].fail_mode, FailMode::Standalone);
         let bad = EXAMPLE.replace("[[vswitch]]\n", "[[vswitch]]\nfail_mode = \"open\"\n");
