@@ -1,2 +1,363 @@
-//! The OpenFlow 1.3 switch side (placeholder, see below).
+//! The OpenFlow 1.3 switch: every virtual switch of a fabric looks, to its tenant's
+//! controllers, like one OpenFlow 1.3 switch with its own datapath id and ports.
+//!
+//! # Design
+//!
+//! ```text
+//!  controller ──TCP── conn task ─┐             ┌── Fabric (datapaths of every physical switch)
+//!  controller ──TCP── conn task ─┼─ Cmd ──▶ core thread
+//!  packet-in reader (per phys.) ─┤   (mpsc)    └── VswitchOf per virtual switch:
+//!  control socket (lime CLI) ────┘                 config, roles, async, ports, flow table
+//! ```
+//!
+//! - **One owner.** The [`core`] thread owns the [`Fabric`] and each virtual switch's
+//!   OpenFlow state ([`state::VswitchOf`]: datapath id, ports, switch config, connections
+//!   with role and async config, the [`VirtualSwitch`](crate::vswitch::VirtualSwitch)
+//!   flow table, fail-standalone state). Everything else sends it [`core::Cmd`]s, so all
+//!   state changes are serialized, a BARRIER_REPLY leaves only after everything before
+//!   it is in the kernel, and the migration engine can plug in as one more command
+//!   source that moves a `VswitchOf`.
+//! - **Connections** ([`conn`], tokio) do framing, HELLO negotiation and ECHO, and
+//!   answer decode errors on the offending xid; connection-fatal errors end only that
+//!   connection. A connection belongs to exactly one virtual switch: it can see and
+//!   change nothing else (tenant isolation), and packet-ins of a virtual switch go only
+//!   to its controllers.
+//! - **Flow-mods** are translated ([`translate`]) to the rule model and applied in
+//!   batches: consecutive flow-mods of a virtual switch are one datapath version (one
+//!   publish, one reclaim grace); order is kept and a failing flow-mod changes nothing.
+//! - **Packet-in**: one thread per physical switch drains its datapath's perf buffers;
+//!   the core turns each record into PACKET_IN (full frame or the action's max_len,
+//!   OFP_NO_BUFFER) for the controllers whose role and async config want it.
+//! - **Packet-out** applies header actions to the frame in userspace, expands
+//!   FLOOD/ALL/IN_PORT to virtual ports, and injects at the physical switch where the
+//!   in_port lives; OFPP_TABLE runs the frame through the flow tables.
+//! - **Timeouts**: every [`core::SWEEP`] the core expires entries past their hard
+//!   timeout or idle for their idle timeout (the datapath's last-hit time), removes
+//!   them as one version and sends FLOW_REMOVED with the final counters.
+//! - **Fail mode**: `secure` keeps the table as it is; `standalone` with no controller
+//!   connected installs a table-miss → CONTROLLER entry and the core forwards those
+//!   packets as a learning switch (flooding unknown destinations), until a controller
+//!   connects.
+//!
+//! # Layout
+//! - [`translate`]: OpenFlow ↔ rule model, and the error table ([`translate::OfError`]).
+//! - [`state`]: per-virtual-switch OpenFlow state.
+//! - [`core`]: the core thread and every message handler.
+//! - [`conn`]: tokio connection loop, active and passive targets.
+//! - [`features`]: the TABLE_FEATURES description of the tables.
+//! - [`dump`]: `lime dump-flows` records and their `ovs-ofctl` text form.
+//! - [`control`]: the daemon's control socket (JSON lines).
+//! - [`client`]: a scripted controller-side connection (tests, benchmarks).
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use lime_lab::Controller;
+use tokio::sync::watch;
+
+use crate::fabric::Fabric;
+
+pub mod client;
+pub mod conn;
+pub mod control;
+pub mod core;
+pub mod dump;
+pub mod features;
+pub mod state;
 pub mod translate;
+
+pub use dump::FlowDump;
+
+/// Errors starting or stopping the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The async runtime could not start.
+    #[error("starting the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A passive controller target could not be bound.
+    #[error("listening on {target} for {vswitch}: {source}")]
+    Listen {
+        /// Virtual switch.
+        vswitch: String,
+        /// Target.
+        target: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A packet-in reader could not be opened.
+    #[error("{0}")]
+    Datapath(#[from] crate::datapath::DatapathError),
+    /// A thread could not be spawned.
+    #[error("spawning a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The core thread panicked.
+    #[error("the switch core panicked")]
+    CorePanicked,
+    /// The core is gone.
+    #[error("the switch core is not running")]
+    CoreGone,
+}
+
+/// Agent settings.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Echo keepalive interval; a peer silent for three intervals is dropped.
+    pub echo_interval: Duration,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        Self {
+            echo_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A handle to talk to the core from anywhere (control socket, tests, benchmarks).
+#[derive(Clone)]
+pub struct CoreHandle {
+    tx: mpsc::Sender<core::Cmd>,
+}
+
+impl CoreHandle {
+    /// The flow entries of a virtual switch with their current counters.
+    ///
+    /// # Errors
+    /// Unknown virtual switch, or the core is gone.
+    pub fn dump_flows(&self, vswitch: &str) -> Result<Vec<FlowDump>, String> {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(core::Cmd::DumpFlows {
+                vswitch: vswitch.to_owned(),
+                reply,
+            })
+            .map_err(|_| "the switch core is not running".to_owned())?;
+        rx.recv()
+            .map_err(|_| "the switch core is not running".to_owned())?
+    }
+
+    /// Each virtual switch with its number of connected controllers.
+    ///
+    /// # Errors
+    /// The core is gone.
+    pub fn status(&self) -> Result<Vec<(String, usize)>, String> {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(core::Cmd::Status { reply })
+            .map_err(|_| "the switch core is not running".to_owned())?;
+        rx.recv()
+            .map_err(|_| "the switch core is not running".to_owned())
+    }
+}
+
+/// The running OpenFlow agent of a fabric.
+pub struct Agent {
+    handle: CoreHandle,
+    core: Option<JoinHandle<Fabric>>,
+    readers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    shutdown: watch::Sender<bool>,
+    runtime: Option<tokio::runtime::Runtime>,
+    listening: Vec<(String, SocketAddr)>,
+    lab: lime_lab::LabState,
+}
+
+fn ports_of(fabric: &Fabric, vs: &lime_lab::VSwitchSpec) -> Vec<state::VPort> {
+    let st = fabric.lab().state();
+    vs.ports
+        .iter()
+        .filter_map(|p| {
+            let host = st.host(&p.host)?;
+            let sp = st.host_port(&p.host)?;
+            Some(state::VPort {
+                port_no: p.port,
+                host: p.host.clone(),
+                switch: host.switch.clone(),
+                ifindex: sp.ifindex,
+                ifname: sp.ifname.clone(),
+                mac: sp.mac.octets(),
+            })
+        })
+        .collect()
+}
+
+impl Agent {
+    /// Start the agent on `fabric`: the core thread, a packet-in reader per physical
+    /// switch, and for every virtual switch its controller targets from the topology.
+    ///
+    /// # Errors
+    /// A passive target that cannot be bound, a packet-in reader that cannot be opened,
+    /// or the runtime/threads failing to start. Nothing keeps running then.
+    pub fn start(mut fabric: Fabric, opts: &AgentOptions) -> Result<Self, AgentError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("lime-of")
+            .enable_all()
+            .build()
+            .map_err(AgentError::Runtime)?;
+        let lab = fabric.lab().state().clone();
+        let topo = lab.topology.clone();
+        let mut vswitches = Vec::new();
+        for vs in &topo.vswitches {
+            let dp_id = fabric.vswitch_id(&vs.name).unwrap_or(0);
+            vswitches.push(state::VswitchOf::new(vs, dp_id, ports_of(&fabric, vs)));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel::<core::Cmd>();
+        let mut readers = Vec::new();
+        let switches: Vec<String> = fabric.datapaths().map(|(s, _)| s.clone()).collect();
+        for sw in switches {
+            let Some(dp) = fabric.datapath_mut(&sw) else {
+                continue;
+            };
+            let mut reader = dp.packet_in_reader()?;
+            let (tx, stop) = (tx.clone(), stop.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("lime-pin-{sw}"))
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match reader.poll(Duration::from_millis(50)) {
+                            Ok(p) if p.is_empty() => {}
+                            Ok(p) => {
+                                if tx.send(core::Cmd::PacketIns(p)).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                eprintln!("lime: packet-in reader {sw}: {e}");
+                                return;
+                            }
+                        }
+                    }
+                })
+                .map_err(AgentError::Thread)?;
+            readers.push(h);
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ids = Arc::new(AtomicU64::new(1));
+        let mut listening = Vec::new();
+        let mut started: Result<(), AgentError> = Ok(());
+        for (i, v) in vswitches.iter().enumerate() {
+            let ctx = conn::ConnCtx {
+                core: tx.clone(),
+                vswitch: i,
+                name: v.name.clone(),
+                ids: ids.clone(),
+                shutdown: shutdown_rx.clone(),
+                echo: opts.echo_interval,
+            };
+            for c in &v.controllers {
+                match c.clone() {
+                    Controller::Tcp { host, port } => {
+                        runtime.spawn(conn::active(host, port, ctx.clone()));
+                    }
+                    Controller::Ptcp { port, addr } => {
+                        match runtime.block_on(conn::passive(port, addr, ctx.clone())) {
+                            Ok((local, accept)) => {
+                                listening.push((v.name.clone(), local));
+                                runtime.spawn(accept);
+                            }
+                            Err(source) => {
+                                started = Err(AgentError::Listen {
+                                    vswitch: v.name.clone(),
+                                    target: c.to_string(),
+                                    source,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let core = core::Core::new(fabric, vswitches);
+        let core = std::thread::Builder::new()
+            .name("lime-core".into())
+            .spawn(move || core.run(&rx))
+            .map_err(AgentError::Thread)?;
+        let agent = Self {
+            handle: CoreHandle { tx },
+            core: Some(core),
+            readers,
+            stop,
+            shutdown,
+            runtime: Some(runtime),
+            listening,
+            lab,
+        };
+        match started {
+            Ok(()) => Ok(agent),
+            Err(e) => {
+                drop(agent.shutdown());
+                Err(e)
+            }
+        }
+    }
+
+    /// A handle to the core.
+    #[must_use]
+    pub fn handle(&self) -> CoreHandle {
+        self.handle.clone()
+    }
+
+    /// The runtime the agent's tasks run on (the control socket runs there too).
+    ///
+    /// # Panics
+    /// Never while the agent is running.
+    #[must_use]
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("runtime runs until shutdown")
+    }
+
+    /// The lab the agent serves (hosts, addresses, namespaces).
+    #[must_use]
+    pub fn lab_state(&self) -> &lime_lab::LabState {
+        &self.lab
+    }
+
+    /// Addresses bound for passive (`ptcp:`) targets, by virtual switch.
+    #[must_use]
+    pub fn listening(&self) -> &[(String, SocketAddr)] {
+        &self.listening
+    }
+
+    /// Stop everything and hand the fabric back (to tear it down or keep it).
+    ///
+    /// # Errors
+    /// The core thread panicked (the fabric is then torn down by its drop).
+    pub fn shutdown(mut self) -> Result<Fabric, AgentError> {
+        self.stop_all()
+    }
+
+    fn stop_all(&mut self) -> Result<Fabric, AgentError> {
+        let _ = self.shutdown.send(true);
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let _ = self.handle.tx.send(core::Cmd::Shutdown);
+        match self.core.take() {
+            Some(h) => h.join().map_err(|_| AgentError::CorePanicked),
+            None => Err(AgentError::CoreGone),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.core.is_some() {
+            // The fabric's own drop tears the lab down.
+            drop(self.stop_all());
+        }
+    }
+}

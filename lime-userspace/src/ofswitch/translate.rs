@@ -9,8 +9,6 @@
 //! (`OFPBAC_BAD_SET_TYPE`), group actions (`OFPBAC_BAD_OUT_GROUP`: there are no
 //! groups), set-queue (`OFPBAC_BAD_QUEUE`: no queues), any other action
 //! (`OFPBAC_BAD_TYPE`), and instruction lists naming one instruction twice.
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 use lime_openflow::{
     self as of, DecodeError, ErrorCode, Instruction, OxmField,
     consts::{
@@ -237,110 +235,48 @@ pub fn match_from_of(m: &of::Match) -> flow::Match {
     out
 }
 
+fn opt<T>(f: &mut Vec<OxmField>, v: Option<T>, mk: impl Fn(T) -> OxmField) {
+    if let Some(v) = v {
+        f.push(mk(v));
+    }
+}
+
 /// A rule match as an OXM match, prerequisites first (the order of spec 7.2.3.7).
 #[must_use]
 pub fn match_to_of(m: &flow::Match) -> of::Match {
-    const fn ex<T>(v: T) -> of::Masked<T> {
-        of::Masked::exact(v)
-    }
+    use OxmField as F;
+    use of::Masked as M;
     let mut f = Vec::new();
-    if let Some(v) = m.in_port {
-        f.push(OxmField::InPort(ex(v)));
-    }
-    if let Some(v) = m.metadata {
-        f.push(OxmField::Metadata(unmasked(v)));
-    }
-    if let Some(v) = m.eth_dst {
-        f.push(OxmField::EthDst(unmasked(v)));
-    }
-    if let Some(v) = m.eth_src {
-        f.push(OxmField::EthSrc(unmasked(v)));
-    }
-    if let Some(v) = m.eth_type {
-        f.push(OxmField::EthType(ex(v)));
-    }
-    if let Some(v) = m.vlan_vid {
-        f.push(OxmField::VlanVid(if v.mask == VID_EXACT {
-            ex(v.value)
+    opt(&mut f, m.in_port, |v| F::InPort(M::exact(v)));
+    opt(&mut f, m.metadata, |v| F::Metadata(unmasked(v)));
+    opt(&mut f, m.eth_dst, |v| F::EthDst(unmasked(v)));
+    opt(&mut f, m.eth_src, |v| F::EthSrc(unmasked(v)));
+    opt(&mut f, m.eth_type, |v| F::EthType(M::exact(v)));
+    opt(&mut f, m.vlan_vid, |v| {
+        F::VlanVid(if v.mask == VID_EXACT {
+            M::exact(v.value)
         } else {
-            of::Masked::with_mask(v.value, v.mask)
-        }));
-    }
-    let small: [(Option<u8>, fn(of::Masked<u8>) -> OxmField); 3] = [
-        (m.vlan_pcp, OxmField::VlanPcp),
-        (m.ip_dscp, OxmField::IpDscp),
-        (m.ip_proto, OxmField::IpProto),
-    ];
-    for (v, mk) in small {
-        if let Some(v) = v {
-            f.push(mk(ex(v)));
-        }
-    }
-    let v4: [(
-        Option<Masked<Ipv4Addr>>,
-        fn(of::Masked<Ipv4Addr>) -> OxmField,
-    ); 2] = [
-        (m.ipv4_src, OxmField::Ipv4Src),
-        (m.ipv4_dst, OxmField::Ipv4Dst),
-    ];
-    for (v, mk) in v4 {
-        if let Some(v) = v {
-            f.push(mk(unmasked(v)));
-        }
-    }
-    let ports: [(Option<u16>, fn(of::Masked<u16>) -> OxmField); 4] = [
-        (m.tcp_src, OxmField::TcpSrc),
-        (m.tcp_dst, OxmField::TcpDst),
-        (m.udp_src, OxmField::UdpSrc),
-        (m.udp_dst, OxmField::UdpDst),
-    ];
-    for (v, mk) in ports {
-        if let Some(v) = v {
-            f.push(mk(ex(v)));
-        }
-    }
-    let icmp: [(Option<u8>, fn(of::Masked<u8>) -> OxmField); 2] = [
-        (m.icmpv4_type, OxmField::Icmpv4Type),
-        (m.icmpv4_code, OxmField::Icmpv4Code),
-    ];
-    for (v, mk) in icmp {
-        if let Some(v) = v {
-            f.push(mk(ex(v)));
-        }
-    }
-    if let Some(v) = m.arp_op {
-        f.push(OxmField::ArpOp(ex(v)));
-    }
-    let arp: [(
-        Option<Masked<Ipv4Addr>>,
-        fn(of::Masked<Ipv4Addr>) -> OxmField,
-    ); 2] = [(m.arp_spa, OxmField::ArpSpa), (m.arp_tpa, OxmField::ArpTpa)];
-    for (v, mk) in arp {
-        if let Some(v) = v {
-            f.push(mk(unmasked(v)));
-        }
-    }
-    let v6: [(
-        Option<Masked<Ipv6Addr>>,
-        fn(of::Masked<Ipv6Addr>) -> OxmField,
-    ); 2] = [
-        (m.ipv6_src, OxmField::Ipv6Src),
-        (m.ipv6_dst, OxmField::Ipv6Dst),
-    ];
-    for (v, mk) in v6 {
-        if let Some(v) = v {
-            f.push(mk(unmasked(v)));
-        }
-    }
-    let icmp6: [(Option<u8>, fn(of::Masked<u8>) -> OxmField); 2] = [
-        (m.icmpv6_type, OxmField::Icmpv6Type),
-        (m.icmpv6_code, OxmField::Icmpv6Code),
-    ];
-    for (v, mk) in icmp6 {
-        if let Some(v) = v {
-            f.push(mk(ex(v)));
-        }
-    }
+            M::with_mask(v.value, v.mask)
+        })
+    });
+    opt(&mut f, m.vlan_pcp, |v| F::VlanPcp(M::exact(v)));
+    opt(&mut f, m.ip_dscp, |v| F::IpDscp(M::exact(v)));
+    opt(&mut f, m.ip_proto, |v| F::IpProto(M::exact(v)));
+    opt(&mut f, m.ipv4_src, |v| F::Ipv4Src(unmasked(v)));
+    opt(&mut f, m.ipv4_dst, |v| F::Ipv4Dst(unmasked(v)));
+    opt(&mut f, m.tcp_src, |v| F::TcpSrc(M::exact(v)));
+    opt(&mut f, m.tcp_dst, |v| F::TcpDst(M::exact(v)));
+    opt(&mut f, m.udp_src, |v| F::UdpSrc(M::exact(v)));
+    opt(&mut f, m.udp_dst, |v| F::UdpDst(M::exact(v)));
+    opt(&mut f, m.icmpv4_type, |v| F::Icmpv4Type(M::exact(v)));
+    opt(&mut f, m.icmpv4_code, |v| F::Icmpv4Code(M::exact(v)));
+    opt(&mut f, m.arp_op, |v| F::ArpOp(M::exact(v)));
+    opt(&mut f, m.arp_spa, |v| F::ArpSpa(unmasked(v)));
+    opt(&mut f, m.arp_tpa, |v| F::ArpTpa(unmasked(v)));
+    opt(&mut f, m.ipv6_src, |v| F::Ipv6Src(unmasked(v)));
+    opt(&mut f, m.ipv6_dst, |v| F::Ipv6Dst(unmasked(v)));
+    opt(&mut f, m.icmpv6_type, |v| F::Icmpv6Type(M::exact(v)));
+    opt(&mut f, m.icmpv6_code, |v| F::Icmpv6Code(M::exact(v)));
     of::Match::new(f)
 }
 
@@ -491,6 +427,8 @@ mod tests {
     use bytes::Bytes;
     use lime_openflow::consts::{ErrorType, OFP_NO_BUFFER, ethertype, group};
 
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
 
     fn sample_match() -> of::Match {
@@ -607,7 +545,7 @@ mod tests {
             },
         ] {
             assert_eq!(
-                code_of(instructions_from_of(&[i.clone()])),
+                code_of(instructions_from_of(std::slice::from_ref(&i))),
                 bad_inst,
                 "{i:?}"
             );

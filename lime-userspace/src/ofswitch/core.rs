@@ -1,0 +1,1033 @@
+//! The switch core: one thread that owns the [`Fabric`] and the OpenFlow state of every
+//! virtual switch ([`VswitchOf`]). Connections, packet-in readers and the control socket
+//! talk to it only through [`Cmd`]s on one channel, so every state change is serialized
+//! and a BARRIER_REPLY, queued after the core finished everything before it, is sent
+//! only once those changes are in the kernel.
+//!
+//! Consecutive FLOW_MODs of one virtual switch waiting in the channel are applied as one
+//! batch (one datapath version, one reclaim grace): ordering inside the batch is kept,
+//! each failing flow-mod is answered on its own xid and changes nothing, and any other
+//! message (a barrier in particular) ends the batch.
+use std::{
+    collections::BTreeMap,
+    sync::mpsc::{Receiver, RecvTimeoutError},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use lime_common::{action::port_no, stats::RuleStats};
+use lime_lab::FailMode;
+use lime_openflow::{
+    self as of, ErrorMsg, FeaturesReply, FlowRemoved, Message, MultipartReply, MultipartReplyBody,
+    MultipartRequestBody, PacketIn, PortDesc, Role,
+    consts::{
+        ControllerRole, FlowRemovedReason, OFP_NO_BUFFER, capabilities, group, multipart_flags,
+        port, port_features, port_state, table,
+    },
+    multipart::{
+        desc::Desc,
+        flow::{AggregateStats, FlowStats, FlowStatsRequest},
+        port_stats::PortStats,
+        table::TableStats,
+    },
+};
+
+use super::{
+    dump::FlowDump,
+    features::table_features,
+    state::{Conn, ConnId, Outbox, Standalone, VswitchOf, default_async},
+    translate::{self, OfError},
+};
+use crate::{
+    datapath::packet_io,
+    fabric::Fabric,
+    flow::{self, Action, Instructions, Rule},
+    vswitch::{self, Command, FlowEntry, FlowMod},
+};
+
+/// How often expired entries are looked for.
+pub const SWEEP: Duration = Duration::from_millis(100);
+
+/// Flow-mods applied as one batch at most.
+pub const MAX_BATCH: usize = 200_000;
+
+/// Flow stats per multipart reply message (each well under 64 KiB).
+const FLOWS_PER_REPLY: usize = 100;
+
+/// Cookie of the table-miss entry fail-standalone installs.
+pub const STANDALONE_COOKIE: u64 = 0x4c49_4d45_5354_414e;
+
+/// A request to the core.
+pub enum Cmd {
+    /// A controller connected (after HELLO) to virtual switch `vswitch`.
+    Connect {
+        /// Index of the virtual switch.
+        vswitch: usize,
+        /// Connection id.
+        conn: ConnId,
+        /// Peer, for logs.
+        peer: String,
+        /// Where its messages go.
+        outbox: Outbox,
+    },
+    /// It went away.
+    Disconnect {
+        /// Connection id.
+        conn: ConnId,
+    },
+    /// A decoded message from it.
+    Msg {
+        /// Connection id.
+        conn: ConnId,
+        /// Its xid.
+        xid: u32,
+        /// The message.
+        msg: Box<Message>,
+        /// The frame's first bytes (for the data of an OFPT_ERROR).
+        head: Bytes,
+    },
+    /// Packet-ins read from one physical switch's datapath.
+    PacketIns(Vec<packet_io::PacketIn>),
+    /// The flow table of a virtual switch, for `lime dump-flows`.
+    DumpFlows {
+        /// Virtual switch name.
+        vswitch: String,
+        /// Where the answer goes.
+        reply: std::sync::mpsc::Sender<Result<Vec<FlowDump>, String>>,
+    },
+    /// Names of the virtual switches and their controllers, for `lime run` status.
+    Status {
+        /// Where the answer goes.
+        reply: std::sync::mpsc::Sender<Vec<(String, usize)>>,
+    },
+    /// Stop and hand the fabric back.
+    Shutdown,
+}
+
+/// The core's state.
+pub struct Core {
+    fabric: Fabric,
+    vswitches: Vec<VswitchOf>,
+    /// Connection → virtual switch index.
+    conn_vsw: BTreeMap<ConnId, usize>,
+    /// A command taken from the channel that ended a batch.
+    pending: Option<Cmd>,
+    /// Counters, for logs and the benchmark.
+    pub stats: CoreStats,
+}
+
+/// What the core did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CoreStats {
+    /// Flow-mods applied (successfully).
+    pub flow_mods: u64,
+    /// Batches they came in.
+    pub batches: u64,
+    /// Packet-ins delivered to controllers.
+    pub packet_ins: u64,
+    /// Packet-ins dropped (no controller, or its outbox full).
+    pub packet_ins_dropped: u64,
+}
+
+fn now_mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+fn duration_parts(d: Duration) -> (u32, u32) {
+    (
+        u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
+        d.subsec_nanos(),
+    )
+}
+
+fn error_msg(e: &OfError, head: &Bytes) -> Message {
+    Message::Error(ErrorMsg::from_code(e.code(), head.clone()))
+}
+
+impl Core {
+    /// A core over `fabric` with the OpenFlow state of each of its virtual switches.
+    #[must_use]
+    pub fn new(fabric: Fabric, vswitches: Vec<VswitchOf>) -> Self {
+        Self {
+            fabric,
+            vswitches,
+            conn_vsw: BTreeMap::new(),
+            pending: None,
+            stats: CoreStats::default(),
+        }
+    }
+
+    /// Serve commands until [`Cmd::Shutdown`] or until every sender is gone; returns the
+    /// fabric.
+    pub fn run(mut self, rx: &Receiver<Cmd>) -> Fabric {
+        for i in 0..self.vswitches.len() {
+            self.update_fail_mode(i);
+        }
+        let mut next_sweep = Instant::now() + SWEEP;
+        loop {
+            let cmd = match self.pending.take() {
+                Some(c) => c,
+                None => {
+                    let wait = next_sweep.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(c) => c,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.sweep();
+                            next_sweep = Instant::now() + SWEEP;
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            if Instant::now() >= next_sweep {
+                self.sweep();
+                next_sweep = Instant::now() + SWEEP;
+            }
+            match cmd {
+                Cmd::Shutdown => break,
+                Cmd::Msg {
+                    conn,
+                    xid,
+                    msg,
+                    head,
+                } if matches!(*msg, Message::FlowMod(_)) => {
+                    self.flow_mod_batch(rx, conn, xid, *msg, head);
+                }
+                other => self.handle(other),
+            }
+        }
+        self.fabric
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Connect {
+                vswitch,
+                conn,
+                peer,
+                outbox,
+            } => {
+                if let Some(v) = self.vswitches.get_mut(vswitch) {
+                    eprintln!("lime: {}: controller {peer} connected", v.name);
+                    v.conns.insert(
+                        conn,
+                        Conn {
+                            peer,
+                            role: ControllerRole::Equal,
+                            async_config: default_async(),
+                            outbox,
+                            dropped: 0,
+                        },
+                    );
+                    self.conn_vsw.insert(conn, vswitch);
+                    self.update_fail_mode(vswitch);
+                }
+            }
+            Cmd::Disconnect { conn } => {
+                if let Some(i) = self.conn_vsw.remove(&conn) {
+                    if let Some(c) = self.vswitches[i].conns.remove(&conn) {
+                        eprintln!(
+                            "lime: {}: controller {} disconnected",
+                            self.vswitches[i].name, c.peer
+                        );
+                    }
+                    self.update_fail_mode(i);
+                }
+            }
+            Cmd::Msg {
+                conn,
+                xid,
+                msg,
+                head,
+            } => self.message(conn, xid, *msg, &head),
+            Cmd::PacketIns(pins) => {
+                for p in pins {
+                    self.packet_in(&p);
+                }
+            }
+            Cmd::DumpFlows { vswitch, reply } => {
+                let _ = reply.send(self.dump(&vswitch));
+            }
+            Cmd::Status { reply } => {
+                let _ = reply.send(
+                    self.vswitches
+                        .iter()
+                        .map(|v| (v.name.clone(), v.conns.len()))
+                        .collect(),
+                );
+            }
+            Cmd::Shutdown => {}
+        }
+    }
+
+    fn reply(&self, conn: ConnId, xid: u32, msg: &Message) {
+        if let Some(c) = self
+            .conn_vsw
+            .get(&conn)
+            .and_then(|i| self.vswitches[*i].conns.get(&conn))
+        {
+            // A full outbox means the controller stopped reading; its writer closes it.
+            let _ = c.outbox.send(xid, msg);
+        }
+    }
+
+    fn role_of(&self, conn: ConnId) -> ControllerRole {
+        self.conn_vsw
+            .get(&conn)
+            .and_then(|i| self.vswitches[*i].conns.get(&conn))
+            .map_or(ControllerRole::Equal, |c| c.role)
+    }
+
+    fn message(&mut self, conn: ConnId, xid: u32, msg: Message, head: &Bytes) {
+        let Some(&vi) = self.conn_vsw.get(&conn) else {
+            return;
+        };
+        let result = match msg {
+            Message::FeaturesRequest => {
+                let v = &self.vswitches[vi];
+                Ok(Some(Message::FeaturesReply(FeaturesReply {
+                    datapath_id: v.dpid,
+                    n_buffers: 0,
+                    n_tables: u8::try_from(lime_common::limits::MAX_TABLES).unwrap_or(u8::MAX),
+                    auxiliary_id: 0,
+                    capabilities: capabilities::FLOW_STATS
+                        | capabilities::TABLE_STATS
+                        | capabilities::PORT_STATS,
+                    reserved: 0,
+                })))
+            }
+            Message::GetConfigRequest => {
+                Ok(Some(Message::GetConfigReply(self.vswitches[vi].config)))
+            }
+            Message::SetConfig(c) => {
+                self.vswitches[vi].config = c;
+                Ok(None)
+            }
+            Message::BarrierRequest => Ok(Some(Message::BarrierReply)),
+            Message::GetAsyncRequest => Ok(Some(Message::GetAsyncReply(
+                self.vswitches[vi]
+                    .conns
+                    .get(&conn)
+                    .map_or_else(default_async, |c| c.async_config),
+            ))),
+            Message::SetAsync(a) => {
+                if let Some(c) = self.vswitches[vi].conns.get_mut(&conn) {
+                    c.async_config = a;
+                }
+                Ok(None)
+            }
+            Message::RoleRequest(r) => self.role_request(vi, conn, &r).map(Some),
+            Message::PacketOut(po) => {
+                if self.role_of(conn) == ControllerRole::Slave {
+                    Err(OfError::IsSlave)
+                } else {
+                    self.packet_out(vi, &po).map(|()| None)
+                }
+            }
+            Message::MultipartRequest(req) => match self.multipart(vi, &req.body) {
+                Ok(replies) => {
+                    for r in replies {
+                        self.reply(conn, xid, &Message::MultipartReply(r));
+                    }
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+            Message::FlowMod(_) => Ok(None), // batched in `run`
+            // Replies and the switch's own messages make no sense from a controller.
+            Message::Error(_) | Message::EchoReply(_) | Message::Hello(_) => Ok(None),
+            Message::EchoRequest(e) => Ok(Some(Message::EchoReply(e.reply()))),
+            other => Err(OfError::BadType {
+                msg_type: other.msg_type().to_raw(),
+            }),
+        };
+        match result {
+            Ok(Some(m)) => self.reply(conn, xid, &m),
+            Ok(None) => {}
+            Err(e) => self.reply(conn, xid, &error_msg(&e, head)),
+        }
+    }
+
+    // ----- flow-mods -----
+
+    /// Apply `first` and every flow-mod for the same virtual switch queued right behind
+    /// it as one batch.
+    fn flow_mod_batch(
+        &mut self,
+        rx: &Receiver<Cmd>,
+        conn: ConnId,
+        xid: u32,
+        first: Message,
+        head: Bytes,
+    ) {
+        let Some(&vi) = self.conn_vsw.get(&conn) else {
+            return;
+        };
+        let mut items = vec![(conn, xid, first, head)];
+        while items.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Cmd::Msg {
+                    conn,
+                    xid,
+                    msg,
+                    head,
+                }) if matches!(*msg, Message::FlowMod(_))
+                    && self.conn_vsw.get(&conn) == Some(&vi) =>
+                {
+                    items.push((conn, xid, *msg, head));
+                }
+                Ok(other) => {
+                    self.pending = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        // Translate; refusals are answered now, the rest go to the flow table.
+        let mut fms: Vec<FlowMod> = Vec::with_capacity(items.len());
+        let mut origin: Vec<(ConnId, u32, usize)> = Vec::with_capacity(items.len());
+        let mut buffer_errors = Vec::new();
+        for (i, (conn, xid, msg, head)) in items.iter().enumerate() {
+            let Message::FlowMod(ofm) = msg else { continue };
+            if self.role_of(*conn) == ControllerRole::Slave {
+                self.reply(*conn, *xid, &error_msg(&OfError::IsSlave, head));
+                continue;
+            }
+            // No flow outputs to a group, so a delete filtered on one matches nothing.
+            if !ofm.is_add_or_modify() && ofm.out_group != group::ANY {
+                continue;
+            }
+            match translate::flow_mod_from_of(ofm) {
+                Ok(fm) => {
+                    if ofm.buffer_id != OFP_NO_BUFFER {
+                        buffer_errors.push(i);
+                    }
+                    fms.push(fm);
+                    origin.push((*conn, *xid, i));
+                }
+                Err(e) => self.reply(*conn, *xid, &error_msg(&e, head)),
+            }
+        }
+        if fms.is_empty() {
+            return;
+        }
+        let v = &mut self.vswitches[vi];
+        let results = match v.table.apply_batch(&mut self.fabric, &fms) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("lime: {}: publishing flow-mods failed: {e}", v.name);
+                let err = OfError::Datapath(e.to_string());
+                for (conn, xid, i) in &origin {
+                    self.reply(*conn, *xid, &error_msg(&err, &items[*i].3));
+                }
+                return;
+            }
+        };
+        self.stats.batches += 1;
+        let mut removed_msgs = Vec::new();
+        for ((conn, xid, i), (res, fm)) in origin.iter().zip(results.into_iter().zip(&fms)) {
+            match res {
+                Ok(out) => {
+                    self.stats.flow_mods += 1;
+                    if matches!(fm.command, Command::Delete | Command::DeleteStrict) {
+                        for (e, st) in out.removed {
+                            removed_msgs.push((e, st, FlowRemovedReason::Delete));
+                        }
+                    }
+                    if buffer_errors.contains(i)
+                        && let Message::FlowMod(ofm) = &items[*i].2
+                    {
+                        // The flow-mod applied; the packet it names does not exist.
+                        let e = OfError::BufferUnknown {
+                            buffer_id: ofm.buffer_id,
+                        };
+                        self.reply(*conn, *xid, &error_msg(&e, &items[*i].3));
+                    }
+                }
+                Err(e) => self.reply(*conn, *xid, &error_msg(&OfError::FlowMod(e), &items[*i].3)),
+            }
+        }
+        for (e, st, reason) in removed_msgs {
+            self.flow_removed(vi, &e, st, reason);
+        }
+    }
+
+    /// Send FLOW_REMOVED for an entry that had SEND_FLOW_REM, to every controller whose
+    /// async config asks for `reason`.
+    fn flow_removed(&mut self, vi: usize, e: &FlowEntry, st: RuleStats, reason: FlowRemovedReason) {
+        if e.rule.flags & vswitch::flags::SEND_FLOW_REM == 0 {
+            return;
+        }
+        let (duration_sec, duration_nsec) = duration_parts(e.added.elapsed());
+        let msg = Message::FlowRemoved(FlowRemoved {
+            cookie: e.rule.cookie,
+            priority: e.rule.priority,
+            reason: reason.to_raw(),
+            table_id: e.rule.table,
+            duration_sec,
+            duration_nsec,
+            idle_timeout: e.rule.idle_timeout,
+            hard_timeout: e.rule.hard_timeout,
+            packet_count: st.packets,
+            byte_count: st.bytes,
+            r#match: translate::match_to_of(&e.rule.matches),
+        });
+        let bit = 1u32 << reason.to_raw();
+        for c in self.vswitches[vi].conns.values_mut() {
+            if async_wants(&c.async_config.flow_removed_mask, c.role, bit)
+                && c.outbox.send(0, &msg).is_err()
+            {
+                c.dropped += 1;
+            }
+        }
+    }
+
+    /// Remove entries whose idle or hard timeout passed (spec 5.5), with FLOW_REMOVED.
+    fn sweep(&mut self) {
+        let now = now_mono_ns();
+        for vi in 0..self.vswitches.len() {
+            let mut expired: Vec<(u64, FlowRemovedReason)> = Vec::new();
+            {
+                let v = &self.vswitches[vi];
+                for e in v.table.entries() {
+                    let (idle, hard) = (e.rule.idle_timeout, e.rule.hard_timeout);
+                    if idle == 0 && hard == 0 {
+                        continue;
+                    }
+                    let age = e.added.elapsed();
+                    if hard != 0 && age >= Duration::from_secs(u64::from(hard)) {
+                        expired.push((e.id, FlowRemovedReason::HardTimeout));
+                        continue;
+                    }
+                    if idle != 0 {
+                        let added_ns =
+                            now.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
+                        let last = match v.table.stats(&self.fabric, e.id) {
+                            Ok(st) => st.last_hit_ns.max(added_ns),
+                            Err(_) => continue,
+                        };
+                        if now.saturating_sub(last) >= u64::from(idle) * 1_000_000_000 {
+                            expired.push((e.id, FlowRemovedReason::IdleTimeout));
+                        }
+                    }
+                }
+            }
+            if expired.is_empty() {
+                continue;
+            }
+            let ids: Vec<u64> = expired.iter().map(|(id, _)| *id).collect();
+            let v = &mut self.vswitches[vi];
+            match v.table.remove(&mut self.fabric, &ids) {
+                Ok(removed) => {
+                    for (e, st) in removed {
+                        let reason = expired
+                            .iter()
+                            .find(|(id, _)| *id == e.id)
+                            .map_or(FlowRemovedReason::IdleTimeout, |(_, r)| *r);
+                        self.flow_removed(vi, &e, st, reason);
+                    }
+                }
+                Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
+            }
+        }
+    }
+
+    // ----- roles -----
+
+    fn role_request(&mut self, vi: usize, conn: ConnId, r: &Role) -> Result<Message, OfError> {
+        let v = &mut self.vswitches[vi];
+        let current = v.conns.get(&conn).map_or(ControllerRole::Equal, |c| c.role);
+        match r.role {
+            ControllerRole::NoChange => {}
+            ControllerRole::Equal => {
+                if let Some(c) = v.conns.get_mut(&conn) {
+                    c.role = ControllerRole::Equal;
+                }
+            }
+            ControllerRole::Master | ControllerRole::Slave => {
+                // Spec 6.3.5: a generation id older than the newest seen is stale
+                // (compared as a signed distance, so it wraps).
+                if let Some(g) = v.generation_id
+                    && (r.generation_id.wrapping_sub(g) as i64) < 0
+                {
+                    return Err(OfError::StaleRole {
+                        generation_id: r.generation_id,
+                    });
+                }
+                v.generation_id = Some(r.generation_id);
+                if r.role == ControllerRole::Master {
+                    for (id, c) in &mut v.conns {
+                        if *id != conn && c.role == ControllerRole::Master {
+                            c.role = ControllerRole::Slave;
+                        }
+                    }
+                }
+                if let Some(c) = v.conns.get_mut(&conn) {
+                    c.role = r.role;
+                }
+            }
+        }
+        let role = if r.role == ControllerRole::NoChange {
+            current
+        } else {
+            r.role
+        };
+        Ok(Message::RoleReply(Role {
+            role,
+            generation_id: v.generation_id.unwrap_or(r.generation_id),
+        }))
+    }
+
+    // ----- packet-in / packet-out -----
+
+    fn packet_in(&mut self, p: &packet_io::PacketIn) {
+        let Some(vi) = self
+            .vswitches
+            .iter()
+            .position(|v| v.dp_id == p.meta.vswitch)
+        else {
+            return;
+        };
+        if self.vswitches[vi].standalone.is_some() {
+            self.standalone_packet(vi, p.meta.in_port, &p.frame);
+            return;
+        }
+        let mut fields = vec![of::OxmField::InPort(of::Masked::exact(p.meta.in_port))];
+        if p.meta.metadata != 0 {
+            fields.push(of::OxmField::Metadata(of::Masked::exact(p.meta.metadata)));
+        }
+        let msg = Message::PacketIn(PacketIn {
+            buffer_id: OFP_NO_BUFFER,
+            total_len: u16::try_from(p.meta.frame_len).unwrap_or(u16::MAX),
+            reason: p.meta.reason,
+            table_id: p.meta.table,
+            cookie: p.meta.cookie,
+            r#match: of::Match::new(fields),
+            data: Bytes::copy_from_slice(&p.frame),
+        });
+        let bit = 1u32 << p.meta.reason.min(31);
+        let mut delivered = false;
+        for c in self.vswitches[vi].conns.values_mut() {
+            if !async_wants(&c.async_config.packet_in_mask, c.role, bit) {
+                continue;
+            }
+            if c.outbox.send(0, &msg).is_ok() {
+                delivered = true;
+            } else {
+                c.dropped += 1;
+            }
+        }
+        if delivered {
+            self.stats.packet_ins += 1;
+        } else {
+            self.stats.packet_ins_dropped += 1;
+        }
+    }
+
+    /// Inject `frame` from `in_port` to each of `outs` (virtual ports or OFPP_TABLE), at
+    /// the physical switch where `in_port` lives (any for OFPP_CONTROLLER).
+    fn inject(&self, vi: usize, in_port: u32, outs: &[u32], frame: &[u8]) -> Result<(), OfError> {
+        let v = &self.vswitches[vi];
+        let switch = v
+            .port(in_port)
+            .map(|p| p.switch.clone())
+            .or_else(|| self.fabric.datapaths().next().map(|(s, _)| s.clone()))
+            .ok_or(OfError::BadPort { port: in_port })?;
+        let dp = self
+            .fabric
+            .datapath(&switch)
+            .ok_or(OfError::BadPort { port: in_port })?;
+        for &out in outs {
+            dp.packet_out(v.dp_id, in_port, out, frame)
+                .map_err(|e| OfError::Datapath(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn packet_out(&mut self, vi: usize, po: &of::PacketOut) -> Result<(), OfError> {
+        if po.buffer_id != OFP_NO_BUFFER {
+            return Err(OfError::BufferUnknown {
+                buffer_id: po.buffer_id,
+            });
+        }
+        if po.data.is_empty() {
+            return Err(OfError::NoPacket);
+        }
+        let v = &self.vswitches[vi];
+        if po.in_port != port::CONTROLLER && po.in_port != port::ANY && v.port(po.in_port).is_none()
+        {
+            return Err(OfError::BadPort { port: po.in_port });
+        }
+        let actions: Vec<Action> = po
+            .actions
+            .iter()
+            .map(translate::action_from_of)
+            .collect::<Result<_, _>>()?;
+        // Header changes are made here, on the frame; outputs are injected as they come.
+        let mut frame = po.data.to_vec();
+        let mut plan: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
+        for a in &actions {
+            match *a {
+                Action::Output { port: p, .. } => {
+                    let outs: Vec<u32> = match p {
+                        port_no::FLOOD | port_no::ALL => v
+                            .ports
+                            .iter()
+                            .map(|x| x.port_no)
+                            .filter(|x| *x != po.in_port)
+                            .collect(),
+                        port_no::IN_PORT => vec![po.in_port],
+                        port_no::TABLE => vec![port_no::TABLE],
+                        p if v.port(p).is_some() => vec![p],
+                        p => return Err(OfError::BadPacketOutPort { port: p }),
+                    };
+                    if outs.contains(&port::CONTROLLER) || outs.contains(&port::ANY) {
+                        return Err(OfError::BadPacketOutPort { port: p });
+                    }
+                    plan.push((frame.clone(), outs));
+                }
+                other => edit_frame(&mut frame, &other)?,
+            }
+        }
+        for (f, outs) in plan {
+            self.inject(vi, po.in_port, &outs, &f)?;
+        }
+        Ok(())
+    }
+
+    // ----- fail-standalone -----
+
+    /// Enter or leave fail-standalone as controllers come and go.
+    fn update_fail_mode(&mut self, vi: usize) {
+        let v = &mut self.vswitches[vi];
+        let want = v.fail_mode == FailMode::Standalone && v.conns.is_empty();
+        match (want, v.standalone.is_some()) {
+            (true, false) => {
+                let mut rule = Rule::new(
+                    0,
+                    0,
+                    flow::Match::default(),
+                    Instructions::apply(vec![Action::output(port_no::CONTROLLER)]),
+                );
+                rule.cookie = STANDALONE_COOKIE;
+                let miss_entry = match v.table.apply(&mut self.fabric, &FlowMod::add(rule)) {
+                    Ok(o) => o.added.first().copied(),
+                    Err(e) => {
+                        eprintln!("lime: {}: fail-standalone: {e}", v.name);
+                        None
+                    }
+                };
+                v.standalone = Some(Standalone {
+                    miss_entry,
+                    ..Standalone::default()
+                });
+            }
+            (false, true) => {
+                if let Some(id) = v.standalone.take().and_then(|s| s.miss_entry)
+                    && let Err(e) = v.table.remove(&mut self.fabric, &[id])
+                {
+                    eprintln!("lime: {}: leaving fail-standalone: {e}", v.name);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Learning switch: remember where the source lives, send to where the destination
+    /// lives, flood if unknown.
+    fn standalone_packet(&mut self, vi: usize, in_port: u32, frame: &[u8]) {
+        if frame.len() < 14 {
+            return;
+        }
+        let mut dst = [0u8; 6];
+        let mut src = [0u8; 6];
+        dst.copy_from_slice(&frame[..6]);
+        src.copy_from_slice(&frame[6..12]);
+        let v = &mut self.vswitches[vi];
+        let Some(st) = v.standalone.as_mut() else {
+            return;
+        };
+        if src[0] & 1 == 0 {
+            st.macs.insert(src, in_port);
+        }
+        let outs: Vec<u32> = match st.macs.get(&dst) {
+            Some(&p) if dst[0] & 1 == 0 && p != in_port => vec![p],
+            Some(_) if dst[0] & 1 == 0 => Vec::new(),
+            _ => v
+                .ports
+                .iter()
+                .map(|p| p.port_no)
+                .filter(|p| *p != in_port)
+                .collect(),
+        };
+        if let Err(e) = self.inject(vi, in_port, &outs, frame) {
+            eprintln!(
+                "lime: {}: fail-standalone forwarding: {e}",
+                self.vswitches[vi].name
+            );
+        }
+    }
+
+    // ----- multipart -----
+
+    fn flow_selected(e: &FlowEntry, req: &FlowStatsRequest) -> bool {
+        let key = translate::match_from_of(&req.r#match).compile();
+        (req.table_id == table::ALL || e.rule.table == req.table_id)
+            && (e.rule.cookie & req.cookie_mask) == (req.cookie & req.cookie_mask)
+            && (req.out_port == port::ANY || e.rule.instructions.outputs_to(req.out_port))
+            && req.out_group == group::ANY
+            && flow::matching::covers(&key, &e.key)
+    }
+
+    fn entry_stats(&self, vi: usize, e: &FlowEntry) -> RuleStats {
+        self.vswitches[vi]
+            .table
+            .stats(&self.fabric, e.id)
+            .unwrap_or_default()
+    }
+
+    fn multipart(
+        &self,
+        vi: usize,
+        body: &MultipartRequestBody,
+    ) -> Result<Vec<MultipartReply>, OfError> {
+        let v = &self.vswitches[vi];
+        let one = |b: MultipartReplyBody| Ok(vec![MultipartReply::new(b)]);
+        match body {
+            MultipartRequestBody::Desc => one(MultipartReplyBody::Desc(Desc {
+                mfr_desc: "LIME".into(),
+                hw_desc: "LIME eBPF virtual switch".into(),
+                sw_desc: format!("lime {}", env!("CARGO_PKG_VERSION")),
+                serial_num: v.name.clone(),
+                dp_desc: format!("{} (tenant {})", v.name, v.tenant),
+            })),
+            MultipartRequestBody::Flow(req) => {
+                let stats: Vec<FlowStats> = v
+                    .table
+                    .entries()
+                    .filter(|e| Self::flow_selected(e, req))
+                    .map(|e| {
+                        let st = self.entry_stats(vi, e);
+                        let (duration_sec, duration_nsec) = duration_parts(e.added.elapsed());
+                        FlowStats {
+                            table_id: e.rule.table,
+                            duration_sec,
+                            duration_nsec,
+                            priority: e.rule.priority,
+                            idle_timeout: e.rule.idle_timeout,
+                            hard_timeout: e.rule.hard_timeout,
+                            flags: e.rule.flags,
+                            cookie: e.rule.cookie,
+                            packet_count: st.packets,
+                            byte_count: st.bytes,
+                            r#match: translate::match_to_of(&e.rule.matches),
+                            instructions: translate::instructions_to_of(&e.rule.instructions),
+                        }
+                    })
+                    .collect();
+                Ok(split(stats, FLOWS_PER_REPLY, MultipartReplyBody::Flow))
+            }
+            MultipartRequestBody::Aggregate(req) => {
+                let mut agg = AggregateStats {
+                    packet_count: 0,
+                    byte_count: 0,
+                    flow_count: 0,
+                };
+                for e in v.table.entries().filter(|e| Self::flow_selected(e, req)) {
+                    let st = self.entry_stats(vi, e);
+                    agg.packet_count += st.packets;
+                    agg.byte_count += st.bytes;
+                    agg.flow_count += 1;
+                }
+                one(MultipartReplyBody::Aggregate(agg))
+            }
+            MultipartRequestBody::Table => {
+                let mut tables: Vec<TableStats> = (0..lime_common::limits::MAX_TABLES)
+                    .map(|t| TableStats {
+                        table_id: u8::try_from(t).unwrap_or(u8::MAX),
+                        active_count: 0,
+                        lookup_count: 0,
+                        matched_count: 0,
+                    })
+                    .collect();
+                for e in v.table.entries() {
+                    if let Some(t) = tables.get_mut(usize::from(e.rule.table)) {
+                        t.active_count += 1;
+                        t.matched_count += self.entry_stats(vi, e).packets;
+                    }
+                }
+                // The datapath counts hits per rule, not lookups per table: a lookup
+                // that missed every entry is not counted.
+                for t in &mut tables {
+                    t.lookup_count = t.matched_count;
+                }
+                one(MultipartReplyBody::Table(tables))
+            }
+            MultipartRequestBody::PortStats { port_no } => {
+                let mut out = Vec::new();
+                for p in v
+                    .ports
+                    .iter()
+                    .filter(|p| *port_no == port::ANY || p.port_no == *port_no)
+                {
+                    let st = self
+                        .fabric
+                        .datapath(&p.switch)
+                        .and_then(|d| d.port_stats(p.ifindex).ok())
+                        .unwrap_or_default();
+                    out.push(PortStats {
+                        port_no: p.port_no,
+                        rx_packets: st.rx_packets,
+                        tx_packets: st.tx_packets,
+                        rx_bytes: st.rx_bytes,
+                        tx_bytes: st.tx_bytes,
+                        rx_dropped: st.rx_dropped,
+                        tx_dropped: 0,
+                        rx_errors: 0,
+                        tx_errors: st.tx_errors,
+                        rx_frame_err: 0,
+                        rx_over_err: 0,
+                        rx_crc_err: 0,
+                        collisions: 0,
+                        duration_sec: 0,
+                        duration_nsec: 0,
+                    });
+                }
+                if out.is_empty() && *port_no != port::ANY {
+                    return Err(OfError::BadPort { port: *port_no });
+                }
+                one(MultipartReplyBody::PortStats(out))
+            }
+            MultipartRequestBody::PortDesc => one(MultipartReplyBody::PortDesc(
+                v.ports.iter().map(port_desc).collect(),
+            )),
+            MultipartRequestBody::TableFeatures(set) => {
+                if !set.is_empty() {
+                    return Err(OfError::TablesFixed);
+                }
+                Ok(split(
+                    table_features(),
+                    2,
+                    MultipartReplyBody::TableFeatures,
+                ))
+            }
+        }
+    }
+
+    // ----- dump-flows -----
+
+    fn dump(&self, name: &str) -> Result<Vec<FlowDump>, String> {
+        let vi = self
+            .vswitches
+            .iter()
+            .position(|v| v.name == name)
+            .ok_or_else(|| format!("no virtual switch {name:?}"))?;
+        let v = &self.vswitches[vi];
+        let mut out: Vec<FlowDump> = v
+            .table
+            .entries()
+            .map(|e| FlowDump::new(e, self.entry_stats(vi, e)))
+            .collect();
+        out.sort_by(|a, b| {
+            a.table
+                .cmp(&b.table)
+                .then(b.priority.cmp(&a.priority))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+}
+
+/// Whether a connection's async mask (index 0: master/equal, 1: slave) has `bit`.
+fn async_wants(mask: &[u32; 2], role: ControllerRole, bit: u32) -> bool {
+    let i = usize::from(role == ControllerRole::Slave);
+    mask[i] & bit != 0
+}
+
+fn split<T>(
+    items: Vec<T>,
+    per: usize,
+    mk: fn(Vec<T>) -> MultipartReplyBody,
+) -> Vec<MultipartReply> {
+    if items.is_empty() {
+        return vec![MultipartReply::new(mk(Vec::new()))];
+    }
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(per).collect());
+    }
+    let n = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| MultipartReply {
+            flags: if i + 1 < n {
+                multipart_flags::REPLY_MORE
+            } else {
+                0
+            },
+            body: mk(c),
+        })
+        .collect()
+}
+
+fn port_desc(p: &super::state::VPort) -> PortDesc {
+    let mut name = p.ifname.clone();
+    name.truncate(15);
+    PortDesc {
+        port_no: p.port_no,
+        hw_addr: p.mac,
+        name,
+        config: 0,
+        state: port_state::LIVE,
+        curr: port_features::F_10GB_FD | port_features::COPPER,
+        advertised: 0,
+        supported: 0,
+        peer: 0,
+        curr_speed: 10_000_000,
+        max_speed: 10_000_000,
+    }
+}
+
+/// Apply a header-changing action to a packet-out frame (spec 5.12 semantics, as the
+/// datapath applies them to packets).
+fn edit_frame(frame: &mut Vec<u8>, a: &Action) -> Result<(), OfError> {
+    let tagged = |f: &[u8]| f.len() >= 18 && matches!([f[12], f[13]], [0x81, 0x00] | [0x88, 0xa8]);
+    match *a {
+        Action::SetEthDst(mac) if frame.len() >= 14 => frame[..6].copy_from_slice(&mac),
+        Action::SetEthSrc(mac) if frame.len() >= 14 => frame[6..12].copy_from_slice(&mac),
+        Action::SetVlanVid(vid) if tagged(frame) => {
+            let tci = u16::from_be_bytes([frame[14], frame[15]]);
+            let tci = (tci & 0xf000) | (vid & 0x0fff);
+            frame[14..16].copy_from_slice(&tci.to_be_bytes());
+        }
+        Action::PushVlan(tpid) if frame.len() >= 14 => {
+            // A new outer tag copies the inner VID/PCP if there is one (spec 7.2.5).
+            let tci = if tagged(frame) {
+                [frame[14], frame[15]]
+            } else {
+                [0, 0]
+            };
+            let t = tpid.to_be_bytes();
+            frame.splice(12..12, [t[0], t[1], tci[0], tci[1]]);
+        }
+        Action::PopVlan if tagged(frame) => {
+            frame.drain(12..16);
+        }
+        Action::Output { .. } => {}
+        _ => {
+            return Err(OfError::Flow(flow::FlowError::MatchInconsistent {
+                action: "packet-out action on this frame",
+            }));
+        }
+    }
+    Ok(())
+}
