@@ -26,6 +26,15 @@ enum Command {
     /// virtual switch; traffic between every pair of hosts, then what arrived and what
     /// the counters say.
     Demo(cli::demo::DemoArgs),
+    /// Run LIME in the foreground: bring up the lab of a topology with its datapaths, and
+    /// serve every virtual switch to its tenant's OpenFlow 1.3 controllers (the
+    /// `controllers` of each `[[vswitch]]`). Prints where controllers are expected,
+    /// serves `lime dump-flows` on a control socket, and tears everything down on
+    /// Ctrl-C or SIGTERM.
+    Run(cli::run::RunArgs),
+    /// Show a virtual switch's flow entries with their counters, as `ovs-ofctl
+    /// dump-flows` does (or JSON lines with --json). Asks the running `lime run`.
+    DumpFlows(cli::run::DumpFlowsArgs),
     /// Benchmarks that print numbers (and JSON with --json).
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -41,6 +50,8 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Lab(c) => cli::lab::run(c),
         Command::Demo(a) => cli::demo::run(&a),
+        Command::Run(a) => cli::run::run(&a),
+        Command::DumpFlows(a) => cli::run::dump_flows(&a),
         Command::Bench(c) => cli::bench::run(c),
     };
     match result {

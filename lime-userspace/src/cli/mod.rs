@@ -2,6 +2,7 @@
 pub mod bench;
 pub mod demo;
 pub mod lab;
+pub mod run;
 
 /// Refuse early, with a clear message, when not root.
 pub fn require_root() -> anyhow::Result<()> {

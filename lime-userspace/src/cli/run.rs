@@ -1,0 +1,169 @@
+//! `lime run` (the daemon) and `lime dump-flows` (its client).
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use lime_lab::{Controller, Topology};
+use lime_userspace::{
+    fabric::Fabric,
+    ofswitch::{
+        Agent, AgentOptions,
+        control::{self, Request},
+    },
+};
+
+/// `lime run` arguments.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Topology file (TOML); the built-in default lab when omitted. Each `[[vswitch]]`
+    /// names its controllers, e.g. `controllers = ["tcp:127.0.0.1:6653"]` (LIME
+    /// connects) or `["ptcp:6634"]` (LIME listens, on 127.0.0.1 unless
+    /// `ptcp:6634:ADDR`).
+    #[arg(long, short)]
+    topology: Option<PathBuf>,
+    /// Control socket for `lime dump-flows` [default: /run/lime/<lab>.sock].
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Seconds of controller silence before an ECHO_REQUEST; three times that and the
+    /// connection is dropped.
+    #[arg(long, default_value_t = 5)]
+    echo_interval: u64,
+}
+
+/// `lime dump-flows` arguments.
+#[derive(Args)]
+pub struct DumpFlowsArgs {
+    /// Virtual switch name (as in the topology).
+    vswitch: String,
+    /// Lab the daemon runs (selects its control socket /run/lime/<lab>.sock).
+    #[arg(long, default_value = "demo")]
+    lab: String,
+    /// Control socket, instead of the lab's default one.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// One JSON object per flow entry, one per line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn wait_for_signal(rt: &tokio::runtime::Runtime) -> anyhow::Result<&'static str> {
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT").context("waiting for Ctrl-C"),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    })
+}
+
+/// Run the daemon in the foreground until Ctrl-C or SIGTERM.
+pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
+    super::require_root()?;
+    let topo = match &a.topology {
+        Some(p) => Topology::from_file(p).with_context(|| format!("reading {}", p.display()))?,
+        None => Topology::default_demo(),
+    };
+    let socket = a
+        .socket
+        .clone()
+        .unwrap_or_else(|| control::socket_path(&topo.name));
+    if control::request(&socket, &Request::Status).is_ok() {
+        bail!(
+            "a LIME daemon already answers on {}; stop it first",
+            socket.display()
+        );
+    }
+    eprintln!("lime: bringing up lab {:?} ...", topo.name);
+    let fabric = Fabric::up(&topo, &crate::default_pin_root())?;
+    let agent = Agent::start(
+        fabric,
+        &AgentOptions {
+            echo_interval: Duration::from_secs(a.echo_interval.max(1)),
+        },
+    )?;
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(&socket);
+    let listener = {
+        let _guard = agent.runtime().enter();
+        tokio::net::UnixListener::bind(&socket)
+            .with_context(|| format!("binding the control socket {}", socket.display()))?
+    };
+    agent
+        .runtime()
+        .spawn(control::serve(listener, agent.handle()));
+    println!("lime: lab {:?} is up", topo.name);
+    for vs in &topo.vswitches {
+        println!(
+            "  vswitch {} (tenant {}, dpid {:#018x}, fail_mode {:?}, ports {})",
+            vs.name,
+            vs.tenant,
+            vs.dpid,
+            vs.fail_mode,
+            vs.ports
+                .iter()
+                .map(|p| format!("{}={}", p.port, p.host))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let controllers = vs.parsed_controllers().unwrap_or_default();
+        if controllers.is_empty() {
+            println!("    no controllers configured");
+        }
+        for c in controllers {
+            match c {
+                Controller::Tcp { .. } => {
+                    println!("    connects to the controller at {c} (retrying until it answers)");
+                }
+                Controller::Ptcp { .. } => {
+                    for (_, addr) in agent.listening().iter().filter(|(n, _)| *n == vs.name) {
+                        println!("    waits for controllers on {addr} ({c})");
+                    }
+                }
+            }
+        }
+    }
+    println!("  control socket {}", socket.display());
+    println!("lime: ready (Ctrl-C or SIGTERM to tear down)");
+    let why = wait_for_signal(agent.runtime());
+    eprintln!(
+        "lime: {}, tearing down ...",
+        why.as_ref().map_or("error", |s| s)
+    );
+    let _ = std::fs::remove_file(&socket);
+    let fabric = agent.shutdown()?;
+    fabric.down()?;
+    why?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ask the daemon for a virtual switch's flows.
+pub fn dump_flows(a: &DumpFlowsArgs) -> anyhow::Result<ExitCode> {
+    let socket = a
+        .socket
+        .clone()
+        .unwrap_or_else(|| control::socket_path(&a.lab));
+    let resp = control::request(
+        &socket,
+        &Request::DumpFlows {
+            vswitch: a.vswitch.clone(),
+        },
+    )?;
+    if !resp.ok {
+        bail!("{}", resp.error.unwrap_or_else(|| "request failed".into()));
+    }
+    let flows = resp.flows.unwrap_or_default();
+    if a.json {
+        for f in &flows {
+            println!("{}", serde_json::to_string(f)?);
+        }
+    } else {
+        println!("OFPST_FLOW reply (OF1.3) for {}:", a.vswitch);
+        for f in &flows {
+            println!("{}", f.to_ofctl());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
