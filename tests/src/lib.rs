@@ -369,3 +369,53 @@ pub fn udp_match(dport: Option<u16>) -> lime_userspace::flow::Match {
         ..lime_userspace::flow::Match::default()
     }
 }
+
+/// [`two_switch_topology`] with virtual switch vs1 connecting to a controller on
+/// 127.0.0.1:`port`.
+#[must_use]
+pub fn controlled_topology(lab: &str, port: u16) -> lime_lab::Topology {
+    let mut t = two_switch_topology(lab);
+    t.vswitches[0].controllers = vec![format!("tcp:127.0.0.1:{port}")];
+    t
+}
+
+/// Run `f` inside host `host`'s network namespace.
+pub fn in_host<F, T>(lab: &lime_lab::LabState, host: &str, f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let ns = &lab.host(host).expect("host in the lab").netns;
+    lime_lab::netns::run_in_netns(ns, f).expect("entering the host namespace")
+}
+
+/// Send `count` UDP datagrams of `payload` bytes from host `from` to `to_ip:port`.
+pub fn send_udp(
+    lab: &lime_lab::LabState,
+    from: &str,
+    to_ip: std::net::Ipv4Addr,
+    port: u16,
+    count: usize,
+    payload: usize,
+) {
+    in_host(lab, from, move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+        for _ in 0..count {
+            s.send_to(&vec![0x5a; payload], (to_ip, port))
+                .expect("send");
+        }
+    });
+}
+
+/// `ping -c count` from host `from` to `to`; whether every echo was answered.
+#[must_use]
+pub fn ping(lab: &lime_lab::LabState, from: &str, to: std::net::Ipv4Addr, count: u32) -> bool {
+    let ns = &lab.host(from).expect("host in the lab").netns;
+    std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-q", "-c", &count.to_string()])
+        .args(["-i", "0.2", "-W", "2"])
+        .arg(to.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

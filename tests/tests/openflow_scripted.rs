@@ -1,0 +1,594 @@
+//! The OpenFlow switch driven by a scripted controller (on LIME's own codec) over TCP on
+//! 127.0.0.1: the handshake, flow-mods and barriers, errors on the offending xid with
+//! the connection surviving, roles, statistics equal to the traffic sent, packet-in and
+//! packet-out, and timeouts producing FLOW_REMOVED with exact final counters.
+use std::{
+    net::{Ipv4Addr, UdpSocket},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use lime_openflow::{
+    self as of, Instruction, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+    OxmField, PacketOut, Role, SwitchConfig,
+    consts::{
+        ActionType, BadActionCode, BadInstructionCode, BadRequestCode, ControllerRole, ErrorType,
+        FlowModCommand, FlowModFailedCode, FlowRemovedReason, OFP_NO_BUFFER, PacketInReason,
+        RoleRequestFailedCode, ethertype, flow_mod_flags, group, port, table,
+    },
+    multipart::flow::FlowStatsRequest,
+};
+use lime_tests::{
+    controlled_topology, fabric_pin_root, in_host, kernel_lock, ping, require_root, send_udp,
+};
+use lime_userspace::{
+    fabric::Fabric,
+    ofswitch::{Agent, AgentOptions, client::ScriptedController},
+};
+
+const T: Duration = Duration::from_secs(10);
+
+fn flow_mod(priority: u16, fields: Vec<OxmField>, actions: Vec<of::Action>) -> of::FlowMod {
+    of::FlowMod {
+        cookie: 0,
+        cookie_mask: 0,
+        table_id: 0,
+        command: FlowModCommand::Add,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority,
+        buffer_id: OFP_NO_BUFFER,
+        out_port: port::ANY,
+        out_group: group::ANY,
+        flags: 0,
+        r#match: of::Match::new(fields),
+        instructions: if actions.is_empty() {
+            Vec::new()
+        } else {
+            vec![Instruction::ApplyActions(actions)]
+        },
+    }
+}
+
+fn out(p: u32) -> of::Action {
+    of::Action::Output {
+        port: p,
+        max_len: 0,
+    }
+}
+
+fn udp(dport: u16) -> Vec<OxmField> {
+    vec![
+        OxmField::EthType(of::Masked::exact(ethertype::IPV4)),
+        OxmField::IpProto(of::Masked::exact(17)),
+        OxmField::UdpDst(of::Masked::exact(dport)),
+    ]
+}
+
+/// L2 forwarding between h1 (port 1) and h3 (port 3): by destination MAC, ARP by
+/// target address.
+fn l2(lab: &lime_lab::LabState) -> Vec<Message> {
+    let mut v = Vec::new();
+    for (host, p) in [("h1", 1), ("h3", 3)] {
+        let h = lab.host(host).expect("host");
+        v.push(Message::FlowMod(flow_mod(
+            10,
+            vec![OxmField::EthDst(of::Masked::exact(h.mac.octets()))],
+            vec![out(p)],
+        )));
+        v.push(Message::FlowMod(flow_mod(
+            20,
+            vec![
+                OxmField::EthType(of::Masked::exact(ethertype::ARP)),
+                OxmField::ArpTpa(of::Masked::exact(h.ip.addr)),
+            ],
+            vec![out(p)],
+        )));
+    }
+    v
+}
+
+fn start(lab: &str) -> (Agent, ScriptedController) {
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&controlled_topology(lab, p), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(
+        fabric,
+        &AgentOptions {
+            echo_interval: Duration::from_secs(1),
+        },
+    )
+    .expect("agent");
+    let c = ScriptedController::accept(&listener, T).expect("the switch connects");
+    (agent, c)
+}
+
+fn error_of(m: &Message) -> (u16, u16) {
+    match m {
+        Message::Error(e) => (e.err_type, e.code),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn flow_stats(
+    c: &mut ScriptedController,
+    fields: Vec<OxmField>,
+) -> Vec<of::multipart::flow::FlowStats> {
+    let req = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+        FlowStatsRequest {
+            table_id: table::ALL,
+            out_port: port::ANY,
+            out_group: group::ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            r#match: of::Match::new(fields),
+        },
+    )));
+    let mut all = Vec::new();
+    for m in c.request(&req, T).expect("flow stats") {
+        match m {
+            Message::MultipartReply(r) => match r.body {
+                MultipartReplyBody::Flow(f) => all.extend(f),
+                other => panic!("not flow stats: {other:?}"),
+            },
+            other => panic!("not a multipart reply: {other:?}"),
+        }
+    }
+    all
+}
+
+#[test]
+fn handshake_barriers_errors_and_roles() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (agent, mut c) = start("tofhs");
+
+    // FEATURES: the datapath id from the topology (vs1 is the first: dpid 1), 8 tables.
+    match c.request(&Message::FeaturesRequest, T).expect("features")[..] {
+        [Message::FeaturesReply(ref f)] => {
+            assert_eq!((f.datapath_id, f.n_tables, f.n_buffers), (1, 8, 0));
+        }
+        ref other => panic!("{other:?}"),
+    }
+    c.send(&Message::SetConfig(SwitchConfig {
+        flags: 0,
+        miss_send_len: 128,
+    }))
+    .expect("set config");
+    match c.request(&Message::GetConfigRequest, T).expect("config")[..] {
+        [Message::GetConfigReply(ref cfg)] => assert_eq!(cfg.miss_send_len, 128),
+        ref other => panic!("{other:?}"),
+    }
+    let ports = c
+        .request(
+            &Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortDesc)),
+            T,
+        )
+        .expect("port desc");
+    match &ports[..] {
+        [Message::MultipartReply(r)] => match &r.body {
+            MultipartReplyBody::PortDesc(p) => {
+                assert_eq!(p.iter().map(|p| p.port_no).collect::<Vec<_>>(), vec![1, 3]);
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+
+    // Bad messages, each answered on its own xid; the connection survives them all.
+    let mut bad = Vec::new();
+    let mut write_actions = flow_mod(1, vec![], vec![]);
+    write_actions.instructions = vec![Instruction::WriteActions(vec![out(1)])];
+    bad.push((
+        c.send(&Message::FlowMod(write_actions)).expect("send"),
+        (
+            ErrorType::BadInstruction.to_raw(),
+            BadInstructionCode::UnsupInst.to_raw(),
+        ),
+    ));
+    let mut group_body = 7u32.to_be_bytes().to_vec();
+    group_body.extend([0; 4]);
+    let group_action = flow_mod(
+        1,
+        vec![],
+        vec![of::Action::Unsupported {
+            action_type: ActionType::Group.to_raw(),
+            body: Bytes::from(group_body),
+        }],
+    );
+    bad.push((
+        c.send(&Message::FlowMod(group_action)).expect("send"),
+        (
+            ErrorType::BadAction.to_raw(),
+            BadActionCode::BadOutGroup.to_raw(),
+        ),
+    ));
+    let mut table9 = flow_mod(1, vec![], vec![out(1)]);
+    table9.table_id = 9;
+    bad.push((
+        c.send(&Message::FlowMod(table9)).expect("send"),
+        (
+            ErrorType::FlowModFailed.to_raw(),
+            FlowModFailedCode::BadTableId.to_raw(),
+        ),
+    ));
+    let mut overlap = flow_mod(5, udp(9), vec![out(3)]);
+    overlap.flags = flow_mod_flags::CHECK_OVERLAP;
+    c.send(&Message::FlowMod(overlap.clone())).expect("send");
+    let mut overlapping = overlap.clone();
+    overlapping.r#match =
+        of::Match::new(vec![OxmField::EthType(of::Masked::exact(ethertype::IPV4))]);
+    bad.push((
+        c.send(&Message::FlowMod(overlapping)).expect("send"),
+        (
+            ErrorType::FlowModFailed.to_raw(),
+            FlowModFailedCode::Overlap.to_raw(),
+        ),
+    ));
+    // A group-mod (type 15) and an unknown type (200), raw.
+    c.send_raw(&[4, 15, 0, 16, 0, 0, 0, 77, 0, 0, 0, 0, 0, 0, 0, 0])
+        .expect("raw");
+    bad.push((
+        77,
+        (
+            ErrorType::BadRequest.to_raw(),
+            BadRequestCode::BadType.to_raw(),
+        ),
+    ));
+    c.send_raw(&[4, 200, 0, 8, 0, 0, 0, 78]).expect("raw");
+    bad.push((
+        78,
+        (
+            ErrorType::BadRequest.to_raw(),
+            BadRequestCode::BadType.to_raw(),
+        ),
+    ));
+    let got = c.barrier(T).expect("barrier after the bad messages");
+    for (xid, code) in &bad {
+        let e = got
+            .iter()
+            .find(|(h, _)| h.xid == *xid)
+            .unwrap_or_else(|| panic!("no answer on xid {xid}: {got:?}"));
+        assert_eq!(error_of(&e.1), *code, "xid {xid}");
+    }
+    let errors = got
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Error(_)))
+        .count();
+    assert_eq!(
+        errors,
+        bad.len(),
+        "exactly one error per bad message: {got:?}"
+    );
+
+    // Barrier ordering: 1000 flow-mods, then a barrier; when its reply arrives, all of
+    // them are in the table (and the kernel).
+    let mods: Vec<Message> = (0..1000u16)
+        .map(|i| Message::FlowMod(flow_mod(7, udp(10_000 + i), vec![out(3)])))
+        .collect();
+    c.send_many(&mods).expect("flow-mods");
+    let got = c.barrier(T).expect("barrier");
+    assert!(
+        got.iter().all(|(_, m)| !matches!(m, Message::Error(_))),
+        "no errors: {got:?}"
+    );
+    let dump = agent.handle().dump_flows("vs1").expect("dump");
+    assert_eq!(
+        dump.iter().filter(|f| f.priority == 7).count(),
+        1000,
+        "every flow-mod before the barrier is applied"
+    );
+    assert_eq!(flow_stats(&mut c, vec![]).len(), 1001);
+    // Delete them all (non-strict, by the table's match-all) but the overlap one.
+    let mut del = flow_mod(7, vec![], vec![]);
+    del.command = FlowModCommand::Delete;
+    del.table_id = table::ALL;
+    del.out_port = 3;
+    c.send(&Message::FlowMod(del)).expect("delete");
+    c.barrier(T).expect("barrier");
+    assert_eq!(
+        flow_stats(&mut c, vec![]).len(),
+        0,
+        "delete with out_port 3 took all"
+    );
+
+    // Roles: master with generation 5; an older generation is stale; a slave may not
+    // change the table.
+    let role = |r, generation_id| {
+        Message::RoleRequest(Role {
+            role: r,
+            generation_id,
+        })
+    };
+    match c
+        .request(&role(ControllerRole::Master, 5), T)
+        .expect("role")[..]
+    {
+        [Message::RoleReply(ref r)] => {
+            assert_eq!((r.role, r.generation_id), (ControllerRole::Master, 5))
+        }
+        ref other => panic!("{other:?}"),
+    }
+    let stale = c.request(&role(ControllerRole::Slave, 4), T).expect("role");
+    assert_eq!(
+        error_of(&stale[0]),
+        (
+            ErrorType::RoleRequestFailed.to_raw(),
+            RoleRequestFailedCode::Stale.to_raw()
+        )
+    );
+    c.request(&role(ControllerRole::Slave, 6), T).expect("role");
+    let slave_mod = c
+        .request(&Message::FlowMod(flow_mod(1, vec![], vec![out(1)])), T)
+        .expect("flow-mod as slave");
+    assert_eq!(
+        error_of(&slave_mod[0]),
+        (
+            ErrorType::BadRequest.to_raw(),
+            BadRequestCode::IsSlave.to_raw()
+        )
+    );
+    c.request(&role(ControllerRole::Equal, 0), T).expect("role");
+
+    // Keepalive: the switch sends ECHO_REQUEST after a second of silence.
+    std::thread::sleep(Duration::from_millis(1500));
+    c.recv_until(T, |_, m| matches!(m, Message::EchoRequest(_)))
+        .expect("echo request from the switch");
+    assert!(c.echoes_answered >= 1);
+    match c
+        .request(
+            &Message::EchoRequest(of::EchoRequest {
+                data: Bytes::from_static(b"x"),
+            }),
+            T,
+        )
+        .expect("echo")[..]
+    {
+        [Message::EchoReply(ref e)] => assert_eq!(&e.data[..], b"x"),
+        ref other => panic!("{other:?}"),
+    }
+    // DESC, TABLE and TABLE_FEATURES answer.
+    for body in [
+        MultipartRequestBody::Desc,
+        MultipartRequestBody::Table,
+        MultipartRequestBody::TableFeatures(vec![]),
+    ] {
+        let r = c
+            .request(
+                &Message::MultipartRequest(MultipartRequest::new(body.clone())),
+                T,
+            )
+            .expect("multipart");
+        assert!(
+            r.iter().all(|m| matches!(m, Message::MultipartReply(_))),
+            "{body:?}: {r:?}"
+        );
+    }
+    c.close();
+    drop(agent.shutdown().expect("shutdown"));
+}
+
+#[test]
+fn stats_packet_in_and_packet_out() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (agent, mut c) = start("tofst");
+    let st = agent.lab_state().clone();
+    c.send_many(&l2(&st)).expect("l2");
+    let mut counted = flow_mod(30, udp(5000), vec![out(3)]);
+    counted.cookie = 0x5000;
+    counted.flags = flow_mod_flags::SEND_FLOW_REM;
+    c.send(&Message::FlowMod(counted)).expect("udp rule");
+    let mut to_ctl = flow_mod(40, udp(6000), vec![of::Action::to_controller()]);
+    to_ctl.cookie = 0x6000;
+    c.send(&Message::FlowMod(to_ctl)).expect("controller rule");
+    c.barrier(T).expect("barrier");
+
+    let h3 = st.host("h3").expect("h3").ip.addr;
+    assert!(
+        ping(&st, "h1", h3, 3),
+        "h1 pings h3 through the controller's rules"
+    );
+
+    // 10 datagrams of 100 bytes: the UDP rule counts exactly those.
+    send_udp(&st, "h1", h3, 5000, 10, 100);
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = flow_stats(&mut c, udp(5000));
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    assert_eq!(
+        (stats[0].packet_count, stats[0].byte_count),
+        (10, 10 * (14 + 20 + 8 + 100)),
+        "flow stats equal the traffic sent"
+    );
+    let h3_mac = st.host("h3").expect("h3").mac.octets();
+    let icmp = flow_stats(&mut c, vec![OxmField::EthDst(of::Masked::exact(h3_mac))]);
+    assert_eq!(icmp.len(), 1);
+    assert_eq!(
+        (icmp[0].packet_count, icmp[0].byte_count),
+        (3, 3 * 98),
+        "three echo requests of 98 bytes to h3"
+    );
+    let agg = c
+        .request(
+            &Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(
+                FlowStatsRequest {
+                    table_id: table::ALL,
+                    out_port: 3,
+                    out_group: group::ANY,
+                    cookie: 0,
+                    cookie_mask: 0,
+                    r#match: of::Match::all(),
+                },
+            ))),
+            T,
+        )
+        .expect("aggregate");
+    match &agg[..] {
+        [Message::MultipartReply(r)] => match &r.body {
+            MultipartReplyBody::Aggregate(a) => {
+                assert_eq!(a.flow_count, 3, "MAC, ARP and UDP rules output to 3");
+                assert!(a.packet_count >= 13, "{a:?}");
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+
+    // Packet-in: the whole frame, reason ACTION, in_port 1, the rule's cookie.
+    send_udp(&st, "h1", h3, 6000, 1, 10);
+    let got = c
+        .recv_until(T, |_, m| matches!(m, Message::PacketIn(_)))
+        .expect("packet-in");
+    let Some((_, Message::PacketIn(pin))) = got.last() else {
+        unreachable!()
+    };
+    assert_eq!(pin.reason, PacketInReason::Action.to_raw());
+    assert_eq!(pin.cookie, 0x6000);
+    assert_eq!(pin.buffer_id, OFP_NO_BUFFER);
+    assert_eq!(pin.total_len as usize, 14 + 20 + 8 + 10);
+    assert_eq!(pin.data.len(), 14 + 20 + 8 + 10, "the full frame");
+    assert_eq!(
+        pin.r#match.fields,
+        vec![OxmField::InPort(of::Masked::exact(1))]
+    );
+
+    // Packet-out of that frame to port 3 (on the other physical switch): h3 gets it.
+    let rx = in_host(&st, "h3", move || {
+        let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 6000)).expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        s
+    });
+    let po = |actions| {
+        Message::PacketOut(PacketOut {
+            buffer_id: OFP_NO_BUFFER,
+            in_port: 1,
+            actions,
+            data: pin.data.clone(),
+        })
+    };
+    c.send(&po(vec![out(3)])).expect("packet-out");
+    let mut buf = [0u8; 64];
+    let n = rx.recv(&mut buf).expect("h3 received the packet-out");
+    assert_eq!(n, 10);
+    // Packet-out to TABLE: the frame hits the controller rule again.
+    c.send(&po(vec![out(port::TABLE)]))
+        .expect("packet-out to table");
+    let again = c
+        .recv_until(T, |_, m| matches!(m, Message::PacketIn(_)))
+        .expect("packet-in from the table");
+    let Some((_, Message::PacketIn(p2))) = again.last() else {
+        unreachable!()
+    };
+    assert_eq!(p2.data, pin.data);
+    // A packet-out naming a buffer is refused (this switch buffers nothing).
+    let mut buffered = PacketOut {
+        buffer_id: 3,
+        in_port: 1,
+        actions: vec![out(3)],
+        data: Bytes::new(),
+    };
+    let e = c
+        .request(&Message::PacketOut(buffered.clone()), T)
+        .expect("answer");
+    assert_eq!(
+        error_of(&e[0]),
+        (
+            ErrorType::BadRequest.to_raw(),
+            BadRequestCode::BufferUnknown.to_raw()
+        )
+    );
+    buffered.buffer_id = OFP_NO_BUFFER;
+    buffered.in_port = 9;
+    buffered.data = pin.data.clone();
+    let e = c.request(&Message::PacketOut(buffered), T).expect("answer");
+    assert_eq!(
+        error_of(&e[0]),
+        (
+            ErrorType::BadRequest.to_raw(),
+            BadRequestCode::BadPort.to_raw()
+        )
+    );
+
+    // Delete the UDP rule: FLOW_REMOVED (it has SEND_FLOW_REM) with its final counters.
+    let mut del = flow_mod(30, udp(5000), vec![]);
+    del.command = FlowModCommand::DeleteStrict;
+    c.send(&Message::FlowMod(del)).expect("delete");
+    let got = c
+        .recv_until(T, |_, m| matches!(m, Message::FlowRemoved(_)))
+        .expect("flow removed");
+    let Some((_, Message::FlowRemoved(fr))) = got.last() else {
+        unreachable!()
+    };
+    assert_eq!(fr.reason, FlowRemovedReason::Delete.to_raw());
+    assert_eq!((fr.cookie, fr.priority), (0x5000, 30));
+    assert_eq!((fr.packet_count, fr.byte_count), (10, 1420));
+    c.close();
+    drop(agent.shutdown().expect("shutdown"));
+}
+
+#[test]
+fn timeouts_send_flow_removed_with_final_counters() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (agent, mut c) = start("toftm");
+    let st = agent.lab_state().clone();
+    c.send_many(&l2(&st)).expect("l2");
+    let mut idle = flow_mod(30, udp(7000), vec![out(3)]);
+    idle.idle_timeout = 1;
+    idle.cookie = 7000;
+    idle.flags = flow_mod_flags::SEND_FLOW_REM;
+    let mut hard = flow_mod(30, udp(7001), vec![out(3)]);
+    hard.hard_timeout = 2;
+    hard.cookie = 7001;
+    hard.flags = flow_mod_flags::SEND_FLOW_REM;
+    let mut quiet = flow_mod(30, udp(7002), vec![out(3)]);
+    quiet.idle_timeout = 1; // no SEND_FLOW_REM: expires silently
+    c.send_many(&[
+        Message::FlowMod(idle),
+        Message::FlowMod(hard),
+        Message::FlowMod(quiet),
+    ])
+    .expect("timed rules");
+    c.barrier(T).expect("barrier");
+    let h3 = st.host("h3").expect("h3").ip.addr;
+    assert!(ping(&st, "h1", h3, 1));
+    send_udp(&st, "h1", h3, 7000, 5, 50);
+    // Keep the hard-timeout rule busy: it must expire anyway, after 2 s.
+    for _ in 0..3 {
+        send_udp(&st, "h1", h3, 7001, 1, 20);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut removed = Vec::new();
+    let got = c
+        .recv_until(Duration::from_secs(6), |_, m| {
+            if let Message::FlowRemoved(f) = m {
+                removed.push(f.clone());
+            }
+            removed.len() == 2
+        })
+        .expect("two FLOW_REMOVED");
+    drop(got);
+    let by_cookie = |k| removed.iter().find(|f| f.cookie == k).expect("removed");
+    let i = by_cookie(7000);
+    assert_eq!(i.reason, FlowRemovedReason::IdleTimeout.to_raw());
+    assert_eq!((i.packet_count, i.byte_count), (5, 5 * (14 + 20 + 8 + 50)));
+    assert_eq!(i.idle_timeout, 1);
+    let h = by_cookie(7001);
+    assert_eq!(h.reason, FlowRemovedReason::HardTimeout.to_raw());
+    assert_eq!((h.packet_count, h.byte_count), (3, 3 * (14 + 20 + 8 + 20)));
+    assert!(h.duration_sec >= 2, "{h:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let left = agent.handle().dump_flows("vs1").expect("dump");
+    assert!(
+        left.iter().all(|f| f.priority != 30),
+        "every timed entry expired: {left:?}"
+    );
+    c.close();
+    drop(agent.shutdown().expect("shutdown"));
+}
