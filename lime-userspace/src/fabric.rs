@@ -9,7 +9,7 @@
 //! installed on every physical switch, so each packet is classified once, where it
 //! enters, and delivered by the switch that owns the egress virtual port.
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     path::{Path, PathBuf},
 };
 
@@ -112,7 +112,16 @@ pub struct Fabric {
     pin_root: PathBuf,
     /// Detached: leave everything running on drop.
     keep: bool,
+    /// Virtual switches whose open transaction removes rules (their commit must reclaim
+    /// to know the final counters).
+    removing: HashSet<u16>,
+    /// Virtual switches with published versions not reclaimed yet, and how many.
+    unreclaimed: HashMap<u16, u32>,
 }
+
+/// Versions a virtual switch may publish without reclaiming before a commit reclaims
+/// anyway (each leaves one subtable list per table in the kernel until then).
+const MAX_UNRECLAIMED: u32 = 64;
 
 impl Fabric {
     /// Bring up the lab of `topology` and a datapath on each of its physical switches,
@@ -127,6 +136,8 @@ impl Fabric {
             vswitch_ids: BTreeMap::new(),
             pin_root,
             keep: false,
+            removing: HashSet::new(),
+            unreclaimed: HashMap::new(),
         };
         // From here on, Drop tears everything down if a step fails.
         fabric.load_datapaths()?;
@@ -437,6 +448,9 @@ impl Fabric {
                 }
             }
         }
+        if failed.is_none() && remove.iter().any(|r| !r.ids.is_empty()) {
+            self.removing.insert(id);
+        }
         if let Some(err) = failed {
             for (sw, sp) in savepoints {
                 if let Some(dp) = self.datapaths.get_mut(&sw) {
@@ -463,9 +477,22 @@ impl Fabric {
                 failed = Some(dp_err(sw)(e));
             }
         }
+        let removing = self.removing.remove(&id);
         if let Some(e) = failed {
             return Err(e);
         }
+        // A version that only adds retires no rule: its reclaim (old subtable lists
+        // only) can wait for reclaim_due, off the flow-mod path.
+        let waiting = self.unreclaimed.entry(id).or_insert(0);
+        *waiting += 1;
+        if !removing && *waiting < MAX_UNRECLAIMED {
+            return Ok(Retired::default());
+        }
+        self.reclaim(id)
+    }
+
+    fn reclaim(&mut self, id: u16) -> Result<Retired, FabricError> {
+        self.unreclaimed.remove(&id);
         let mut retired = Retired::default();
         for (sw, dp) in &mut self.datapaths {
             let r = dp.reclaim(id).map_err(dp_err(sw))?;
@@ -474,6 +501,16 @@ impl Fabric {
                 .insert(sw.clone(), r.into_iter().collect());
         }
         Ok(retired)
+    }
+
+    /// Reclaim the versions [`Fabric::commit_staged`] left for later (waiting for the
+    /// rest of the grace period if one was published just now). Call it now and then.
+    pub fn reclaim_due(&mut self) -> Result<(), FabricError> {
+        let due: Vec<u16> = self.unreclaimed.keys().copied().collect();
+        for id in due {
+            self.reclaim(id)?;
+        }
+        Ok(())
     }
 
     /// Restart the control plane of one physical switch: drop its datapath handle (the

@@ -144,7 +144,16 @@ pub struct Outcome {
 pub struct VirtualSwitch {
     name: String,
     entries: BTreeMap<u64, FlowEntry>,
+    /// (table, priority, compiled match) → entry: an add finds the entry it replaces
+    /// without scanning the table.
+    exact: HashMap<ExactKey, u64>,
     next_id: u64,
+}
+
+type ExactKey = (u8, u16, (FlowKey, FlowKey));
+
+fn exact_key(e: &FlowEntry) -> ExactKey {
+    (e.rule.table, e.rule.priority, e.key)
 }
 
 impl VirtualSwitch {
@@ -154,6 +163,7 @@ impl VirtualSwitch {
         Self {
             name: name.to_owned(),
             entries: BTreeMap::new(),
+            exact: HashMap::new(),
             next_id: 1,
         }
     }
@@ -336,11 +346,10 @@ impl VirtualSwitch {
             return Err(FlowModError::Overlap { existing: e.id });
         }
         let replaced: Vec<u64> = self
-            .entries
-            .values()
-            .filter(same_table_prio)
-            .filter(|e| e.key == key)
-            .map(|e| e.id)
+            .exact
+            .get(&(fm.rule.table, fm.rule.priority, key))
+            .copied()
+            .into_iter()
             .collect();
         let remove: Vec<Installed> = replaced
             .iter()
@@ -348,13 +357,12 @@ impl VirtualSwitch {
             .collect();
         let installed = fabric.stage(&self.name, &remove, std::slice::from_ref(&fm.rule))?;
         for id in replaced {
-            if let Some(e) = self.entries.remove(&id) {
-                batch.limbo.insert(id, e);
-                batch.records.push(Record::Removed { slot, id });
-            }
+            self.take_entry(id, slot, batch);
         }
         let id = self.next_id;
         self.next_id += 1;
+        self.exact
+            .insert((fm.rule.table, fm.rule.priority, key), id);
         self.entries.insert(
             id,
             FlowEntry {
@@ -429,12 +437,21 @@ impl VirtualSwitch {
             .collect();
         fabric.stage(&self.name, &remove, &[])?;
         for id in targets {
-            if let Some(e) = self.entries.remove(id) {
-                batch.limbo.insert(*id, e);
-                batch.records.push(Record::Removed { slot, id: *id });
-            }
+            self.take_entry(*id, slot, batch);
         }
         Ok(())
+    }
+
+    /// Move an entry the batch removes out of the table, until its final counters are
+    /// known.
+    fn take_entry(&mut self, id: u64, slot: usize, batch: &mut Batch) {
+        if let Some(e) = self.entries.remove(&id) {
+            if self.exact.get(&exact_key(&e)) == Some(&id) {
+                self.exact.remove(&exact_key(&e));
+            }
+            batch.limbo.insert(id, e);
+            batch.records.push(Record::Removed { slot, id });
+        }
     }
 
     /// After the batch's version is published and the old one reclaimed: fold the final
