@@ -37,6 +37,9 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 32])]
         masks: Vec<usize>,
     },
+    /// OpenFlow from a controller's side: flow-mod install rate (batches of 1 000 and
+    /// 100 000 until BARRIER_REPLY) and packet-in rate delivered to the controller.
+    Openflow(super::bench_openflow::OpenflowArgs),
 }
 
 /// One measurement; with `--json`, one line each.
@@ -56,6 +59,7 @@ struct Sample {
 /// Run a benchmark.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Openflow(a) => super::bench_openflow::run(&a),
         BenchCommand::Datapath {
             json,
             repeat,

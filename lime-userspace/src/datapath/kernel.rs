@@ -438,6 +438,13 @@ impl Kernel {
     /// (redirect, pass) really happens, in the current thread's network namespace, with
     /// the frame arriving on that namespace's loopback.
     pub fn run_live(&self, frame: &[u8]) -> Result<(), DatapathError> {
+        self.run_live_repeat(frame, 1)
+    }
+
+    /// [`Kernel::run_live`] `repeat` times in one call (live-frames mode starts each
+    /// repetition from the original frame): a traffic source inside the datapath, for
+    /// benchmarks.
+    pub fn run_live_repeat(&self, frame: &[u8], repeat: u32) -> Result<(), DatapathError> {
         let prog: &Xdp = k!(
             self.ebpf
                 .program(names::PROG_XDP)
@@ -447,7 +454,7 @@ impl Kernel {
         )?;
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
-        opts.repeat = 1;
+        opts.repeat = repeat.max(1);
         opts.attrs = TestRunAttrs::new().xdp_live_frames(1);
         k!(
             prog.test_run(opts),

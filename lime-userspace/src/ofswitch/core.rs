@@ -100,6 +100,9 @@ pub enum Cmd {
         /// Where the answer goes.
         reply: std::sync::mpsc::Sender<Vec<(String, usize)>>,
     },
+    /// Run a closure on the fabric inside the core, serialized with everything else
+    /// (benchmarks; the migration engine's entry point).
+    WithFabric(Box<dyn FnOnce(&mut Fabric) + Send>),
     /// Stop and hand the fabric back.
     Shutdown,
 }
@@ -203,6 +206,11 @@ impl Core {
                 other => self.handle(other),
             }
         }
+        let s = self.stats;
+        eprintln!(
+            "lime: switch core: {} flow-mods in {} batches, {} packet-ins delivered, {} dropped",
+            s.flow_mods, s.batches, s.packet_ins, s.packet_ins_dropped
+        );
         self.fabric
     }
 
@@ -263,6 +271,7 @@ impl Core {
                         .collect(),
                 );
             }
+            Cmd::WithFabric(f) => f(&mut self.fabric),
             Cmd::Shutdown => {}
         }
     }
@@ -491,6 +500,9 @@ impl Core {
 
     /// Remove entries whose idle or hard timeout passed (spec 5.5), with FLOW_REMOVED.
     fn sweep(&mut self) {
+        if let Err(e) = self.fabric.reclaim_due() {
+            eprintln!("lime: reclaiming old versions: {e}");
+        }
         let now = now_mono_ns();
         for vi in 0..self.vswitches.len() {
             let mut expired: Vec<(u64, FlowRemovedReason)> = Vec::new();

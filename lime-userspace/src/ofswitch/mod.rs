@@ -75,6 +75,9 @@ pub mod translate;
 
 pub use dump::FlowDump;
 
+/// Pages of each CPU's packet-in perf buffer.
+pub const PACKET_IN_PAGES: usize = 512;
+
 /// Errors starting or stopping the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -142,6 +145,25 @@ impl CoreHandle {
             .map_err(|_| "the switch core is not running".to_owned())?;
         rx.recv()
             .map_err(|_| "the switch core is not running".to_owned())?
+    }
+
+    /// Run `f` on the fabric inside the core (serialized with every OpenFlow message)
+    /// and return its result.
+    ///
+    /// # Errors
+    /// The core is gone.
+    pub fn with_fabric<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Fabric) -> R + Send + 'static,
+    ) -> Result<R, String> {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(core::Cmd::WithFabric(Box::new(move |fabric| {
+                let _ = reply.send(f(fabric));
+            })))
+            .map_err(|_| "the switch core is not running".to_owned())?;
+        rx.recv()
+            .map_err(|_| "the switch core is not running".to_owned())
     }
 
     /// Each virtual switch with its number of connected controllers.
@@ -218,7 +240,9 @@ impl Agent {
             let Some(dp) = fabric.datapath_mut(&sw) else {
                 continue;
             };
-            let mut reader = dp.packet_in_reader()?;
+            // 2 MiB per CPU: absorbs bursts of ~20 000 minimum-size packet-ins.
+            let mut reader =
+                crate::datapath::packet_io::PacketInReader::open(dp.kernel_mut(), PACKET_IN_PAGES)?;
             let (tx, stop) = (tx.clone(), stop.clone());
             let h = std::thread::Builder::new()
                 .name(format!("lime-pin-{sw}"))
@@ -236,6 +260,12 @@ impl Agent {
                                 return;
                             }
                         }
+                    }
+                    if reader.lost() > 0 {
+                        eprintln!(
+                            "lime: {sw}: {} packet-ins lost (perf buffer full)",
+                            reader.lost()
+                        );
                     }
                 })
                 .map_err(AgentError::Thread)?;

@@ -1,0 +1,394 @@
+//! `lime bench openflow`: the OpenFlow switch measured from a controller's side, over
+//! TCP on 127.0.0.1 (the controller is LIME's scripted client, in this process):
+//!
+//! - **flow-mod install rate**: a batch of N distinct flow-mods (IPv4 destination
+//!   exact match → output) written back to back, then BARRIER_REQUEST; rules/s from the
+//!   first byte sent to the BARRIER_REPLY (everything in the kernel, spec 6.2). The
+//!   table is emptied (one delete + barrier) between batches.
+//! - **packet-in rate**: a host sends UDP datagrams as fast as it can to a rule whose
+//!   action is CONTROLLER; packet-ins/s as the controller receives them (first to last
+//!   message), with what was lost on the way (perf buffer full, outbox full).
+//!
+//! The lab has one physical switch (each flow-mod becomes one datapath rule).
+use std::{
+    net::Ipv4Addr,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use lime_lab::Topology;
+use lime_openflow::{
+    self as of, Instruction, Message, OxmField,
+    consts::{FlowModCommand, OFP_NO_BUFFER, ethertype, group, port, table},
+};
+use lime_userspace::{
+    fabric::Fabric,
+    ofswitch::{Agent, AgentOptions, client::ScriptedController},
+};
+use serde::Serialize;
+
+/// `lime bench openflow` arguments.
+#[derive(Args)]
+pub struct OpenflowArgs {
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Flow-mod batch sizes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 100_000])]
+    batches: Vec<usize>,
+    /// Datagrams the host sends for the packet-in measurement.
+    #[arg(long, default_value_t = 300_000)]
+    packets: usize,
+    /// Rates the host sends them at (datagrams/s, comma-separated; 0 = as fast as it
+    /// can).
+    #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 150_000, 0])]
+    pps: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct Sample {
+    bench: &'static str,
+    /// Flow-mods in the batch, or packets sent.
+    count: usize,
+    /// Seconds from the first flow-mod to the barrier reply, or first to last packet-in.
+    seconds: f64,
+    /// Flow-mods per second, or packet-ins per second.
+    per_second: f64,
+    /// Packet-ins received (packet-in bench).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received: Option<u64>,
+    /// Packets the datapath's CONTROLLER rule matched (packet-in bench).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matched: Option<u64>,
+    /// The rate the host sent at (packet-in bench; measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_per_second: Option<f64>,
+}
+
+const T: Duration = Duration::from_secs(120);
+
+fn flow_mod(command: FlowModCommand, fields: Vec<OxmField>, actions: Vec<of::Action>) -> Message {
+    Message::FlowMod(of::FlowMod {
+        cookie: 0,
+        cookie_mask: 0,
+        table_id: if command == FlowModCommand::Delete {
+            table::ALL
+        } else {
+            0
+        },
+        command,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority: 100,
+        buffer_id: OFP_NO_BUFFER,
+        out_port: port::ANY,
+        out_group: group::ANY,
+        flags: 0,
+        r#match: of::Match::new(fields),
+        instructions: vec![Instruction::ApplyActions(actions)],
+    })
+}
+
+fn to_dst(i: usize) -> Vec<OxmField> {
+    let n = u32::try_from(i).unwrap_or(u32::MAX);
+    vec![
+        OxmField::EthType(of::Masked::exact(ethertype::IPV4)),
+        OxmField::Ipv4Dst(of::Masked::exact(Ipv4Addr::from(0x0a80_0000 | n))),
+    ]
+}
+
+fn topology() -> anyhow::Result<Topology> {
+    Ok(Topology::from_toml_str(
+        r#"
+name = "bof"
+[[switch]]
+name = "s1"
+[[host]]
+name = "h1"
+switch = "s1"
+[[host]]
+name = "h2"
+switch = "s1"
+[[vswitch]]
+name = "vs1"
+tenant = "t1"
+controllers = ["tcp:127.0.0.1:1"]
+ports = [ { port = 1, host = "h1" }, { port = 2, host = "h2" } ]
+"#,
+    )?)
+}
+
+fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+    } else if s.bench == "flow-mod" {
+        println!(
+            "flow-mod   batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s",
+            s.count, s.seconds, s.per_second
+        );
+    } else if s.bench == "packet-in-generated" {
+        println!(
+            "packet-in  generated in the datapath {:>8}: received {:>8} in {:.3} s, {:>10.0} packet-ins/s",
+            s.count,
+            s.received.unwrap_or(0),
+            s.seconds,
+            s.per_second
+        );
+    } else {
+        println!(
+            "packet-in  sent {:>8} at {:>8.0}/s, rule matched {:>8}: received {:>8} in {:.3} s, {:>10.0} packet-ins/s",
+            s.count,
+            s.sent_per_second.unwrap_or(0.0),
+            s.matched.unwrap_or(0),
+            s.received.unwrap_or(0),
+            s.seconds,
+            s.per_second
+        );
+    }
+    Ok(())
+}
+
+fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
+    let mods: Vec<Message> = (0..n)
+        .map(|i| flow_mod(FlowModCommand::Add, to_dst(i), vec![output(2)]))
+        .collect();
+    let start = Instant::now();
+    c.send_many(&mods)?;
+    let got = c.barrier(T)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let errors = got
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Error(_)))
+        .count();
+    if errors > 0 {
+        bail!("{errors} flow-mods were refused: {:?}", got.first());
+    }
+    // Empty the table for the next batch.
+    c.send(&flow_mod(FlowModCommand::Delete, vec![], vec![]))?;
+    c.barrier(T)?;
+    Ok(Sample {
+        bench: "flow-mod",
+        count: n,
+        seconds,
+        per_second: n as f64 / seconds,
+        received: None,
+        matched: None,
+        sent_per_second: None,
+    })
+}
+
+const fn output(p: u32) -> of::Action {
+    of::Action::Output {
+        port: p,
+        max_len: 0,
+    }
+}
+
+/// Install the CONTROLLER rule and a static neighbour entry on h1 (no ARP needed).
+fn packet_in_setup(c: &mut ScriptedController, lab: &lime_lab::LabState) -> anyhow::Result<()> {
+    c.send(&flow_mod(
+        FlowModCommand::Add,
+        vec![
+            OxmField::EthType(of::Masked::exact(ethertype::IPV4)),
+            OxmField::IpProto(of::Masked::exact(17)),
+        ],
+        vec![of::Action::Output {
+            port: port::CONTROLLER,
+            max_len: 128,
+        }],
+    ))?;
+    c.barrier(T)?;
+    let h2 = lab.host("h2").context("h2")?;
+    let ns = &lab.host("h1").context("h1")?.netns;
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ip", "neigh", "replace"])
+        .arg(h2.ip.addr.to_string())
+        .args(["lladdr", &h2.mac.to_string(), "dev", lime_lab::HOST_IFNAME])
+        .args(["nud", "permanent"])
+        .status()
+        .context("ip neigh")?
+        .success();
+    if !ok {
+        bail!("ip neigh replace failed");
+    }
+    Ok(())
+}
+
+fn packet_ins(
+    c: &mut ScriptedController,
+    lab: &lime_lab::LabState,
+    n: usize,
+    pps: u64,
+) -> anyhow::Result<Sample> {
+    let h2 = lab.host("h2").context("h2")?.ip.addr;
+    let ns = lab.host("h1").context("h1")?.netns.clone();
+    let sender = std::thread::spawn(move || {
+        lime_lab::run_in_netns(&ns, move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            let payload = [0u8; 18];
+            let start = Instant::now();
+            for i in 0..n {
+                if pps > 0 && i % 8 == 0 {
+                    // Pace: datagram i is due at i / pps seconds.
+                    let due = Duration::from_secs_f64(i as f64 / pps as f64);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let _ = s.send_to(&payload, (h2, 9));
+            }
+            start.elapsed()
+        })
+    });
+    let mut received = 0u64;
+    let mut first = None;
+    let mut last = Instant::now();
+    while let Some((_, m)) = c.recv(Duration::from_secs(2))? {
+        if matches!(m, Message::PacketIn(_)) {
+            received += 1;
+            last = Instant::now();
+            first.get_or_insert(last);
+        }
+    }
+    let sent_for = sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    let seconds = first.map_or(0.0, |f| (last - f).as_secs_f64());
+    Ok(Sample {
+        bench: "packet-in",
+        count: n,
+        seconds,
+        per_second: if seconds > 0.0 {
+            received as f64 / seconds
+        } else {
+            0.0
+        },
+        received: Some(received),
+        matched: None,
+        sent_per_second: Some(n as f64 / sent_for.as_secs_f64()),
+    })
+}
+
+/// Packet-ins generated inside the switch: a frame run through the datapath
+/// `chunk` times per BPF_PROG_TEST_RUN in live-frames mode (entering at virtual port 1, through the flow
+/// tables, to the CONTROLLER rule), chunk after chunk, the next one once the controller
+/// got all but the last. Measures the agent (perf buffer → core → TCP → controller), not
+/// the lab's veths.
+fn packet_ins_generated(
+    c: &mut ScriptedController,
+    agent: &Agent,
+    n: usize,
+    chunk: u32,
+) -> anyhow::Result<Sample> {
+    let lab = agent.lab_state();
+    let (h1, h2) = (lab.host("h1").context("h1")?, lab.host("h2").context("h2")?);
+    let frame = lime_userspace::packet::Packet::udp4(
+        h1.mac.octets(),
+        h2.mac.octets(),
+        h1.ip.addr,
+        h2.ip.addr,
+        1234,
+        9,
+    )
+    .to_bytes_min(60);
+    let ns = lab.netns("s1")?;
+    let mut received = 0u64;
+    let mut generated = 0usize;
+    let start = Instant::now();
+    let mut last = start;
+    while generated < n {
+        let (frame, ns) = (frame.clone(), ns.clone());
+        agent
+            .handle()
+            .with_fabric(move |f| -> Result<(), String> {
+                let id = f.vswitch_id("vs1").map_err(|e| e.to_string())?;
+                let dp = f.datapath("s1").ok_or("no s1")?;
+                let pkt = lime_userspace::datapath::packet_io::packet_out_frame(
+                    id,
+                    1,
+                    lime_common::action::port_no::TABLE,
+                    &frame,
+                );
+                let k = dp.kernel();
+                lime_lab::run_in_netns(&ns, || k.run_live_repeat(&pkt, chunk))
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .map_err(anyhow::Error::msg)?
+            .map_err(anyhow::Error::msg)?;
+        generated += chunk as usize;
+        // One chunk in flight while the next is generated; all of them at the end.
+        let want = if generated < n {
+            generated.saturating_sub(chunk as usize) as u64
+        } else {
+            generated as u64
+        };
+        while received < want {
+            match c.recv(Duration::from_millis(500))? {
+                Some((_, Message::PacketIn(_))) => {
+                    received += 1;
+                    last = Instant::now();
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+    let seconds = (last - start).as_secs_f64();
+    Ok(Sample {
+        bench: "packet-in-generated",
+        count: generated,
+        seconds,
+        per_second: received as f64 / seconds,
+        received: Some(received),
+        matched: None,
+        sent_per_second: None,
+    })
+}
+
+/// Run the benchmark.
+pub fn run(a: &OpenflowArgs) -> anyhow::Result<ExitCode> {
+    super::require_root()?;
+    let (listener, port) = ScriptedController::listen()?;
+    let mut topo = topology()?;
+    topo.vswitches[0].controllers = vec![format!("tcp:127.0.0.1:{port}")];
+    let fabric = Fabric::up(&topo, &crate::default_pin_root().join("bench"))?;
+    let agent = Agent::start(fabric, &AgentOptions::default())?;
+    let mut c = ScriptedController::accept(&listener, Duration::from_secs(10))?;
+    c.request(&Message::FeaturesRequest, T)?;
+    if !a.json {
+        println!("OpenFlow switch, one physical switch, controller on 127.0.0.1:");
+    }
+    for &n in &a.batches {
+        print(&flow_mods(&mut c, n)?, a.json)?;
+    }
+    let lab = agent.lab_state().clone();
+    packet_in_setup(&mut c, &lab)?;
+    let matched = || -> anyhow::Result<u64> {
+        let flows = agent
+            .handle()
+            .dump_flows("vs1")
+            .map_err(anyhow::Error::msg)?;
+        Ok(flows
+            .iter()
+            .filter(|f| f.actions.starts_with("CONTROLLER"))
+            .map(|f| f.n_packets)
+            .sum())
+    };
+    print(
+        &packet_ins_generated(&mut c, &agent, a.packets, 20_000)?,
+        a.json,
+    )?;
+    for &pps in &a.pps {
+        let before = matched()?;
+        let mut s = packet_ins(&mut c, &lab, a.packets, pps)?;
+        s.matched = Some(matched()? - before);
+        print(&s, a.json)?;
+    }
+    c.close();
+    agent.shutdown()?.down()?;
+    Ok(ExitCode::SUCCESS)
+}
