@@ -592,3 +592,50 @@ fn timeouts_send_flow_removed_with_final_counters() {
     c.close();
     drop(agent.shutdown().expect("shutdown"));
 }
+
+#[test]
+fn fail_modes_without_a_controller() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    // Nobody listens on the controller port: secure drops, standalone forwards.
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    let mut topo = controlled_topology("toffm", p);
+    let secure = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
+    drop(listener);
+    let agent = Agent::start(secure, &AgentOptions::default()).expect("agent");
+    let st = agent.lab_state().clone();
+    let h3 = st.host("h3").expect("h3").ip.addr;
+    assert!(
+        !ping(&st, "h1", h3, 1),
+        "fail-secure: no rules, no forwarding"
+    );
+    assert!(agent.handle().dump_flows("vs1").expect("dump").is_empty());
+    drop(agent.shutdown().expect("shutdown"));
+
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    topo.vswitches[0].controllers = vec![format!("tcp:127.0.0.1:{p}")];
+    topo.vswitches[0].fail_mode = lime_lab::FailMode::Standalone;
+    let standalone = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(standalone, &AgentOptions::default()).expect("agent");
+    // Accept nothing yet: the switch acts as a learning switch on its own.
+    listener.set_nonblocking(true).expect("nonblocking");
+    let st = agent.lab_state().clone();
+    assert!(ping(&st, "h1", h3, 3), "fail-standalone forwards");
+    let dump = agent.handle().dump_flows("vs1").expect("dump");
+    assert_eq!(dump.len(), 1, "only the table-miss entry: {dump:?}");
+    assert_eq!(dump[0].actions, "CONTROLLER:65535");
+    // A controller connects: the switch hands the table over to it.
+    let c = ScriptedController::accept(&listener, T).expect("connect");
+    let deadline = std::time::Instant::now() + T;
+    while !agent.handle().dump_flows("vs1").expect("dump").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "standalone entry left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.close();
+    drop(agent.shutdown().expect("shutdown"));
+}

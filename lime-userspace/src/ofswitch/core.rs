@@ -789,13 +789,20 @@ impl Core {
 
     // ----- multipart -----
 
-    fn flow_selected(e: &FlowEntry, req: &FlowStatsRequest) -> bool {
+    /// The entries a flow/aggregate stats request selects (spec 7.3.5.2: table,
+    /// cookie under mask, out_port, out_group, non-strict match).
+    fn selected<'a>(
+        v: &'a VswitchOf,
+        req: &'a FlowStatsRequest,
+    ) -> impl Iterator<Item = &'a FlowEntry> + 'a {
         let key = translate::match_from_of(&req.r#match).compile();
-        (req.table_id == table::ALL || e.rule.table == req.table_id)
-            && (e.rule.cookie & req.cookie_mask) == (req.cookie & req.cookie_mask)
-            && (req.out_port == port::ANY || e.rule.instructions.outputs_to(req.out_port))
-            && req.out_group == group::ANY
-            && flow::matching::covers(&key, &e.key)
+        v.table.entries().filter(move |e| {
+            (req.table_id == table::ALL || e.rule.table == req.table_id)
+                && (e.rule.cookie & req.cookie_mask) == (req.cookie & req.cookie_mask)
+                && (req.out_port == port::ANY || e.rule.instructions.outputs_to(req.out_port))
+                && req.out_group == group::ANY
+                && flow::matching::covers(&key, &e.key)
+        })
     }
 
     fn entry_stats(&self, vi: usize, e: &FlowEntry) -> RuleStats {
@@ -821,10 +828,7 @@ impl Core {
                 dp_desc: format!("{} (tenant {})", v.name, v.tenant),
             })),
             MultipartRequestBody::Flow(req) => {
-                let stats: Vec<FlowStats> = v
-                    .table
-                    .entries()
-                    .filter(|e| Self::flow_selected(e, req))
+                let stats: Vec<FlowStats> = Self::selected(v, req)
                     .map(|e| {
                         let st = self.entry_stats(vi, e);
                         let (duration_sec, duration_nsec) = duration_parts(e.added.elapsed());
@@ -852,7 +856,7 @@ impl Core {
                     byte_count: 0,
                     flow_count: 0,
                 };
-                for e in v.table.entries().filter(|e| Self::flow_selected(e, req)) {
+                for e in Self::selected(v, req) {
                     let st = self.entry_stats(vi, e);
                     agg.packet_count += st.packets;
                     agg.byte_count += st.bytes;
