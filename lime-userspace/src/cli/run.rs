@@ -135,6 +135,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&socket);
     let fabric = agent.shutdown()?;
     fabric.down()?;
+    eprintln!("lime: lab {:?} torn down", topo.name);
     why?;
     Ok(ExitCode::SUCCESS)
 }

@@ -60,7 +60,7 @@ pub struct Response {
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// No daemon there.
-    #[error("cannot reach the LIME daemon at {path}: {source} (is `lime run` running?)")]
+    #[error("cannot reach the LIME daemon at {path} (is `lime run` running?)")]
     Connect {
         /// Socket path.
         path: PathBuf,
