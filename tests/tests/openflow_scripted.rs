@@ -639,3 +639,47 @@ fn fail_modes_without_a_controller() {
     c.close();
     drop(agent.shutdown().expect("shutdown"));
 }
+
+#[test]
+fn port_status_follows_the_host_link() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (agent, mut c) = start("tofps");
+    let st = agent.lab_state().clone();
+    let set = |state: &str| {
+        let ns = &st.host("h1").expect("h1").netns;
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "ip", "link", "set", "eth0", state])
+            .status()
+            .expect("ip link")
+            .success();
+        assert!(ok, "ip link set eth0 {state}");
+    };
+    let status_of_port_1 = |c: &mut ScriptedController| {
+        let got = c
+            .recv_until(
+                T,
+                |_, m| matches!(m, Message::PortStatus(p) if p.desc.port_no == 1),
+            )
+            .expect("PORT_STATUS");
+        match got.last() {
+            Some((_, Message::PortStatus(p))) => p.clone(),
+            _ => unreachable!(),
+        }
+    };
+    set("down");
+    let down = status_of_port_1(&mut c);
+    assert_eq!(down.reason, of::consts::PortReason::Modify.to_raw());
+    assert_ne!(
+        down.desc.state & of::consts::port_state::LINK_DOWN,
+        0,
+        "{down:?}"
+    );
+    set("up");
+    let up = status_of_port_1(&mut c);
+    assert_eq!(up.desc.state, of::consts::port_state::LIVE, "{up:?}");
+    c.close();
+    drop(agent.shutdown().expect("shutdown"));
+}

@@ -19,10 +19,10 @@ use lime_common::{action::port_no, stats::RuleStats};
 use lime_lab::FailMode;
 use lime_openflow::{
     self as of, ErrorMsg, FeaturesReply, FlowRemoved, Message, MultipartReply, MultipartReplyBody,
-    MultipartRequestBody, PacketIn, PortDesc, Role,
+    MultipartRequestBody, PacketIn, PortDesc, PortStatus, Role,
     consts::{
-        ControllerRole, FlowRemovedReason, OFP_NO_BUFFER, capabilities, group, multipart_flags,
-        port, port_features, port_state, table,
+        ControllerRole, FlowRemovedReason, OFP_NO_BUFFER, PortReason, capabilities, group,
+        multipart_flags, port, port_config, port_features, port_state, table,
     },
     multipart::{
         desc::Desc,
@@ -35,7 +35,7 @@ use lime_openflow::{
 use super::{
     dump::FlowDump,
     features::table_features,
-    state::{Conn, ConnId, Outbox, Standalone, VswitchOf, default_async},
+    state::{Conn, ConnId, Link, Outbox, Standalone, VswitchOf, default_async},
     translate::{self, OfError},
 };
 use crate::{
@@ -47,6 +47,9 @@ use crate::{
 
 /// How often expired entries are looked for.
 pub const SWEEP: Duration = Duration::from_millis(100);
+
+/// How often port links are looked at (for PORT_STATUS).
+pub const LINK_CHECK: Duration = Duration::from_secs(1);
 
 /// Flow-mods applied as one batch at most.
 pub const MAX_BATCH: usize = 200_000;
@@ -115,6 +118,8 @@ pub struct Core {
     conn_vsw: BTreeMap<ConnId, usize>,
     /// A command taken from the channel that ended a batch.
     pending: Option<Cmd>,
+    /// When port links were last looked at.
+    last_link_check: Instant,
     /// Counters, for logs and the benchmark.
     pub stats: CoreStats,
 }
@@ -162,6 +167,7 @@ impl Core {
             vswitches,
             conn_vsw: BTreeMap::new(),
             pending: None,
+            last_link_check: Instant::now(),
             stats: CoreStats::default(),
         }
     }
@@ -503,6 +509,10 @@ impl Core {
         if let Err(e) = self.fabric.reclaim_due() {
             eprintln!("lime: reclaiming old versions: {e}");
         }
+        if self.last_link_check.elapsed() >= LINK_CHECK {
+            self.last_link_check = Instant::now();
+            self.check_links();
+        }
         let now = now_mono_ns();
         for vi in 0..self.vswitches.len() {
             let mut expired: Vec<(u64, FlowRemovedReason)> = Vec::new();
@@ -547,6 +557,60 @@ impl Core {
                     }
                 }
                 Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
+            }
+        }
+    }
+
+    /// Read every virtual port's link (one visit per physical switch namespace) and send
+    /// PORT_STATUS for those that changed (spec 7.4.3).
+    fn check_links(&mut self) {
+        let lab = self.fabric.lab().state();
+        let mut by_switch: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for v in &self.vswitches {
+            for p in &v.ports {
+                by_switch
+                    .entry(p.switch.clone())
+                    .or_default()
+                    .push(p.ifname.clone());
+            }
+        }
+        let mut now: BTreeMap<(String, String), Link> = BTreeMap::new();
+        for (sw, names) in by_switch {
+            let Ok(ns) = lab.netns(&sw) else { continue };
+            let names2 = names.clone();
+            if let Ok(links) = lime_lab::run_in_netns(&ns, move || super::link::links(&names2)) {
+                for (n, l) in names.into_iter().zip(links) {
+                    now.insert((sw.clone(), n), l);
+                }
+            }
+        }
+        for v in &mut self.vswitches {
+            for i in 0..v.ports.len() {
+                let p = &v.ports[i];
+                let Some(&link) = now.get(&(p.switch.clone(), p.ifname.clone())) else {
+                    continue;
+                };
+                if link == p.link {
+                    continue;
+                }
+                let reason = match (p.link, link) {
+                    (_, Link::Gone) => PortReason::Delete,
+                    (Link::Gone, _) => PortReason::Add,
+                    _ => PortReason::Modify,
+                };
+                v.ports[i].link = link;
+                let msg = Message::PortStatus(PortStatus {
+                    reason: reason.to_raw(),
+                    desc: port_desc(&v.ports[i]),
+                });
+                let bit = 1u32 << reason.to_raw();
+                for c in v.conns.values_mut() {
+                    if async_wants(&c.async_config.port_status_mask, c.role, bit)
+                        && c.outbox.send(0, &msg).is_err()
+                    {
+                        c.dropped += 1;
+                    }
+                }
             }
         }
     }
@@ -998,12 +1062,17 @@ fn split<T>(
 fn port_desc(p: &super::state::VPort) -> PortDesc {
     let mut name = p.ifname.clone();
     name.truncate(15);
+    let (config, state) = match p.link {
+        Link::Live => (0, port_state::LIVE),
+        Link::Down | Link::Gone => (0, port_state::LINK_DOWN),
+        Link::Disabled => (port_config::PORT_DOWN, port_state::LINK_DOWN),
+    };
     PortDesc {
         port_no: p.port_no,
         hw_addr: p.mac,
         name,
-        config: 0,
-        state: port_state::LIVE,
+        config,
+        state,
         curr: port_features::F_10GB_FD | port_features::COPPER,
         advertised: 0,
         supported: 0,

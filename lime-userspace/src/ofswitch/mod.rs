@@ -34,6 +34,9 @@
 //! - **Timeouts**: every [`core::SWEEP`] the core expires entries past their hard
 //!   timeout or idle for their idle timeout (the datapath's last-hit time), removes
 //!   them as one version and sends FLOW_REMOVED with the final counters.
+//! - **Port status**: every [`core::LINK_CHECK`] the core reads each virtual port's link
+//!   (flags of the switch-side interface, inside its namespace) and sends PORT_STATUS
+//!   (MODIFY with LINK_DOWN / PORT_DOWN, DELETE, ADD) when it changed.
 //! - **Fail mode**: `secure` keeps the table as it is; `standalone` with no controller
 //!   connected installs a table-miss → CONTROLLER entry and the core forwards those
 //!   packets as a learning switch (flooding unknown destinations), until a controller
@@ -45,6 +48,7 @@
 //! - [`core`]: the core thread and every message handler.
 //! - [`conn`]: tokio connection loop, active and passive targets.
 //! - [`features`]: the TABLE_FEATURES description of the tables.
+//! - [`link`]: port link state (for PORT_STATUS), read inside each switch's namespace.
 //! - [`dump`]: `lime dump-flows` records and their `ovs-ofctl` text form.
 //! - [`control`]: the daemon's control socket (JSON lines).
 //! - [`client`]: a scripted controller-side connection (tests, benchmarks).
@@ -70,6 +74,7 @@ pub mod control;
 pub mod core;
 pub mod dump;
 pub mod features;
+pub mod link;
 pub mod state;
 pub mod translate;
 
@@ -206,6 +211,7 @@ fn ports_of(fabric: &Fabric, vs: &lime_lab::VSwitchSpec) -> Vec<state::VPort> {
                 ifindex: sp.ifindex,
                 ifname: sp.ifname.clone(),
                 mac: sp.mac.octets(),
+                link: state::Link::Live,
             })
         })
         .collect()

@@ -32,6 +32,22 @@ pub struct VPort {
     pub ifname: String,
     /// Its Ethernet address.
     pub mac: [u8; 6],
+    /// Link state last reported (PORT_STATUS is sent when it changes).
+    pub link: Link,
+}
+
+/// A port's link as the switch last saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Link {
+    /// Up and with carrier.
+    #[default]
+    Live,
+    /// Administratively up, no carrier (the host's end is down).
+    Down,
+    /// Administratively down.
+    Disabled,
+    /// The interface is gone.
+    Gone,
 }
 
 /// Where a connection's messages go: encoded frames, to its writer task.
