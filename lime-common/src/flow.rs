@@ -215,14 +215,46 @@ pub const VSW_F_CACHE_ALWAYS_MISS: u32 = 4;
 pub struct CacheKey {
     /// Virtual switch.
     pub vswitch: u16,
-    /// Padding; always zero.
-    pub _pad: u16,
+    /// [`CACHE_SLOT_USED`] in every key the datapath looks up or stores, so an empty
+    /// (all-zero) cache slot never equals a packet's key.
+    pub used: u16,
     /// Table version.
     pub version: u32,
     /// The parsed flow key.
     pub key: FlowKey,
 }
 abi_type!(CacheKey, size = 80, align = 8);
+
+/// The `used` mark of a [`CacheKey`].
+pub const CACHE_SLOT_USED: u16 = 1;
+
+impl CacheKey {
+    /// The key as 64-bit words, for hashing and comparing.
+    #[inline(always)]
+    #[must_use]
+    pub fn words(&self) -> &[u64; CACHE_KEY_WORDS] {
+        // SAFETY: CacheKey is repr(C), 80 bytes, 8-aligned, no invalid bit patterns.
+        unsafe { &*(core::ptr::from_ref(self).cast::<[u64; CACHE_KEY_WORDS]>()) }
+    }
+
+    /// The slot of the direct-mapped flow cache this key lives in: a multiplicative
+    /// hash (cheap in BPF: one XOR and one 64-bit multiply per word) of every word.
+    #[inline(always)]
+    #[must_use]
+    pub fn slot(&self) -> u32 {
+        let w = self.words();
+        let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut i = 0;
+        while i < CACHE_KEY_WORDS {
+            h = (h ^ w[i]).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            i += 1;
+        }
+        ((h >> 32) as u32 ^ h as u32) & (crate::limits::FLOW_CACHE_SLOTS - 1)
+    }
+}
+
+/// Number of 64-bit words in a [`CacheKey`].
+pub const CACHE_KEY_WORDS: usize = 10;
 
 /// Value of the flow cache: the classification result for that key and version. Valid
 /// forever: the rules visible in a published version never change, and entries of old
@@ -248,5 +280,23 @@ pub struct CacheEntry {
 abi_type!(
     CacheEntry,
     size = 4 * crate::limits::MAX_TABLES + 8 + 8,
+    align = 8
+);
+
+/// One slot of the direct-mapped, per-CPU flow cache: the key it holds and its result.
+/// A lookup hashes the packet's key to one slot and compares the whole key; a fill
+/// overwrites the slot (no eviction bookkeeping, no helper call, no locking: each CPU
+/// has its own slots and XDP runs to completion).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CacheSlot {
+    /// The key stored here (all zero: empty).
+    pub key: CacheKey,
+    /// Its classification result.
+    pub entry: CacheEntry,
+}
+abi_type!(
+    CacheSlot,
+    size = 80 + 4 * crate::limits::MAX_TABLES + 16,
     align = 8
 );

@@ -33,7 +33,10 @@ mod tunnel;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
-    flow::{CacheEntry, FlowKey, VSW_F_ACTIVE, VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE},
+    flow::{
+        CACHE_KEY_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, FlowKey, VSW_F_ACTIVE,
+        VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE,
+    },
     limits::MAX_TABLES,
     port::{VportKey, kind, location},
     stats::drop_reason,
@@ -139,13 +142,17 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     let s = start_packet(&frame(ctx), vswitch, vport, version)?;
     if flags & VSW_F_NO_CACHE == 0 {
         s.cache_key.vswitch = vswitch;
+        s.cache_key.used = CACHE_SLOT_USED;
         s.cache_key.version = version;
         s.cache_key.key = s.key;
+        s.cache_slot = s.cache_key.slot();
         if flags & VSW_F_CACHE_ALWAYS_MISS == 0
-            && let Some(hit) = FLOW_CACHE.get_ptr(&s.cache_key)
+            && let Some(slot) = FLOW_CACHE.get_ptr(s.cache_slot)
+            // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
+            && same_key(&s.cache_key, unsafe { &*slot })
         {
-            // SAFETY: per-CPU map value, valid for this run.
-            let hit = unsafe { &*hit };
+            // SAFETY: as above.
+            let hit = unsafe { &(*slot).entry };
             s.chain.rules = hit.rules;
             s.chain.len = usize::from(hit.len);
             s.chain.missed = hit.missed != 0;
@@ -157,6 +164,20 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
         s.cache_fill = true;
     }
     step(ctx, s)
+}
+
+/// Whether a flow-cache slot holds exactly this key.
+#[inline(always)]
+fn same_key(key: &lime_common::flow::CacheKey, slot: &CacheSlot) -> bool {
+    let a = key.words();
+    let b = slot.key.words();
+    let mut diff = 0u64;
+    let mut i = 0;
+    while i < CACHE_KEY_WORDS {
+        diff |= a[i] ^ b[i];
+        i += 1;
+    }
+    diff == 0
 }
 
 /// Parse, then classify with one version starting at table 0, then execute and deliver.
@@ -284,7 +305,13 @@ fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
                     outputs: c.outputs,
                     metadata: s.ingress.metadata,
                 };
-                let _ = FLOW_CACHE.insert(&s.cache_key, &entry, 0);
+                if let Some(slot) = FLOW_CACHE.get_ptr_mut(s.cache_slot) {
+                    // SAFETY: per-CPU map value; XDP runs to completion on this CPU.
+                    unsafe {
+                        (*slot).key = s.cache_key;
+                        (*slot).entry = entry;
+                    }
+                }
             }
             finish_pipeline(ctx, s)
         }
