@@ -54,6 +54,9 @@ pub mod names {
     pub const MAP_VSW_PORTS: &str = "VSW_PORTS";
     /// Minimal XDP program that redirects every frame to one port: the benchmarks' floor.
     pub const PROG_FLOOR: &str = "lime_floor";
+    /// XDP program that counts every frame in `PORT_STATS` (as received on its
+    /// interface) and drops it: the benchmarks' sink.
+    pub const PROG_SINK: &str = "lime_sink";
     /// Port map.
     pub const MAP_PORTS: &str = "PORTS";
     /// Virtual port map.

@@ -91,6 +91,18 @@ pub fn lime_floor(_ctx: XdpContext) -> u32 {
     }
 }
 
+/// The benchmarks' sink: count the frame on its interface (in `PORT_STATS` as
+/// received) and drop it. Attached to the far end of a measured path.
+#[xdp]
+pub fn lime_sink(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    if let Some(ps) = port_stats(ifindex) {
+        ps.rx_packets += 1;
+        ps.rx_bytes += frame(&ctx).len() as u64;
+    }
+    xdp_action::XDP_DROP
+}
+
 #[inline(always)]
 fn try_lime_xdp(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
     let Some(port) = PORTS.get_ptr(ifindex) else {

@@ -210,6 +210,38 @@ impl Datapath {
         })?
     }
 
+    /// Attach the counting sink (`lime_sink`) to an interface in namespace `netns`
+    /// (`None`: this datapath's). It counts what arrives there in this datapath's port
+    /// counters, under that interface's ifindex, and drops it: the far end of a measured
+    /// path. Use a datapath of its own for it when ifindexes could collide with ports.
+    pub fn attach_sink(
+        &mut self,
+        netns: Option<&str>,
+        ifname: &str,
+        ifindex: u32,
+    ) -> Result<(), DatapathError> {
+        let link = format!("sink-{}-{ifname}", netns.unwrap_or("dp"));
+        let kernel = &mut self.kernel;
+        let mut attach = || kernel.attach(lime_common::names::PROG_SINK, ifindex, &link);
+        match netns.or(self.netns.as_deref()) {
+            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
+            None => attach(),
+        }
+    }
+
+    /// Attach the floor program (`lime_floor`: redirect every frame to the floor target,
+    /// nothing else) to an interface of this datapath's namespace, in place of LIME's
+    /// program: the benchmarks' baseline.
+    pub fn attach_floor(&mut self, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
+        let link = format!("floor-{ifname}");
+        let kernel = &mut self.kernel;
+        let mut attach = || kernel.attach(lime_common::names::PROG_FLOOR, ifindex, &link);
+        match &self.netns {
+            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
+            None => attach(),
+        }
+    }
+
     /// Say where a virtual port lives.
     pub fn set_vport(
         &mut self,
