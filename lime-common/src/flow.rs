@@ -197,8 +197,14 @@ pub struct VswitchConfig {
     pub version: u32,
     /// Flags ([`VSW_F_ACTIVE`]).
     pub flags: u32,
+    /// Bumped by the driver after every change of where one of the virtual switch's
+    /// ports lives (`VPORTS`): flow-cache entries remember the egress they resolved
+    /// together with this number and use it only while it is unchanged.
+    pub vport_gen: u32,
+    /// Padding; always zero.
+    pub _pad: u32,
 }
-abi_type!(VswitchConfig, size = 8, align = 4);
+abi_type!(VswitchConfig, size = 16, align = 4);
 
 /// The virtual switch exists on this physical switch.
 pub const VSW_F_ACTIVE: u32 = 1;
@@ -270,16 +276,26 @@ pub struct CacheEntry {
     pub missed: u8,
     /// Some rule needs several copies.
     pub multi: u8,
-    /// Padding; always zero.
-    pub _pad: u8,
+    /// The decision is complete: the chain leaves the frame unchanged and sends it to
+    /// `out_port`, which lived at `egress` while the virtual switch's port generation
+    /// was `vport_gen`. A hit then only counts the rules and sends the frame.
+    pub fast: u8,
     /// Output actions over the chain.
     pub outputs: u32,
     /// Metadata register at the end of the pipeline.
     pub metadata: u64,
+    /// The virtual port the frame goes to (when `fast`).
+    pub out_port: u32,
+    /// `VswitchConfig::vport_gen` when `egress` was read.
+    pub vport_gen: u32,
+    /// Where `out_port` lived (when `fast`).
+    pub egress: crate::port::VportInfo,
+    /// Padding; always zero.
+    pub _pad: u32,
 }
 abi_type!(
     CacheEntry,
-    size = 4 * crate::limits::MAX_TABLES + 8 + 8,
+    size = 4 * crate::limits::MAX_TABLES + 8 + 8 + 8 + 20 + 4,
     align = 8
 );
 
@@ -295,8 +311,4 @@ pub struct CacheSlot {
     /// Its classification result.
     pub entry: CacheEntry,
 }
-abi_type!(
-    CacheSlot,
-    size = 80 + 4 * crate::limits::MAX_TABLES + 16,
-    align = 8
-);
+abi_type!(CacheSlot, size = 80 + core::mem::size_of::<CacheEntry>(), align = 8);

@@ -111,6 +111,8 @@ pub struct Scratch {
     pub cache_key: CacheKey,
     /// Its slot in `FLOW_CACHE`.
     pub cache_slot: u32,
+    /// The virtual switch's port generation read at ingress.
+    pub vport_gen: u32,
     /// Fill the cache with this packet's result at the end of the pipeline.
     pub cache_fill: bool,
     /// The skb path's copies.

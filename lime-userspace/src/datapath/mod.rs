@@ -242,7 +242,9 @@ impl Datapath {
         }
     }
 
-    /// Say where a virtual port lives.
+    /// Say where a virtual port lives. The new place is written first, then the virtual
+    /// switch's port generation is bumped, so no packet classified after this returns
+    /// uses an egress the flow cache remembered from before.
     pub fn set_vport(
         &mut self,
         vswitch: u16,
@@ -256,7 +258,28 @@ impl Datapath {
                 vport,
             },
             info,
-        )
+        )?;
+        self.moved_vport(vswitch)
+    }
+
+    /// Forget a virtual port (it no longer exists on this physical switch).
+    pub fn remove_vport(&mut self, vswitch: u16, vport: u32) -> Result<(), DatapathError> {
+        self.kernel.remove_vport(VportKey {
+            vswitch,
+            _pad: 0,
+            vport,
+        });
+        self.moved_vport(vswitch)
+    }
+
+    /// Publish a new port generation for a virtual switch (if it is active here).
+    fn moved_vport(&mut self, vswitch: u16) -> Result<(), DatapathError> {
+        match self.store.bump_vport_gen(vswitch) {
+            Ok(ops) => self.kernel.apply(&ops),
+            // Ports may be mapped before the virtual switch is added: nothing cached yet.
+            Err(DatapathError::NoVswitch { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Set the virtual ports FLOOD and ALL reach on a virtual switch.
