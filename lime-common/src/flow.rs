@@ -244,15 +244,17 @@ impl CacheKey {
     }
 
     /// The slot of the direct-mapped flow cache this key lives in: a multiplicative
-    /// hash (cheap in BPF: one XOR and one 64-bit multiply per word) of every word.
+    /// hash of every word (one XOR and one 64-bit multiply by the same constant per
+    /// word: few instructions in BPF, which has no multiply by a 64-bit immediate).
     #[inline(always)]
     #[must_use]
     pub fn slot(&self) -> u32 {
+        const K: u64 = 0xff51_afd7_ed55_8ccd;
         let w = self.words();
         let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut i = 0;
         while i < CACHE_KEY_WORDS {
-            h = (h ^ w[i]).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h = (h ^ w[i]).wrapping_mul(K);
             i += 1;
         }
         ((h >> 32) as u32 ^ h as u32) & (crate::limits::FLOW_CACHE_SLOTS - 1)
@@ -311,4 +313,8 @@ pub struct CacheSlot {
     /// Its classification result.
     pub entry: CacheEntry,
 }
-abi_type!(CacheSlot, size = 80 + core::mem::size_of::<CacheEntry>(), align = 8);
+abi_type!(
+    CacheSlot,
+    size = 80 + core::mem::size_of::<CacheEntry>(),
+    align = 8
+);

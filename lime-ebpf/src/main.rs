@@ -163,36 +163,58 @@ fn vswitch_config(vswitch: u16) -> Result<Config, u32> {
 #[inline(always)]
 fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     let cfg = vswitch_config(vswitch)?;
-    let s = start_packet(&frame(ctx), vswitch, vport, cfg.version)?;
-    if cfg.flags & VSW_F_NO_CACHE == 0 {
-        s.cache_key.vswitch = vswitch;
-        s.cache_key.used = CACHE_SLOT_USED;
-        s.cache_key.version = cfg.version;
-        s.cache_key.key = s.key;
-        s.cache_slot = s.cache_key.slot();
-        s.vport_gen = cfg.vport_gen;
-        if cfg.flags & VSW_F_CACHE_ALWAYS_MISS == 0
-            && let Some(slot) = FLOW_CACHE.get_ptr(s.cache_slot)
-            // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
-            && same_key(&s.cache_key, unsafe { &*slot })
-        {
-            // SAFETY: as above.
-            let hit = unsafe { &(*slot).entry };
-            if hit.fast != 0 && hit.vport_gen == cfg.vport_gen {
-                // The whole decision is cached: count the rules, send the frame.
-                count_chain(&hit.rules, usize::from(hit.len), s.frame_len);
-                return to_egress(ctx, &s.ingress, hit.out_port, &hit.egress);
-            }
-            s.chain.rules = hit.rules;
-            s.chain.len = usize::from(hit.len);
-            s.chain.missed = hit.missed != 0;
-            s.chain.multi = hit.multi != 0;
-            s.chain.outputs = hit.outputs;
-            s.ingress.metadata = hit.metadata;
-            return finish_pipeline(ctx, s);
-        }
-        s.cache_fill = true;
+    if cfg.flags & VSW_F_NO_CACHE != 0 {
+        let s = start_packet(&frame(ctx), vswitch, vport, cfg.version)?;
+        return step(ctx, s);
     }
+    // Parse straight into the cache key; everything else in the scratch area is set up
+    // only when the cache cannot answer alone.
+    let f = frame(ctx);
+    let s = scratch()?;
+    let ck = &mut s.cache_key;
+    ck.key = FlowKey {
+        in_port: vport,
+        ..FlowKey::default()
+    };
+    parse::parse(&f, &mut ck.key)?;
+    ck.vswitch = vswitch;
+    ck.used = CACHE_SLOT_USED;
+    ck.version = cfg.version;
+    let slot_id = ck.slot();
+    let slot = if cfg.flags & VSW_F_CACHE_ALWAYS_MISS == 0 {
+        FLOW_CACHE.get_ptr(slot_id)
+    } else {
+        None
+    };
+    // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
+    if let Some(slot) = slot.filter(|p| same_key(&s.cache_key, unsafe { &**p })) {
+        // SAFETY: as above.
+        let hit = unsafe { &(*slot).entry };
+        if hit.fast != 0 && hit.vport_gen == cfg.vport_gen {
+            // The whole decision is cached: count the rules, send the frame.
+            count_chain(&hit.rules, usize::from(hit.len), f.len() as u64);
+            let ing = Ingress {
+                vswitch,
+                vport,
+                version: cfg.version,
+                metadata: hit.metadata,
+            };
+            return to_egress(ctx, &ing, hit.out_port, &hit.egress);
+        }
+        reset(s, &f, vswitch, vport, cfg.version);
+        s.chain.rules = hit.rules;
+        s.chain.len = usize::from(hit.len);
+        s.chain.missed = hit.missed != 0;
+        s.chain.multi = hit.multi != 0;
+        s.chain.outputs = hit.outputs;
+        s.ingress.metadata = hit.metadata;
+        return finish_pipeline(ctx, s);
+    }
+    reset(s, &f, vswitch, vport, cfg.version);
+    s.key = s.cache_key.key;
+    s.cache_slot = slot_id;
+    s.vport_gen = cfg.vport_gen;
+    s.cache_fill = true;
     step(ctx, s)
 }
 
@@ -294,6 +316,13 @@ pub fn start_packet(
         ..FlowKey::default()
     };
     parse::parse(f, &mut s.key)?;
+    reset(s, f, vswitch, vport, version);
+    Ok(s)
+}
+
+/// Reset the scratch area's per-packet state other than the flow key.
+#[inline(always)]
+fn reset(s: &mut Scratch, f: &parse::Frame, vswitch: u16, vport: u32, version: u32) {
     s.frame_len = f.len() as u64;
     s.ingress = Ingress {
         vswitch,
@@ -308,7 +337,6 @@ pub fn start_packet(
     s.chain.outputs = 0;
     s.chain.multi = false;
     s.chain.missed = false;
-    Ok(s)
 }
 
 /// XDP: classify one table; on goto-table, tail-call `lime_table` for the next one (one
