@@ -243,7 +243,10 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("LIME_DROP_TRUNCATED", drop_reason::TRUNCATED as u64),
     ("LIME_DROP_BAD_IHL", drop_reason::BAD_IHL as u64),
     ("LIME_DROP_VLAN_STACKED", drop_reason::VLAN_STACKED as u64),
-    ("LIME_DROP_IPV6_EXT_LIMIT", drop_reason::IPV6_EXT_LIMIT as u64),
+    (
+        "LIME_DROP_IPV6_EXT_LIMIT",
+        drop_reason::IPV6_EXT_LIMIT as u64,
+    ),
     ("LIME_DROP_TABLE_MISS", drop_reason::TABLE_MISS as u64),
     ("LIME_DROP_NO_OUTPUT", drop_reason::NO_OUTPUT as u64),
     ("LIME_DROP_BAD_OUTPUT", drop_reason::BAD_OUTPUT as u64),
@@ -253,7 +256,10 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("LIME_DROP_BAD_GOTO", drop_reason::BAD_GOTO as u64),
     ("LIME_DROP_NO_VSWITCH", drop_reason::NO_VSWITCH as u64),
     ("LIME_DROP_HAIRPIN", drop_reason::HAIRPIN as u64),
-    ("LIME_DROP_NEEDS_SKB_PATH", drop_reason::NEEDS_SKB_PATH as u64),
+    (
+        "LIME_DROP_NEEDS_SKB_PATH",
+        drop_reason::NEEDS_SKB_PATH as u64,
+    ),
     ("LIME_DROP_BAD_ACTION", drop_reason::BAD_ACTION as u64),
 ];
 
@@ -286,7 +292,11 @@ mod tests {
             );
             bits += f.bits;
         }
-        assert_eq!(bits as usize, size * 8, "{what}: widths add up to {bits} bits");
+        assert_eq!(
+            bits as usize,
+            size * 8,
+            "{what}: widths add up to {bits} bits"
+        );
     }
 
     #[test]
