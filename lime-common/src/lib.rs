@@ -24,6 +24,7 @@
 pub mod action;
 pub mod flow;
 pub mod limits;
+pub mod p4;
 pub mod port;
 pub mod stats;
 pub mod wire;
