@@ -16,6 +16,9 @@
 //! - [`wire`]: on-the-wire headers: the tunnel header between physical switches and the
 //!   packet-in record sent to userspace.
 //! - [`limits`]: map sizes and loop bounds.
+//! - [`p4`]: the P4 program's half of the ABI (`p4/lime.p4`): header field lists, table
+//!   and action names and P4Runtime ids, checked against the Rust structs here and
+//!   against the P4 source by `tests/p4_in_step.rs`.
 //!
 //! With the `user` feature, every map type also implements `aya::Pod`.
 #![no_std]
