@@ -197,8 +197,14 @@ pub struct VswitchConfig {
     pub version: u32,
     /// Flags ([`VSW_F_ACTIVE`]).
     pub flags: u32,
+    /// Bumped by the driver after every change of where one of the virtual switch's
+    /// ports lives (`VPORTS`): flow-cache entries remember the egress they resolved
+    /// together with this number and use it only while it is unchanged.
+    pub vport_gen: u32,
+    /// Padding; always zero.
+    pub _pad: u32,
 }
-abi_type!(VswitchConfig, size = 8, align = 4);
+abi_type!(VswitchConfig, size = 16, align = 4);
 
 /// The virtual switch exists on this physical switch.
 pub const VSW_F_ACTIVE: u32 = 1;
@@ -215,14 +221,48 @@ pub const VSW_F_CACHE_ALWAYS_MISS: u32 = 4;
 pub struct CacheKey {
     /// Virtual switch.
     pub vswitch: u16,
-    /// Padding; always zero.
-    pub _pad: u16,
+    /// [`CACHE_SLOT_USED`] in every key the datapath looks up or stores, so an empty
+    /// (all-zero) cache slot never equals a packet's key.
+    pub used: u16,
     /// Table version.
     pub version: u32,
     /// The parsed flow key.
     pub key: FlowKey,
 }
 abi_type!(CacheKey, size = 80, align = 8);
+
+/// The `used` mark of a [`CacheKey`].
+pub const CACHE_SLOT_USED: u16 = 1;
+
+impl CacheKey {
+    /// The key as 64-bit words, for hashing and comparing.
+    #[inline(always)]
+    #[must_use]
+    pub fn words(&self) -> &[u64; CACHE_KEY_WORDS] {
+        // SAFETY: CacheKey is repr(C), 80 bytes, 8-aligned, no invalid bit patterns.
+        unsafe { &*(core::ptr::from_ref(self).cast::<[u64; CACHE_KEY_WORDS]>()) }
+    }
+
+    /// The slot of the direct-mapped flow cache this key lives in: a multiplicative
+    /// hash of every word (one XOR and one 64-bit multiply by the same constant per
+    /// word: few instructions in BPF, which has no multiply by a 64-bit immediate).
+    #[inline(always)]
+    #[must_use]
+    pub fn slot(&self) -> u32 {
+        const K: u64 = 0xff51_afd7_ed55_8ccd;
+        let w = self.words();
+        let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut i = 0;
+        while i < CACHE_KEY_WORDS {
+            h = (h ^ w[i]).wrapping_mul(K);
+            i += 1;
+        }
+        ((h >> 32) as u32 ^ h as u32) & (crate::limits::FLOW_CACHE_SLOTS - 1)
+    }
+}
+
+/// Number of 64-bit words in a [`CacheKey`].
+pub const CACHE_KEY_WORDS: usize = 10;
 
 /// Value of the flow cache: the classification result for that key and version. Valid
 /// forever: the rules visible in a published version never change, and entries of old
@@ -238,15 +278,43 @@ pub struct CacheEntry {
     pub missed: u8,
     /// Some rule needs several copies.
     pub multi: u8,
-    /// Padding; always zero.
-    pub _pad: u8,
+    /// The decision is complete: the chain leaves the frame unchanged and sends it to
+    /// `out_port`, which lived at `egress` while the virtual switch's port generation
+    /// was `vport_gen`. A hit then only counts the rules and sends the frame.
+    pub fast: u8,
     /// Output actions over the chain.
     pub outputs: u32,
     /// Metadata register at the end of the pipeline.
     pub metadata: u64,
+    /// The virtual port the frame goes to (when `fast`).
+    pub out_port: u32,
+    /// `VswitchConfig::vport_gen` when `egress` was read.
+    pub vport_gen: u32,
+    /// Where `out_port` lived (when `fast`).
+    pub egress: crate::port::VportInfo,
+    /// Padding; always zero.
+    pub _pad: u32,
 }
 abi_type!(
     CacheEntry,
-    size = 4 * crate::limits::MAX_TABLES + 8 + 8,
+    size = 4 * crate::limits::MAX_TABLES + 8 + 8 + 8 + 20 + 4,
+    align = 8
+);
+
+/// One slot of the direct-mapped, per-CPU flow cache: the key it holds and its result.
+/// A lookup hashes the packet's key to one slot and compares the whole key; a fill
+/// overwrites the slot (no eviction bookkeeping, no helper call, no locking: each CPU
+/// has its own slots and XDP runs to completion).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CacheSlot {
+    /// The key stored here (all zero: empty).
+    pub key: CacheKey,
+    /// Its classification result.
+    pub entry: CacheEntry,
+}
+abi_type!(
+    CacheSlot,
+    size = 80 + core::mem::size_of::<CacheEntry>(),
     align = 8
 );

@@ -16,6 +16,9 @@
 //! - [`wire`]: on-the-wire headers: the tunnel header between physical switches and the
 //!   packet-in record sent to userspace.
 //! - [`limits`]: map sizes and loop bounds.
+//! - [`p4`]: the P4 program's half of the ABI (`p4/lime.p4`): header field lists, table
+//!   and action names and P4Runtime ids, checked against the Rust structs here and
+//!   against the P4 source by `tests/p4_in_step.rs`.
 //!
 //! With the `user` feature, every map type also implements `aya::Pod`.
 #![no_std]
@@ -24,6 +27,7 @@
 pub mod action;
 pub mod flow;
 pub mod limits;
+pub mod p4;
 pub mod port;
 pub mod stats;
 pub mod wire;
@@ -54,6 +58,9 @@ pub mod names {
     pub const MAP_VSW_PORTS: &str = "VSW_PORTS";
     /// Minimal XDP program that redirects every frame to one port: the benchmarks' floor.
     pub const PROG_FLOOR: &str = "lime_floor";
+    /// XDP program that counts every frame in `PORT_STATS` (as received on its
+    /// interface) and drops it: the benchmarks' sink.
+    pub const PROG_SINK: &str = "lime_sink";
     /// Port map.
     pub const MAP_PORTS: &str = "PORTS";
     /// Virtual port map.

@@ -26,5 +26,6 @@ pub const MAX_PORTS: u32 = 1024;
 pub const MAX_IPV6_EXT_HEADERS: usize = 4;
 /// Largest frame copied into a packet-in.
 pub const MAX_PACKET_IN_BYTES: u32 = 2048;
-/// Flow-cache entries per CPU.
-pub const FLOW_CACHE_ENTRIES: u32 = 65_536;
+/// Flow-cache slots per CPU (a power of two: the slot is the key's hash masked).
+pub const FLOW_CACHE_SLOTS: u32 = 8192;
+const _: () = assert!(FLOW_CACHE_SLOTS.is_power_of_two());

@@ -9,7 +9,7 @@ use lime_common::{
     action::{Action, RuleProgram, code, port_no},
     flow::FlowKey,
     limits::{MAX_ACTIONS, MAX_PACKET_IN_BYTES, MAX_TABLES},
-    port::{VportKey, location},
+    port::{VportInfo, VportKey, location},
     stats::drop_reason,
     wire::{PacketInMeta, TUNNEL_MAGIC, TunnelHeader, packet_in_reason},
 };
@@ -111,6 +111,32 @@ pub struct Output {
     pub max_len: u16,
     /// Rule that output it.
     pub rule_id: u32,
+    /// An action before the output changed the frame.
+    pub modified: bool,
+}
+
+/// Count one packet of `frame_len` bytes on each rule of a chain (per-CPU counters and
+/// the last-hit time).
+#[inline(always)]
+pub fn count_chain(rules: &[u32; MAX_TABLES], len: usize, frame_len: u64) {
+    // SAFETY: helper without side effects.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let mut r = 0;
+    while r < MAX_TABLES && r < len {
+        count_rule(rules[r], frame_len, now);
+        r += 1;
+    }
+}
+
+#[inline(always)]
+fn count_rule(rule_id: u32, frame_len: u64, now: u64) {
+    if let Some(st) = RULE_STATS.get_ptr_mut(rule_id) {
+        // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
+        let st = unsafe { &mut *st };
+        st.packets += 1;
+        st.bytes += frame_len;
+        st.last_hit_ns = now;
+    }
 }
 
 /// Run the chain's actions on the frame (counting each rule), up to the first output;
@@ -125,19 +151,15 @@ pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option
         port: 0,
         max_len: 0,
         rule_id: 0,
+        modified: false,
     };
+    let mut modified = false;
     let mut found = false;
     let mut r = 0;
     while r < MAX_TABLES && r < chain.len {
         let rule_id = chain.rules[r];
         r += 1;
-        if let Some(st) = RULE_STATS.get_ptr_mut(rule_id) {
-            // SAFETY: per-CPU slot.
-            let st = unsafe { &mut *st };
-            st.packets += 1;
-            st.bytes += frame_len;
-            st.last_hit_ns = now;
-        }
+        count_rule(rule_id, frame_len, now);
         let Some(prog) = RULE_PROGRAMS.get(rule_id) else {
             continue;
         };
@@ -155,8 +177,10 @@ pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option
                         port: a.arg32,
                         max_len: a.arg16,
                         rule_id,
+                        modified,
                     };
                     found = true;
+                    continue;
                 }
                 code::SET_ETH_DST => write_mac(ctx, 0, mac(&a))?,
                 code::SET_ETH_SRC => write_mac(ctx, 6, mac(&a))?,
@@ -165,6 +189,8 @@ pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option
                 code::POP_VLAN => pop_vlan(ctx)?,
                 _ => return Err(drop_reason::BAD_ACTION),
             }
+            // Only header-changing actions get here.
+            modified = true;
         }
     }
     Ok(if found { Some(out) } else { None })
@@ -304,6 +330,13 @@ pub fn send_to_vport(ctx: &XdpContext, ing: &Ingress, vport: u32) -> Result<u32,
     };
     // SAFETY: map value, replaced whole by userspace (no-prealloc hash).
     let vp = unsafe { *vp };
+    to_egress(ctx, ing, vport, &vp)
+}
+
+/// Send to virtual port `vport`, which lives at `vp`: redirect to a local port, or
+/// encapsulate and redirect towards the physical switch that owns it.
+#[inline(always)]
+pub fn to_egress(ctx: &XdpContext, ing: &Ingress, vport: u32, vp: &VportInfo) -> Result<u32, u32> {
     if vp.location == location::REMOTE {
         let v = ing.vswitch.to_be_bytes();
         let hdr = TunnelHeader {
@@ -317,7 +350,7 @@ pub fn send_to_vport(ctx: &XdpContext, ing: &Ingress, vport: u32) -> Result<u32,
             out_port: vport.to_be_bytes(),
             version: ing.version.to_be_bytes(),
         };
-        encap(ctx, &hdr, &vp)?;
+        encap(ctx, &hdr, vp)?;
     } else if vp.location != location::LOCAL {
         return Err(drop_reason::BAD_OUTPUT);
     }

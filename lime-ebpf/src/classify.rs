@@ -29,6 +29,20 @@
 //! config: one atomic 32-bit store. Subtable lists are immutable per version, so a reader
 //! never sees one half-written.
 //!
+//! # The flow cache in front (`main.rs`, `maps.rs` `FLOW_CACHE`)
+//! Before this search, `lime_xdp` looks the packet up in an exact-match cache: per CPU,
+//! direct-mapped (hash of the parsed key → one slot holding a key and its result; a
+//! fill overwrites the slot). The key includes the virtual switch and the table
+//! version, so an entry can never answer for another version; it is valid forever for
+//! its own, because a published version's rules never change. The result is the chain
+//! of rules the search found (one per table visited) and, when the chain leaves the
+//! frame unchanged and outputs it to one ordinary virtual port, where that port lived:
+//! such a hit skips the actions and the port lookup. Port locations change without a
+//! new version (migration moves ports), so that part is tagged with the virtual
+//! switch's port generation and used only while it is current. Per-CPU slots hold their
+//! own keys: nothing is shared between CPUs (a per-CPU *hash* map would share the key
+//! and give other CPUs an empty value).
+//!
 //! Rules whose masked values collide within a subtable (same match, different priority or
 //! being replaced across versions) share a [`lime_common::flow::Bucket`] of
 //! `BUCKET_SLOTS` entries; userspace refuses a rule that would not fit.

@@ -33,15 +33,21 @@ mod tunnel;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
-    flow::{CacheEntry, FlowKey, VSW_F_ACTIVE, VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE},
+    flow::{
+        CACHE_KEY_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, FlowKey, VSW_F_ACTIVE,
+        VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE,
+    },
     limits::MAX_TABLES,
-    port::{VportKey, kind, location},
+    port::{VportInfo, VportKey, kind, location},
     stats::drop_reason,
     wire::{TUNNEL_MAX_HOPS, TunnelHeader, tunnel_flags},
 };
 
 use crate::{
-    actions::{Ingress, deliver, execute, redirect, send_to_vport, update_key},
+    actions::{
+        Ingress, Output, count_chain, deliver, execute, redirect, send_to_vport, to_egress,
+        update_key,
+    },
     maps::{
         FLOOR_TARGET, FLOW_CACHE, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORTS, VSWITCHES,
         count_drop, port_stats, scratch,
@@ -88,6 +94,18 @@ pub fn lime_floor(_ctx: XdpContext) -> u32 {
     }
 }
 
+/// The benchmarks' sink: count the frame on its interface (in `PORT_STATS` as
+/// received) and drop it. Attached to the far end of a measured path.
+#[xdp]
+pub fn lime_sink(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    if let Some(ps) = port_stats(ifindex) {
+        ps.rx_packets += 1;
+        ps.rx_bytes += frame(&ctx).len() as u64;
+    }
+    xdp_action::XDP_DROP
+}
+
 #[inline(always)]
 fn try_lime_xdp(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
     let Some(port) = PORTS.get_ptr(ifindex) else {
@@ -113,20 +131,29 @@ fn try_lime_xdp(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
 /// Read a virtual switch's current version (one load: the atomic publish point).
 #[inline(always)]
 pub fn current_version(vswitch: u16) -> Result<u32, u32> {
-    vswitch_config(vswitch).map(|(v, _)| v)
+    vswitch_config(vswitch).map(|c| c.version)
 }
 
-/// A virtual switch's current version and flags.
+/// What a packet reads of its virtual switch's configuration, once, at ingress.
+#[derive(Clone, Copy)]
+struct Config {
+    version: u32,
+    flags: u32,
+    vport_gen: u32,
+}
+
+/// A virtual switch's current version, flags and port generation.
 #[inline(always)]
-fn vswitch_config(vswitch: u16) -> Result<(u32, u32), u32> {
+fn vswitch_config(vswitch: u16) -> Result<Config, u32> {
     match VSWITCHES.get(u32::from(vswitch)) {
         Some(cfg) if cfg.flags & VSW_F_ACTIVE != 0 => {
-            // SAFETY: aligned u32s in a map value; the version is read with one load.
+            // SAFETY: aligned u32s in a map value; each is read with one load.
             Ok(unsafe {
-                (
-                    core::ptr::read_volatile(&cfg.version),
-                    core::ptr::read_volatile(&cfg.flags),
-                )
+                Config {
+                    version: core::ptr::read_volatile(&cfg.version),
+                    flags: core::ptr::read_volatile(&cfg.flags),
+                    vport_gen: core::ptr::read_volatile(&cfg.vport_gen),
+                }
             })
         }
         _ => Err(drop_reason::NO_VSWITCH),
@@ -135,28 +162,74 @@ fn vswitch_config(vswitch: u16) -> Result<(u32, u32), u32> {
 
 #[inline(always)]
 fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
-    let (version, flags) = vswitch_config(vswitch)?;
-    let s = start_packet(&frame(ctx), vswitch, vport, version)?;
-    if flags & VSW_F_NO_CACHE == 0 {
-        s.cache_key.vswitch = vswitch;
-        s.cache_key.version = version;
-        s.cache_key.key = s.key;
-        if flags & VSW_F_CACHE_ALWAYS_MISS == 0
-            && let Some(hit) = FLOW_CACHE.get_ptr(&s.cache_key)
-        {
-            // SAFETY: per-CPU map value, valid for this run.
-            let hit = unsafe { &*hit };
-            s.chain.rules = hit.rules;
-            s.chain.len = usize::from(hit.len);
-            s.chain.missed = hit.missed != 0;
-            s.chain.multi = hit.multi != 0;
-            s.chain.outputs = hit.outputs;
-            s.ingress.metadata = hit.metadata;
-            return finish_pipeline(ctx, s);
-        }
-        s.cache_fill = true;
+    let cfg = vswitch_config(vswitch)?;
+    if cfg.flags & VSW_F_NO_CACHE != 0 {
+        let s = start_packet(&frame(ctx), vswitch, vport, cfg.version)?;
+        return step(ctx, s);
     }
+    // Parse straight into the cache key; everything else in the scratch area is set up
+    // only when the cache cannot answer alone.
+    let f = frame(ctx);
+    let s = scratch()?;
+    let ck = &mut s.cache_key;
+    ck.key = FlowKey {
+        in_port: vport,
+        ..FlowKey::default()
+    };
+    parse::parse(&f, &mut ck.key)?;
+    ck.vswitch = vswitch;
+    ck.used = CACHE_SLOT_USED;
+    ck.version = cfg.version;
+    let slot_id = ck.slot();
+    let slot = if cfg.flags & VSW_F_CACHE_ALWAYS_MISS == 0 {
+        FLOW_CACHE.get_ptr(slot_id)
+    } else {
+        None
+    };
+    // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
+    if let Some(slot) = slot.filter(|p| same_key(&s.cache_key, unsafe { &**p })) {
+        // SAFETY: as above.
+        let hit = unsafe { &(*slot).entry };
+        if hit.fast != 0 && hit.vport_gen == cfg.vport_gen {
+            // The whole decision is cached: count the rules, send the frame.
+            count_chain(&hit.rules, usize::from(hit.len), f.len() as u64);
+            let ing = Ingress {
+                vswitch,
+                vport,
+                version: cfg.version,
+                metadata: hit.metadata,
+            };
+            return to_egress(ctx, &ing, hit.out_port, &hit.egress);
+        }
+        reset(s, &f, vswitch, vport, cfg.version);
+        s.chain.rules = hit.rules;
+        s.chain.len = usize::from(hit.len);
+        s.chain.missed = hit.missed != 0;
+        s.chain.multi = hit.multi != 0;
+        s.chain.outputs = hit.outputs;
+        s.ingress.metadata = hit.metadata;
+        return finish_pipeline(ctx, s);
+    }
+    reset(s, &f, vswitch, vport, cfg.version);
+    s.key = s.cache_key.key;
+    s.cache_slot = slot_id;
+    s.vport_gen = cfg.vport_gen;
+    s.cache_fill = true;
     step(ctx, s)
+}
+
+/// Whether a flow-cache slot holds exactly this key.
+#[inline(always)]
+fn same_key(key: &lime_common::flow::CacheKey, slot: &CacheSlot) -> bool {
+    let a = key.words();
+    let b = slot.key.words();
+    let mut diff = 0u64;
+    let mut i = 0;
+    while i < CACHE_KEY_WORDS {
+        diff |= a[i] ^ b[i];
+        i += 1;
+    }
+    diff == 0
 }
 
 /// Parse, then classify with one version starting at table 0, then execute and deliver.
@@ -243,6 +316,13 @@ pub fn start_packet(
         ..FlowKey::default()
     };
     parse::parse(f, &mut s.key)?;
+    reset(s, f, vswitch, vport, version);
+    Ok(s)
+}
+
+/// Reset the scratch area's per-packet state other than the flow key.
+#[inline(always)]
+fn reset(s: &mut Scratch, f: &parse::Frame, vswitch: u16, vport: u32, version: u32) {
     s.frame_len = f.len() as u64;
     s.ingress = Ingress {
         vswitch,
@@ -257,7 +337,6 @@ pub fn start_packet(
     s.chain.outputs = 0;
     s.chain.multi = false;
     s.chain.missed = false;
-    Ok(s)
 }
 
 /// XDP: classify one table; on goto-table, tail-call `lime_table` for the next one (one
@@ -280,11 +359,22 @@ fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
                     len: c.len as u8,
                     missed: u8::from(c.missed),
                     multi: u8::from(c.multi),
-                    _pad: 0,
+                    // Set by `finish_pipeline` once the egress is known.
+                    fast: 0,
                     outputs: c.outputs,
                     metadata: s.ingress.metadata,
+                    out_port: 0,
+                    vport_gen: 0,
+                    egress: VportInfo::default(),
+                    _pad: 0,
                 };
-                let _ = FLOW_CACHE.insert(&s.cache_key, &entry, 0);
+                if let Some(slot) = FLOW_CACHE.get_ptr_mut(s.cache_slot) {
+                    // SAFETY: per-CPU map value; XDP runs to completion on this CPU.
+                    unsafe {
+                        (*slot).key = s.cache_key;
+                        (*slot).entry = entry;
+                    }
+                }
             }
             finish_pipeline(ctx, s)
         }
@@ -294,20 +384,53 @@ fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
 /// The end of the pipeline: execute the chain and deliver.
 #[inline(always)]
 fn finish_pipeline(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
-    let Scratch {
-        chain,
-        ingress,
-        frame_len,
-        ..
-    } = s;
+    let chain = &s.chain;
+    let ingress = &s.ingress;
+    let frame_len = &s.frame_len;
     if chain.multi || chain.outputs > 1 {
         // Not counted here: the skb path classifies again and counts.
         return Ok(xdp_action::XDP_PASS);
     }
     match execute(ctx, chain, *frame_len)? {
-        Some(out) => deliver(ctx, ingress, out),
+        Some(out) => {
+            if s.cache_fill {
+                remember_egress(s.cache_slot, s.vport_gen, &out, ingress);
+            }
+            deliver(ctx, ingress, out)
+        }
         None if chain.missed => Err(drop_reason::TABLE_MISS),
         None => Err(drop_reason::NO_OUTPUT),
+    }
+}
+
+/// After a cache fill: if the chain sends the frame unchanged to one ordinary virtual
+/// port, remember where that port lives (with the port generation read at ingress) in
+/// the cache slot, so later hits skip executing the actions and looking up the port.
+#[inline(always)]
+fn remember_egress(slot: u32, vport_gen: u32, out: &Output, ingress: &Ingress) {
+    if out.modified || out.port > port_no::MAX || out.port == ingress.vport {
+        return;
+    }
+    let key = VportKey {
+        vswitch: ingress.vswitch,
+        _pad: 0,
+        vport: out.port,
+    };
+    let Some(vp) = VPORTS.get_ptr(&key) else {
+        return;
+    };
+    // SAFETY: map value, replaced whole by userspace.
+    let vp = unsafe { *vp };
+    if vp.location != location::LOCAL && vp.location != location::REMOTE {
+        return;
+    }
+    if let Some(slot) = FLOW_CACHE.get_ptr_mut(slot) {
+        // SAFETY: per-CPU map value; XDP runs to completion on this CPU.
+        let e = unsafe { &mut (*slot).entry };
+        e.out_port = out.port;
+        e.vport_gen = vport_gen;
+        e.egress = vp;
+        e.fast = 1;
     }
 }
 

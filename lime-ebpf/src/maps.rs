@@ -1,15 +1,15 @@
-//! Every map of the datapath, with its key, value and writer. All but the scratch area
-//! are pinned (by name, under the physical switch's bpffs directory) so a restarted
-//! control plane reopens the maps of the running datapath instead of replacing them. Map names are shared with
+//! Every map of the datapath, with its key, value and writer. All are pinned (by name,
+//! under the physical switch's bpffs directory) so a restarted control plane reopens the
+//! maps of the running datapath instead of replacing them. Map names are shared with
 //! the loader through `lime_common::names`; sizes come from `lime_common::limits`.
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerfEventArray, ProgramArray},
+    maps::{Array, HashMap, PerCpuArray, PerfEventArray, ProgramArray},
 };
 use lime_common::{
     action::RuleProgram,
-    flow::{Bucket, CacheEntry, CacheKey, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
+    flow::{Bucket, CacheKey, CacheSlot, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
     limits,
     port::{PortInfo, VportInfo, VportKey, VswPorts},
     stats::{PortStats, RuleStats, drop_reason},
@@ -39,12 +39,13 @@ pub static VSWITCHES: Array<VswitchConfig> = Array::pinned(limits::MAX_VSWITCHES
 pub static MASK_LISTS: HashMap<MaskListKey, MaskList> =
     HashMap::pinned(limits::MAX_MASK_LISTS, BPF_F_NO_PREALLOC);
 
-/// (virtual switch, version, parsed flow key) → the chain of rules it matched: the
-/// exact-match flow cache in front of the classifier. Per-CPU LRU: no contention, old
-/// versions' entries age out. Written by the datapath only.
+/// Slot (hash of (virtual switch, version, parsed flow key)) → that key and the chain of
+/// rules it matched: the exact-match flow cache in front of the classifier.
+/// Direct-mapped and per-CPU: a lookup is one inlined array access and a key compare, a
+/// fill one overwrite; entries of old versions are simply overwritten. Written by the
+/// datapath only.
 #[map(name = "FLOW_CACHE")]
-pub static FLOW_CACHE: LruPerCpuHashMap<CacheKey, CacheEntry> =
-    LruPerCpuHashMap::pinned(limits::FLOW_CACHE_ENTRIES, 0);
+pub static FLOW_CACHE: PerCpuArray<CacheSlot> = PerCpuArray::pinned(limits::FLOW_CACHE_SLOTS, 0);
 
 /// Mask id → mask. Written once when a subtable is created, before any list names it.
 #[map(name = "MASKS")]
@@ -108,6 +109,10 @@ pub struct Scratch {
     pub vlans: crate::actions::VlanStack,
     /// The flow-cache key (the flow key as parsed), when the cache is in use.
     pub cache_key: CacheKey,
+    /// Its slot in `FLOW_CACHE`.
+    pub cache_slot: u32,
+    /// The virtual switch's port generation read at ingress.
+    pub vport_gen: u32,
     /// Fill the cache with this packet's result at the end of the pipeline.
     pub cache_fill: bool,
     /// The skb path's copies.
@@ -119,9 +124,13 @@ pub struct Scratch {
 #[map(name = "TABLE_PROGS")]
 pub static TABLE_PROGS: ProgramArray = ProgramArray::pinned(1, 0);
 
-/// CPU-local [`Scratch`] (one entry). Only the datapath touches it.
+/// CPU-local [`Scratch`] (one entry). Only the datapath touches it. Pinned like every
+/// other map: a restarted control plane loads new program instances and puts its
+/// `lime_table` into the (pinned) `TABLE_PROGS`, so the still-attached `lime_xdp` of the
+/// old instance tail-calls into the new one mid-packet; both must see the same scratch
+/// area or the packet's state is lost.
 #[map(name = "SCRATCH")]
-pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0); // not pinned: per-run state
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::pinned(1, 0);
 
 /// This CPU's scratch area.
 #[inline(always)]

@@ -38,6 +38,54 @@ pub fn require_root() -> bool {
     root
 }
 
+/// The CPUs this process may run on.
+#[must_use]
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity writes at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; the size matches the set.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: i < CPU_SETSIZE.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect()
+}
+
+/// Run `f` with the calling thread pinned to `cpu`, then restore its affinity. Per-CPU
+/// datapath state (the flow cache, counters, the scratch area) is only exercised across
+/// CPUs if a test chooses the CPU: `BPF_PROG_TEST_RUN` runs XDP on the caller's CPU.
+pub fn on_cpu<T>(cpu: usize, f: impl FnOnce() -> T) -> T {
+    let before = allowed_cpus();
+    let set_to = |cpus: &[usize]| {
+        // SAFETY: as in `allowed_cpus`.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &c in cpus {
+            // SAFETY: c < CPU_SETSIZE (it came from the kernel or the caller's list).
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+        // SAFETY: pid 0 is the calling thread; the size matches the set.
+        let rc =
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        assert_eq!(
+            rc,
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    };
+    set_to(&[cpu]);
+    let out = f();
+    set_to(&before);
+    out
+}
+
 /// The virtual switch id used by fixture datapaths.
 pub const VSW: u16 = 7;
 /// The virtual in_port of frames run through `test_run` (mapped to loopback, ifindex 1).

@@ -2,10 +2,13 @@
 //! `lime_userspace::reference`) on random rule sets over several tables — overlapping
 //! wildcards, shared masks, priorities, goto-table, metadata, VLAN push/pop — and random
 //! frames (some malformed), in the published version and while another rule set is
-//! staged, then after that one is published. Every frame runs twice, the second time
-//! answered by the flow cache. Per-rule counters must agree too.
+//! staged, then after that one is published. Every frame runs on one CPU twice (the
+//! second time answered by the flow cache) and then on every other CPU (whose per-CPU
+//! cache has not seen it). Per-rule counters must agree too.
 use lime_common::stats::drop_reason;
-use lime_tests::{Emitted, TestDatapath, VSW, decode, kernel_lock, require_root};
+use lime_tests::{
+    Emitted, TestDatapath, VSW, allowed_cpus, decode, kernel_lock, on_cpu, require_root,
+};
 use lime_userspace::{
     flow::Rule,
     reference::{Outcome, Reference, Verdict},
@@ -81,10 +84,15 @@ fn check_frames(
             continue;
         }
         let options = reference.run_all(*in_port, frame);
-        // Twice: the second run is answered by the flow cache, which must not change
-        // anything.
-        for run in ["first run", "second run (flow cache)"] {
-            let (got, drops) = run_frame(t, *in_port, frame);
+        // Twice on one CPU: the second run is answered by the flow cache, which must not
+        // change anything; then once on each other CPU, whose cache is per-CPU (a
+        // per-CPU LRU hash once answered there with another CPU's zeroed value).
+        let cpus = allowed_cpus();
+        let mut runs = vec![(cpus[0], "first run".to_owned())];
+        runs.push((cpus[0], "second run (flow cache)".to_owned()));
+        runs.extend(cpus[1..].iter().map(|c| (*c, format!("run on CPU {c}"))));
+        for (cpu, run) in runs {
+            let (got, drops) = on_cpu(cpu, || run_frame(t, *in_port, frame));
             let hit = options.iter().find(|v| agrees(v, &got, &drops));
             assert!(
                 hit.is_some(),
@@ -162,8 +170,10 @@ fn datapath_agrees_with_reference_current_and_staged() {
             |(a, b, frames_b): (Scenario, Scenario, Vec<(u32, Vec<u8>)>)| {
                 let mut guard = state.borrow_mut();
                 let (t, installed) = &mut *guard;
-                // Start from empty tables (whatever an earlier, failed case left).
+                // Start from empty tables (whatever an earlier, failed case left: it may
+                // have stopped with changes staged).
                 installed.clear();
+                t.dp.abort(VSW);
                 let version = t.dp.version(VSW).expect("version");
                 let visible: Vec<u32> =
                     t.dp.store()

@@ -210,7 +210,41 @@ impl Datapath {
         })?
     }
 
-    /// Say where a virtual port lives.
+    /// Attach the counting sink (`lime_sink`) to an interface in namespace `netns`
+    /// (`None`: this datapath's). It counts what arrives there in this datapath's port
+    /// counters, under that interface's ifindex, and drops it: the far end of a measured
+    /// path. Use a datapath of its own for it when ifindexes could collide with ports.
+    pub fn attach_sink(
+        &mut self,
+        netns: Option<&str>,
+        ifname: &str,
+        ifindex: u32,
+    ) -> Result<(), DatapathError> {
+        let link = format!("sink-{}-{ifname}", netns.unwrap_or("dp"));
+        let kernel = &mut self.kernel;
+        let mut attach = || kernel.attach(lime_common::names::PROG_SINK, ifindex, &link);
+        match netns.or(self.netns.as_deref()) {
+            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
+            None => attach(),
+        }
+    }
+
+    /// Attach the floor program (`lime_floor`: redirect every frame to the floor target,
+    /// nothing else) to an interface of this datapath's namespace, in place of LIME's
+    /// program: the benchmarks' baseline.
+    pub fn attach_floor(&mut self, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
+        let link = format!("floor-{ifname}");
+        let kernel = &mut self.kernel;
+        let mut attach = || kernel.attach(lime_common::names::PROG_FLOOR, ifindex, &link);
+        match &self.netns {
+            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
+            None => attach(),
+        }
+    }
+
+    /// Say where a virtual port lives. The new place is written first, then the virtual
+    /// switch's port generation is bumped, so no packet classified after this returns
+    /// uses an egress the flow cache remembered from before.
     pub fn set_vport(
         &mut self,
         vswitch: u16,
@@ -224,7 +258,28 @@ impl Datapath {
                 vport,
             },
             info,
-        )
+        )?;
+        self.moved_vport(vswitch)
+    }
+
+    /// Forget a virtual port (it no longer exists on this physical switch).
+    pub fn remove_vport(&mut self, vswitch: u16, vport: u32) -> Result<(), DatapathError> {
+        self.kernel.remove_vport(VportKey {
+            vswitch,
+            _pad: 0,
+            vport,
+        });
+        self.moved_vport(vswitch)
+    }
+
+    /// Publish a new port generation for a virtual switch (if it is active here).
+    fn moved_vport(&mut self, vswitch: u16) -> Result<(), DatapathError> {
+        match self.store.bump_vport_gen(vswitch) {
+            Ok(ops) => self.kernel.apply(&ops),
+            // Ports may be mapped before the virtual switch is added: nothing cached yet.
+            Err(DatapathError::NoVswitch { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Set the virtual ports FLOOD and ALL reach on a virtual switch.

@@ -79,6 +79,8 @@ struct VswState {
     active: bool,
     /// Flags other than ACTIVE (flow-cache knobs), kept across publishes.
     flags: u32,
+    /// Port generation: bumped after every change of where one of its ports lives.
+    vport_gen: u32,
     /// Staged but not committed: rule ids added, rule ids removed.
     staged_adds: Vec<u32>,
     staged_removes: Vec<u32>,
@@ -86,6 +88,18 @@ struct VswState {
     lists: BTreeMap<u32, Vec<u8>>,
     /// Ops of the open transaction not yet returned (programs, resets, masks).
     pending: Vec<MapOp>,
+}
+
+impl VswState {
+    /// The configuration the datapath reads for this virtual switch.
+    fn config(&self) -> VswitchConfig {
+        VswitchConfig {
+            version: self.version,
+            flags: VSW_F_ACTIVE | self.flags,
+            vport_gen: self.vport_gen,
+            _pad: 0,
+        }
+    }
 }
 
 /// Ids 1..limit, lowest free first.
@@ -186,6 +200,7 @@ impl RuleStore {
             st.active = true;
             st.version = cfg.version;
             st.flags = cfg.flags & !VSW_F_ACTIVE;
+            st.vport_gen = cfg.vport_gen;
         }
         // Which (virtual switch, table) each mask id serves, from the subtable lists.
         let mut owner: HashMap<u32, (u16, u8)> = HashMap::new();
@@ -256,13 +271,16 @@ impl RuleStore {
         if st.version == 0 {
             st.version = 1;
         }
-        vec![MapOp::Publish(
-            vswitch,
-            VswitchConfig {
-                version: st.version,
-                flags: VSW_F_ACTIVE | st.flags,
-            },
-        )]
+        vec![MapOp::Publish(vswitch, st.config())]
+    }
+
+    /// Note that one of a virtual switch's ports moved (call after writing `VPORTS`);
+    /// returns the op that publishes the new port generation, which retires every
+    /// egress the flow cache remembered for it.
+    pub fn bump_vport_gen(&mut self, vswitch: u16) -> Result<Vec<MapOp>, DatapathError> {
+        let st = self.state(vswitch)?;
+        st.vport_gen = st.vport_gen.wrapping_add(1);
+        Ok(vec![MapOp::Publish(vswitch, st.config())])
     }
 
     /// Set a virtual switch's flow-cache flags (`VSW_F_NO_CACHE`,
@@ -270,13 +288,7 @@ impl RuleStore {
     pub fn set_flags(&mut self, vswitch: u16, flags: u32) -> Result<Vec<MapOp>, DatapathError> {
         let st = self.state(vswitch)?;
         st.flags = flags & !VSW_F_ACTIVE;
-        Ok(vec![MapOp::Publish(
-            vswitch,
-            VswitchConfig {
-                version: st.version,
-                flags: VSW_F_ACTIVE | st.flags,
-            },
-        )])
+        Ok(vec![MapOp::Publish(vswitch, st.config())])
     }
 
     /// The published version of a virtual switch.
@@ -594,7 +606,6 @@ impl RuleStore {
             return Ok(Vec::new());
         }
         let next = st.version + 1;
-        let flags = VSW_F_ACTIVE | st.flags;
         let mut ops = st.pending.clone();
         for rk in self.staged_keys(vswitch) {
             ops.push(MapOp::Bucket(rk, self.buckets.get(&rk).copied()));
@@ -614,7 +625,7 @@ impl RuleStore {
             vswitch,
             VswitchConfig {
                 version: next,
-                flags,
+                ..st.config()
             },
         ));
         Ok(ops)
