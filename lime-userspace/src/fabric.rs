@@ -9,7 +9,7 @@
 //! installed on every physical switch, so each packet is classified once, where it
 //! enters, and delivered by the switch that owns the egress virtual port.
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     path::{Path, PathBuf},
 };
 
@@ -46,6 +46,16 @@ pub enum FabricError {
         kind: &'static str,
         /// Its name.
         name: String,
+    },
+    /// A copy of a virtual switch cannot be added or retired there.
+    #[error("virtual switch {vswitch} on {switch}: {why}")]
+    Copy {
+        /// Virtual switch.
+        vswitch: String,
+        /// Physical switch.
+        switch: String,
+        /// Why not.
+        why: &'static str,
     },
     /// No underlay path between two physical switches.
     #[error("no underlay path from {from} to {to}")]
@@ -117,6 +127,9 @@ pub struct Fabric {
     removing: HashSet<u16>,
     /// Virtual switches with published versions not reclaimed yet, and how many.
     unreclaimed: HashMap<u16, u32>,
+    /// The physical switches running a copy of each virtual switch's tables (all of
+    /// them after `up`; migration adds and retires copies).
+    copies: BTreeMap<u16, BTreeSet<String>>,
 }
 
 /// Versions a virtual switch may publish without reclaiming before a commit reclaims
@@ -138,6 +151,7 @@ impl Fabric {
             keep: false,
             removing: HashSet::new(),
             unreclaimed: HashMap::new(),
+            copies: BTreeMap::new(),
         };
         // From here on, Drop tears everything down if a step fails.
         fabric.load_datapaths()?;
@@ -157,6 +171,8 @@ impl Fabric {
         for (i, vs) in state.topology.vswitches.iter().enumerate() {
             let id = u16::try_from(i + 1).unwrap_or(u16::MAX);
             self.vswitch_ids.insert(vs.name.clone(), id);
+            self.copies
+                .insert(id, self.datapaths.keys().cloned().collect());
         }
         for port in &state.ports {
             let info = match &port.kind {
@@ -273,47 +289,8 @@ impl Fabric {
                     .map_err(dp_err(sw))?;
             }
             for p in &vs.ports {
-                let host = state.host(&p.host).ok_or_else(|| FabricError::Unknown {
-                    kind: "host",
-                    name: p.host.clone(),
-                })?;
                 for sw in &switches {
-                    let info =
-                        if *sw == host.switch {
-                            let port =
-                                state
-                                    .host_port(&p.host)
-                                    .ok_or_else(|| FabricError::Unknown {
-                                        kind: "host port",
-                                        name: p.host.clone(),
-                                    })?;
-                            VportInfo {
-                                location: location::LOCAL,
-                                ifindex: port.ifindex,
-                                ..VportInfo::default()
-                            }
-                        } else {
-                            let hop = self.next_hop(sw, &host.switch)?;
-                            let up = state.underlay_port(sw, &hop).ok_or_else(|| {
-                                FabricError::NoPath {
-                                    from: sw.clone(),
-                                    to: hop.clone(),
-                                }
-                            })?;
-                            let peer = state.underlay_port(&hop, sw).ok_or_else(|| {
-                                FabricError::NoPath {
-                                    from: hop.clone(),
-                                    to: sw.clone(),
-                                }
-                            })?;
-                            VportInfo {
-                                location: location::REMOTE,
-                                _pad: [0; 3],
-                                ifindex: up.ifindex,
-                                outer_src: up.mac.octets(),
-                                outer_dst: peer.mac.octets(),
-                            }
-                        };
+                    let info = self.vport_info(&state, sw, &p.host)?;
                     self.datapaths
                         .get_mut(sw)
                         .expect("datapath exists")
@@ -323,6 +300,52 @@ impl Fabric {
             }
         }
         Ok(())
+    }
+
+    /// Where `host`'s virtual port lives, as seen from physical switch `sw`: its local
+    /// switch-side veth on the host's own switch, else the underlay port of the next hop
+    /// towards it.
+    fn vport_info(
+        &self,
+        state: &lime_lab::LabState,
+        sw: &str,
+        host: &str,
+    ) -> Result<VportInfo, FabricError> {
+        let h = state.host(host).ok_or_else(|| FabricError::Unknown {
+            kind: "host",
+            name: host.to_owned(),
+        })?;
+        if sw == h.switch {
+            let port = state.host_port(host).ok_or_else(|| FabricError::Unknown {
+                kind: "host port",
+                name: host.to_owned(),
+            })?;
+            return Ok(VportInfo {
+                location: location::LOCAL,
+                ifindex: port.ifindex,
+                ..VportInfo::default()
+            });
+        }
+        let hop = self.next_hop(sw, &h.switch)?;
+        let up = state
+            .underlay_port(sw, &hop)
+            .ok_or_else(|| FabricError::NoPath {
+                from: sw.to_owned(),
+                to: hop.clone(),
+            })?;
+        let peer = state
+            .underlay_port(&hop, sw)
+            .ok_or_else(|| FabricError::NoPath {
+                from: hop.clone(),
+                to: sw.to_owned(),
+            })?;
+        Ok(VportInfo {
+            location: location::REMOTE,
+            _pad: [0; 3],
+            ifindex: up.ifindex,
+            outer_src: up.mac.octets(),
+            outer_dst: peer.mac.octets(),
+        })
     }
 
     /// The lab.
@@ -361,9 +384,14 @@ impl Fabric {
         rules: &[Rule],
     ) -> Result<Vec<Installed>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
+        let copies = self.copies_of(id);
         let mut out = vec![Installed::default(); rules.len()];
         let mut done: Vec<String> = Vec::new();
-        for (sw, dp) in &mut self.datapaths {
+        for (sw, dp) in self
+            .datapaths
+            .iter_mut()
+            .filter(|(sw, _)| copies.contains(*sw))
+        {
             match dp.install(id, rules) {
                 Ok(ids) => {
                     for (o, rid) in out.iter_mut().zip(ids) {
@@ -422,8 +450,13 @@ impl Fabric {
             .iter()
             .map(|(sw, dp)| (sw.clone(), dp.savepoint(id)))
             .collect();
+        let copies = self.copies_of(id);
         let mut failed = None;
-        for (sw, dp) in &mut self.datapaths {
+        for (sw, dp) in self
+            .datapaths
+            .iter_mut()
+            .filter(|(sw, _)| copies.contains(*sw))
+        {
             let staged = (|| {
                 for r in remove {
                     if let Some(rid) = r.ids.get(sw) {
@@ -467,8 +500,13 @@ impl Fabric {
     /// final counters of the datapath rules retired.
     pub fn commit_staged(&mut self, vswitch: &str) -> Result<Retired, FabricError> {
         let id = self.vswitch_id(vswitch)?;
+        let copies = self.copies_of(id);
         let mut failed = None;
-        for (sw, dp) in &mut self.datapaths {
+        for (sw, dp) in self
+            .datapaths
+            .iter_mut()
+            .filter(|(sw, _)| copies.contains(*sw))
+        {
             if failed.is_some() {
                 dp.abort(id);
                 continue;
@@ -493,8 +531,13 @@ impl Fabric {
 
     fn reclaim(&mut self, id: u16) -> Result<Retired, FabricError> {
         self.unreclaimed.remove(&id);
+        let copies = self.copies_of(id);
         let mut retired = Retired::default();
-        for (sw, dp) in &mut self.datapaths {
+        for (sw, dp) in self
+            .datapaths
+            .iter_mut()
+            .filter(|(sw, _)| copies.contains(*sw))
+        {
             let r = dp.reclaim(id).map_err(dp_err(sw))?;
             retired
                 .by_switch
@@ -511,6 +554,181 @@ impl Fabric {
             self.reclaim(id)?;
         }
         Ok(())
+    }
+
+    fn copies_of(&self, id: u16) -> BTreeSet<String> {
+        self.copies.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// The physical switches running a copy of a virtual switch's tables.
+    pub fn copies(&self, vswitch: &str) -> Result<Vec<String>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        Ok(self.copies_of(id).into_iter().collect())
+    }
+
+    /// Start a copy of a virtual switch on physical switch `switch`: install `rules` (the
+    /// virtual switch's whole table, in order) there as one version. All or nothing.
+    /// From now on every versioned update reaches the new copy too. Returns the rules'
+    /// datapath ids on `switch`, in order.
+    pub fn add_copy(
+        &mut self,
+        vswitch: &str,
+        switch: &str,
+        rules: &[Rule],
+    ) -> Result<Vec<u32>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        if self.copies_of(id).contains(switch) {
+            return Err(FabricError::Copy {
+                vswitch: vswitch.to_owned(),
+                switch: switch.to_owned(),
+                why: "already runs a copy",
+            });
+        }
+        // Pending versions of the existing copies first: the new copy starts from what
+        // is published.
+        self.reclaim_due()?;
+        let dp = self
+            .datapaths
+            .get_mut(switch)
+            .ok_or_else(|| FabricError::Unknown {
+                kind: "switch",
+                name: switch.to_owned(),
+            })?;
+        let ids = dp.install(id, rules).map_err(dp_err(switch))?;
+        self.copies.entry(id).or_default().insert(switch.to_owned());
+        Ok(ids)
+    }
+
+    /// Retire the copy of a virtual switch on physical switch `switch`: remove its rules
+    /// (`rule_ids`, datapath ids there) as one version, reclaim them, and return their
+    /// final counters, in order. Refused while a host of the virtual switch is still
+    /// attached there, or if it is the last copy.
+    pub fn remove_copy(
+        &mut self,
+        vswitch: &str,
+        switch: &str,
+        rule_ids: &[u32],
+    ) -> Result<Vec<RuleStats>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let copies = self.copies_of(id);
+        let refuse = |why| FabricError::Copy {
+            vswitch: vswitch.to_owned(),
+            switch: switch.to_owned(),
+            why,
+        };
+        if !copies.contains(switch) {
+            return Err(refuse("runs no copy"));
+        }
+        if copies.len() == 1 {
+            return Err(refuse("is the last copy"));
+        }
+        let state = self.lab.state();
+        let still_here = state.topology.vswitch(vswitch).is_some_and(|vs| {
+            vs.ports
+                .iter()
+                .any(|p| state.host(&p.host).is_some_and(|h| h.switch == switch))
+        });
+        if still_here {
+            return Err(refuse("still has hosts of the virtual switch attached"));
+        }
+        self.reclaim_due()?;
+        let dp = self
+            .datapaths
+            .get_mut(switch)
+            .expect("a copy's switch has a datapath");
+        for rid in rule_ids {
+            if let Err(e) = dp.stage_remove(*rid) {
+                dp.abort(id);
+                return Err(dp_err(switch)(e));
+            }
+        }
+        dp.commit(id).map_err(dp_err(switch))?;
+        let retired = dp.reclaim(id).map_err(dp_err(switch))?;
+        self.copies.entry(id).or_default().remove(switch);
+        Ok(rule_ids
+            .iter()
+            .map(|rid| {
+                retired
+                    .iter()
+                    .find(|(r, _)| r == rid)
+                    .map(|(_, st)| *st)
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    /// Move a host to physical switch `to`, as a VM is moved: its link is recreated
+    /// there (same MAC and addresses, same virtual port), LIME's program is attached to
+    /// the new switch-side port, and every physical switch learns where the virtual port
+    /// lives now (the new switch first, so frames already on their way are forwarded one
+    /// more hop rather than lost). Returns how long the host could not reach the
+    /// virtual switch (link down until everything is in place).
+    pub fn move_host(&mut self, host: &str, to: &str) -> Result<std::time::Duration, FabricError> {
+        let (id, vport) = self.vport_of(host).ok_or_else(|| FabricError::Unknown {
+            kind: "host on a virtual switch",
+            name: host.to_owned(),
+        })?;
+        if !self.datapaths.contains_key(to) {
+            return Err(FabricError::Unknown {
+                kind: "switch",
+                name: to.to_owned(),
+            });
+        }
+        let old =
+            self.lab
+                .state()
+                .host_port(host)
+                .cloned()
+                .ok_or_else(|| FabricError::Unknown {
+                    kind: "host port",
+                    name: host.to_owned(),
+                })?;
+        let started = std::time::Instant::now();
+        let port = self.lab.move_host(host, to)?;
+        // The old switch-side port is gone with its veth: forget it there.
+        if let Some(dp) = self.datapaths.get_mut(&old.switch) {
+            dp.kernel_mut().remove_port(old.ifindex);
+            let _ = dp.kernel().detach(&format!("link-{}", old.ifname));
+            let _ = dp.kernel().detach(&format!("tc-{}", old.ifname));
+        }
+        let state = self.lab.state().clone();
+        let h = state.host(host).expect("moved host exists").clone();
+        if let Some(dp) = self.datapaths.get(&old.switch) {
+            let _ = dp
+                .kernel()
+                .detach(&format!("pass-{}-{}", h.netns, h.ifname));
+        }
+        let dp = self.datapaths.get_mut(to).expect("checked");
+        dp.attach_port(
+            &port.ifname,
+            port.ifindex,
+            PortInfo {
+                kind: kind::HOST,
+                _pad: 0,
+                vswitch: id,
+                vport,
+            },
+        )
+        .map_err(dp_err(to))?;
+        dp.attach_pass(&h.netns, &h.ifname, h.ifindex)
+            .map_err(dp_err(to))?;
+        let mut order: Vec<String> = vec![to.to_owned()];
+        order.extend(self.datapaths.keys().filter(|s| *s != to).cloned());
+        for sw in order {
+            let info = self.vport_info(&state, &sw, host)?;
+            self.datapaths
+                .get_mut(&sw)
+                .expect("datapath exists")
+                .set_vport(id, vport, info)
+                .map_err(dp_err(&sw))?;
+        }
+        // What the host sent between its link coming up and LIME's program being
+        // attached (its first ARP, say) went to the switch's own stack; a host whose
+        // neighbour lookup is pending would wait a whole retransmit interval. Let it
+        // ask again now, as a migrated VM announces itself.
+        self.lab
+            .exec(host, &["ip", "neigh", "flush", "dev", &h.ifname])?;
+        Ok(started.elapsed())
     }
 
     /// Restart the control plane of one physical switch: drop its datapath handle (the

@@ -16,11 +16,14 @@
 //!   (one thread owning the fabric), controller connections, translation to rules.
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
 //!   store, kernel access).
+//! - [`migration`]: the migration engine (clone a virtual switch's tables to another
+//!   physical switch, move its hosts, retire the old copy folding in its counters).
 #![deny(missing_docs)]
 
 pub mod datapath;
 pub mod fabric;
 pub mod flow;
+pub mod migration;
 pub mod ofswitch;
 pub mod packet;
 pub mod reference;

@@ -199,6 +199,50 @@ impl VirtualSwitch {
         })
     }
 
+    /// Start a copy of this virtual switch on physical switch `switch`: every entry
+    /// (cookies, timeouts and their original install time kept) is installed there as
+    /// one version, so the copy starts with exactly the table the others have. The
+    /// caller serialises this with flow-mods (the switch core does), so no update can
+    /// reach one copy and not the other. All or nothing.
+    pub fn clone_to(&mut self, fabric: &mut Fabric, switch: &str) -> Result<(), FabricError> {
+        let ids: Vec<u64> = self.entries.keys().copied().collect();
+        let rules: Vec<Rule> = ids.iter().map(|id| self.entries[id].rule.clone()).collect();
+        let dp_ids = fabric.add_copy(&self.name, switch, &rules)?;
+        for (id, rid) in ids.iter().zip(dp_ids) {
+            if let Some(e) = self.entries.get_mut(id) {
+                e.installed.ids.insert(switch.to_owned(), rid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Retire this virtual switch's copy on physical switch `switch` (its hosts must
+    /// have moved away): its rules are removed there and their final counters are
+    /// folded into each entry's totals, so statistics never go backwards.
+    pub fn retire_copy(&mut self, fabric: &mut Fabric, switch: &str) -> Result<(), FabricError> {
+        let ids: Vec<u64> = self.entries.keys().copied().collect();
+        let dp_ids: Vec<u32> = ids
+            .iter()
+            .map(|id| self.entries[id].installed.ids_on(switch))
+            .collect();
+        let live: Vec<u32> = dp_ids.iter().copied().filter(|r| *r != 0).collect();
+        let finals = fabric.remove_copy(&self.name, switch, &live)?;
+        let mut finals = finals.into_iter();
+        for (id, rid) in ids.iter().zip(dp_ids) {
+            if rid == 0 {
+                continue;
+            }
+            let fin = finals.next().unwrap_or_default();
+            if let Some(e) = self.entries.get_mut(id) {
+                e.base.packets += fin.packets;
+                e.base.bytes += fin.bytes;
+                e.base.last_hit_ns = e.base.last_hit_ns.max(fin.last_hit_ns);
+                e.installed.ids.remove(switch);
+            }
+        }
+        Ok(())
+    }
+
     fn cookie_ok(e: &FlowEntry, fm: &FlowMod) -> bool {
         (e.rule.cookie & fm.cookie_mask) == (fm.rule.cookie & fm.cookie_mask)
     }

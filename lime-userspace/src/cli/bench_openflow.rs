@@ -312,9 +312,12 @@ fn packet_ins_generated(
                     &frame,
                 );
                 let k = dp.kernel();
-                lime_lab::run_in_netns(&ns, || k.run_live_repeat(&pkt, chunk))
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                lime_lab::run_in_netns(&ns, || {
+                    k.run_live_repeat(lime_common::names::PROG_XDP, &pkt, chunk)
+                        .map(|_| ())
+                })
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
                 Ok(())
             })
             .map_err(anyhow::Error::msg)?

@@ -444,29 +444,7 @@ impl Kernel {
     /// (redirect, pass) really happens, in the current thread's network namespace, with
     /// the frame arriving on that namespace's loopback.
     pub fn run_live(&self, frame: &[u8]) -> Result<(), DatapathError> {
-        self.run_live_repeat(frame, 1)
-    }
-
-    /// [`Kernel::run_live`] `repeat` times in one call (live-frames mode starts each
-    /// repetition from the original frame): a traffic source inside the datapath, for
-    /// benchmarks.
-    pub fn run_live_repeat(&self, frame: &[u8], repeat: u32) -> Result<(), DatapathError> {
-        let prog: &Xdp = k!(
-            self.ebpf
-                .program(names::PROG_XDP)
-                .ok_or_else(|| "program missing".to_owned())
-                .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
-            "finding lime_xdp"
-        )?;
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(frame);
-        opts.repeat = repeat.max(1);
-        opts.attrs = TestRunAttrs::new().xdp_live_frames(1);
-        k!(
-            prog.test_run(opts),
-            "injecting a frame (BPF_PROG_TEST_RUN, live frames)"
-        )?;
-        Ok(())
+        self.run_live_repeat(names::PROG_XDP, frame, 1).map(|_| ())
     }
 
     /// Run `frame` through XDP program `program` `repeat` times in live-frames mode
