@@ -35,6 +35,11 @@ enum Command {
     /// Show a virtual switch's flow entries with their counters, as `ovs-ofctl
     /// dump-flows` does (or JSON lines with --json). Asks the running `lime run`.
     DumpFlows(cli::run::DumpFlowsArgs),
+    /// Move a virtual switch's hosts to another physical switch while traffic flows,
+    /// without its controller or hosts noticing: the tables are cloned to the target,
+    /// both copies run while each host is re-attached there, then the old copy is
+    /// retired (its counters folded in). Asks the running `lime run`.
+    Migrate(cli::migrate::MigrateArgs),
     /// Benchmarks that print numbers (and JSON with --json).
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cli::demo::run(&a),
         Command::Run(a) => cli::run::run(&a),
         Command::DumpFlows(a) => cli::run::dump_flows(&a),
+        Command::Migrate(a) => cli::migrate::migrate(&a),
         Command::Bench(c) => cli::bench::run(c),
     };
     match result {

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod bench_openflow;
 pub mod demo;
 pub mod lab;
+pub mod migrate;
 pub mod run;
 
 /// Refuse early, with a clear message, when not root.

@@ -6,6 +6,8 @@
 //! ← {"ok":true,"flows":[{"id":1,"cookie":0,...}]}
 //! → {"cmd":"status"}
 //! ← {"ok":true,"vswitches":[["vs1",1]]}
+//! → {"cmd":"migrate","vswitch":"vs1","to":"s3"}
+//! ← {"ok":true,"migrations":[{"vswitch":"vs1","from":"s1","to":"s3",...}]}
 //! ```
 use std::{
     io::{BufRead, BufReader, Write},
@@ -38,6 +40,13 @@ pub enum Request {
     },
     /// Virtual switches and their connected controllers.
     Status,
+    /// Move every host of a virtual switch to a physical switch (clone strategy).
+    Migrate {
+        /// Virtual switch name.
+        vswitch: String,
+        /// Target physical switch.
+        to: String,
+    },
 }
 
 /// A response.
@@ -54,6 +63,10 @@ pub struct Response {
     /// For status: (virtual switch, connected controllers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vswitches: Option<Vec<(String, usize)>>,
+    /// For migrate: one report per source physical switch
+    /// ([`crate::migration::Report`] as JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<Vec<serde_json::Value>>,
 }
 
 /// Errors of the control client.
@@ -87,6 +100,19 @@ fn answer(handle: &CoreHandle, req: Request) -> Response {
             Ok(flows) => Response {
                 ok: true,
                 flows: Some(flows),
+                ..Response::default()
+            },
+            Err(e) => fail(e),
+        },
+        Request::Migrate { vswitch, to } => match handle.migrate(&vswitch, &to) {
+            Ok(reports) => Response {
+                ok: true,
+                migrations: Some(
+                    reports
+                        .iter()
+                        .map(|r| serde_json::to_value(r).unwrap_or_default())
+                        .collect(),
+                ),
                 ..Response::default()
             },
             Err(e) => fail(e),

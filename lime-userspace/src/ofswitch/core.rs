@@ -14,6 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod migrate;
+
 use bytes::Bytes;
 use lime_common::{action::port_no, stats::RuleStats};
 use lime_lab::FailMode;
@@ -102,6 +104,16 @@ pub enum Cmd {
     Status {
         /// Where the answer goes.
         reply: std::sync::mpsc::Sender<Vec<(String, usize)>>,
+    },
+    /// Move every host of virtual switch `vswitch` to physical switch `to` with the
+    /// clone strategy (see [`crate::migration`]), serialized with every flow-mod.
+    Migrate {
+        /// Virtual switch name.
+        vswitch: String,
+        /// Target physical switch.
+        to: String,
+        /// Where the answer goes: one report per source physical switch.
+        reply: std::sync::mpsc::Sender<Result<Vec<crate::migration::Report>, String>>,
     },
     /// Run a closure on the fabric inside the core, serialized with everything else
     /// (benchmarks; the migration engine's entry point).
@@ -276,6 +288,9 @@ impl Core {
                         .map(|v| (v.name.clone(), v.conns.len()))
                         .collect(),
                 );
+            }
+            Cmd::Migrate { vswitch, to, reply } => {
+                let _ = reply.send(self.migrate(&vswitch, &to));
             }
             Cmd::WithFabric(f) => f(&mut self.fabric),
             Cmd::Shutdown => {}

@@ -171,6 +171,29 @@ impl CoreHandle {
             .map_err(|_| "the switch core is not running".to_owned())
     }
 
+    /// Move every host of a virtual switch to physical switch `to` (clone strategy),
+    /// serialized with every OpenFlow message: one report per source switch.
+    ///
+    /// # Errors
+    /// Unknown names, nothing to move, a failing step (see [`crate::migration`]), or
+    /// the core is gone.
+    pub fn migrate(
+        &self,
+        vswitch: &str,
+        to: &str,
+    ) -> Result<Vec<crate::migration::Report>, String> {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(core::Cmd::Migrate {
+                vswitch: vswitch.to_owned(),
+                to: to.to_owned(),
+                reply,
+            })
+            .map_err(|_| "the switch core is not running".to_owned())?;
+        rx.recv()
+            .map_err(|_| "the switch core is not running".to_owned())?
+    }
+
     /// Each virtual switch with its number of connected controllers.
     ///
     /// # Errors
@@ -197,7 +220,7 @@ pub struct Agent {
     lab: lime_lab::LabState,
 }
 
-fn ports_of(fabric: &Fabric, vs: &lime_lab::VSwitchSpec) -> Vec<state::VPort> {
+pub(crate) fn ports_of(fabric: &Fabric, vs: &lime_lab::VSwitchSpec) -> Vec<state::VPort> {
     let st = fabric.lab().state();
     vs.ports
         .iter()

@@ -1,0 +1,206 @@
+//! A migration seen from the tenant's controller (a scripted one, on LIME's own codec):
+//! the whole virtual switch moves to another physical switch; flow statistics carry
+//! what the retired copies counted, packet-ins keep coming (from the new copy) with the
+//! same virtual in_port, and no PORT_STATUS reports a moved port going down.
+use std::time::Duration;
+
+use lime_openflow::{
+    self as of, Instruction, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+    OxmField,
+    consts::{FlowModCommand, OFP_NO_BUFFER, ethertype, group, port, table},
+    multipart::flow::FlowStatsRequest,
+};
+use lime_tests::{fabric_pin_root, kernel_lock, ping, require_root, send_udp};
+use lime_userspace::{
+    fabric::Fabric,
+    ofswitch::{Agent, AgentOptions, client::ScriptedController},
+};
+
+const T: Duration = Duration::from_secs(10);
+
+fn topology(port: u16) -> lime_lab::Topology {
+    let toml = format!(
+        r#"
+name = "tofmig"
+[[switch]]
+name = "s1"
+[[switch]]
+name = "s2"
+[[switch]]
+name = "s3"
+[[host]]
+name = "h1"
+switch = "s1"
+[[host]]
+name = "h3"
+switch = "s2"
+[[link]]
+a = "s1"
+b = "s2"
+[[link]]
+a = "s2"
+b = "s3"
+[[vswitch]]
+name = "vs1"
+tenant = "t1"
+controllers = ["tcp:127.0.0.1:{port}"]
+ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
+"#
+    );
+    lime_lab::Topology::from_toml_str(&toml).expect("test topology")
+}
+
+fn add(cookie: u64, priority: u16, fields: Vec<OxmField>, out: u32) -> Message {
+    Message::FlowMod(of::FlowMod {
+        cookie,
+        cookie_mask: 0,
+        table_id: 0,
+        command: FlowModCommand::Add,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority,
+        buffer_id: OFP_NO_BUFFER,
+        out_port: port::ANY,
+        out_group: group::ANY,
+        flags: 0,
+        r#match: of::Match::new(fields),
+        instructions: vec![Instruction::ApplyActions(vec![of::Action::Output {
+            port: out,
+            max_len: 0xffff,
+        }])],
+    })
+}
+
+fn udp(dport: u16) -> Vec<OxmField> {
+    vec![
+        OxmField::EthType(of::Masked::exact(ethertype::IPV4)),
+        OxmField::IpProto(of::Masked::exact(17)),
+        OxmField::UdpDst(of::Masked::exact(dport)),
+    ]
+}
+
+/// Packets counted by the entry with `cookie`, as the controller sees it.
+fn packets_of(c: &mut ScriptedController, cookie: u64) -> u64 {
+    let req = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+        FlowStatsRequest {
+            table_id: table::ALL,
+            out_port: port::ANY,
+            out_group: group::ANY,
+            cookie,
+            cookie_mask: u64::MAX,
+            r#match: of::Match::new(vec![]),
+        },
+    )));
+    let mut n = 0;
+    for m in c.request(&req, T).expect("flow stats") {
+        if let Message::MultipartReply(r) = m
+            && let MultipartReplyBody::Flow(f) = r.body
+        {
+            n += f.iter().map(|s| s.packet_count).sum::<u64>();
+        }
+    }
+    n
+}
+
+#[test]
+fn migration_is_invisible_to_the_controller() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&topology(p), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(
+        fabric,
+        &AgentOptions {
+            echo_interval: Duration::from_secs(1),
+        },
+    )
+    .expect("agent");
+    let mut c = ScriptedController::accept(&listener, T).expect("the switch connects");
+    let st = agent.lab_state().clone();
+    let (h1, h3) = (st.host("h1").expect("h1"), st.host("h3").expect("h3"));
+    let mut mods = Vec::new();
+    for (h, port) in [(h1, 1), (h3, 3)] {
+        mods.push(add(
+            0,
+            10,
+            vec![OxmField::EthDst(of::Masked::exact(h.mac.octets()))],
+            port,
+        ));
+        mods.push(add(
+            0,
+            20,
+            vec![
+                OxmField::EthType(of::Masked::exact(ethertype::ARP)),
+                OxmField::ArpTpa(of::Masked::exact(h.ip.addr)),
+            ],
+            port,
+        ));
+    }
+    mods.push(add(0x7400, 100, udp(7400), 3));
+    mods.push(add(0x7401, 100, udp(7401), port::CONTROLLER));
+    for m in &mods {
+        c.send(m).expect("flow-mod");
+    }
+    c.barrier(T).expect("barrier");
+    let h3_ip = h3.ip.addr;
+    assert!(ping(&st, "h1", h3_ip, 1), "h1 reaches h3 before");
+    send_udp(&st, "h1", h3_ip, 7400, 500, 32);
+    assert_eq!(packets_of(&mut c, 0x7400), 500, "counted before the move");
+
+    // The whole virtual switch moves to s3: h1 from s1, then h3 from s2.
+    let reports = agent.handle().migrate("vs1", "s3").expect("migrate");
+    let steps: Vec<(&str, &str)> = reports
+        .iter()
+        .map(|r| (r.from.as_str(), r.to.as_str()))
+        .collect();
+    assert_eq!(steps, [("s1", "s3"), ("s2", "s3")], "{reports:?}");
+    let copies = agent
+        .handle()
+        .with_fabric(|f| f.copies("vs1").expect("copies"))
+        .expect("core");
+    assert_eq!(copies, ["s3"], "only the target's copy is left");
+    assert_eq!(
+        packets_of(&mut c, 0x7400),
+        500,
+        "the retired copy's counts are kept"
+    );
+    assert!(ping(&st, "h1", h3_ip, 1), "h1 reaches h3 from s3");
+    send_udp(&st, "h1", h3_ip, 7400, 300, 32);
+    assert_eq!(
+        packets_of(&mut c, 0x7400),
+        800,
+        "one entry, summed over every copy, as one switch would count"
+    );
+
+    // Packet-ins now come from s3's copy, with the same virtual in_port.
+    send_udp(&st, "h1", h3_ip, 7401, 3, 16);
+    let got = c
+        .recv_until(
+            T,
+            |_, m| matches!(m, Message::PacketIn(p) if p.cookie == 0x7401),
+        )
+        .expect("packet-in after the move");
+    let Some((_, Message::PacketIn(pin))) = got.last() else {
+        unreachable!()
+    };
+    assert!(
+        pin.r#match
+            .fields
+            .contains(&OxmField::InPort(of::Masked::exact(1))),
+        "in_port is still virtual port 1: {:?}",
+        pin.r#match
+    );
+    // Give the link check (every second) time to look at the moved port.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut seen = got;
+    seen.extend(c.barrier(T).expect("barrier"));
+    assert!(
+        !seen
+            .iter()
+            .any(|(_, m)| matches!(m, Message::PortStatus(_))),
+        "no PORT_STATUS for a port whose host moved: {seen:?}"
+    );
+    drop(agent);
+}
