@@ -631,6 +631,36 @@ impl Fabric {
         if still_here {
             return Err(refuse("still has hosts of the virtual switch attached"));
         }
+        self.drop_copy(id, switch, rule_ids)
+    }
+
+    /// Stop the copy of a virtual switch on physical switch `switch` at once, hosts
+    /// attached or not, even if it is the last one: its rules are removed (final
+    /// counters returned, in order), so whatever enters there is dropped as a table
+    /// miss until the hosts are elsewhere. The naive `move` strategy's freeze.
+    pub fn freeze_copy(
+        &mut self,
+        vswitch: &str,
+        switch: &str,
+        rule_ids: &[u32],
+    ) -> Result<Vec<RuleStats>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        if !self.copies_of(id).contains(switch) {
+            return Err(FabricError::Copy {
+                vswitch: vswitch.to_owned(),
+                switch: switch.to_owned(),
+                why: "runs no copy",
+            });
+        }
+        self.drop_copy(id, switch, rule_ids)
+    }
+
+    fn drop_copy(
+        &mut self,
+        id: u16,
+        switch: &str,
+        rule_ids: &[u32],
+    ) -> Result<Vec<RuleStats>, FabricError> {
         self.reclaim_due()?;
         let dp = self
             .datapaths

@@ -18,6 +18,12 @@
 //!    there, and their final counters are folded into each entry's totals, so no
 //!    counter ever goes backwards.
 //!
+//! # The `move` strategy (the naive baseline)
+//! Freeze the virtual switch on the source (its copy's rules are removed at once, so
+//! whatever enters there is dropped — counted as table misses on the source), copy the
+//! tables to the target, move the hosts, done. What was dropped while frozen is
+//! reported ([`Report::frozen_drops`]); it is what `clone` avoids.
+//!
 //! Atomicity with respect to the controller: the caller runs a migration step inside
 //! the one thread that also applies flow-mods (the OpenFlow switch core), so no update
 //! can reach one copy and miss another, and none is applied twice.
@@ -37,10 +43,22 @@ use crate::{
     vswitch::VirtualSwitch,
 };
 
+/// How to migrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// LIME: clone, run both copies while hosts move, retire.
+    Clone,
+    /// The naive baseline: freeze, copy, move.
+    Move,
+}
+
 /// Phases of a migration, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
+    /// Stopping the source copy (`move` only).
+    Freeze,
     /// Copying the tables to the target.
     Clone,
     /// Re-attaching hosts at the target.
@@ -81,6 +99,8 @@ pub enum MigrationError {
 /// What a migration did, and how long each part took.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Strategy used.
+    pub strategy: Strategy,
     /// Virtual switch.
     pub vswitch: String,
     /// Source physical switch.
@@ -96,6 +116,9 @@ pub struct Report {
     pub hosts: Vec<(String, f64)>,
     /// Total milliseconds.
     pub total_ms: f64,
+    /// Frames the source dropped as table misses while the virtual switch was frozen
+    /// there (`move`; always 0 with `clone`, which never freezes).
+    pub frozen_drops: u64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -109,6 +132,31 @@ pub fn migrate_clone(
     vsw: &mut VirtualSwitch,
     from: &str,
     to: &str,
+    progress: impl FnMut(Phase),
+) -> Result<Report, MigrationError> {
+    migrate(fabric, vsw, from, to, Strategy::Clone, progress)
+}
+
+/// Table-miss drops counted so far on a physical switch.
+fn table_misses(fabric: &Fabric, switch: &str) -> u64 {
+    fabric
+        .datapath(switch)
+        .and_then(|dp| dp.kernel().drops().ok())
+        .and_then(|d| {
+            d.into_iter()
+                .find(|(r, _)| *r == lime_common::stats::drop_reason::TABLE_MISS)
+        })
+        .map_or(0, |(_, n)| n)
+}
+
+/// Migrate virtual switch `vsw` from physical switch `from` to `to` with `strategy`.
+/// `progress` is told each phase as it starts.
+pub fn migrate(
+    fabric: &mut Fabric,
+    vsw: &mut VirtualSwitch,
+    from: &str,
+    to: &str,
+    strategy: Strategy,
     mut progress: impl FnMut(Phase),
 ) -> Result<Report, MigrationError> {
     let name = vsw.name().to_owned();
@@ -147,6 +195,7 @@ pub fn migrate_clone(
         .unwrap_or_default();
     let started = Instant::now();
     let mut report = Report {
+        strategy,
         vswitch: name.clone(),
         from: from.to_owned(),
         to: to.to_owned(),
@@ -154,7 +203,16 @@ pub fn migrate_clone(
         phases_ms: Vec::new(),
         hosts: Vec::new(),
         total_ms: 0.0,
+        frozen_drops: 0,
     };
+
+    let misses_before = table_misses(fabric, from);
+    if strategy == Strategy::Move {
+        progress(Phase::Freeze);
+        let t = Instant::now();
+        vsw.freeze_copy(fabric, from).map_err(step(Phase::Freeze))?;
+        report.phases_ms.push((Phase::Freeze, ms(t.elapsed())));
+    }
 
     progress(Phase::Clone);
     let t = Instant::now();
@@ -171,10 +229,13 @@ pub fn migrate_clone(
     }
     report.phases_ms.push((Phase::Move, ms(t.elapsed())));
 
-    progress(Phase::Retire);
-    let t = Instant::now();
-    vsw.retire_copy(fabric, from).map_err(step(Phase::Retire))?;
-    report.phases_ms.push((Phase::Retire, ms(t.elapsed())));
+    if strategy == Strategy::Clone {
+        progress(Phase::Retire);
+        let t = Instant::now();
+        vsw.retire_copy(fabric, from).map_err(step(Phase::Retire))?;
+        report.phases_ms.push((Phase::Retire, ms(t.elapsed())));
+    }
     report.total_ms = ms(started.elapsed());
+    report.frozen_drops = table_misses(fabric, from).saturating_sub(misses_before);
     Ok(report)
 }

@@ -220,13 +220,33 @@ impl VirtualSwitch {
     /// have moved away): its rules are removed there and their final counters are
     /// folded into each entry's totals, so statistics never go backwards.
     pub fn retire_copy(&mut self, fabric: &mut Fabric, switch: &str) -> Result<(), FabricError> {
+        self.drop_copy(fabric, switch, false)
+    }
+
+    /// Stop this virtual switch's copy on `switch` at once, hosts attached or not (the
+    /// naive `move` strategy's freeze): as [`VirtualSwitch::retire_copy`], without its
+    /// checks.
+    pub fn freeze_copy(&mut self, fabric: &mut Fabric, switch: &str) -> Result<(), FabricError> {
+        self.drop_copy(fabric, switch, true)
+    }
+
+    fn drop_copy(
+        &mut self,
+        fabric: &mut Fabric,
+        switch: &str,
+        freeze: bool,
+    ) -> Result<(), FabricError> {
         let ids: Vec<u64> = self.entries.keys().copied().collect();
         let dp_ids: Vec<u32> = ids
             .iter()
             .map(|id| self.entries[id].installed.ids_on(switch))
             .collect();
         let live: Vec<u32> = dp_ids.iter().copied().filter(|r| *r != 0).collect();
-        let finals = fabric.remove_copy(&self.name, switch, &live)?;
+        let finals = if freeze {
+            fabric.freeze_copy(&self.name, switch, &live)?
+        } else {
+            fabric.remove_copy(&self.name, switch, &live)?
+        };
         let mut finals = finals.into_iter();
         for (id, rid) in ids.iter().zip(dp_ids) {
             if rid == 0 {

@@ -1,8 +1,10 @@
-//! Live migration with the clone strategy, under traffic: a virtual switch running on
-//! s1 and s2 moves its s1 part to s3 (clone the tables to s3, move the host, retire
-//! s1's copy) while UDP streams flow. A stream between hosts that stay put loses
-//! nothing; every packet the moving host sends is counted once and delivered; counters
-//! carry the retired copy's share and never go backwards.
+//! Live migration under traffic: a virtual switch running on s1 and s2 moves its s1
+//! part to s3 while UDP streams flow. With `clone` (copy the tables to s3, move the
+//! host, retire s1's copy) a stream between hosts that stay put loses nothing, every
+//! packet the moving host sends is counted once and delivered, and counters carry the
+//! retired copy's share and never go backwards. With `move` (freeze s1's copy first)
+//! the same holds except that what the moving host sent into the frozen copy is lost,
+//! and reported.
 use std::{
     net::UdpSocket,
     sync::{
@@ -17,7 +19,7 @@ use lime_tests::{fabric_pin_root, kernel_lock, require_root, udp_match};
 use lime_userspace::{
     fabric::{Fabric, l2_rules},
     flow::{Action, Instructions, Rule},
-    migration::{Phase, migrate_clone},
+    migration::{Phase, Strategy, migrate},
     vswitch::{FlowMod, VirtualSwitch},
 };
 
@@ -119,12 +121,25 @@ fn udp_to(port: u16, out: u32) -> Rule {
     )
 }
 
-#[test]
-fn clone_migration_under_traffic_loses_nothing_and_merges_counters() {
-    if !require_root() {
-        return;
-    }
-    let _g = kernel_lock();
+/// What one migration under traffic showed.
+struct Run {
+    report: lime_userspace::migration::Report,
+    phases: Vec<Phase>,
+    static_sent: u64,
+    static_got: u64,
+    static_counted: u64,
+    /// The moving host's rule counter before, right after and at the end.
+    moving_counted: (u64, u64, u64),
+    moving_got: u64,
+    copies: Vec<String>,
+    h1_switch: String,
+    pings_after: bool,
+    diagnostics: String,
+}
+
+/// Bring up the lab (vs1 on s1 and s2), start both streams, migrate s1's part to s3
+/// with `strategy`, stop the streams, and collect what happened.
+fn migrate_under_traffic(strategy: Strategy) -> Run {
     let mut f = Fabric::up(&topology(), &fabric_pin_root()).expect("fabric");
     let mut vsw = VirtualSwitch::new("vs1");
     let mut rules = l2_rules(f.lab().state(), "vs1");
@@ -175,49 +190,95 @@ fn clone_migration_under_traffic_loses_nothing_and_merges_counters() {
     std::thread::sleep(Duration::from_millis(300));
     let before = vsw.stats(&f, moving_rule).expect("stats").packets;
     let mut phases = Vec::new();
-    let report = migrate_clone(&mut f, &mut vsw, "s1", "s3", |p| phases.push(p)).expect("migrate");
+    let report =
+        migrate(&mut f, &mut vsw, "s1", "s3", strategy, |p| phases.push(p)).expect("migrate");
     let right_after = vsw.stats(&f, moving_rule).expect("stats").packets;
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for s in senders {
         s.join().expect("sender");
     }
-    let static_got = static_rx.join().expect("receiver");
-    let moving_got = moving_rx.join().expect("receiver");
     eprintln!("{report:?}");
-    assert_eq!(phases, [Phase::Clone, Phase::Move, Phase::Retire]);
-    assert_eq!(f.copies("vs1").expect("copies"), ["s2", "s3"]);
-    assert_eq!(f.lab().state().host("h1").expect("h1").switch, "s3");
-    assert_eq!(report.hosts.len(), 1, "one host moved");
-    let static_n = static_sent.load(Ordering::Relaxed);
-    assert!(static_n > 1000, "the static stream ran ({static_n})");
-    assert_eq!(
-        static_got,
-        static_n,
-        "the stream between hosts that stay put lost nothing\n{}",
-        lime_tests::diagnostics(&f)
+    Run {
+        phases,
+        static_sent: static_sent.load(Ordering::Relaxed),
+        static_got: static_rx.join().expect("receiver"),
+        static_counted: vsw.stats(&f, static_rule).expect("stats").packets,
+        moving_counted: (
+            before,
+            right_after,
+            vsw.stats(&f, moving_rule).expect("stats").packets,
+        ),
+        moving_got: moving_rx.join().expect("receiver"),
+        copies: f.copies("vs1").expect("copies"),
+        h1_switch: f.lab().state().host("h1").expect("h1").switch.clone(),
+        pings_after: ping(&f, "h1", "h2") && ping(&f, "h3", "h1"),
+        diagnostics: lime_tests::diagnostics(&f),
+        report,
+    }
+}
+
+/// What must hold whatever the strategy.
+fn check_common(r: &Run) {
+    assert_eq!(r.h1_switch, "s3");
+    assert_eq!(r.report.hosts.len(), 1, "one host moved");
+    assert!(
+        r.static_sent > 1000,
+        "the static stream ran ({})",
+        r.static_sent
     );
     assert_eq!(
-        vsw.stats(&f, static_rule).expect("stats").packets,
-        static_n,
+        r.static_got, r.static_sent,
+        "the stream between hosts that stay put lost nothing\n{}",
+        r.diagnostics
+    );
+    assert_eq!(
+        r.static_counted, r.static_sent,
         "its rule counted every datagram once"
     );
-    let moving_final = vsw.stats(&f, moving_rule).expect("stats").packets;
+    let (before, right_after, fin) = r.moving_counted;
     assert!(
-        before > 0 && right_after >= before && moving_final >= right_after,
-        "the moving host's counter never went backwards ({before}, {right_after}, {moving_final})"
+        before > 0 && right_after >= before && fin >= right_after,
+        "the moving host's counter never went backwards ({before}, {right_after}, {fin})"
     );
     assert_eq!(
-        moving_final,
-        moving_got,
+        fin, r.moving_got,
         "every datagram of the moving host that LIME classified (on s1, then s3) was \
          delivered, and the counter includes the retired copy's share\n{}",
-        lime_tests::diagnostics(&f)
+        r.diagnostics
     );
     assert!(
-        moving_got > before,
+        r.moving_got > before,
         "the moving host's stream continued after the move"
     );
-    assert!(ping(&f, "h1", "h2"), "h1 reaches h2 from s3");
-    assert!(ping(&f, "h3", "h1"), "h3 reaches h1 on s3");
+    assert!(r.pings_after, "h1 (on s3) and the others reach each other");
+}
+
+#[test]
+fn clone_migration_under_traffic_loses_nothing_and_merges_counters() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let r = migrate_under_traffic(Strategy::Clone);
+    check_common(&r);
+    assert_eq!(r.phases, [Phase::Clone, Phase::Move, Phase::Retire]);
+    assert_eq!(r.copies, ["s2", "s3"]);
+    assert_eq!(r.report.frozen_drops, 0, "clone never freezes");
+}
+
+#[test]
+fn move_migration_loses_what_entered_the_frozen_copy() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let r = migrate_under_traffic(Strategy::Move);
+    check_common(&r);
+    assert_eq!(r.phases, [Phase::Freeze, Phase::Clone, Phase::Move]);
+    assert_eq!(r.copies, ["s2", "s3"]);
+    assert!(
+        r.report.frozen_drops > 0,
+        "the moving host kept sending while its switch was frozen: those frames are lost"
+    );
 }

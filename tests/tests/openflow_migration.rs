@@ -13,6 +13,7 @@ use lime_openflow::{
 use lime_tests::{fabric_pin_root, kernel_lock, ping, require_root, send_udp};
 use lime_userspace::{
     fabric::Fabric,
+    migration::Strategy,
     ofswitch::{Agent, AgentOptions, client::ScriptedController},
 };
 
@@ -150,7 +151,10 @@ fn migration_is_invisible_to_the_controller() {
     assert_eq!(packets_of(&mut c, 0x7400), 500, "counted before the move");
 
     // The whole virtual switch moves to s3: h1 from s1, then h3 from s2.
-    let reports = agent.handle().migrate("vs1", "s3").expect("migrate");
+    let reports = agent
+        .handle()
+        .migrate("vs1", "s3", Strategy::Clone)
+        .expect("migrate");
     let steps: Vec<(&str, &str)> = reports
         .iter()
         .map(|r| (r.from.as_str(), r.to.as_str()))

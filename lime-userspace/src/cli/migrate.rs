@@ -4,7 +4,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
-use lime_userspace::ofswitch::control::{self, Request};
+use lime_userspace::{
+    migration,
+    ofswitch::control::{self, Request},
+};
 
 /// How to migrate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -12,7 +15,8 @@ pub enum Strategy {
     /// LIME: clone the tables to the target, run both copies while the hosts move one
     /// by one, then retire the old copy (its counters are folded in).
     Clone,
-    /// The naive baseline: freeze, copy, redirect, unfreeze.
+    /// The naive baseline: freeze the virtual switch on the source (what enters there is
+    /// dropped), copy the tables, move the hosts.
     Move,
 }
 
@@ -40,19 +44,23 @@ pub struct MigrateArgs {
 
 /// Ask the daemon to migrate, print the reports.
 pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
-    if a.strategy == Strategy::Move {
-        bail!(
-            "the `move` strategy (the naive baseline) is not implemented yet; use --strategy clone"
-        );
-    }
     let socket = a
         .socket
         .clone()
         .unwrap_or_else(|| control::socket_path(&a.lab));
+    let strategy = match a.strategy {
+        Strategy::Clone => migration::Strategy::Clone,
+        Strategy::Move => migration::Strategy::Move,
+    };
     if !a.json {
         println!(
-            "migrating {} to {} (clone: copy the tables, move the hosts, retire the old copy) ...",
-            a.vswitch, a.to
+            "migrating {} to {} ({}) ...",
+            a.vswitch,
+            a.to,
+            match a.strategy {
+                Strategy::Clone => "clone: copy the tables, move the hosts, retire the old copy",
+                Strategy::Move => "move: freeze, copy the tables, move the hosts",
+            }
         );
     }
     let resp = control::request(
@@ -60,6 +68,7 @@ pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         &Request::Migrate {
             vswitch: a.vswitch.clone(),
             to: a.to.clone(),
+            strategy,
         },
     )?;
     if !resp.ok {
@@ -88,6 +97,10 @@ pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
                 p[0].as_str().unwrap_or("?"),
                 p[1].as_f64().unwrap_or(0.0)
             );
+        }
+        let frozen = f("frozen_drops").as_u64().unwrap_or(0);
+        if frozen > 0 {
+            println!("  lost  {frozen} frames dropped on the source while frozen");
         }
         for h in f("hosts").as_array().into_iter().flatten() {
             println!(

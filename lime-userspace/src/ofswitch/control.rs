@@ -40,13 +40,20 @@ pub enum Request {
     },
     /// Virtual switches and their connected controllers.
     Status,
-    /// Move every host of a virtual switch to a physical switch (clone strategy).
+    /// Move every host of a virtual switch to a physical switch.
     Migrate {
         /// Virtual switch name.
         vswitch: String,
         /// Target physical switch.
         to: String,
+        /// Strategy (default clone).
+        #[serde(default = "default_strategy")]
+        strategy: crate::migration::Strategy,
     },
+}
+
+fn default_strategy() -> crate::migration::Strategy {
+    crate::migration::Strategy::Clone
 }
 
 /// A response.
@@ -104,7 +111,11 @@ fn answer(handle: &CoreHandle, req: Request) -> Response {
             },
             Err(e) => fail(e),
         },
-        Request::Migrate { vswitch, to } => match handle.migrate(&vswitch, &to) {
+        Request::Migrate {
+            vswitch,
+            to,
+            strategy,
+        } => match handle.migrate(&vswitch, &to, strategy) {
             Ok(reports) => Response {
                 ok: true,
                 migrations: Some(

@@ -105,13 +105,15 @@ pub enum Cmd {
         /// Where the answer goes.
         reply: std::sync::mpsc::Sender<Vec<(String, usize)>>,
     },
-    /// Move every host of virtual switch `vswitch` to physical switch `to` with the
-    /// clone strategy (see [`crate::migration`]), serialized with every flow-mod.
+    /// Move every host of virtual switch `vswitch` to physical switch `to` (see
+    /// [`crate::migration`]), serialized with every flow-mod.
     Migrate {
         /// Virtual switch name.
         vswitch: String,
         /// Target physical switch.
         to: String,
+        /// How.
+        strategy: crate::migration::Strategy,
         /// Where the answer goes: one report per source physical switch.
         reply: std::sync::mpsc::Sender<Result<Vec<crate::migration::Report>, String>>,
     },
@@ -289,8 +291,13 @@ impl Core {
                         .collect(),
                 );
             }
-            Cmd::Migrate { vswitch, to, reply } => {
-                let _ = reply.send(self.migrate(&vswitch, &to));
+            Cmd::Migrate {
+                vswitch,
+                to,
+                strategy,
+                reply,
+            } => {
+                let _ = reply.send(self.migrate(&vswitch, &to, strategy));
             }
             Cmd::WithFabric(f) => f(&mut self.fabric),
             Cmd::Shutdown => {}

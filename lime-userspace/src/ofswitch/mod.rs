@@ -171,8 +171,8 @@ impl CoreHandle {
             .map_err(|_| "the switch core is not running".to_owned())
     }
 
-    /// Move every host of a virtual switch to physical switch `to` (clone strategy),
-    /// serialized with every OpenFlow message: one report per source switch.
+    /// Move every host of a virtual switch to physical switch `to`, serialized with
+    /// every OpenFlow message: one report per source switch.
     ///
     /// # Errors
     /// Unknown names, nothing to move, a failing step (see [`crate::migration`]), or
@@ -181,12 +181,14 @@ impl CoreHandle {
         &self,
         vswitch: &str,
         to: &str,
+        strategy: crate::migration::Strategy,
     ) -> Result<Vec<crate::migration::Report>, String> {
         let (reply, rx) = mpsc::channel();
         self.tx
             .send(core::Cmd::Migrate {
                 vswitch: vswitch.to_owned(),
                 to: to.to_owned(),
+                strategy,
                 reply,
             })
             .map_err(|_| "the switch core is not running".to_owned())?;

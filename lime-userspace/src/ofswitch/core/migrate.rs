@@ -6,14 +6,19 @@ use std::collections::BTreeSet;
 
 use super::Core;
 use crate::{
-    migration::{Report, migrate_clone},
+    migration::{Report, Strategy, migrate},
     ofswitch::ports_of,
 };
 
 impl Core {
     /// Move every host of `vswitch` to physical switch `to`, one source switch at a
     /// time.
-    pub(super) fn migrate(&mut self, vswitch: &str, to: &str) -> Result<Vec<Report>, String> {
+    pub(super) fn migrate(
+        &mut self,
+        vswitch: &str,
+        to: &str,
+        strategy: Strategy,
+    ) -> Result<Vec<Report>, String> {
         let i = self
             .vswitches
             .iter()
@@ -40,13 +45,8 @@ impl Core {
         let mut reports = Vec::new();
         let mut result = Ok(());
         for from in &sources {
-            match migrate_clone(
-                &mut self.fabric,
-                &mut self.vswitches[i].table,
-                from,
-                to,
-                |_| {},
-            ) {
+            let table = &mut self.vswitches[i].table;
+            match migrate(&mut self.fabric, table, from, to, strategy, |_| {}) {
                 Ok(r) => reports.push(r),
                 Err(e) => {
                     result = Err(e.to_string());
