@@ -43,6 +43,10 @@ pub enum BenchCommand {
     /// OpenFlow from a controller's side: flow-mod install rate (batches of 1 000 and
     /// 100 000 until BARRIER_REPLY) and packet-in rate delivered to the controller.
     Openflow(super::bench_openflow::OpenflowArgs),
+    /// Live migration under load: a virtual switch with 10 000 rules and 4 hosts moved
+    /// with `clone` and with `move`: datagrams sent, received, lost, duplicated,
+    /// reordered, phase times; and a 100-rule consistent update across two copies.
+    Migration(super::bench_migration::MigrationArgs),
 }
 
 /// One measurement; with `--json`, one line each.
@@ -68,6 +72,7 @@ struct Sample {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Openflow(a) => super::bench_openflow::run(&a),
+        BenchCommand::Migration(a) => super::bench_migration::run(&a),
         BenchCommand::Datapath {
             json,
             repeat,

@@ -1,5 +1,6 @@
 //! Subcommands of the `lime` binary.
 pub mod bench;
+pub mod bench_migration;
 pub mod bench_openflow;
 pub mod demo;
 pub mod lab;
