@@ -201,8 +201,11 @@ pub struct VswitchConfig {
     /// ports lives (`VPORTS`): flow-cache entries remember the egress they resolved
     /// together with this number and use it only while it is unchanged.
     pub vport_gen: u32,
-    /// Padding; always zero.
-    pub _pad: u32,
+    /// The newest version whose rules are completely written here (`>= version`). A
+    /// packet tunnelled in from another copy with a tag in `(version, ready]` moves this
+    /// copy to that version at once: once any copy has processed a packet with a new
+    /// version, nothing causally after it is processed with an older one.
+    pub ready: u32,
 }
 abi_type!(VswitchConfig, size = 16, align = 4);
 

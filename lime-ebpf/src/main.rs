@@ -434,6 +434,28 @@ fn remember_egress(slot: u32, vport_gen: u32, out: &Output, ingress: &Ingress) {
     }
 }
 
+/// Another copy of the virtual switch processed this frame with version `tag`. If that
+/// version is newer than ours and completely written here (`ready`), move to it now,
+/// before the frame is delivered: whatever the receiving host does next is then
+/// processed with rules at least as new (tagged consistent updates: never the old
+/// rules after something causally later has seen the new ones).
+///
+/// Userspace publishes at most one version ahead of what every copy has published
+/// (`ready` is at most `version + 1`), so every CPU racing here stores the same value.
+#[inline(always)]
+fn catch_up(vswitch: u16, tag: u32) {
+    if let Some(cfg) = VSWITCHES.get_ptr_mut(u32::from(vswitch)) {
+        // SAFETY: an aligned u32 in a map value; one load and one store.
+        unsafe {
+            let current = core::ptr::read_volatile(&(*cfg).version);
+            let ready = core::ptr::read_volatile(&(*cfg).ready);
+            if tag > current && tag <= ready {
+                core::ptr::write_volatile(&mut (*cfg).version, tag);
+            }
+        }
+    }
+}
+
 /// A tunnelled frame from another physical switch, or a packet-out from the driver.
 #[inline(always)]
 fn from_underlay(ctx: &XdpContext, injected: bool) -> Result<u32, u32> {
@@ -456,6 +478,9 @@ fn from_underlay(ctx: &XdpContext, injected: bool) -> Result<u32, u32> {
     let in_port = u32::from_be_bytes(hdr.in_port);
     let out_port = u32::from_be_bytes(hdr.out_port);
     let version = u32::from_be_bytes(hdr.version);
+    if !injected {
+        catch_up(vswitch, version);
+    }
     if injected && out_port == port_no::TABLE {
         decap(ctx)?;
         let version = current_version(vswitch)?;

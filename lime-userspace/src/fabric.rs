@@ -501,7 +501,13 @@ impl Fabric {
     pub fn commit_staged(&mut self, vswitch: &str) -> Result<Retired, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         let copies = self.copies_of(id);
+        // Two phases: every copy writes the new version and marks it ready; only then
+        // does each publish it. A copy that receives a packet another copy already
+        // processed with the new version (the version travels in the tunnel header)
+        // moves to it at once, so nothing causally after that packet is processed with
+        // the old rules anywhere.
         let mut failed = None;
+        let mut prepared = Vec::new();
         for (sw, dp) in self
             .datapaths
             .iter_mut()
@@ -511,13 +517,25 @@ impl Fabric {
                 dp.abort(id);
                 continue;
             }
-            if let Err(e) = dp.commit(id) {
-                failed = Some(dp_err(sw)(e));
+            match dp.prepare(id) {
+                Ok(true) => prepared.push(sw.clone()),
+                Ok(false) => {}
+                Err(e) => failed = Some(dp_err(sw)(e)),
             }
         }
         let removing = self.removing.remove(&id);
         if let Some(e) = failed {
+            // Nothing was published, so no packet carries the new version: undo.
+            for sw in prepared {
+                if let Some(dp) = self.datapaths.get_mut(&sw) {
+                    dp.unprepare(id);
+                }
+            }
             return Err(e);
+        }
+        for sw in &prepared {
+            let dp = self.datapaths.get_mut(sw).expect("prepared copy exists");
+            dp.publish(id).map_err(dp_err(sw))?;
         }
         // A version that only adds retires no rule: its reclaim (old subtable lists
         // only) can wait for reclaim_due, off the flow-mod path.

@@ -345,23 +345,53 @@ impl Datapath {
     /// of the version number). On failure the datapath stays at the old version, exactly
     /// as it was, and the staged changes are dropped.
     pub fn commit(&mut self, vswitch: u16) -> Result<u32, DatapathError> {
-        let ops = self.store.plan_commit(vswitch)?;
-        if ops.is_empty() {
-            return self
-                .store
-                .version(vswitch)
-                .ok_or(DatapathError::NoVswitch { vswitch });
+        if self.prepare(vswitch)? {
+            self.publish(vswitch)?;
         }
-        if let Err(e) = self.kernel.apply(&ops) {
-            let repair = self.store.abort_commit(vswitch);
-            let _ = self.kernel.apply(&repair);
-            return Err(e);
-        }
-        self.store.commit_done(vswitch);
-        self.published.insert(vswitch, Instant::now());
         self.store
             .version(vswitch)
             .ok_or(DatapathError::NoVswitch { vswitch })
+    }
+
+    /// The first half of [`Datapath::commit`]: write everything staged for the next
+    /// version and mark it ready, still serving the current one. Returns whether there
+    /// was anything to prepare. On failure the datapath is exactly as it was. Follow
+    /// with [`Datapath::publish`] (or [`Datapath::unprepare`]).
+    pub fn prepare(&mut self, vswitch: u16) -> Result<bool, DatapathError> {
+        let ops = self.store.plan_commit(vswitch)?;
+        if ops.is_empty() {
+            return Ok(false);
+        }
+        if let Err(e) = self.kernel.apply(&ops) {
+            self.unprepare(vswitch);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Undo a [`Datapath::prepare`] that will not be published (another copy failed):
+    /// the staged changes are dropped and the maps put back.
+    pub fn unprepare(&mut self, vswitch: u16) {
+        let mut repair = self.store.abort_commit(vswitch);
+        repair.extend(self.store.config_ops(vswitch));
+        let _ = self.kernel.apply(&repair);
+    }
+
+    /// The second half of [`Datapath::commit`]: publish the prepared version (one
+    /// atomic store of the version number).
+    pub fn publish(&mut self, vswitch: u16) -> Result<(), DatapathError> {
+        let op = self.store.publish_op(vswitch)?;
+        self.kernel.apply(std::slice::from_ref(&op))?;
+        self.store.commit_done(vswitch);
+        self.published.insert(vswitch, Instant::now());
+        Ok(())
+    }
+
+    /// Number an empty virtual switch's next version `version + 1`, so that a new copy
+    /// of it counts versions as the others do (tags compare across copies).
+    pub fn jump_version(&mut self, vswitch: u16, version: u32) -> Result<(), DatapathError> {
+        let ops = self.store.jump_version(vswitch, version)?;
+        self.kernel.apply(&ops)
     }
 
     /// Install rules as one version: all or nothing.

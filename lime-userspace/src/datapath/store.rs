@@ -97,7 +97,7 @@ impl VswState {
             version: self.version,
             flags: VSW_F_ACTIVE | self.flags,
             vport_gen: self.vport_gen,
-            _pad: 0,
+            ready: self.version,
         }
     }
 }
@@ -621,14 +621,66 @@ impl RuleStore {
                 Some(list),
             ));
         }
+        // Written everything for `next`: say so (ready), still serving the current one.
+        // Publishing is a separate, last step (`publish_op`), so that several copies of
+        // a virtual switch can all be made ready before any of them publishes.
         ops.push(MapOp::Publish(
             vswitch,
             VswitchConfig {
-                version: next,
+                ready: next,
                 ..st.config()
             },
         ));
         Ok(ops)
+    }
+
+    /// The op that writes a virtual switch's configuration as the mirror has it
+    /// (`ready == version`: e.g. after an abandoned prepare).
+    pub fn config_ops(&self, vswitch: u16) -> Vec<MapOp> {
+        self.vswitches
+            .get(&vswitch)
+            .map(|st| vec![MapOp::Publish(vswitch, st.config())])
+            .unwrap_or_default()
+    }
+
+    /// The op that publishes a prepared commit (see [`RuleStore::plan_commit`]): the
+    /// current version becomes the next one.
+    pub fn publish_op(&self, vswitch: u16) -> Result<MapOp, DatapathError> {
+        let st = self
+            .vswitches
+            .get(&vswitch)
+            .filter(|s| s.active)
+            .ok_or(DatapathError::NoVswitch { vswitch })?;
+        let next = st.version + 1;
+        Ok(MapOp::Publish(
+            vswitch,
+            VswitchConfig {
+                version: next,
+                ready: next,
+                ..st.config()
+            },
+        ))
+    }
+
+    /// Move an empty virtual switch (no rules, nothing staged) to version `version`, so
+    /// a new copy can be numbered like the copies it joins. Returns the publish op.
+    pub fn jump_version(
+        &mut self,
+        vswitch: u16,
+        version: u32,
+    ) -> Result<Vec<MapOp>, DatapathError> {
+        let empty = !self.rules.values().any(|r| r.vswitch == vswitch);
+        let st = self.state(vswitch)?;
+        if !empty || !st.staged_adds.is_empty() || !st.staged_removes.is_empty() {
+            return Err(DatapathError::TableFull {
+                what: "a version jump needs an empty virtual switch",
+            });
+        }
+        if version > st.version {
+            st.version = version;
+            st.lists.clear();
+        }
+        Ok(vec![MapOp::Publish(vswitch, st.config())])
     }
 
     /// The subtable lists of every non-empty table of a virtual switch, for the newest
@@ -793,8 +845,12 @@ mod tests {
         s
     }
 
+    /// Prepare and publish, as the driver does: the ops in the order they are written.
     fn commit(s: &mut RuleStore, v: u16) -> Vec<MapOp> {
-        let ops = s.plan_commit(v).expect("plan");
+        let mut ops = s.plan_commit(v).expect("plan");
+        if !ops.is_empty() {
+            ops.push(s.publish_op(v).expect("publish"));
+        }
         s.commit_done(v);
         ops
     }
@@ -808,8 +864,14 @@ mod tests {
         let ops = commit(&mut s, 1);
         let last = ops.last().expect("ops");
         assert!(
-            matches!(last, MapOp::Publish(1, c) if c.version == 2),
+            matches!(last, MapOp::Publish(1, c) if c.version == 2 && c.ready == 2),
             "publish last: {ops:?}"
+        );
+        // Before it, the prepared version is marked ready while version 1 still serves.
+        let ready = &ops[ops.len() - 2];
+        assert!(
+            matches!(ready, MapOp::Publish(1, c) if c.version == 1 && c.ready == 2),
+            "ready before publishing: {ops:?}"
         );
         let pos = |f: &dyn Fn(&MapOp) -> bool| ops.iter().position(f).expect("op present");
         let program = pos(&|o| matches!(o, MapOp::Program(i, _) if *i == id));
