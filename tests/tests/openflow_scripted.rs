@@ -683,3 +683,179 @@ fn port_status_follows_the_host_link() {
     c.close();
     drop(agent.shutdown().expect("shutdown"));
 }
+
+/// Two tenants: vs1 (h1, h3) listens for its controllers, vs2 (h2, h4) connects to one.
+fn two_tenants(lab: &str, vs1_listen: u16, vs2_controller: u16) -> lime_lab::Topology {
+    let toml = format!(
+        r#"
+name = "{lab}"
+[[switch]]
+name = "s1"
+[[switch]]
+name = "s2"
+[[host]]
+name = "h1"
+switch = "s1"
+[[host]]
+name = "h2"
+switch = "s1"
+[[host]]
+name = "h3"
+switch = "s2"
+[[host]]
+name = "h4"
+switch = "s2"
+[[link]]
+a = "s1"
+b = "s2"
+[[vswitch]]
+name = "vs1"
+tenant = "t1"
+controllers = ["ptcp:{vs1_listen}"]
+ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
+[[vswitch]]
+name = "vs2"
+tenant = "t2"
+dpid = 0x22
+controllers = ["tcp:127.0.0.1:{vs2_controller}"]
+ports = [ {{ port = 1, host = "h2" }}, {{ port = 3, host = "h4" }} ]
+"#
+    );
+    lime_lab::Topology::from_toml_str(&toml).expect("topology")
+}
+
+fn packet_ins(c: &mut ScriptedController, wait: Duration) -> usize {
+    let mut n = 0;
+    while let Some((_, m)) = c.recv(wait).expect("recv") {
+        if matches!(m, Message::PacketIn(_)) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn passive_targets_roles_and_tenant_isolation() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = free.local_addr().expect("addr").port();
+    drop(free);
+    let (l2, p2) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&two_tenants("toftn", listen, p2), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(fabric, &AgentOptions::default()).expect("agent");
+    let addr = agent
+        .listening()
+        .iter()
+        .find(|(v, _)| v == "vs1")
+        .map(|(_, a)| *a)
+        .expect("vs1 listens");
+    assert!(addr.ip().is_loopback(), "ptcp binds loopback by default");
+    let mut a = ScriptedController::connect(addr, T).expect("first controller of vs1");
+    let mut b = ScriptedController::connect(addr, T).expect("second controller of vs1");
+    let mut t2 = ScriptedController::accept(&l2, T).expect("vs2 connects");
+    for (c, dpid) in [(&mut a, 1), (&mut b, 1), (&mut t2, 0x22)] {
+        match c.request(&Message::FeaturesRequest, T).expect("features")[..] {
+            [Message::FeaturesReply(ref f)] => assert_eq!(f.datapath_id, dpid),
+            ref other => panic!("{other:?}"),
+        }
+    }
+    // a is master, b slave: a new master demotes nobody else here, b gets no packet-in.
+    let role = |r, generation_id| {
+        Message::RoleRequest(Role {
+            role: r,
+            generation_id,
+        })
+    };
+    a.request(&role(ControllerRole::Master, 1), T)
+        .expect("master");
+    b.request(&role(ControllerRole::Slave, 1), T)
+        .expect("slave");
+    let mut to_ctl = flow_mod(40, udp(6000), vec![of::Action::to_controller()]);
+    to_ctl.cookie = 1;
+    a.send(&Message::FlowMod(to_ctl.clone())).expect("vs1 rule");
+    a.barrier(T).expect("barrier");
+    to_ctl.cookie = 2;
+    t2.send(&Message::FlowMod(to_ctl)).expect("vs2 rule");
+    t2.barrier(T).expect("barrier");
+    // Each tenant's table holds its own rule only.
+    for (c, cookie) in [(&mut a, 1), (&mut t2, 2)] {
+        let f = flow_stats(c, vec![]);
+        assert_eq!(f.iter().map(|f| f.cookie).collect::<Vec<_>>(), vec![cookie]);
+    }
+    let st = agent.lab_state().clone();
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    // Static neighbours: no ARP needed (there are no forwarding rules).
+    for (from, to) in [("h1", "h3"), ("h2", "h4")] {
+        let ns = &st.host(from).expect("host").netns;
+        let ok = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "ip",
+                "neigh",
+                "replace",
+                &ip(to).to_string(),
+            ])
+            .args([
+                "lladdr",
+                &st.host(to).expect("host").mac.to_string(),
+                "dev",
+                "eth0",
+            ])
+            .status()
+            .expect("ip neigh")
+            .success();
+        assert!(ok);
+    }
+    send_udp(&st, "h1", ip("h3"), 6000, 3, 10);
+    assert_eq!(
+        packet_ins(&mut a, Duration::from_millis(800)),
+        3,
+        "vs1's master"
+    );
+    assert_eq!(
+        packet_ins(&mut b, Duration::from_millis(200)),
+        0,
+        "a slave gets none"
+    );
+    assert_eq!(
+        packet_ins(&mut t2, Duration::from_millis(200)),
+        0,
+        "the other tenant neither"
+    );
+    send_udp(&st, "h2", ip("h4"), 6000, 2, 10);
+    assert_eq!(
+        packet_ins(&mut t2, Duration::from_millis(800)),
+        2,
+        "vs2's controller"
+    );
+    assert_eq!(
+        packet_ins(&mut a, Duration::from_millis(200)),
+        0,
+        "not vs1's"
+    );
+    // A connection-fatal error (a header shorter than 8 bytes) ends that connection only.
+    b.send_raw(&[4, 0, 0, 4, 0, 0, 0, 1]).expect("garbage");
+    let closed = b.recv_until(T, |_, _| false);
+    assert!(
+        matches!(&closed, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{closed:?}"
+    );
+    match a
+        .request(
+            &Message::EchoRequest(of::EchoRequest { data: Bytes::new() }),
+            T,
+        )
+        .expect("a still served")[..]
+    {
+        [Message::EchoReply(_)] => {}
+        ref other => panic!("{other:?}"),
+    }
+    a.close();
+    t2.close();
+    drop(agent.shutdown().expect("shutdown"));
+}
