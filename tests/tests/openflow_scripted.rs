@@ -331,6 +331,25 @@ fn handshake_barriers_errors_and_roles() {
     );
     c.request(&role(ControllerRole::Equal, 0), T).expect("role");
 
+    // Async config: the 1.3 defaults, then what the controller sets.
+    match c.request(&Message::GetAsyncRequest, T).expect("get async")[..] {
+        [Message::GetAsyncReply(ref a)] => {
+            assert_eq!(a.packet_in_mask, [0b11, 0]);
+            assert_eq!(a.flow_removed_mask, [0b1111, 0]);
+        }
+        ref other => panic!("{other:?}"),
+    }
+    let quiet = of::AsyncConfig {
+        packet_in_mask: [0, 0],
+        port_status_mask: [0b111, 0b111],
+        flow_removed_mask: [0b1, 0],
+    };
+    c.send(&Message::SetAsync(quiet)).expect("set async");
+    match c.request(&Message::GetAsyncRequest, T).expect("get async")[..] {
+        [Message::GetAsyncReply(ref a)] => assert_eq!(*a, quiet),
+        ref other => panic!("{other:?}"),
+    }
+
     // Keepalive: the switch sends ECHO_REQUEST after a second of silence.
     std::thread::sleep(Duration::from_millis(1500));
     c.recv_until(T, |_, m| matches!(m, Message::EchoRequest(_)))
