@@ -13,6 +13,7 @@ use std::{
 
 use lime_tests::{
     controlled_topology, fabric_pin_root, in_host, kernel_lock, ping, require_root, send_udp,
+    without_flow_cache,
 };
 use lime_userspace::{
     fabric::Fabric,
@@ -163,6 +164,8 @@ fn osken_learning_switch_end_to_end() {
     let fabric =
         Fabric::up(&controlled_topology("tosk", port), &fabric_pin_root()).expect("fabric");
     let agent = Agent::start(fabric, &AgentOptions::default()).expect("agent");
+    // The learning switch forwards first packets by packet-out, answered on any CPU.
+    without_flow_cache(&agent);
     let sock = dir.join("control.sock");
     let listener = {
         let _rt = agent.runtime().enter();
