@@ -881,3 +881,44 @@ fn passive_targets_roles_and_tenant_isolation() {
     t2.close();
     drop(agent.shutdown().expect("shutdown"));
 }
+
+#[test]
+fn a_silent_controller_is_dropped_and_the_switch_reconnects() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&controlled_topology("tofrc", p), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(
+        fabric,
+        &AgentOptions {
+            echo_interval: Duration::from_secs(1),
+        },
+    )
+    .expect("agent");
+    let mut c = ScriptedController::accept(&listener, T).expect("the switch connects");
+    // Say nothing (and answer no ECHO_REQUEST) for more than three echo intervals.
+    std::thread::sleep(Duration::from_millis(3500));
+    let end = c.recv_until(T, |_, _| false);
+    assert!(
+        matches!(&end, Err(e) if matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionReset
+        )),
+        "the switch hung up on a dead peer: {end:?}"
+    );
+    // It connects again (backoff from 100 ms) and is served as before.
+    let mut again = ScriptedController::accept(&listener, T).expect("reconnected");
+    match again
+        .request(&Message::FeaturesRequest, T)
+        .expect("features")[..]
+    {
+        [Message::FeaturesReply(ref f)] => assert_eq!(f.datapath_id, 1),
+        ref other => panic!("{other:?}"),
+    }
+    again.close();
+    drop(agent.shutdown().expect("shutdown"));
+}

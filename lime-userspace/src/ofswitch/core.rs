@@ -408,7 +408,7 @@ impl Core {
         // Translate; refusals are answered now, the rest go to the flow table.
         let mut fms: Vec<FlowMod> = Vec::with_capacity(items.len());
         let mut origin: Vec<(ConnId, u32, usize)> = Vec::with_capacity(items.len());
-        let mut buffer_errors = Vec::new();
+        let mut buffer_errors = vec![false; items.len()];
         for (i, (conn, xid, msg, head)) in items.iter().enumerate() {
             let Message::FlowMod(ofm) = msg else { continue };
             if self.role_of(*conn) == ControllerRole::Slave {
@@ -421,9 +421,7 @@ impl Core {
             }
             match translate::flow_mod_from_of(ofm) {
                 Ok(fm) => {
-                    if ofm.buffer_id != OFP_NO_BUFFER {
-                        buffer_errors.push(i);
-                    }
+                    buffer_errors[i] = ofm.buffer_id != OFP_NO_BUFFER;
                     fms.push(fm);
                     origin.push((*conn, *xid, i));
                 }
@@ -456,7 +454,7 @@ impl Core {
                             removed_msgs.push((e, st, FlowRemovedReason::Delete));
                         }
                     }
-                    if buffer_errors.contains(i)
+                    if buffer_errors[*i]
                         && let Message::FlowMod(ofm) = &items[*i].2
                     {
                         // The flow-mod applied; the packet it names does not exist.
