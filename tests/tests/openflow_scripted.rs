@@ -294,6 +294,40 @@ fn handshake_barriers_errors_and_roles() {
         "delete with out_port 3 took all"
     );
 
+    // Modify (non-strict, by cookie under a mask): new instructions, same cookie.
+    let mut a = flow_mod(3, udp(4000), vec![out(1)]);
+    a.cookie = 0xa1;
+    let mut b = flow_mod(3, udp(4001), vec![out(1)]);
+    b.cookie = 0xb1;
+    c.send_many(&[Message::FlowMod(a), Message::FlowMod(b)])
+        .expect("adds");
+    let mut m = flow_mod(0, vec![], vec![out(3)]);
+    m.command = FlowModCommand::Modify;
+    m.cookie = 0xa0;
+    m.cookie_mask = 0xf0;
+    c.send(&Message::FlowMod(m)).expect("modify");
+    c.barrier(T).expect("barrier");
+    let stats = flow_stats(&mut c, vec![]);
+    let instr = |cookie| {
+        stats
+            .iter()
+            .find(|f| f.cookie == cookie)
+            .map(|f| f.instructions.clone())
+            .expect("entry")
+    };
+    assert_eq!(
+        instr(0xa1),
+        vec![Instruction::ApplyActions(vec![out(3)])],
+        "the cookie-selected entry changed"
+    );
+    assert_eq!(instr(0xb1), vec![Instruction::ApplyActions(vec![out(1)])]);
+    let mut del = flow_mod(0, vec![], vec![]);
+    del.command = FlowModCommand::Delete;
+    del.table_id = table::ALL;
+    c.send(&Message::FlowMod(del)).expect("delete all");
+    c.barrier(T).expect("barrier");
+    assert!(flow_stats(&mut c, vec![]).is_empty());
+
     // Roles: master with generation 5; an older generation is stale; a slave may not
     // change the table.
     let role = |r, generation_id| {
@@ -451,6 +485,27 @@ fn stats_packet_in_and_packet_out() {
             MultipartReplyBody::Aggregate(a) => {
                 assert_eq!(a.flow_count, 3, "MAC, ARP and UDP rules output to 3");
                 assert!(a.packet_count >= 13, "{a:?}");
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+
+    // Port counters: h1's port received at least the echo requests and the datagrams.
+    let ps = c
+        .request(
+            &Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats {
+                port_no: 1,
+            })),
+            T,
+        )
+        .expect("port stats");
+    match &ps[..] {
+        [Message::MultipartReply(r)] => match &r.body {
+            MultipartReplyBody::PortStats(p) => {
+                assert_eq!(p.len(), 1);
+                assert_eq!(p[0].port_no, 1);
+                assert!(p[0].rx_packets >= 13 && p[0].tx_packets >= 3, "{p:?}");
             }
             other => panic!("{other:?}"),
         },
