@@ -977,3 +977,114 @@ fn a_silent_controller_is_dropped_and_the_switch_reconnects() {
     again.close();
     drop(agent.shutdown().expect("shutdown"));
 }
+
+#[test]
+fn random_messages_never_take_the_switch_down() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&controlled_topology("tofrn", p), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(fabric, &AgentOptions::default()).expect("agent");
+    let mut seed: u64 = 0x1ee7_5eed;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as u32
+    };
+    let mut to_ctl = flow_mod(40, udp(6000), vec![of::Action::to_controller()]);
+    to_ctl.idle_timeout = 1;
+    let mut del = flow_mod(40, udp(6000), vec![]);
+    del.command = FlowModCommand::DeleteStrict;
+    let samples = [
+        Message::FlowMod(flow_mod(30, udp(5000), vec![out(3)])),
+        Message::FlowMod(to_ctl),
+        Message::FlowMod(del),
+        Message::PacketOut(PacketOut {
+            buffer_id: OFP_NO_BUFFER,
+            in_port: 1,
+            actions: vec![
+                of::Action::SetField(OxmField::EthDst(of::Masked::exact([2, 0, 0, 0, 0, 3]))),
+                out(3),
+            ],
+            data: Bytes::from(vec![0u8; 60]),
+        }),
+        Message::RoleRequest(Role {
+            role: ControllerRole::Master,
+            generation_id: 3,
+        }),
+        Message::SetConfig(SwitchConfig {
+            flags: 0,
+            miss_send_len: 128,
+        }),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+            FlowStatsRequest {
+                table_id: table::ALL,
+                out_port: port::ANY,
+                out_group: group::ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                r#match: of::Match::new(udp(5000)),
+            },
+        ))),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats {
+            port_no: 1,
+        })),
+    ];
+    let mut connections = 0;
+    let mut sent = 0;
+    while sent < 3000 {
+        let mut c = ScriptedController::accept(&listener, T).expect("the switch (re)connects");
+        connections += 1;
+        loop {
+            // Half: a well-formed header of a random type with a random body. Half: a
+            // valid message with a few bytes after its header changed, so that the
+            // handlers (not only the decoder) see odd values. Framing stays intact.
+            let frame = if next() % 2 == 0 {
+                let body_len = (next() % 96) as usize;
+                let mut frame = vec![4, (next() % 30) as u8];
+                frame.extend(u16::try_from(8 + body_len).expect("len").to_be_bytes());
+                frame.extend(next().to_be_bytes());
+                frame.extend((0..body_len).map(|_| next() as u8));
+                frame
+            } else {
+                let sample = &samples[next() as usize % samples.len()];
+                let mut frame = sample.to_bytes(next()).expect("encode").to_vec();
+                for _ in 0..=next() % 3 {
+                    let at = 8 + next() as usize % (frame.len() - 8).max(1);
+                    if let Some(b) = frame.get_mut(at) {
+                        *b ^= 1 << (next() % 8);
+                    }
+                }
+                frame
+            };
+            if frame[1] == 0 {
+                continue; // a second HELLO is ignored anyway
+            }
+            sent += 1;
+            if c.send_raw(&frame).is_err() || sent >= 3000 {
+                break;
+            }
+            // Drain answers; a closed connection (connection-scoped error) reconnects.
+            match c.recv(Duration::from_millis(1)) {
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        if sent >= 3000 {
+            // Still served, and the core is alive.
+            let f = c
+                .request(&Message::FeaturesRequest, T)
+                .expect("features after the noise");
+            assert!(matches!(f[..], [Message::FeaturesReply(_)]), "{f:?}");
+        }
+        c.close();
+    }
+    eprintln!("{sent} random messages over {connections} connections");
+    let flows = agent.handle().dump_flows("vs1").expect("dump");
+    eprintln!("{} flow entries left", flows.len());
+    assert!(agent.handle().status().is_ok(), "the core is alive");
+    drop(agent.shutdown().expect("shutdown"));
+}
