@@ -953,8 +953,10 @@ fn a_silent_controller_is_dropped_and_the_switch_reconnects() {
     )
     .expect("agent");
     let mut c = ScriptedController::accept(&listener, T).expect("the switch connects");
-    // Say nothing (and answer no ECHO_REQUEST) for more than three echo intervals.
-    std::thread::sleep(Duration::from_millis(3500));
+    // Say nothing (and answer no ECHO_REQUEST) for more than three echo intervals plus
+    // the one-second check period; reading earlier would answer the ECHO_REQUEST and
+    // keep the connection alive.
+    std::thread::sleep(Duration::from_secs(6));
     let end = c.recv_until(T, |_, _| false);
     assert!(
         matches!(&end, Err(e) if matches!(
