@@ -103,10 +103,27 @@ fn start(lab: &str) -> (Agent, ScriptedController) {
     (agent, c)
 }
 
+/// [`start`], then L2 forwarding between h1 and h3 installed by the controller.
+fn start_with_l2(lab: &str) -> (Agent, ScriptedController, lime_lab::LabState) {
+    let (agent, mut c) = start(lab);
+    let st = agent.lab_state().clone();
+    c.send_many(&l2(&st)).expect("l2");
+    (agent, c, st)
+}
+
 fn error_of(m: &Message) -> (u16, u16) {
     match m {
         Message::Error(e) => (e.err_type, e.code),
         other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// The body of a single-part multipart reply to `body`.
+fn multipart(c: &mut ScriptedController, body: MultipartRequestBody) -> MultipartReplyBody {
+    let req = Message::MultipartRequest(MultipartRequest::new(body));
+    match c.request(&req, T).expect("multipart")[..] {
+        [Message::MultipartReply(ref r)] => r.body.clone(),
+        ref other => panic!("not one multipart reply: {other:?}"),
     }
 }
 
@@ -161,19 +178,10 @@ fn handshake_barriers_errors_and_roles() {
         [Message::GetConfigReply(ref cfg)] => assert_eq!(cfg.miss_send_len, 128),
         ref other => panic!("{other:?}"),
     }
-    let ports = c
-        .request(
-            &Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortDesc)),
-            T,
-        )
-        .expect("port desc");
-    match &ports[..] {
-        [Message::MultipartReply(r)] => match &r.body {
-            MultipartReplyBody::PortDesc(p) => {
-                assert_eq!(p.iter().map(|p| p.port_no).collect::<Vec<_>>(), vec![1, 3]);
-            }
-            other => panic!("{other:?}"),
-        },
+    match multipart(&mut c, MultipartRequestBody::PortDesc) {
+        MultipartReplyBody::PortDesc(p) => {
+            assert_eq!(p.iter().map(|p| p.port_no).collect::<Vec<_>>(), vec![1, 3]);
+        }
         other => panic!("{other:?}"),
     }
 
@@ -429,9 +437,7 @@ fn stats_packet_in_and_packet_out() {
         return;
     }
     let _g = kernel_lock();
-    let (agent, mut c) = start("tofst");
-    let st = agent.lab_state().clone();
-    c.send_many(&l2(&st)).expect("l2");
+    let (agent, mut c, st) = start_with_l2("tofst");
     let mut counted = flow_mod(30, udp(5000), vec![out(3)]);
     counted.cookie = 0x5000;
     counted.flags = flow_mod_flags::SEND_FLOW_REM;
@@ -465,50 +471,29 @@ fn stats_packet_in_and_packet_out() {
         (3, 3 * 98),
         "three echo requests of 98 bytes to h3"
     );
-    let agg = c
-        .request(
-            &Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(
-                FlowStatsRequest {
-                    table_id: table::ALL,
-                    out_port: 3,
-                    out_group: group::ANY,
-                    cookie: 0,
-                    cookie_mask: 0,
-                    r#match: of::Match::all(),
-                },
-            ))),
-            T,
-        )
-        .expect("aggregate");
-    match &agg[..] {
-        [Message::MultipartReply(r)] => match &r.body {
-            MultipartReplyBody::Aggregate(a) => {
-                assert_eq!(a.flow_count, 3, "MAC, ARP and UDP rules output to 3");
-                assert!(a.packet_count >= 13, "{a:?}");
-            }
-            other => panic!("{other:?}"),
-        },
+    let aggregate = MultipartRequestBody::Aggregate(FlowStatsRequest {
+        table_id: table::ALL,
+        out_port: 3,
+        out_group: group::ANY,
+        cookie: 0,
+        cookie_mask: 0,
+        r#match: of::Match::all(),
+    });
+    match multipart(&mut c, aggregate) {
+        MultipartReplyBody::Aggregate(a) => {
+            assert_eq!(a.flow_count, 3, "MAC, ARP and UDP rules output to 3");
+            assert!(a.packet_count >= 13, "{a:?}");
+        }
         other => panic!("{other:?}"),
     }
 
     // Port counters: h1's port received at least the echo requests and the datagrams.
-    let ps = c
-        .request(
-            &Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats {
-                port_no: 1,
-            })),
-            T,
-        )
-        .expect("port stats");
-    match &ps[..] {
-        [Message::MultipartReply(r)] => match &r.body {
-            MultipartReplyBody::PortStats(p) => {
-                assert_eq!(p.len(), 1);
-                assert_eq!(p[0].port_no, 1);
-                assert!(p[0].rx_packets >= 13 && p[0].tx_packets >= 3, "{p:?}");
-            }
-            other => panic!("{other:?}"),
-        },
+    match multipart(&mut c, MultipartRequestBody::PortStats { port_no: 1 }) {
+        MultipartReplyBody::PortStats(p) => {
+            assert_eq!(p.len(), 1);
+            assert_eq!(p[0].port_no, 1);
+            assert!(p[0].rx_packets >= 13 && p[0].tx_packets >= 3, "{p:?}");
+        }
         other => panic!("{other:?}"),
     }
 
@@ -611,9 +596,7 @@ fn timeouts_send_flow_removed_with_final_counters() {
         return;
     }
     let _g = kernel_lock();
-    let (agent, mut c) = start("toftm");
-    let st = agent.lab_state().clone();
-    c.send_many(&l2(&st)).expect("l2");
+    let (agent, mut c, st) = start_with_l2("toftm");
     let mut idle = flow_mod(30, udp(7000), vec![out(3)]);
     idle.idle_timeout = 1;
     idle.cookie = 7000;
