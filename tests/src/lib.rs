@@ -459,11 +459,12 @@ pub fn send_udp(
 #[must_use]
 pub fn ping(lab: &lime_lab::LabState, from: &str, to: std::net::Ipv4Addr, count: u32) -> bool {
     let ns = &lab.host(from).expect("host in the lab").netns;
-    std::process::Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-q", "-c", &count.to_string()])
-        .args(["-i", "0.2", "-W", "2"])
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-q"])
+        .args(["-c", &count.to_string(), "-i", "0.2", "-W", "2"])
         .arg(to.to_string())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output();
+    let Ok(out) = out else { return false };
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains(&format!(" {count} received"))
 }

@@ -102,10 +102,27 @@ fn start(lab: &str) -> (Agent, ScriptedController) {
     (agent, c)
 }
 
+/// [`start`], then L2 forwarding between h1 and h3 installed by the controller.
+fn start_with_l2(lab: &str) -> (Agent, ScriptedController, lime_lab::LabState) {
+    let (agent, mut c) = start(lab);
+    let st = agent.lab_state().clone();
+    c.send_many(&l2(&st)).expect("l2");
+    (agent, c, st)
+}
+
 fn error_of(m: &Message) -> (u16, u16) {
     match m {
         Message::Error(e) => (e.err_type, e.code),
         other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// The body of a single-part multipart reply to `body`.
+fn multipart(c: &mut ScriptedController, body: MultipartRequestBody) -> MultipartReplyBody {
+    let req = Message::MultipartRequest(MultipartRequest::new(body));
+    match c.request(&req, T).expect("multipart")[..] {
+        [Message::MultipartReply(ref r)] => r.body.clone(),
+        ref other => panic!("not one multipart reply: {other:?}"),
     }
 }
 
@@ -160,19 +177,10 @@ fn handshake_barriers_errors_and_roles() {
         [Message::GetConfigReply(ref cfg)] => assert_eq!(cfg.miss_send_len, 128),
         ref other => panic!("{other:?}"),
     }
-    let ports = c
-        .request(
-            &Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortDesc)),
-            T,
-        )
-        .expect("port desc");
-    match &ports[..] {
-        [Message::MultipartReply(r)] => match &r.body {
-            MultipartReplyBody::PortDesc(p) => {
-                assert_eq!(p.iter().map(|p| p.port_no).collect::<Vec<_>>(), vec![1, 3]);
-            }
-            other => panic!("{other:?}"),
-        },
+    match multipart(&mut c, MultipartRequestBody::PortDesc) {
+        MultipartReplyBody::PortDesc(p) => {
+            assert_eq!(p.iter().map(|p| p.port_no).collect::<Vec<_>>(), vec![1, 3]);
+        }
         other => panic!("{other:?}"),
     }
 
@@ -293,6 +301,40 @@ fn handshake_barriers_errors_and_roles() {
         "delete with out_port 3 took all"
     );
 
+    // Modify (non-strict, by cookie under a mask): new instructions, same cookie.
+    let mut a = flow_mod(3, udp(4000), vec![out(1)]);
+    a.cookie = 0xa1;
+    let mut b = flow_mod(3, udp(4001), vec![out(1)]);
+    b.cookie = 0xb1;
+    c.send_many(&[Message::FlowMod(a), Message::FlowMod(b)])
+        .expect("adds");
+    let mut m = flow_mod(0, vec![], vec![out(3)]);
+    m.command = FlowModCommand::Modify;
+    m.cookie = 0xa0;
+    m.cookie_mask = 0xf0;
+    c.send(&Message::FlowMod(m)).expect("modify");
+    c.barrier(T).expect("barrier");
+    let stats = flow_stats(&mut c, vec![]);
+    let instr = |cookie| {
+        stats
+            .iter()
+            .find(|f| f.cookie == cookie)
+            .map(|f| f.instructions.clone())
+            .expect("entry")
+    };
+    assert_eq!(
+        instr(0xa1),
+        vec![Instruction::ApplyActions(vec![out(3)])],
+        "the cookie-selected entry changed"
+    );
+    assert_eq!(instr(0xb1), vec![Instruction::ApplyActions(vec![out(1)])]);
+    let mut del = flow_mod(0, vec![], vec![]);
+    del.command = FlowModCommand::Delete;
+    del.table_id = table::ALL;
+    c.send(&Message::FlowMod(del)).expect("delete all");
+    c.barrier(T).expect("barrier");
+    assert!(flow_stats(&mut c, vec![]).is_empty());
+
     // Roles: master with generation 5; an older generation is stale; a slave may not
     // change the table.
     let role = |r, generation_id| {
@@ -330,6 +372,25 @@ fn handshake_barriers_errors_and_roles() {
         )
     );
     c.request(&role(ControllerRole::Equal, 0), T).expect("role");
+
+    // Async config: the 1.3 defaults, then what the controller sets.
+    match c.request(&Message::GetAsyncRequest, T).expect("get async")[..] {
+        [Message::GetAsyncReply(ref a)] => {
+            assert_eq!(a.packet_in_mask, [0b11, 0]);
+            assert_eq!(a.flow_removed_mask, [0b1111, 0]);
+        }
+        ref other => panic!("{other:?}"),
+    }
+    let quiet = of::AsyncConfig {
+        packet_in_mask: [0, 0],
+        port_status_mask: [0b111, 0b111],
+        flow_removed_mask: [0b1, 0],
+    };
+    c.send(&Message::SetAsync(quiet)).expect("set async");
+    match c.request(&Message::GetAsyncRequest, T).expect("get async")[..] {
+        [Message::GetAsyncReply(ref a)] => assert_eq!(*a, quiet),
+        ref other => panic!("{other:?}"),
+    }
 
     // Keepalive: the switch sends ECHO_REQUEST after a second of silence.
     std::thread::sleep(Duration::from_millis(1500));
@@ -375,9 +436,7 @@ fn stats_packet_in_and_packet_out() {
         return;
     }
     let _g = kernel_lock();
-    let (agent, mut c) = start("tofst");
-    let st = agent.lab_state().clone();
-    c.send_many(&l2(&st)).expect("l2");
+    let (agent, mut c, st) = start_with_l2("tofst");
     let mut counted = flow_mod(30, udp(5000), vec![out(3)]);
     counted.cookie = 0x5000;
     counted.flags = flow_mod_flags::SEND_FLOW_REM;
@@ -411,29 +470,29 @@ fn stats_packet_in_and_packet_out() {
         (3, 3 * 98),
         "three echo requests of 98 bytes to h3"
     );
-    let agg = c
-        .request(
-            &Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(
-                FlowStatsRequest {
-                    table_id: table::ALL,
-                    out_port: 3,
-                    out_group: group::ANY,
-                    cookie: 0,
-                    cookie_mask: 0,
-                    r#match: of::Match::all(),
-                },
-            ))),
-            T,
-        )
-        .expect("aggregate");
-    match &agg[..] {
-        [Message::MultipartReply(r)] => match &r.body {
-            MultipartReplyBody::Aggregate(a) => {
-                assert_eq!(a.flow_count, 3, "MAC, ARP and UDP rules output to 3");
-                assert!(a.packet_count >= 13, "{a:?}");
-            }
-            other => panic!("{other:?}"),
-        },
+    let aggregate = MultipartRequestBody::Aggregate(FlowStatsRequest {
+        table_id: table::ALL,
+        out_port: 3,
+        out_group: group::ANY,
+        cookie: 0,
+        cookie_mask: 0,
+        r#match: of::Match::all(),
+    });
+    match multipart(&mut c, aggregate) {
+        MultipartReplyBody::Aggregate(a) => {
+            assert_eq!(a.flow_count, 3, "MAC, ARP and UDP rules output to 3");
+            assert!(a.packet_count >= 13, "{a:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Port counters: h1's port received at least the echo requests and the datagrams.
+    match multipart(&mut c, MultipartRequestBody::PortStats { port_no: 1 }) {
+        MultipartReplyBody::PortStats(p) => {
+            assert_eq!(p.len(), 1);
+            assert_eq!(p[0].port_no, 1);
+            assert!(p[0].rx_packets >= 13 && p[0].tx_packets >= 3, "{p:?}");
+        }
         other => panic!("{other:?}"),
     }
 
@@ -536,9 +595,7 @@ fn timeouts_send_flow_removed_with_final_counters() {
         return;
     }
     let _g = kernel_lock();
-    let (agent, mut c) = start("toftm");
-    let st = agent.lab_state().clone();
-    c.send_many(&l2(&st)).expect("l2");
+    let (agent, mut c, st) = start_with_l2("toftm");
     let mut idle = flow_mod(30, udp(7000), vec![out(3)]);
     idle.idle_timeout = 1;
     idle.cookie = 7000;
@@ -681,5 +738,342 @@ fn port_status_follows_the_host_link() {
     let up = status_of_port_1(&mut c);
     assert_eq!(up.desc.state, of::consts::port_state::LIVE, "{up:?}");
     c.close();
+    drop(agent.shutdown().expect("shutdown"));
+}
+
+/// Two tenants: vs1 (h1, h3) listens for its controllers, vs2 (h2, h4) connects to one.
+fn two_tenants(lab: &str, vs1_listen: u16, vs2_controller: u16) -> lime_lab::Topology {
+    let toml = format!(
+        r#"
+name = "{lab}"
+[[switch]]
+name = "s1"
+[[switch]]
+name = "s2"
+[[host]]
+name = "h1"
+switch = "s1"
+[[host]]
+name = "h2"
+switch = "s1"
+[[host]]
+name = "h3"
+switch = "s2"
+[[host]]
+name = "h4"
+switch = "s2"
+[[link]]
+a = "s1"
+b = "s2"
+[[vswitch]]
+name = "vs1"
+tenant = "t1"
+controllers = ["ptcp:{vs1_listen}"]
+ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
+[[vswitch]]
+name = "vs2"
+tenant = "t2"
+dpid = 0x22
+controllers = ["tcp:127.0.0.1:{vs2_controller}"]
+ports = [ {{ port = 1, host = "h2" }}, {{ port = 3, host = "h4" }} ]
+"#
+    );
+    lime_lab::Topology::from_toml_str(&toml).expect("topology")
+}
+
+fn packet_ins(c: &mut ScriptedController, wait: Duration) -> usize {
+    let mut n = 0;
+    while let Some((_, m)) = c.recv(wait).expect("recv") {
+        if matches!(m, Message::PacketIn(_)) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn passive_targets_roles_and_tenant_isolation() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = free.local_addr().expect("addr").port();
+    drop(free);
+    let (l2, p2) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&two_tenants("toftn", listen, p2), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(fabric, &AgentOptions::default()).expect("agent");
+    let addr = agent
+        .listening()
+        .iter()
+        .find(|(v, _)| v == "vs1")
+        .map(|(_, a)| *a)
+        .expect("vs1 listens");
+    assert!(addr.ip().is_loopback(), "ptcp binds loopback by default");
+    let mut a = ScriptedController::connect(addr, T).expect("first controller of vs1");
+    let mut b = ScriptedController::connect(addr, T).expect("second controller of vs1");
+    let mut t2 = ScriptedController::accept(&l2, T).expect("vs2 connects");
+    for (c, dpid) in [(&mut a, 1), (&mut b, 1), (&mut t2, 0x22)] {
+        match c.request(&Message::FeaturesRequest, T).expect("features")[..] {
+            [Message::FeaturesReply(ref f)] => assert_eq!(f.datapath_id, dpid),
+            ref other => panic!("{other:?}"),
+        }
+    }
+    // a is master, b slave: a new master demotes nobody else here, b gets no packet-in.
+    let role = |r, generation_id| {
+        Message::RoleRequest(Role {
+            role: r,
+            generation_id,
+        })
+    };
+    a.request(&role(ControllerRole::Master, 1), T)
+        .expect("master");
+    b.request(&role(ControllerRole::Slave, 1), T)
+        .expect("slave");
+    let mut to_ctl = flow_mod(40, udp(6000), vec![of::Action::to_controller()]);
+    to_ctl.cookie = 1;
+    a.send(&Message::FlowMod(to_ctl.clone())).expect("vs1 rule");
+    a.barrier(T).expect("barrier");
+    to_ctl.cookie = 2;
+    t2.send(&Message::FlowMod(to_ctl)).expect("vs2 rule");
+    t2.barrier(T).expect("barrier");
+    // Each tenant's table holds its own rule only.
+    for (c, cookie) in [(&mut a, 1), (&mut t2, 2)] {
+        let f = flow_stats(c, vec![]);
+        assert_eq!(f.iter().map(|f| f.cookie).collect::<Vec<_>>(), vec![cookie]);
+    }
+    let st = agent.lab_state().clone();
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    // Static neighbours: no ARP needed (there are no forwarding rules).
+    for (from, to) in [("h1", "h3"), ("h2", "h4")] {
+        let ns = &st.host(from).expect("host").netns;
+        let ok = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "ip",
+                "neigh",
+                "replace",
+                &ip(to).to_string(),
+            ])
+            .args([
+                "lladdr",
+                &st.host(to).expect("host").mac.to_string(),
+                "dev",
+                "eth0",
+            ])
+            .status()
+            .expect("ip neigh")
+            .success();
+        assert!(ok);
+    }
+    send_udp(&st, "h1", ip("h3"), 6000, 3, 10);
+    assert_eq!(
+        packet_ins(&mut a, Duration::from_millis(800)),
+        3,
+        "vs1's master"
+    );
+    assert_eq!(
+        packet_ins(&mut b, Duration::from_millis(200)),
+        0,
+        "a slave gets none"
+    );
+    assert_eq!(
+        packet_ins(&mut t2, Duration::from_millis(200)),
+        0,
+        "the other tenant neither"
+    );
+    send_udp(&st, "h2", ip("h4"), 6000, 2, 10);
+    assert_eq!(
+        packet_ins(&mut t2, Duration::from_millis(800)),
+        2,
+        "vs2's controller"
+    );
+    assert_eq!(
+        packet_ins(&mut a, Duration::from_millis(200)),
+        0,
+        "not vs1's"
+    );
+    // A connection-fatal error (a header shorter than 8 bytes) ends that connection only.
+    b.send_raw(&[4, 0, 0, 4, 0, 0, 0, 1]).expect("garbage");
+    let closed = b.recv_until(T, |_, _| false);
+    assert!(
+        matches!(&closed, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{closed:?}"
+    );
+    match a
+        .request(
+            &Message::EchoRequest(of::EchoRequest { data: Bytes::new() }),
+            T,
+        )
+        .expect("a still served")[..]
+    {
+        [Message::EchoReply(_)] => {}
+        ref other => panic!("{other:?}"),
+    }
+    a.close();
+    t2.close();
+    drop(agent.shutdown().expect("shutdown"));
+}
+
+#[test]
+fn a_silent_controller_is_dropped_and_the_switch_reconnects() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&controlled_topology("tofrc", p), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(
+        fabric,
+        &AgentOptions {
+            echo_interval: Duration::from_secs(1),
+        },
+    )
+    .expect("agent");
+    let mut c = ScriptedController::accept(&listener, T).expect("the switch connects");
+    // Say nothing (and answer no ECHO_REQUEST) for more than three echo intervals plus
+    // the one-second check period; reading earlier would answer the ECHO_REQUEST and
+    // keep the connection alive.
+    std::thread::sleep(Duration::from_secs(6));
+    let end = c.recv_until(T, |_, _| false);
+    assert!(
+        matches!(&end, Err(e) if matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionReset
+        )),
+        "the switch hung up on a dead peer: {end:?}"
+    );
+    // It connects again (backoff from 100 ms) and is served as before. Connections it
+    // made while nobody accepted gave up waiting for HELLO; take the first live one.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no live reconnection");
+        let Ok(mut again) = ScriptedController::accept(&listener, T) else {
+            continue;
+        };
+        if let Ok(r) = again.request(&Message::FeaturesRequest, T) {
+            match r[..] {
+                [Message::FeaturesReply(ref f)] => assert_eq!(f.datapath_id, 1),
+                ref other => panic!("{other:?}"),
+            }
+            again.close();
+            break;
+        }
+    }
+    drop(agent.shutdown().expect("shutdown"));
+}
+
+#[test]
+fn random_messages_never_take_the_switch_down() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&controlled_topology("tofrn", p), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(fabric, &AgentOptions::default()).expect("agent");
+    let mut seed: u64 = 0x1ee7_5eed;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as u32
+    };
+    let mut to_ctl = flow_mod(40, udp(6000), vec![of::Action::to_controller()]);
+    to_ctl.idle_timeout = 1;
+    let mut del = flow_mod(40, udp(6000), vec![]);
+    del.command = FlowModCommand::DeleteStrict;
+    let samples = [
+        Message::FlowMod(flow_mod(30, udp(5000), vec![out(3)])),
+        Message::FlowMod(to_ctl),
+        Message::FlowMod(del),
+        Message::PacketOut(PacketOut {
+            buffer_id: OFP_NO_BUFFER,
+            in_port: 1,
+            actions: vec![
+                of::Action::SetField(OxmField::EthDst(of::Masked::exact([2, 0, 0, 0, 0, 3]))),
+                out(3),
+            ],
+            data: Bytes::from(vec![0u8; 60]),
+        }),
+        Message::RoleRequest(Role {
+            role: ControllerRole::Master,
+            generation_id: 3,
+        }),
+        Message::SetConfig(SwitchConfig {
+            flags: 0,
+            miss_send_len: 128,
+        }),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+            FlowStatsRequest {
+                table_id: table::ALL,
+                out_port: port::ANY,
+                out_group: group::ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                r#match: of::Match::new(udp(5000)),
+            },
+        ))),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats {
+            port_no: 1,
+        })),
+    ];
+    let mut connections = 0;
+    let mut sent = 0;
+    while sent < 3000 {
+        let mut c = ScriptedController::accept(&listener, T).expect("the switch (re)connects");
+        connections += 1;
+        loop {
+            // Half: a well-formed header of a random type with a random body. Half: a
+            // valid message with a few bytes after its header changed, so that the
+            // handlers (not only the decoder) see odd values. Framing stays intact.
+            let frame = if next() % 2 == 0 {
+                let body_len = (next() % 96) as usize;
+                let mut frame = vec![4, (next() % 30) as u8];
+                frame.extend(u16::try_from(8 + body_len).expect("len").to_be_bytes());
+                frame.extend(next().to_be_bytes());
+                frame.extend((0..body_len).map(|_| next() as u8));
+                frame
+            } else {
+                let sample = &samples[next() as usize % samples.len()];
+                let mut frame = sample.to_bytes(next()).expect("encode").to_vec();
+                for _ in 0..=next() % 3 {
+                    let at = 8 + next() as usize % (frame.len() - 8).max(1);
+                    if let Some(b) = frame.get_mut(at) {
+                        *b ^= 1 << (next() % 8);
+                    }
+                }
+                frame
+            };
+            if frame[1] == 0 {
+                continue; // a second HELLO is ignored anyway
+            }
+            sent += 1;
+            if c.send_raw(&frame).is_err() || sent >= 3000 {
+                break;
+            }
+            // Drain answers; a closed connection (connection-scoped error) reconnects.
+            match c.recv(Duration::from_millis(1)) {
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        if sent >= 3000 {
+            // Still served, and the core is alive.
+            let f = c
+                .request(&Message::FeaturesRequest, T)
+                .expect("features after the noise");
+            assert!(matches!(f[..], [Message::FeaturesReply(_)]), "{f:?}");
+        }
+        c.close();
+    }
+    eprintln!("{sent} random messages over {connections} connections");
+    let flows = agent.handle().dump_flows("vs1").expect("dump");
+    eprintln!("{} flow entries left", flows.len());
+    assert!(agent.handle().status().is_ok(), "the core is alive");
     drop(agent.shutdown().expect("shutdown"));
 }

@@ -38,7 +38,8 @@ pub struct OpenflowArgs {
     /// Flow-mod batch sizes (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 100_000])]
     batches: Vec<usize>,
-    /// Datagrams the host sends for the packet-in measurement.
+    /// Packet-ins to generate in the datapath, and datagrams the host sends, for the
+    /// packet-in measurements.
     #[arg(long, default_value_t = 300_000)]
     packets: usize,
     /// Rates the host sends them at (datagrams/s, comma-separated; 0 = as fast as it

@@ -57,6 +57,19 @@ impl ScriptedController {
             }
         };
         stream.set_nonblocking(false)?;
+        Self::handshake(stream, timeout)
+    }
+
+    /// Connect to a switch listening at `addr` (a `ptcp:` target), then exchange HELLOs.
+    ///
+    /// # Errors
+    /// Connection refused, timeout, I/O, or a first message that is not HELLO.
+    pub fn connect(addr: std::net::SocketAddr, timeout: Duration) -> io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        Self::handshake(stream, timeout)
+    }
+
+    fn handshake(stream: TcpStream, timeout: Duration) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         let mut c = Self {
             stream,

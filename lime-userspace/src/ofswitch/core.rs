@@ -430,7 +430,7 @@ impl Core {
         // Translate; refusals are answered now, the rest go to the flow table.
         let mut fms: Vec<FlowMod> = Vec::with_capacity(items.len());
         let mut origin: Vec<(ConnId, u32, usize)> = Vec::with_capacity(items.len());
-        let mut buffer_errors = Vec::new();
+        let mut buffer_errors = vec![false; items.len()];
         for (i, (conn, xid, msg, head)) in items.iter().enumerate() {
             let Message::FlowMod(ofm) = msg else { continue };
             if self.role_of(*conn) == ControllerRole::Slave {
@@ -443,9 +443,7 @@ impl Core {
             }
             match translate::flow_mod_from_of(ofm) {
                 Ok(fm) => {
-                    if ofm.buffer_id != OFP_NO_BUFFER {
-                        buffer_errors.push(i);
-                    }
+                    buffer_errors[i] = ofm.buffer_id != OFP_NO_BUFFER;
                     fms.push(fm);
                     origin.push((*conn, *xid, i));
                 }
@@ -478,7 +476,7 @@ impl Core {
                             removed_msgs.push((e, st, FlowRemovedReason::Delete));
                         }
                     }
-                    if buffer_errors.contains(i)
+                    if buffer_errors[*i]
                         && let Message::FlowMod(ofm) = &items[*i].2
                     {
                         // The flow-mod applied; the packet it names does not exist.
@@ -1137,4 +1135,62 @@ fn edit_frame(frame: &mut Vec<u8>, a: &Action) -> Result<(), OfError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_out_header_actions_edit_the_frame() {
+        let mut f: Vec<u8> = (0..60).collect();
+        edit_frame(&mut f, &Action::SetEthDst([2; 6])).expect("set dst");
+        edit_frame(&mut f, &Action::SetEthSrc([3; 6])).expect("set src");
+        assert_eq!((&f[..6], &f[6..12]), (&[2u8; 6][..], &[3u8; 6][..]));
+        assert!(
+            edit_frame(&mut f, &Action::SetVlanVid(5)).is_err(),
+            "no tag to set"
+        );
+        edit_frame(&mut f, &Action::PushVlan(0x8100)).expect("push");
+        assert_eq!(f.len(), 64);
+        assert_eq!(&f[12..16], &[0x81, 0x00, 0, 0]);
+        edit_frame(&mut f, &Action::SetVlanVid(0x123)).expect("set vid");
+        assert_eq!(&f[14..16], &[0x01, 0x23]);
+        edit_frame(&mut f, &Action::PopVlan).expect("pop");
+        assert_eq!(f.len(), 60);
+        assert_eq!(f[12], 12, "the original ethertype bytes are back");
+    }
+
+    #[test]
+    fn multipart_replies_are_split_with_reply_more() {
+        let r = split((0..250u8).collect(), 100, |v: Vec<u8>| {
+            MultipartReplyBody::Flow(
+                v.into_iter()
+                    .map(|t| FlowStats {
+                        table_id: t,
+                        duration_sec: 0,
+                        duration_nsec: 0,
+                        priority: 0,
+                        idle_timeout: 0,
+                        hard_timeout: 0,
+                        flags: 0,
+                        cookie: 0,
+                        packet_count: 0,
+                        byte_count: 0,
+                        r#match: of::Match::all(),
+                        instructions: Vec::new(),
+                    })
+                    .collect(),
+            )
+        });
+        assert_eq!(r.len(), 3);
+        assert!(r[0].more() && r[1].more() && !r[2].more());
+        assert!(
+            split(Vec::<u8>::new(), 100, |_| MultipartReplyBody::Table(
+                Vec::new()
+            ))
+            .iter()
+            .all(|m| !m.more())
+        );
+    }
 }
