@@ -770,6 +770,17 @@ impl Fabric {
                 .set_vport(id, vport, info)
                 .map_err(dp_err(&sw))?;
         }
+        // The kernel reports a new veth's carrier a little later (linkwatch): wait
+        // until both ends are running, so the move is over when this returns (and no
+        // one sees the port down afterwards).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        for (ns, ifname) in [(&port.netns, &port.ifname), (&h.netns, &h.ifname)] {
+            while std::time::Instant::now() < deadline
+                && !lime_lab::netns::link(ns, ifname).is_ok_and(|l| l.operstate == "UP")
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
         // What the host sent between its link coming up and LIME's program being
         // attached (its first ARP, say) went to the switch's own stack; a host whose
         // neighbour lookup is pending would wait a whole retransmit interval. Let it

@@ -154,6 +154,10 @@ pub struct RuleStore {
     buckets: HashMap<RuleKey, Bucket>,
     rule_ids: IdAlloc,
     mask_ids: IdAlloc,
+    /// Free rule ids whose counters in the kernel may not be zero (only after a
+    /// rebuild: a reclaim resets the counters of the ids it frees, off the flow-mod
+    /// path, so a fresh rule normally costs no counter write).
+    dirty_stats: HashSet<u32>,
 }
 
 impl Default for RuleStore {
@@ -181,6 +185,7 @@ impl RuleStore {
             buckets: HashMap::new(),
             rule_ids: IdAlloc::new(max_rules),
             mask_ids: IdAlloc::new(max_masks),
+            dirty_stats: HashSet::new(),
         }
     }
 
@@ -257,6 +262,7 @@ impl RuleStore {
         s.rule_ids.free = (1..=max_rule)
             .filter(|id| !s.rules.contains_key(id))
             .collect();
+        s.dirty_stats = s.rule_ids.free.iter().copied().collect();
         s.mask_ids.next = max_mask + 1;
         s.mask_ids.free = (1..=max_mask)
             .filter(|id| !s.mask_of_id.contains_key(id))
@@ -443,7 +449,9 @@ impl RuleStore {
             },
         );
         self.programs.insert(rule_id, program);
-        ops.push(MapOp::ResetStats(rule_id));
+        if self.dirty_stats.remove(&rule_id) {
+            ops.push(MapOp::ResetStats(rule_id));
+        }
         ops.push(MapOp::Program(rule_id, program));
         let st = self.state(vswitch)?;
         st.staged_adds.push(rule_id);
@@ -515,7 +523,14 @@ impl RuleStore {
             .staged_removes
             .split_off(sp.removes.min(st.staged_removes.len()));
         // Pending ops only touch invisible state (programs, counters and masks of ids
-        // nothing references yet): drop them.
+        // nothing references yet): drop them. A counter reset dropped unwritten leaves
+        // its id's counters as they were.
+        let cut = sp.pending.min(st.pending.len());
+        for op in &st.pending[cut..] {
+            if let MapOp::ResetStats(id) = op {
+                self.dirty_stats.insert(*id);
+            }
+        }
         st.pending.truncate(sp.pending);
         for id in removes {
             let Some(r) = self.rules.get_mut(&id) else {
@@ -782,6 +797,9 @@ impl RuleStore {
         for rk in touched {
             ops.push(MapOp::Bucket(rk, self.buckets.get(&rk).copied()));
         }
+        // The freed ids start from zero when reused (their final counters are read
+        // before these ops are written).
+        ops.extend(retired.iter().map(|id| MapOp::ResetStats(*id)));
         if let Some(st) = self.vswitches.get_mut(&vswitch) {
             let old: Vec<u32> = st.lists.range(..current).map(|(v, _)| *v).collect();
             for v in old {
@@ -1057,10 +1075,75 @@ mod tests {
             ops.iter()
                 .any(|o| matches!(o, MapOp::MaskList(k, None) if k.version < 3))
         );
+        // The freed id's counters are reset by the reclaim, so reusing it costs none.
+        assert!(
+            ops.iter()
+                .any(|o| matches!(o, MapOp::ResetStats(i) if *i == a))
+        );
         let c = s
             .stage_add(1, 0, 1, key(3), mask(0xff), RuleProgram::default())
             .expect("id reused");
         assert_eq!(c, a);
         assert!(s.rule(b).is_some());
+        let staged = commit(&mut s, 1);
+        assert!(
+            !staged.iter().any(|o| matches!(o, MapOp::ResetStats(_))),
+            "no counter write on the flow-mod path: {staged:?}"
+        );
+    }
+
+    #[test]
+    fn after_a_rebuild_free_ids_get_their_counters_reset_when_reused() {
+        // A running datapath with rule 2 in use: id 1 is free, and nothing is known of
+        // its counters.
+        let rk = RuleKey {
+            mask_id: 1,
+            _pad: 0,
+            key: key(1),
+        };
+        let mut bucket = Bucket::default();
+        bucket.entries[0] = BucketEntry {
+            rule_id: 2,
+            priority: 1,
+            _pad: 0,
+            add_version: 2,
+            remove_version: VERSION_MAX,
+        };
+        let mut list = MaskList {
+            len: 1,
+            ..MaskList::default()
+        };
+        list.masks[0] = MaskRef {
+            mask_id: 1,
+            max_priority: 1,
+        };
+        let lk = MaskListKey {
+            vswitch: 1,
+            table: 0,
+            _pad: 0,
+            version: 2,
+        };
+        let cfg = VswitchConfig {
+            version: 2,
+            flags: VSW_F_ACTIVE,
+            vport_gen: 0,
+            ready: 2,
+        };
+        let mut s = RuleStore::rebuild(
+            &[(1, cfg)],
+            &[(lk, list)],
+            &HashMap::from([(1, mask(0xff))]),
+            &[(rk, bucket)],
+            &HashMap::new(),
+        );
+        let id = s
+            .stage_add(1, 0, 1, key(2), mask(0xff), RuleProgram::default())
+            .expect("add");
+        assert_eq!(id, 1, "the free id is reused");
+        let ops = commit(&mut s, 1);
+        assert!(
+            ops.iter().any(|o| matches!(o, MapOp::ResetStats(1))),
+            "its counters are reset before it becomes visible: {ops:?}"
+        );
     }
 }
