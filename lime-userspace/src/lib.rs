@@ -12,6 +12,8 @@
 //!   property tests.
 //! - [`testgen`]: random rule sets and packets for property tests, and deterministic
 //!   rule sets for benchmarks (feature `testgen`).
+//! - [`traffic`]: the traffic generator (XDP live frames), counting sink, latency and
+//!   TCP probes of the line-rate benchmark.
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
 //!   store, kernel access).
 #![deny(missing_docs)]
@@ -22,4 +24,5 @@ pub mod flow;
 pub mod packet;
 pub mod reference;
 pub mod testgen;
+pub mod traffic;
 pub mod vswitch;
