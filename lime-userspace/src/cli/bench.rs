@@ -40,6 +40,10 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 32])]
         masks: Vec<usize>,
     },
+    /// Line rate, side by side in one run: the bare XDP floor, LIME (1, 1 000 and
+    /// 100 000 rules, across a tunnel, during version flips), a Linux bridge and Open
+    /// vSwitch (AF_XDP and plain ports): Mpps, Gbit/s, TCP, latency; SVG plots.
+    Linerate(super::linerate::LinerateArgs),
 }
 
 /// One measurement; with `--json`, one line each.
@@ -74,6 +78,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             super::require_root()?;
             datapath(json, repeat, frames, &rules, &masks)
         }
+        BenchCommand::Linerate(args) => super::linerate::run(&args),
     }
 }
 

@@ -2,6 +2,9 @@
 pub mod bench;
 pub mod demo;
 pub mod lab;
+pub mod linerate;
+pub mod ovs;
+pub mod plot;
 
 /// Refuse early, with a clear message, when not root.
 pub fn require_root() -> anyhow::Result<()> {
