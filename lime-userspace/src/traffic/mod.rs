@@ -86,6 +86,8 @@ pub struct Sink {
     dp: Datapath,
     ifindex: u32,
     pin_dir: PathBuf,
+    netns: String,
+    ifname: String,
 }
 
 impl Sink {
@@ -106,6 +108,8 @@ impl Sink {
             dp,
             ifindex,
             pin_dir: pin_root.join(name),
+            netns: netns.to_owned(),
+            ifname: ifname.to_owned(),
         };
         this.dp
             .attach_sink(None, ifname, ifindex)
@@ -129,6 +133,22 @@ impl Drop for Sink {
     fn drop(&mut self) {
         // Removing the pins releases the link: the program is detached.
         let _ = std::fs::remove_dir_all(&self.pin_dir);
+        wait_detached(&self.netns, &self.ifname);
+    }
+}
+
+/// Wait (up to 2 s) until `ifname` in `netns` runs no XDP program: the kernel releases
+/// a link whose last reference is gone from a workqueue, so an interface is free again
+/// only a little after its pin was removed.
+pub fn wait_detached(netns: &str, ifname: &str) {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(2) {
+        match lime_lab::netns::ip(&["-n", netns, "link", "show", "dev", ifname]) {
+            Ok(out) if out.contains("prog/xdp") => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => return,
+        }
     }
 }
 
@@ -137,6 +157,7 @@ impl Drop for Sink {
 pub struct PassGuard {
     _dp: Datapath,
     pin_dir: PathBuf,
+    ifaces: Vec<(String, String)>,
 }
 
 impl PassGuard {
@@ -162,12 +183,22 @@ impl PassGuard {
             dp.attach_pass(ns, ifname, ifindex)
                 .map_err(|e| fail(dp_err(format!("attaching pass to {ns}/{ifname}"))(e)))?;
         }
-        Ok(Self { _dp: dp, pin_dir })
+        Ok(Self {
+            _dp: dp,
+            pin_dir,
+            ifaces: ifaces
+                .iter()
+                .map(|(n, i)| ((*n).to_owned(), (*i).to_owned()))
+                .collect(),
+        })
     }
 }
 
 impl Drop for PassGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.pin_dir);
+        for (ns, ifname) in &self.ifaces {
+            wait_detached(ns, ifname);
+        }
     }
 }
