@@ -34,7 +34,9 @@
 //! AF_XDP ports run their own XDP programs there). During the TCP part of LIME and the
 //! floor, hosts' veths run `lime_pass` (to receive redirected frames) and LIME gets two
 //! extra rules forwarding by destination MAC, so replies find their way back; the
-//! bridge and OVS run no XDP then.
+//! bridge and OVS run no XDP then. The lab turns TX checksum offload off on hosts'
+//! veths (XDP redirection loses partial checksums); the bridge's TCP part turns it
+//! back on, OVS's keeps it off (its userspace datapath needs that).
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -650,6 +652,19 @@ fn bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()>
     {
         let _ingress = PassGuard::attach(&[(&s1, "h1")], &pins, "pass-in")?;
         udp_runs(ctx, "bridge", &e, rules_1k, true, None, res)?;
+    }
+    // The lab turns TX checksum offload off on hosts' veths (XDP redirection loses
+    // partial checksums); a bridge has no such need, so it gets it back, and with it
+    // TSO: the bridge as its users run it.
+    for ns in [&e.src_ns, &e.dst_ns] {
+        let out = netns::command_in(ns, &["ethtool", "-K", HOST_IFNAME, "tx", "on"])
+            .output()
+            .context("running ethtool")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ethtool -K {HOST_IFNAME} tx on in {ns}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     tcp_runs(ctx, "bridge", &e, None, res)
 }
