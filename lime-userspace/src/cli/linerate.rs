@@ -335,7 +335,7 @@ fn prepare(state: &LabState, e: &Ends) -> anyhow::Result<()> {
             "replace",
             &ip.to_string(),
             "lladdr",
-            &mac_str(mac),
+            &super::ovs::mac(mac),
             "dev",
             HOST_IFNAME,
             "nud",
@@ -345,13 +345,6 @@ fn prepare(state: &LabState, e: &Ends) -> anyhow::Result<()> {
     neigh(&e.src_ns, e.dst_ip, e.dst_mac)?;
     neigh(&e.dst_ns, e.src_ip, e.src_mac)?;
     Ok(())
-}
-
-fn mac_str(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// The bench's IPv4 flows: frames hitting rules spread over the 1 000-rule set.
@@ -523,7 +516,7 @@ fn print_udp(ctx: &Ctx, u: &Udp) {
                 String::new()
             },
             if per_s.len() > 1 {
-                format!("  per second: {}", per_s.join(" "))
+                format!("  Mpps per wall-clock second: {}", per_s.join(" "))
             } else {
                 String::new()
             }

@@ -19,7 +19,8 @@ pub struct Ovs {
     vswitchd: Option<Child>,
 }
 
-fn mac(m: [u8; 6]) -> String {
+/// A MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn mac(m: [u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()

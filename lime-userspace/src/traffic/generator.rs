@@ -50,7 +50,8 @@ impl Default for SendConfig {
 pub struct Second {
     /// Seconds since the start.
     pub t: f64,
-    /// Frames sent so far.
+    /// Frames sent so far (counted as each `BPF_PROG_TEST_RUN` call returns, so it can
+    /// lag behind `rx` within a second).
     pub tx: u64,
     /// Frames the sink counted so far.
     pub rx: u64,
