@@ -10,7 +10,12 @@
 //!   exactly as a frame a VM sent would leave it. One thread per sender, each pinned to
 //!   its own CPU (`sched_setaffinity`); the frames of several flows are sent in turn, a
 //!   chunk of identical frames per `BPF_PROG_TEST_RUN` call; an optional rate limit paces
-//!   the chunks; tx and rx are sampled every second.
+//!   the chunks; tx and rx are sampled every second. Each call costs the kernel a page
+//!   pool set up and torn down (the teardown waits for an RCU grace period: tens of ms
+//!   on a loaded machine), so chunks must be large (the benchmark uses 262 144 frames);
+//!   rates are taken over the time the kernel spent in the calls (see
+//!   [`Generator::send`]), and with small chunks a rate limit is reached only if the
+//!   calls' overhead leaves room for it.
 //! - **Sink** ([`Sink`]): `lime_sink` on the receiver's veth, in a datapath object of its
 //!   own, counts every frame arriving there (under its ingress ifindex) and drops it. A
 //!   measurement's rate is what the sink counted, never what was offered; losses are
