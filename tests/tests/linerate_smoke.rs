@@ -14,6 +14,16 @@ use lime_userspace::{
     },
 };
 
+/// Removes this test's pin directory on every exit path (after everything inside it
+/// has been dropped: declared first, dropped last).
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn burst(threads: usize, frames: u64) -> SendConfig {
     SendConfig {
         threads,
@@ -32,6 +42,8 @@ fn generator_burst_through_lime_is_counted_exactly() {
     }
     let _g = kernel_lock();
     let pins = fabric_pin_root();
+    // This test binary's own pin root (per process).
+    let _pins = RemoveDir(pins.clone());
     let mut fabric = Fabric::up(&two_switch_topology("tlrate"), &pins).expect("fabric up");
     let state = fabric.lab().state().clone();
     let h1 = state.host("h1").expect("h1").clone();
@@ -97,8 +109,4 @@ fn generator_burst_through_lime_is_counted_exactly() {
         (640, 640, 1500),
         "{r:?}"
     );
-    drop(generator);
-    drop(sink);
-    drop(fabric);
-    let _ = std::fs::remove_dir_all(&pins);
 }
