@@ -388,3 +388,37 @@ fn pin_to(cpu: usize) -> Result<(), TrafficError> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(sent: u64, received: u64, busy_ms: u64, wall_ms: u64, limited: bool) -> Report {
+        Report {
+            sent,
+            received,
+            elapsed: Duration::from_millis(wall_ms),
+            busy: Duration::from_millis(busy_ms),
+            rate_limited: limited,
+            per_second: Vec::new(),
+            frame_bytes: 64,
+            threads: 1,
+        }
+    }
+
+    #[test]
+    fn rates_count_what_arrived_over_the_sending_time() {
+        let r = report(2_000_000, 1_000_000, 500, 1000, false);
+        assert!((r.mpps() - 2.0).abs() < 1e-9, "over busy time");
+        assert!((r.mpps_wall() - 1.0).abs() < 1e-9, "over wall time");
+        assert!((r.gbps() - 2.0 * 64.0 * 8.0 / 1e3).abs() < 1e-9);
+        assert_eq!((r.lost(), r.extra()), (1_000_000, 0));
+        // Stray frames are not counted as the path's.
+        let r = report(10, 12, 1000, 1000, false);
+        assert_eq!((r.lost(), r.extra()), (0, 2));
+        assert!((r.mpps() - 10e-6).abs() < 1e-12);
+        // A paced run's rate is the wall-clock rate.
+        let r = report(1_000_000, 1_000_000, 100, 1000, true);
+        assert!((r.mpps() - 1.0).abs() < 1e-9);
+    }
+}
