@@ -14,6 +14,8 @@
 //!   rule sets for benchmarks (feature `testgen`).
 //! - [`ofswitch`]: the OpenFlow 1.3 switch towards tenant controllers: the switch core
 //!   (one thread owning the fabric), controller connections, translation to rules.
+//! - [`traffic`]: the traffic generator (XDP live frames), counting sink, latency and
+//!   TCP probes of the line-rate benchmark.
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
 //!   store, kernel access).
 //! - [`migration`]: the migration engine (clone a virtual switch's tables to another
@@ -28,4 +30,5 @@ pub mod ofswitch;
 pub mod packet;
 pub mod reference;
 pub mod testgen;
+pub mod traffic;
 pub mod vswitch;

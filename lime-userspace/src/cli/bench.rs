@@ -47,6 +47,10 @@ pub enum BenchCommand {
     /// with `clone` and with `move`: datagrams sent, received, lost, duplicated,
     /// reordered, phase times; and a 100-rule consistent update across two copies.
     Migration(super::bench_migration::MigrationArgs),
+    /// Line rate, side by side in one run: the bare XDP floor, LIME (1, 1 000 and
+    /// 100 000 rules, across a tunnel, during version flips), a Linux bridge and Open
+    /// vSwitch (AF_XDP and plain ports): Mpps, Gbit/s, TCP, latency; SVG plots.
+    Linerate(super::linerate::LinerateArgs),
 }
 
 /// One measurement; with `--json`, one line each.
@@ -83,6 +87,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             super::require_root()?;
             datapath(json, repeat, frames, &rules, &masks)
         }
+        BenchCommand::Linerate(args) => super::linerate::run(&args),
     }
 }
 

@@ -4,7 +4,10 @@ pub mod bench_migration;
 pub mod bench_openflow;
 pub mod demo;
 pub mod lab;
+pub mod linerate;
 pub mod migrate;
+pub mod ovs;
+pub mod plot;
 pub mod run;
 
 /// Refuse early, with a clear message, when not root.
