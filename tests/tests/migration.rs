@@ -69,6 +69,7 @@ fn receiver(f: &Fabric, host: &str, port: u16) -> JoinHandle<u64> {
             let s = UdpSocket::bind((ip, port)).expect("bind");
             s.set_read_timeout(Some(Duration::from_secs(2)))
                 .expect("timeout");
+            lime_tests::deep_receive_buffer(&s);
             s
         })
         .expect("receiver");
