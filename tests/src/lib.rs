@@ -86,21 +86,10 @@ pub fn on_cpu<T>(cpu: usize, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Give a UDP socket a deep receive buffer (as root, past `rmem_max`), so that on a
-/// busy machine the receiving test thread is not where datagrams get lost.
+/// Give a UDP socket a deep receive buffer, so that on a busy machine the receiving
+/// test thread is not where datagrams get lost.
 pub fn deep_receive_buffer(s: &std::net::UdpSocket) {
-    let size: libc::c_int = 32 << 20;
-    // SAFETY: a valid socket and a c_int option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(s),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            std::ptr::from_ref(&size).cast(),
-            libc::socklen_t::try_from(size_of::<libc::c_int>()).unwrap_or(4),
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    lime_userspace::traffic::probe::deep_receive_buffer(s).expect("SO_RCVBUFFORCE");
 }
 
 /// The virtual switch id used by fixture datapaths.

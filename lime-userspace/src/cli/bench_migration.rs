@@ -148,27 +148,6 @@ fn udp_rule(port: u16, priority: u16, out: u32) -> Rule {
     )
 }
 
-/// A deep receive buffer (as root, past rmem_max): on a busy machine the receiving
-/// process must not be where datagrams are lost.
-fn deep_receive_buffer(s: &UdpSocket) -> std::io::Result<()> {
-    let size: libc::c_int = 32 << 20;
-    // SAFETY: a valid socket and a c_int option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(s),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            std::ptr::from_ref(&size).cast(),
-            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// UDP datagrams the hosts' sockets dropped for want of buffer (`RcvbufErrors` in
 /// each host namespace's /proc/net/snmp), summed over `hosts`.
 fn rcvbuf_errors(f: &Fabric, hosts: &[&str]) -> u64 {
@@ -199,7 +178,7 @@ fn receiver(f: &Fabric, host: &str, port: u16) -> anyhow::Result<JoinHandle<Flow
         .run_in(host, move || -> std::io::Result<UdpSocket> {
             let s = UdpSocket::bind((ip, port))?;
             s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            deep_receive_buffer(&s)?;
+            lime_userspace::traffic::probe::deep_receive_buffer(&s)?;
             Ok(s)
         })??;
     Ok(std::thread::spawn(move || {

@@ -212,6 +212,30 @@ pub fn iperf3_tcp(
     result
 }
 
+/// Give a UDP socket a deep receive buffer (as root, past `rmem_max`): on a busy
+/// machine the receiving process must not be where datagrams are lost.
+///
+/// # Errors
+/// The `setsockopt` error (not root, for one).
+pub fn deep_receive_buffer(s: &std::net::UdpSocket) -> std::io::Result<()> {
+    let size: libc::c_int = 32 << 20;
+    // SAFETY: a valid socket and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&size).cast(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::quantile;
