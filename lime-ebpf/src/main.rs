@@ -393,8 +393,12 @@ fn finish_pipeline(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
     }
     match execute(ctx, chain, *frame_len)? {
         Some(out) => {
-            if s.cache_fill {
-                remember_egress(s.cache_slot, s.vport_gen, &out, ingress);
+            // A fill that can remember its egress has looked the port up already: send
+            // there (what `deliver` would do for such a port) instead of looking again.
+            if s.cache_fill
+                && let Some(vp) = remember_egress(s.cache_slot, s.vport_gen, &out, ingress)
+            {
+                return to_egress(ctx, ingress, out.port, &vp);
             }
             deliver(ctx, ingress, out)
         }
@@ -406,23 +410,27 @@ fn finish_pipeline(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
 /// After a cache fill: if the chain sends the frame unchanged to one ordinary virtual
 /// port, remember where that port lives (with the port generation read at ingress) in
 /// the cache slot, so later hits skip executing the actions and looking up the port.
+/// Returns where the port lives when it did (an ordinary port, not the ingress one: the
+/// caller may send there directly).
 #[inline(always)]
-fn remember_egress(slot: u32, vport_gen: u32, out: &Output, ingress: &Ingress) {
+fn remember_egress(
+    slot: u32,
+    vport_gen: u32,
+    out: &Output,
+    ingress: &Ingress,
+) -> Option<VportInfo> {
     if out.modified || out.port > port_no::MAX || out.port == ingress.vport {
-        return;
+        return None;
     }
     let key = VportKey {
         vswitch: ingress.vswitch,
         _pad: 0,
         vport: out.port,
     };
-    let Some(vp) = VPORTS.get_ptr(&key) else {
-        return;
-    };
     // SAFETY: map value, replaced whole by userspace.
-    let vp = unsafe { *vp };
+    let vp = unsafe { *VPORTS.get_ptr(&key)? };
     if vp.location != location::LOCAL && vp.location != location::REMOTE {
-        return;
+        return None;
     }
     if let Some(slot) = FLOW_CACHE.get_ptr_mut(slot) {
         // SAFETY: per-CPU map value; XDP runs to completion on this CPU.
@@ -432,6 +440,7 @@ fn remember_egress(slot: u32, vport_gen: u32, out: &Output, ingress: &Ingress) {
         e.egress = vp;
         e.fast = 1;
     }
+    Some(vp)
 }
 
 /// Another copy of the virtual switch processed this frame with version `tag`. If that
