@@ -54,6 +54,15 @@ pub enum DatapathError {
         /// Datapath-local virtual switch id.
         vswitch: u16,
     },
+    /// A version jump was asked of a virtual switch that still has rules (or staged
+    /// changes) here.
+    #[error(
+        "virtual switch {vswitch} still has rules here; only an empty one can renumber its versions"
+    )]
+    NotEmpty {
+        /// Datapath-local virtual switch id.
+        vswitch: u16,
+    },
     /// No such (visible) datapath rule.
     #[error("no datapath rule {rule_id}")]
     NoRule {
@@ -204,10 +213,24 @@ impl Datapath {
         ifindex: u32,
     ) -> Result<(), DatapathError> {
         let link = format!("pass-{netns}-{ifname}");
+        self.attach_in(Some(netns), lime_common::names::PROG_PASS, ifindex, &link)
+    }
+
+    /// Attach XDP program `program` to `ifindex` in namespace `netns` (`None`: this
+    /// datapath's), its link pinned as `link`.
+    fn attach_in(
+        &mut self,
+        netns: Option<&str>,
+        program: &str,
+        ifindex: u32,
+        link: &str,
+    ) -> Result<(), DatapathError> {
         let kernel = &mut self.kernel;
-        lime_lab::netns::run_in_netns(netns, || {
-            kernel.attach(lime_common::names::PROG_PASS, ifindex, &link)
-        })?
+        let mut attach = || kernel.attach(program, ifindex, link);
+        match netns.or(self.netns.as_deref()) {
+            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
+            None => attach(),
+        }
     }
 
     /// Attach the counting sink (`lime_sink`) to an interface in namespace `netns`
@@ -221,12 +244,7 @@ impl Datapath {
         ifindex: u32,
     ) -> Result<(), DatapathError> {
         let link = format!("sink-{}-{ifname}", netns.unwrap_or("dp"));
-        let kernel = &mut self.kernel;
-        let mut attach = || kernel.attach(lime_common::names::PROG_SINK, ifindex, &link);
-        match netns.or(self.netns.as_deref()) {
-            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
-            None => attach(),
-        }
+        self.attach_in(netns, lime_common::names::PROG_SINK, ifindex, &link)
     }
 
     /// Attach the floor program (`lime_floor`: redirect every frame to the floor target,
@@ -234,12 +252,7 @@ impl Datapath {
     /// program: the benchmarks' baseline.
     pub fn attach_floor(&mut self, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
         let link = format!("floor-{ifname}");
-        let kernel = &mut self.kernel;
-        let mut attach = || kernel.attach(lime_common::names::PROG_FLOOR, ifindex, &link);
-        match &self.netns {
-            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
-            None => attach(),
-        }
+        self.attach_in(None, lime_common::names::PROG_FLOOR, ifindex, &link)
     }
 
     /// Say where a virtual port lives. The new place is written first, then the virtual

@@ -687,9 +687,7 @@ impl RuleStore {
         let empty = !self.rules.values().any(|r| r.vswitch == vswitch);
         let st = self.state(vswitch)?;
         if !empty || !st.staged_adds.is_empty() || !st.staged_removes.is_empty() {
-            return Err(DatapathError::TableFull {
-                what: "a version jump needs an empty virtual switch",
-            });
+            return Err(DatapathError::NotEmpty { vswitch });
         }
         if version > st.version {
             st.version = version;
