@@ -14,6 +14,8 @@
 //!   rule sets for benchmarks (feature `testgen`).
 //! - [`ofswitch`]: the OpenFlow 1.3 switch towards tenant controllers: the switch core
 //!   (one thread owning the fabric), controller connections, translation to rules.
+//! - [`osken`]: the reference tenant controller (os-ken's learning switch) as a child
+//!   process, for the demo and the end-to-end tests.
 //! - [`traffic`]: the traffic generator (XDP live frames), counting sink, latency and
 //!   TCP probes of the line-rate benchmark.
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
@@ -27,6 +29,7 @@ pub mod fabric;
 pub mod flow;
 pub mod migration;
 pub mod ofswitch;
+pub mod osken;
 pub mod packet;
 pub mod reference;
 pub mod testgen;

@@ -5,9 +5,8 @@
 //! installs flows; ping and a UDP stream work; the flow statistics the controller
 //! requested, and those `lime dump-flows` shows, equal the traffic sent.
 use std::{
-    net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, TcpListener, UdpSocket},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -20,68 +19,8 @@ use lime_userspace::{
         Agent, AgentOptions, FlowDump,
         control::{self, Request},
     },
+    osken::{OsKen, OsKenOptions},
 };
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
-/// The controller process, killed (it is ours) and reaped on drop.
-struct OsKen {
-    child: Child,
-    log: PathBuf,
-}
-
-impl OsKen {
-    fn start(port: u16, stats: &Path, log: &Path) -> Self {
-        let manager = workspace().join("target/lime-venv/bin/osken-manager");
-        assert!(
-            manager.exists(),
-            "{} is missing: run `cargo xtask setup`",
-            manager.display()
-        );
-        let out = std::fs::File::create(log).expect("controller log");
-        let child = Command::new(&manager)
-            .args(["--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port"])
-            .arg(port.to_string())
-            .arg(workspace().join("controller/lime_learning_switch.py"))
-            .env("LIME_STATS_FILE", stats)
-            .env("LIME_STATS_INTERVAL", "0.3")
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("starting osken-manager");
-        let k = Self {
-            child,
-            log: log.to_owned(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "osken-manager did not listen: {}",
-                k.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        k
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for OsKen {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Removes the scratch directory on drop.
 struct Scratch(PathBuf);
@@ -158,7 +97,12 @@ fn osken_learning_switch_end_to_end() {
         let l = TcpListener::bind("127.0.0.1:0").expect("free port");
         l.local_addr().expect("addr").port()
     };
-    let osken = OsKen::start(port, &stats, &dir.join("osken.log"));
+    let osken = OsKen::start(
+        &OsKenOptions::learning_switch(port, &dir.join("osken.log"))
+            .env("LIME_STATS_FILE", &stats)
+            .env("LIME_STATS_INTERVAL", "0.3"),
+    )
+    .expect("os-ken learning switch");
 
     let fabric =
         Fabric::up(&controlled_topology("tosk", port), &fabric_pin_root()).expect("fabric");
