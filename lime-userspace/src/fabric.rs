@@ -94,7 +94,7 @@ impl Installed {
 #[derive(Debug, Default)]
 pub struct Retired {
     /// Physical switch → datapath rule id → final counters.
-    pub by_switch: BTreeMap<String, HashMap<u32, RuleStats>>,
+    pub by_switch: BTreeMap<String, crate::FastMap<u32, RuleStats>>,
 }
 
 impl Retired {

@@ -35,3 +35,10 @@ pub mod reference;
 pub mod testgen;
 pub mod traffic;
 pub mod vswitch;
+
+/// The hash map of the control plane's rule indexes: foldhash (fast, seeded per
+/// process) instead of std's SipHash, which was the largest single cost of installing
+/// flow-mods.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The hash set counterpart of [`FastMap`].
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;

@@ -146,7 +146,7 @@ pub struct VirtualSwitch {
     entries: BTreeMap<u64, FlowEntry>,
     /// (table, priority, compiled match) → entry: an add finds the entry it replaces
     /// without scanning the table.
-    exact: HashMap<ExactKey, u64>,
+    exact: crate::FastMap<ExactKey, u64>,
     next_id: u64,
 }
 
@@ -163,7 +163,7 @@ impl VirtualSwitch {
         Self {
             name: name.to_owned(),
             entries: BTreeMap::new(),
-            exact: HashMap::new(),
+            exact: crate::FastMap::default(),
             next_id: 1,
         }
     }

@@ -66,7 +66,35 @@ struct Sample {
     /// The rate the host sent at (packet-in bench; measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     sent_per_second: Option<f64>,
+    /// CPU seconds LIME's switch threads (core and OpenFlow connections) spent on the
+    /// batch, user and kernel (flow-mod bench): unlike `seconds`, barely moved by
+    /// other work on a busy machine, so before/after comparisons can use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_seconds: Option<f64>,
 }
+
+/// CPU time so far of this process's threads whose name starts with one of `prefixes`
+/// (`/proc/self/task/*/schedstat`: nanoseconds on a CPU).
+fn threads_cpu(prefixes: &[&str]) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| prefixes.iter().any(|p| c.starts_with(p)))
+        })
+        .filter_map(|t| {
+            let st = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            st.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .map(Duration::from_nanos)
+        .sum()
+}
+
+/// The switch's own threads (see `ofswitch`: the core and the tokio workers).
+const SWITCH_THREADS: [&str; 2] = ["lime-core", "lime-of"];
 
 const T: Duration = Duration::from_secs(120);
 
@@ -126,8 +154,12 @@ fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(s)?);
     } else if s.bench == "flow-mod" {
         println!(
-            "flow-mod   batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s",
-            s.count, s.seconds, s.per_second
+            "flow-mod   batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s ({:.3} CPU s in the switch: {:.0} flow-mods per CPU second)",
+            s.count,
+            s.seconds,
+            s.per_second,
+            s.cpu_seconds.unwrap_or(0.0),
+            s.count as f64 / s.cpu_seconds.unwrap_or(f64::NAN)
         );
     } else if s.bench == "packet-in-generated" {
         println!(
@@ -155,10 +187,12 @@ fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
     let mods: Vec<Message> = (0..n)
         .map(|i| flow_mod(FlowModCommand::Add, to_dst(i), vec![output(2)]))
         .collect();
+    let cpu = threads_cpu(&SWITCH_THREADS);
     let start = Instant::now();
     c.send_many(&mods)?;
     let got = c.barrier(T)?;
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = (threads_cpu(&SWITCH_THREADS) - cpu).as_secs_f64();
     let errors = got
         .iter()
         .filter(|(_, m)| matches!(m, Message::Error(_)))
@@ -177,6 +211,7 @@ fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
         received: None,
         matched: None,
         sent_per_second: None,
+        cpu_seconds: Some(cpu_seconds),
     })
 }
 
@@ -269,6 +304,7 @@ fn packet_ins(
         received: Some(received),
         matched: None,
         sent_per_second: Some(n as f64 / sent_for.as_secs_f64()),
+        cpu_seconds: None,
     })
 }
 
@@ -350,6 +386,7 @@ fn packet_ins_generated(
         received: Some(received),
         matched: None,
         sent_per_second: None,
+        cpu_seconds: None,
     })
 }
 

@@ -4,13 +4,15 @@
 //! `BPF_PROG_TEST_RUN`.
 use std::{
     fs,
+    os::fd::{AsFd as _, BorrowedFd},
     path::{Path, PathBuf},
 };
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        Array, HashMap, MapData, PerCpuArray, PerCpuValues, ProgramArray, perf::PerfEventArray,
+        Array, HashMap, IterableMap, MapData, PerCpuArray, PerCpuValues, ProgramArray,
+        perf::PerfEventArray,
     },
     programs::{
         SchedClassifier, TcAttachType, TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode,
@@ -27,7 +29,7 @@ use lime_common::{
     wire::PacketInMeta,
 };
 
-use super::{DatapathError, store::MapOp};
+use super::{DatapathError, batch, store::MapOp};
 
 /// The compiled eBPF object (built by build.rs from `lime-ebpf`).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lime"));
@@ -262,39 +264,199 @@ impl Kernel {
         Ok(())
     }
 
-    /// Apply map operations in order.
+    /// Apply map operations in order. Consecutive operations on one map go to the
+    /// kernel as one batch (see [`super::batch`]): the same writes, in the same order,
+    /// in far fewer system calls.
     pub fn apply(&mut self, ops: &[MapOp]) -> Result<(), DatapathError> {
+        let mut rest = ops;
+        while let Some(first) = rest.first() {
+            let kind = Run::of(first);
+            let n = rest
+                .iter()
+                .take(batch::MAX_BATCH)
+                .take_while(|o| Run::of(o) == kind)
+                .count();
+            let (run, tail) = rest.split_at(n);
+            if n == 1 {
+                self.apply_one(first)?;
+            } else {
+                self.apply_run(kind, run)?;
+            }
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    /// One operation, one system call.
+    fn apply_one(&mut self, op: &MapOp) -> Result<(), DatapathError> {
         let m = &mut self.maps;
-        for op in ops {
-            match op {
-                MapOp::Program(id, p) => k!(m.programs.set(*id, p, 0), "writing a rule program")?,
-                MapOp::ResetStats(id) => {
-                    let zero = k!(
-                        PerCpuValues::try_from(vec![RuleStats::default(); self.cpus]),
-                        "building per-CPU values"
-                    )?;
-                    k!(m.rule_stats.set(*id, zero, 0), "resetting rule counters")?;
-                }
-                MapOp::Mask(id, mask) => k!(m.masks.set(*id, mask, 0), "writing a mask")?,
-                MapOp::Bucket(k, Some(b)) => k!(m.rules.insert(k, b, 0), "writing a rule bucket")?,
-                MapOp::Bucket(k, None) => {
-                    let _ = m.rules.remove(k);
-                }
-                MapOp::MaskList(k, Some(l)) => {
-                    k!(m.mask_lists.insert(k, l, 0), "writing a subtable list")?;
-                }
-                MapOp::MaskList(k, None) => {
-                    let _ = m.mask_lists.remove(k);
-                }
-                MapOp::Publish(v, cfg) => {
-                    k!(
-                        m.vswitches.set(u32::from(*v), cfg, 0),
-                        "publishing a version"
-                    )?;
-                }
+        match op {
+            MapOp::Program(id, p) => k!(m.programs.set(*id, p, 0), "writing a rule program")?,
+            MapOp::ResetStats(id) => {
+                let zero = k!(
+                    PerCpuValues::try_from(vec![RuleStats::default(); self.cpus]),
+                    "building per-CPU values"
+                )?;
+                k!(m.rule_stats.set(*id, zero, 0), "resetting rule counters")?;
+            }
+            MapOp::Mask(id, mask) => k!(m.masks.set(*id, mask, 0), "writing a mask")?,
+            MapOp::Bucket(k, Some(b)) => k!(m.rules.insert(k, b, 0), "writing a rule bucket")?,
+            MapOp::Bucket(k, None) => {
+                let _ = m.rules.remove(k);
+            }
+            MapOp::MaskList(k, Some(l)) => {
+                k!(m.mask_lists.insert(k, l, 0), "writing a subtable list")?;
+            }
+            MapOp::MaskList(k, None) => {
+                let _ = m.mask_lists.remove(k);
+            }
+            MapOp::Publish(v, cfg) => {
+                k!(
+                    m.vswitches.set(u32::from(*v), cfg, 0),
+                    "publishing a version"
+                )?;
             }
         }
         Ok(())
+    }
+
+    /// A run of operations of one [`Run`] kind as one batch.
+    fn apply_run(&self, kind: Run, run: &[MapOp]) -> Result<(), DatapathError> {
+        let m = &self.maps;
+        let n = run.len();
+        let fail = |what: &str| {
+            let what = what.to_owned();
+            move |(i, e): (usize, std::io::Error)| {
+                kerr(what)(format!("element {i} of a batch of {n}: {e}"))
+            }
+        };
+        let put = |fd, keys: Vec<u8>, values: Vec<u8>, what| {
+            batch::update(fd, &keys, &values, n).map_err(fail(what))
+        };
+        let del = |fd, keys: Vec<u8>, key_size, what| {
+            batch::delete(fd, &keys, key_size, n).map_err(fail(what))
+        };
+        match kind {
+            Run::Program => {
+                let (k, v): (Vec<u32>, Vec<RuleProgram>) = run
+                    .iter()
+                    .filter_map(|o| match o {
+                        MapOp::Program(id, p) => Some((*id, *p)),
+                        _ => None,
+                    })
+                    .unzip();
+                put(
+                    fd(&m.programs),
+                    batch::bytes_of(k),
+                    batch::bytes_of(v),
+                    "writing rule programs",
+                )
+            }
+            Run::ResetStats => {
+                let k: Vec<u32> = run
+                    .iter()
+                    .filter_map(|o| match o {
+                        MapOp::ResetStats(id) => Some(*id),
+                        _ => None,
+                    })
+                    .collect();
+                // Per-CPU values: one slot per possible CPU, each rounded up to 8 bytes.
+                let slot = std::mem::size_of::<RuleStats>().next_multiple_of(8);
+                let zeros = vec![0u8; n * self.cpus * slot];
+                put(
+                    fd(&m.rule_stats),
+                    batch::bytes_of(k),
+                    zeros,
+                    "resetting rule counters",
+                )
+            }
+            Run::Mask => {
+                let (k, v): (Vec<u32>, Vec<FlowKey>) = run
+                    .iter()
+                    .filter_map(|o| match o {
+                        MapOp::Mask(id, mask) => Some((*id, *mask)),
+                        _ => None,
+                    })
+                    .unzip();
+                put(
+                    fd(&m.masks),
+                    batch::bytes_of(k),
+                    batch::bytes_of(v),
+                    "writing masks",
+                )
+            }
+            Run::BucketPut => {
+                let (k, v): (Vec<RuleKey>, Vec<Bucket>) = run
+                    .iter()
+                    .filter_map(|o| match o {
+                        MapOp::Bucket(k, Some(b)) => Some((*k, *b)),
+                        _ => None,
+                    })
+                    .unzip();
+                put(
+                    fd(&m.rules),
+                    batch::bytes_of(k),
+                    batch::bytes_of(v),
+                    "writing rule buckets",
+                )
+            }
+            Run::BucketDel => {
+                let k = run.iter().filter_map(|o| match o {
+                    MapOp::Bucket(k, None) => Some(*k),
+                    _ => None,
+                });
+                let size = std::mem::size_of::<RuleKey>();
+                del(
+                    fd(&m.rules),
+                    batch::bytes_of(k),
+                    size,
+                    "removing rule buckets",
+                )
+            }
+            Run::ListPut => {
+                let (k, v): (Vec<MaskListKey>, Vec<MaskList>) = run
+                    .iter()
+                    .filter_map(|o| match o {
+                        MapOp::MaskList(k, Some(l)) => Some((*k, *l)),
+                        _ => None,
+                    })
+                    .unzip();
+                put(
+                    fd(&m.mask_lists),
+                    batch::bytes_of(k),
+                    batch::bytes_of(v),
+                    "writing subtable lists",
+                )
+            }
+            Run::ListDel => {
+                let k = run.iter().filter_map(|o| match o {
+                    MapOp::MaskList(k, None) => Some(*k),
+                    _ => None,
+                });
+                let size = std::mem::size_of::<MaskListKey>();
+                del(
+                    fd(&m.mask_lists),
+                    batch::bytes_of(k),
+                    size,
+                    "removing subtable lists",
+                )
+            }
+            Run::Publish => {
+                let (k, v): (Vec<u32>, Vec<VswitchConfig>) = run
+                    .iter()
+                    .filter_map(|o| match o {
+                        MapOp::Publish(vs, cfg) => Some((u32::from(*vs), *cfg)),
+                        _ => None,
+                    })
+                    .unzip();
+                put(
+                    fd(&m.vswitches),
+                    batch::bytes_of(k),
+                    batch::bytes_of(v),
+                    "publishing versions",
+                )
+            }
+        }
     }
 
     /// Read back everything the rule store mirrors (for a restarted control plane):
@@ -521,6 +683,39 @@ pub struct TestRun {
 }
 
 /// Put `progs` in slots 0.. of program array `map` (tail-call targets).
+/// The kind of a [`MapOp`], for grouping consecutive ones of a kind into one batch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Run {
+    Program,
+    ResetStats,
+    Mask,
+    BucketPut,
+    BucketDel,
+    ListPut,
+    ListDel,
+    Publish,
+}
+
+impl Run {
+    fn of(op: &MapOp) -> Self {
+        match op {
+            MapOp::Program(..) => Self::Program,
+            MapOp::ResetStats(_) => Self::ResetStats,
+            MapOp::Mask(..) => Self::Mask,
+            MapOp::Bucket(_, Some(_)) => Self::BucketPut,
+            MapOp::Bucket(_, None) => Self::BucketDel,
+            MapOp::MaskList(_, Some(_)) => Self::ListPut,
+            MapOp::MaskList(_, None) => Self::ListDel,
+            MapOp::Publish(..) => Self::Publish,
+        }
+    }
+}
+
+/// A map's file descriptor, for the batch calls.
+fn fd<K: aya::Pod, V>(map: &impl IterableMap<K, V>) -> BorrowedFd<'_> {
+    map.map().fd().as_fd()
+}
+
 fn install_tail(ebpf: &mut Ebpf, map: &str, progs: &[&str]) -> Result<(), DatapathError> {
     let mut fds = Vec::with_capacity(progs.len());
     for prog in progs {

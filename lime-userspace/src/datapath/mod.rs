@@ -11,7 +11,8 @@
 //!   reclaiming; no I/O, unit-tested without a kernel.
 //! - [`packet_io`]: packet-in (perf buffers) and packet-out (live-frame injection).
 //! - [`kernel`]: the only module that makes syscalls (load, attach, map writes,
-//!   counters, `BPF_PROG_TEST_RUN`).
+//!   counters, `BPF_PROG_TEST_RUN`), with `batch`, the raw batched map writes aya does
+//!   not wrap (consecutive writes to one map go to the kernel as one system call).
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -24,6 +25,7 @@ use lime_common::{
 
 use crate::flow::{FlowError, Rule};
 
+mod batch;
 pub mod kernel;
 pub mod packet_io;
 pub mod store;
@@ -371,11 +373,15 @@ impl Datapath {
     /// was anything to prepare. On failure the datapath is exactly as it was. Follow
     /// with [`Datapath::publish`] (or [`Datapath::unprepare`]).
     pub fn prepare(&mut self, vswitch: u16) -> Result<bool, DatapathError> {
-        let ops = self.store.plan_commit(vswitch)?;
-        if ops.is_empty() {
+        let (pending, rest) = self.store.plan_commit_parts(vswitch)?;
+        if pending.is_empty() && rest.is_empty() {
             return Ok(false);
         }
-        if let Err(e) = self.kernel.apply(&ops) {
+        let written = self
+            .kernel
+            .apply(pending)
+            .and_then(|()| self.kernel.apply(&rest));
+        if let Err(e) = written {
             self.unprepare(vswitch);
             return Err(e);
         }

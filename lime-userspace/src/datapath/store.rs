@@ -15,7 +15,9 @@
 //! Ordering inside a commit: rule programs and counter resets, then masks, then buckets,
 //! then subtable lists, then the version flip: each op only makes visible data that the
 //! ops before it already wrote.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::{FastMap, FastSet};
 
 use lime_common::{
     action::RuleProgram,
@@ -146,18 +148,18 @@ pub struct Savepoint {
 /// The mirror of one physical switch's rule maps.
 #[derive(Debug)]
 pub struct RuleStore {
-    vswitches: HashMap<u16, VswState>,
-    rules: HashMap<u32, DpRule>,
-    programs: HashMap<u32, RuleProgram>,
-    subtables: HashMap<(u16, u8, FlowKey), Subtable>,
-    mask_of_id: HashMap<u32, (u16, u8, FlowKey)>,
-    buckets: HashMap<RuleKey, Bucket>,
+    vswitches: FastMap<u16, VswState>,
+    rules: FastMap<u32, DpRule>,
+    programs: FastMap<u32, RuleProgram>,
+    subtables: FastMap<(u16, u8, FlowKey), Subtable>,
+    mask_of_id: FastMap<u32, (u16, u8, FlowKey)>,
+    buckets: FastMap<RuleKey, Bucket>,
     rule_ids: IdAlloc,
     mask_ids: IdAlloc,
     /// Free rule ids whose counters in the kernel may not be zero (only after a
     /// rebuild: a reclaim resets the counters of the ids it frees, off the flow-mod
     /// path, so a fresh rule normally costs no counter write).
-    dirty_stats: HashSet<u32>,
+    dirty_stats: FastSet<u32>,
 }
 
 impl Default for RuleStore {
@@ -177,15 +179,15 @@ impl RuleStore {
     #[must_use]
     pub fn with_limits(max_rules: u32, max_masks: u32) -> Self {
         Self {
-            vswitches: HashMap::new(),
-            rules: HashMap::new(),
-            programs: HashMap::new(),
-            subtables: HashMap::new(),
-            mask_of_id: HashMap::new(),
-            buckets: HashMap::new(),
+            vswitches: FastMap::default(),
+            rules: FastMap::default(),
+            programs: FastMap::default(),
+            subtables: FastMap::default(),
+            mask_of_id: FastMap::default(),
+            buckets: FastMap::default(),
             rule_ids: IdAlloc::new(max_rules),
             mask_ids: IdAlloc::new(max_masks),
-            dirty_stats: HashSet::new(),
+            dirty_stats: FastSet::default(),
         }
     }
 
@@ -208,7 +210,7 @@ impl RuleStore {
             st.vport_gen = cfg.vport_gen;
         }
         // Which (virtual switch, table) each mask id serves, from the subtable lists.
-        let mut owner: HashMap<u32, (u16, u8)> = HashMap::new();
+        let mut owner: FastMap<u32, (u16, u8)> = FastMap::default();
         for (k, list) in lists {
             if let Some(st) = s.vswitches.get_mut(&k.vswitch) {
                 st.lists.entry(k.version).or_default().push(k.table);
@@ -596,9 +598,9 @@ impl RuleStore {
     }
 
     /// Bucket keys touched by a virtual switch's staged changes.
-    fn staged_keys(&self, vswitch: u16) -> HashSet<RuleKey> {
+    fn staged_keys(&self, vswitch: u16) -> FastSet<RuleKey> {
         let Some(st) = self.vswitches.get(&vswitch) else {
-            return HashSet::new();
+            return FastSet::default();
         };
         st.staged_adds
             .iter()
@@ -612,16 +614,26 @@ impl RuleStore {
     /// [`RuleStore::commit_done`]; if writing the ops fails, call
     /// [`RuleStore::abort_commit`] instead. With nothing staged, returns no ops.
     pub fn plan_commit(&self, vswitch: u16) -> Result<Vec<MapOp>, DatapathError> {
+        let (pending, rest) = self.plan_commit_parts(vswitch)?;
+        let mut ops = pending.to_vec();
+        ops.extend(rest);
+        Ok(ops)
+    }
+
+    /// [`RuleStore::plan_commit`] in two parts, to be written in order: the ops staged
+    /// so far (programs, masks, counter resets: borrowed, not copied — a large batch has
+    /// one per rule), then the buckets, lists and the `ready` mark.
+    pub fn plan_commit_parts(&self, vswitch: u16) -> Result<(&[MapOp], Vec<MapOp>), DatapathError> {
         let st = self
             .vswitches
             .get(&vswitch)
             .filter(|s| s.active)
             .ok_or(DatapathError::NoVswitch { vswitch })?;
         if st.staged_adds.is_empty() && st.staged_removes.is_empty() {
-            return Ok(Vec::new());
+            return Ok((&[], Vec::new()));
         }
         let next = st.version + 1;
-        let mut ops = st.pending.clone();
+        let mut ops = Vec::new();
         for rk in self.staged_keys(vswitch) {
             ops.push(MapOp::Bucket(rk, self.buckets.get(&rk).copied()));
         }
@@ -646,7 +658,7 @@ impl RuleStore {
                 ..st.config()
             },
         ));
-        Ok(ops)
+        Ok((&st.pending, ops))
     }
 
     /// The op that writes a virtual switch's configuration as the mirror has it
@@ -786,7 +798,7 @@ impl RuleStore {
             .map(|(id, _)| *id)
             .collect();
         let mut ops = Vec::new();
-        let mut touched = HashSet::new();
+        let mut touched = FastSet::default();
         for id in &retired {
             if let Some(k) = self.forget(*id) {
                 touched.insert(k);

@@ -1,0 +1,123 @@
+//! Batched map writes: `BPF_MAP_UPDATE_BATCH` and `BPF_MAP_DELETE_BATCH`, which aya
+//! 0.14 does not wrap. A large flow-mod batch writes one program and one bucket per
+//! rule; one system call per element was a third of the time to BARRIER_REPLY, one per
+//! few thousand elements is noise.
+//!
+//! The kernel applies a batch element by element, in order (so a batch means exactly
+//! what the same writes one by one mean), and on an error reports how many it applied;
+//! [`update`] returns that count with the error, so a caller can say which element
+//! failed. [`delete`] skips keys that are already gone, as single deletes here always
+//! did.
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// `BPF_MAP_UPDATE_BATCH` (include/uapi/linux/bpf.h, `enum bpf_cmd`).
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+/// `BPF_MAP_DELETE_BATCH`.
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+
+/// Most elements per system call: bounds the staging buffers, and the time the kernel
+/// spends in one call.
+pub const MAX_BATCH: usize = 4096;
+
+/// The `batch` member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// One batch command; on failure, how many elements the kernel applied, and the error.
+fn call(
+    cmd: libc::c_long,
+    map: BorrowedFd<'_>,
+    keys: &[u8],
+    values: Option<&[u8]>,
+    count: usize,
+) -> Result<(), (usize, std::io::Error)> {
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        values: values.map_or(0, |v| v.as_ptr() as u64),
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+        map_fd: u32::try_from(map.as_raw_fd()).unwrap_or(u32::MAX),
+        ..BatchAttr::default()
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` prefix for the batch commands (the kernel
+    // zero-extends the rest); `keys` and `values` hold `count` elements of the map's
+    // key and value size (checked by the callers), and outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            &raw mut attr,
+            std::mem::size_of::<BatchAttr>(),
+        )
+    };
+    if r < 0 {
+        Err((attr.count as usize, std::io::Error::last_os_error()))
+    } else {
+        Ok(())
+    }
+}
+
+/// The bytes of plain-data values, back to back.
+pub fn bytes_of<T: aya::Pod>(items: impl IntoIterator<Item = T>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for item in items {
+        // SAFETY: `T: Pod` is plain data with every byte initialised (no padding
+        // holes: see lime-common's `abi_type!`).
+        let b = unsafe {
+            std::slice::from_raw_parts((&raw const item).cast::<u8>(), std::mem::size_of::<T>())
+        };
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+/// Write `count` elements (`keys` and `values` back to back, in the map's sizes).
+///
+/// # Errors
+/// The index of the element that failed, and why.
+pub fn update(
+    map: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: usize,
+) -> Result<(), (usize, std::io::Error)> {
+    call(BPF_MAP_UPDATE_BATCH, map, keys, Some(values), count)
+}
+
+/// Delete `count` keys (back to back, `key_size` bytes each), skipping those already
+/// gone.
+///
+/// # Errors
+/// The index of the key that failed for another reason, and why.
+pub fn delete(
+    map: BorrowedFd<'_>,
+    keys: &[u8],
+    key_size: usize,
+    count: usize,
+) -> Result<(), (usize, std::io::Error)> {
+    let mut done = 0;
+    while done < count {
+        match call(
+            BPF_MAP_DELETE_BATCH,
+            map,
+            &keys[done * key_size..count * key_size],
+            None,
+            count - done,
+        ) {
+            Ok(()) => return Ok(()),
+            // The key at `done + n` is not there: nothing to delete, go on after it.
+            Err((n, e)) if e.raw_os_error() == Some(libc::ENOENT) => done += n + 1,
+            Err((n, e)) => return Err((done + n, e)),
+        }
+    }
+    Ok(())
+}
