@@ -1,6 +1,13 @@
 //! A restarted control plane re-attaches to the running datapath through its pinned maps:
 //! traffic is not interrupted, counters continue, and rules can be changed afterwards.
-use std::{net::UdpSocket, time::Duration};
+use std::{
+    net::UdpSocket,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use lime_tests::{
     fabric_pin_root, kernel_lock, l2_rules, require_root, two_switch_topology, udp_match,
@@ -61,43 +68,52 @@ fn restart_under_traffic_loses_nothing_and_keeps_counting() {
     );
     let version_before = f.datapath("s1").expect("s1").version(1);
 
+    // The stream lasts at least N datagrams and at least RESTARTS restarts of both
+    // switches, however slow a busy machine makes either.
     const N: u64 = 20_000;
+    const RESTARTS: u32 = 3;
     let rx = receiver(&f, 7100);
     let h1_ns = f.lab().state().netns("h1").expect("ns");
-    let sender = std::thread::spawn(move || {
-        lime_lab::netns::run_in_netns(&h1_ns, move || {
-            let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
-            for i in 0..N {
-                s.send_to(&i.to_be_bytes(), (dst, 7100)).expect("send");
-                if i % 10 == 0 {
-                    std::thread::sleep(Duration::from_millis(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            lime_lab::netns::run_in_netns(&h1_ns, move || {
+                let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+                let mut i: u64 = 0;
+                while i < N || !stop.load(Ordering::Relaxed) {
+                    s.send_to(&i.to_be_bytes(), (dst, 7100)).expect("send");
+                    i += 1;
+                    sent.store(i, Ordering::Relaxed);
+                    if i % 10 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
-            }
+                i
+            })
+            .expect("sender")
         })
-        .expect("sender");
-    });
+    };
     let mut restarts = 0;
-    while !sender.is_finished() {
+    while restarts < RESTARTS || sent.load(Ordering::Relaxed) < N / 2 {
         f.reopen_datapath("s1").expect("reopen s1");
         f.reopen_datapath("s2").expect("reopen s2");
         restarts += 1;
     }
-    sender.join().expect("sender");
+    stop.store(true, Ordering::Relaxed);
+    let n = sender.join().expect("sender");
     let got = rx.join().expect("receiver");
-    eprintln!("{restarts} restarts of both switches during the stream");
-    assert!(
-        restarts >= 2,
-        "restarts overlapped the traffic ({restarts})"
-    );
+    eprintln!("{restarts} restarts of both switches during a stream of {n} datagrams");
     assert_eq!(
         got,
-        N,
+        n,
         "every datagram arrived across {restarts} restarts\n{}",
         lime_tests::diagnostics(&f)
     );
     assert_eq!(
         f.rule_stats(&counted[0]).expect("stats").packets,
-        N,
+        n,
         "counters continued"
     );
     assert_eq!(
@@ -111,7 +127,7 @@ fn restart_under_traffic_loses_nothing_and_keeps_counting() {
     let (added, finals) = f
         .update("vs1", &counted, &[udp_rule(7101)])
         .expect("update after restart");
-    assert_eq!(finals[0].packets, N, "final counters of the removed rule");
+    assert_eq!(finals[0].packets, n, "final counters of the removed rule");
     f.lab()
         .run_in("h1", move || {
             let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
