@@ -3,8 +3,8 @@
 //!
 //! # Design
 //! - One sender thread per flow, inside the sending host's namespace, paces datagrams
-//!   at a fixed rate (never ahead of `rate` per second; a late sender catches up in a
-//!   burst). Each datagram carries its sequence number (8 bytes, big endian) first.
+//!   at a fixed rate (never ahead of `rate` per second; a sender that fell behind by
+//!   more than [`MAX_LATE`] goes on from where it is instead of bursting). Each datagram carries its sequence number (8 bytes, big endian) first.
 //!   The sender logs, per sequence number, when it was handed to the kernel (or that
 //!   the socket refused it: a host whose link is being recreated has no route), and a
 //!   count per time bin.
@@ -281,6 +281,9 @@ fn receiver(
     }))
 }
 
+/// How far behind its schedule a sender may fall before it stops catching up.
+pub const MAX_LATE: Duration = Duration::from_millis(5);
+
 fn sender(spec: FlowSpec, clock: Clock, stop: Arc<AtomicBool>) -> JoinHandle<SendLog> {
     std::thread::spawn(move || {
         let ns = spec.from_netns.clone();
@@ -291,15 +294,20 @@ fn sender(spec: FlowSpec, clock: Clock, stop: Arc<AtomicBool>) -> JoinHandle<Sen
             };
             let rate = spec.rate.max(1) as f64;
             let mut buf = vec![0u8; spec.payload.max(8)];
-            let start = Instant::now();
+            let mut start = Instant::now();
             let mut seq: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
-                // Pace: never ahead of `rate` per second.
+                // Pace: never ahead of `rate` per second; a sender more than
+                // MAX_LATE behind (descheduled on a busy machine) goes on from now
+                // instead of sending what it missed in one burst.
                 let due = Duration::from_secs_f64(seq as f64 / rate);
                 let elapsed = start.elapsed();
                 if due > elapsed {
                     std::thread::sleep((due - elapsed).max(Duration::from_micros(50)));
                     continue;
+                }
+                if elapsed - due > MAX_LATE {
+                    start += elapsed - due;
                 }
                 buf[..8].copy_from_slice(&seq.to_be_bytes());
                 let now = Instant::now();
