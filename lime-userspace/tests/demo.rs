@@ -56,7 +56,10 @@ fn demo_json_reports_both_migrations() {
         assert_eq!(n("received") + n("lost"), n("sent"), "{o}");
         assert_eq!(
             n("lost"),
-            n("lost_by_migration") + n("lost_in_host_reattach") + n("lost_while_frozen"),
+            n("lost_by_migration")
+                + n("lost_in_host_reattach")
+                + n("lost_before_lime")
+                + n("lost_while_frozen"),
             "every loss is put down to one cause: {o}"
         );
         assert!(n("rules") >= 13, "table-miss + 12 learned rules: {o}");

@@ -19,13 +19,18 @@
 //!    is put down to the sending host's own re-attach, the receiving host's own
 //!    re-attach (both: the datagram was sent while that host was being moved, see
 //!    below), the frozen source copy (`move` only: sent by a host whose ingress copy
-//!    was frozen), or else to the migration itself.
+//!    was frozen), the sending host's own link (outside those, and never counted by
+//!    the flow's rule: it did not reach LIME — on a busy machine a host's veth drops
+//!    frames when the switch side is behind; the links' transmit drops are reported
+//!    beside it), or else to the migration itself (outside those, and counted by the
+//!    rule: LIME classified it and did not deliver it).
 //! 5. Counters, per flow: the learned rule `in_port=A, eth_dst=B` must have counted,
 //!    over the run, every datagram of A → B that B received plus the unicast ARP
 //!    frames B received from A (counted by a packet socket in B) — and at most that
 //!    plus the datagrams lost while B was being re-attached (those were classified at
 //!    A's copy, then had nowhere to go; the datapath cannot tell how many of them
-//!    reached it). Where nothing was lost in B's re-attach the check is an equality.
+//!    reached it) and those no re-attach or freeze explains. Where no loss is in
+//!    doubt the check is an equality.
 //!    Merged counters that lose a retired or frozen copy's share, count a packet on
 //!    two copies, or a rule the controller re-added (counters reset) fail it.
 //! 6. A plot of datagrams per second over time, sent and received, with the phases
@@ -35,6 +40,9 @@
 //! phases back to back from the moment the migration was asked for, and the hosts of
 //! the move phase one after the other, each for its reported downtime; a datagram sent
 //! up to [`SLACK_BEFORE`] before or [`SLACK_AFTER`] after a window counts as in it.
+//!
+//! `LIME_DEMO_DEBUG=1` prints each datagram put down to the migration with the hosts'
+//! re-attach windows, and every namespace's link statistics at the end.
 //!
 //! Exit status: failure if `clone` lost any datagram by the migration, duplicated any,
 //! or any counter does not match (for either strategy).
@@ -107,6 +115,7 @@ struct FlowOutcome {
     received: u64,
     lost: u64,
     lost_by_migration: u64,
+    lost_before_lime: u64,
     lost_in_src_reattach: u64,
     lost_in_dst_reattach: u64,
     lost_while_frozen: u64,
@@ -116,7 +125,8 @@ struct FlowOutcome {
     arp_frames: u64,
     /// What the rule must have counted at least: what B received from A.
     expected_min: u64,
-    /// At most: that, plus what was lost while B was being re-attached.
+    /// At most: that, plus what was lost while B was being re-attached or for no
+    /// reason a re-attach or a freeze explains.
     expected_max: u64,
     counters_match: bool,
 }
@@ -146,14 +156,22 @@ struct Outcome {
     duplicated: u64,
     reordered: u64,
     lost_by_migration: u64,
+    /// Lost before reaching LIME, outside any re-attach or freeze: dropped by the
+    /// sending host's own link (its veth queue to the switch was full).
+    lost_before_lime: u64,
     lost_in_host_reattach: u64,
     lost_while_frozen: u64,
     send_failures: u64,
+    /// Each host's own link's transmit drops at the end (since its last re-attach): the
+    /// kernel's count behind `lost_before_lime`.
+    sender_link_drops: BTreeMap<String, u64>,
     frozen_drops: u64,
     clone_ms: f64,
     total_ms: f64,
     host_downtime_ms: BTreeMap<String, f64>,
     receiver_overflows: u64,
+    /// What the datapaths dropped during the run, by `switch:reason`.
+    datapath_drops: BTreeMap<String, u64>,
     counters_match: bool,
     phases: Vec<PhaseTime>,
     plot: PathBuf,
@@ -236,6 +254,44 @@ impl Windows {
                     .is_some_and(|(_, hs, _)| t < *hs)
         })
     }
+}
+
+/// Every physical switch's drop counters, as `switch:reason` → frames.
+fn drops(core: &CoreHandle) -> anyhow::Result<BTreeMap<String, u64>> {
+    core.with_fabric(|f| {
+        let mut out = BTreeMap::new();
+        for (sw, dp) in f.datapaths() {
+            for (reason, n) in dp.kernel().drops().unwrap_or_default() {
+                out.insert(
+                    format!("{sw}:{}", lime_common::stats::drop_reason::name(reason)),
+                    n,
+                );
+            }
+        }
+        out
+    })
+    .map_err(anyhow::Error::msg)
+}
+
+/// Transmit drops of interface `ifname` in namespace `netns` (0 if unreadable).
+fn tx_dropped(netns: &str, ifname: &str) -> u64 {
+    lime_lab::netns::ip(&["-n", netns, "-j", "-s", "link", "show", "dev", ifname])
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v[0]["stats64"]["tx"]["dropped"].as_u64())
+        .unwrap_or(0)
+}
+
+/// What `after` counted beyond `before`.
+fn increase(before: &BTreeMap<String, u64>, after: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .into_iter()
+        .map(|(k, n)| {
+            let d = n.saturating_sub(before.get(&k).copied().unwrap_or(0));
+            (k, d)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -402,6 +458,7 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
         .collect();
     let netns: Vec<String> = hosts.iter().map(|(h, _)| h.netns.clone()).collect();
     let overflows_before = seqflow::rcvbuf_errors(&netns);
+    let drops_before = drops(&core)?;
     let arps = netns
         .iter()
         .map(|ns| ArpCounter::start(ns))
@@ -475,6 +532,18 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
     let arp: Vec<BTreeMap<[u8; 6], u64>> = arps.into_iter().map(ArpCounter::stop).collect();
     let receiver_overflows = seqflow::rcvbuf_errors(&netns).saturating_sub(overflows_before);
     let after = learned(&core.dump_flows(VSWITCH).map_err(anyhow::Error::msg)?);
+    let datapath_drops = increase(&drops_before, drops(&core)?);
+    let sender_link_drops = hosts
+        .iter()
+        .map(|(h, _)| (h.host.clone(), tx_dropped(&h.netns, &h.ifname)))
+        .collect();
+    if std::env::var_os("LIME_DEMO_DEBUG").is_some() {
+        for ns in state.namespaces.iter() {
+            if let Ok(o) = lime_lab::netns::ip(&["-n", ns, "-s", "link"]) {
+                eprintln!("== {ns}\n{o}");
+            }
+        }
+    }
     let reports = reports.unwrap_or_default();
     let windows = Windows::new(mig_start, &reports);
 
@@ -515,6 +584,12 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
             .copied()
             .unwrap_or(0);
         let delivered = rx.received + arp_frames;
+        // Of the losses no re-attach or freeze explains, those the rule counted were
+        // lost by LIME after classification; the rest never reached it (the sending
+        // host's own link dropped them). Losses while B was being re-attached are
+        // taken as classified (A's copy saw them; B had no port).
+        let classified_lost = rule_packets.saturating_sub(delivered);
+        let lost_by_migration = by_mig.min(classified_lost.saturating_sub(dst_re));
         per_flow.push(FlowOutcome {
             src: a.0.host.clone(),
             dst: b.0.host.clone(),
@@ -522,7 +597,8 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
             send_failures: tx.failed,
             received: rx.received,
             lost: tx.sent.saturating_sub(rx.received),
-            lost_by_migration: by_mig,
+            lost_by_migration,
+            lost_before_lime: by_mig - lost_by_migration,
             lost_in_src_reattach: src_re,
             lost_in_dst_reattach: dst_re,
             lost_while_frozen: frozen,
@@ -531,9 +607,9 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
             rule_packets,
             arp_frames,
             expected_min: delivered,
-            expected_max: delivered + dst_re,
+            expected_max: delivered + dst_re + by_mig,
             counters_match: after.contains_key(&key)
-                && (delivered..=delivered + dst_re).contains(&rule_packets),
+                && (delivered..=delivered + dst_re + by_mig).contains(&rule_packets),
         });
     }
 
@@ -620,9 +696,11 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
         duplicated: sum(&|f| f.duplicated),
         reordered: sum(&|f| f.reordered),
         lost_by_migration: sum(&|f| f.lost_by_migration),
+        lost_before_lime: sum(&|f| f.lost_before_lime),
         lost_in_host_reattach: sum(&|f| f.lost_in_src_reattach + f.lost_in_dst_reattach),
         lost_while_frozen: sum(&|f| f.lost_while_frozen),
         send_failures: sum(&|f| f.send_failures),
+        sender_link_drops,
         frozen_drops: reports.iter().map(|r| r.frozen_drops).sum(),
         clone_ms: windows
             .phases
@@ -633,6 +711,7 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
         total_ms: reports.iter().map(|r| r.total_ms).sum(),
         host_downtime_ms,
         receiver_overflows,
+        datapath_drops,
         counters_match: per_flow.iter().all(|f| f.counters_match),
         phases: windows.phases,
         plot,
@@ -646,13 +725,14 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
 fn print_table(o: &Outcome) {
     println!();
     println!(
-        "   {:<8} {:>6} {:>8} {:>5} {:>9} {:>9} {:>7} {:>4} {:>5} {:>9} {:>9}  counters",
+        "   {:<8} {:>6} {:>8} {:>5} {:>8} {:>9} {:>6} {:>7} {:>4} {:>5} {:>9} {:>13}  counters",
         "flow",
         "sent",
         "received",
         "lost",
         "by migr.",
         "re-attach",
+        "link",
         "frozen",
         "dup",
         "reord",
@@ -661,13 +741,14 @@ fn print_table(o: &Outcome) {
     );
     for f in &o.per_flow {
         println!(
-            "   {:<8} {:>6} {:>8} {:>5} {:>9} {:>9} {:>7} {:>4} {:>5} {:>9} {:>13}  {}",
+            "   {:<8} {:>6} {:>8} {:>5} {:>8} {:>9} {:>6} {:>7} {:>4} {:>5} {:>9} {:>13}  {}",
             format!("{}→{}", f.src, f.dst),
             f.sent,
             f.received,
             f.lost,
             f.lost_by_migration,
             f.lost_in_src_reattach + f.lost_in_dst_reattach,
+            f.lost_before_lime,
             f.lost_while_frozen,
             f.duplicated,
             f.reordered,
@@ -695,18 +776,36 @@ fn print_table(o: &Outcome) {
         downtime.join(", ")
     );
     println!(
-        "   sent {}, received {}, lost {}: {} by the migration, {} during a host's own re-attach, {} into a frozen copy (the datapath counted {} frozen drops); duplicated {}, reordered {}; {} sends refused (no link); receiver overflows {}",
+        "   sent {}, received {}, lost {}: {} by the migration, {} during a host's own re-attach, {} by a sending host's own link before reaching LIME (its link's tx drops: {}), {} into a frozen copy (the datapath counted {} frozen drops); duplicated {}, reordered {}; {} sends refused (no link); receiver overflows {}",
         o.sent,
         o.received,
         o.lost,
         o.lost_by_migration,
         o.lost_in_host_reattach,
+        o.lost_before_lime,
+        o.sender_link_drops
+            .iter()
+            .map(|(h, n)| format!("{h} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         o.lost_while_frozen,
         o.frozen_drops,
         o.duplicated,
         o.reordered,
         o.send_failures,
         o.receiver_overflows
+    );
+    println!(
+        "   datapath drops during the run: {}",
+        if o.datapath_drops.is_empty() {
+            "none".to_owned()
+        } else {
+            o.datapath_drops
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     println!(
         "   counters: {}; plot: {}",
@@ -781,11 +880,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if !json {
         let line = |o: &Outcome| {
             format!(
-                "{:<5} lost {:>5} (by the migration {}, re-attach {}, frozen {})  dup {}  reord {}  clone {:.1} ms  total {:.1} ms  counters {}",
+                "{:<5} lost {:>5} (by the migration {}, re-attach {}, sender's link {}, frozen {})  dup {}  reord {}  clone {:.1} ms  total {:.1} ms  counters {}",
                 o.strategy_name(),
                 o.lost,
                 o.lost_by_migration,
                 o.lost_in_host_reattach,
+                o.lost_before_lime,
                 o.lost_while_frozen,
                 o.duplicated,
                 o.reordered,

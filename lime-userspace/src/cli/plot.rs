@@ -163,6 +163,36 @@ pub fn bar_chart(
     svg
 }
 
+/// The x axis label, and one polyline per series (stroke `width`).
+fn x_axis_label_and_lines(
+    svg: &mut String,
+    x_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    px: &dyn Fn(f64) -> f64,
+    py: &dyn Fn(f64) -> f64,
+    width: f64,
+) {
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        W / 2.0,
+        H - BOTTOM + 36.0,
+        esc(x_label)
+    );
+    for (i, (_, points)) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let d: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="{width}"/>"#,
+            d.join(" ")
+        );
+    }
+}
+
 /// A line chart over a log10 x axis: each series is (name, points).
 #[must_use]
 pub fn log_line_chart(
@@ -202,24 +232,9 @@ pub fn log_line_chart(
         }
         e += 1.0;
     }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-        W / 2.0,
-        H - BOTTOM + 36.0,
-        esc(x_label)
-    );
+    x_axis_label_and_lines(&mut svg, x_label, series, &px, &py, 2.0);
     for (i, (_, points)) in series.iter().enumerate() {
         let c = COLOURS[i % COLOURS.len()];
-        let d: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-            .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#,
-            d.join(" ")
-        );
         for (x, y) in points {
             let _ = writeln!(
                 svg,
@@ -306,24 +321,7 @@ pub fn timeline_chart(
         );
         x += x_step;
     }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">seconds</text>"#,
-        W / 2.0,
-        H - BOTTOM + 36.0,
-    );
-    for (i, (_, points)) in series.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
-        let d: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-            .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="1.5"/>"#,
-            d.join(" ")
-        );
-    }
+    x_axis_label_and_lines(&mut svg, "seconds", series, &px, &py, 1.5);
     let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).collect();
     legend(&mut svg, &names);
     svg.push_str("</svg>\n");
