@@ -101,7 +101,7 @@ pub struct DemoArgs {
 pub const SLACK_BEFORE: Duration = Duration::from_millis(2);
 /// How long after a host's re-attach window a datagram still counts as in it.
 pub const SLACK_AFTER: Duration = Duration::from_millis(20);
-const BIN: Duration = Duration::from_millis(50);
+const BIN: Duration = Duration::from_millis(100);
 const BASE_PORT: u16 = 7600;
 const VSWITCH: &str = "vs1";
 
@@ -661,6 +661,9 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
             },
         })
         .collect();
+    // Bursts (datagrams a host queued while it resolved a neighbour) are drawn at
+    // twice the offered rate.
+    let offered = (args.rate * specs.len() as u64) as f64;
     let svg = plot::timeline_chart(
         &format!(
             "{VSWITCH} migrated to {} with {name}: datagrams per second, {} flows",
@@ -673,6 +676,7 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
             ("received (all flows)".to_owned(), recv_line),
         ],
         &bands,
+        Some(2.0 * offered),
     );
     let plot = plot::write_svg(&args.out, &format!("{name}.svg"), &svg)?;
 

@@ -264,14 +264,22 @@ pub struct Band {
 
 /// A line chart over time (x: seconds from 0, linear), each series (name, points),
 /// with shaded, labelled bands (a band narrower than 2 pixels is drawn 2 pixels wide,
-/// so a phase of a few milliseconds stays visible).
+/// so a phase of a few milliseconds stays visible). Values above `y_cap` (if given)
+/// are drawn at the cap, so one burst does not flatten the rest.
 #[must_use]
 pub fn timeline_chart(
     title: &str,
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
     bands: &[Band],
+    y_cap: Option<f64>,
 ) -> String {
+    let cap = y_cap.filter(|c| *c > 0.0).unwrap_or(f64::INFINITY);
+    let series: Vec<(String, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(n, p)| (n.clone(), p.iter().map(|(x, y)| (*x, y.min(cap))).collect()))
+        .collect();
+    let series = series.as_slice();
     let pts = series.iter().flat_map(|(_, p)| p.iter());
     let (mut x_hi, mut y_hi) = (0.0f64, 0.0f64);
     for (x, y) in pts {
@@ -452,6 +460,7 @@ mod tests {
                 end: 0.401,
                 colour: "#4477aa",
             }],
+            Some(5.0),
         );
         assert!(t.starts_with("<svg") && t.ends_with("</svg>\n"));
         assert!(t.contains("clone s1→s3") && t.contains("<polyline"));
