@@ -14,7 +14,9 @@
 //! 3. Traffic: one sequence-numbered UDP flow per ordered pair (twelve), paced
 //!    ([`seqflow`]); after a third of the time `vs1` is migrated to `s3` through the
 //!    switch core (`CoreHandle::migrate`, serialized with the controller's messages):
-//!    the `s1` part, then the `s2` part, one report each.
+//!    the `s1` part, then the `s2` part, one report each. While it runs, the demo
+//!    prints the received rate every half second and each host's link going and
+//!    coming back as seen from inside the host; the phases once the core reports them.
 //! 4. Accounting, per flow: sent, received, duplicated, reordered; each lost datagram
 //!    is put down to the sending host's own re-attach, the receiving host's own
 //!    re-attach (both: the datagram was sent while that host was being moved, see
@@ -51,6 +53,11 @@ use std::{
     net::TcpListener,
     path::PathBuf,
     process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant},
 };
 
@@ -253,6 +260,57 @@ impl Windows {
                     .find(|(x, hs, _)| x == h && hs >= s)
                     .is_some_and(|(_, hs, _)| t < *hs)
         })
+    }
+}
+
+/// Watches each host's link from inside its namespace (`if_nametoindex` every 5 ms):
+/// what the hosts see of their re-attach, as it happens.
+struct LinkWatch {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// (ns on the clock, host, new ifindex or 0 when the link is gone).
+    events: mpsc::Receiver<(u64, String, u32)>,
+}
+
+impl LinkWatch {
+    fn start(hosts: &[(lime_lab::HostIface, u32)], clock: Clock) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, events) = mpsc::channel();
+        let threads = hosts
+            .iter()
+            .map(|(h, _)| {
+                let (ns, host, stop, tx) =
+                    (h.netns.clone(), h.host.clone(), stop.clone(), tx.clone());
+                let ifname = std::ffi::CString::new(h.ifname.clone()).unwrap_or_default();
+                std::thread::spawn(move || {
+                    let _ = lime_lab::netns::run_in_netns(&ns, || {
+                        // SAFETY: a valid NUL-terminated name.
+                        let index = || unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+                        let mut last = index();
+                        while !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(5));
+                            let now = index();
+                            if now != last {
+                                let _ = tx.send((clock.now_ns(), host.clone(), now));
+                                last = now;
+                            }
+                        }
+                    });
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            threads,
+            events,
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
     }
 }
 
@@ -481,9 +539,21 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
     let mut reports = None;
     let mut last_rx = 0;
     let mut last_t = Instant::now();
+    let watch = LinkWatch::start(&hosts, clock);
     let started = Instant::now();
     while started.elapsed() < total || reports.is_none() {
         std::thread::sleep(Duration::from_millis(100));
+        for (t, host, ifindex) in watch.events.try_iter() {
+            say(&format!(
+                "   t={:.2} s  {host}: {}",
+                t as f64 / 1e9,
+                if ifindex == 0 {
+                    "its link is gone (re-attach begins)".to_owned()
+                } else {
+                    format!("has a link again (ifindex {ifindex})")
+                }
+            ));
+        }
         if migration.is_none() && reports.is_none() && started.elapsed() >= lead {
             let (h, to) = (core.clone(), args.to.clone());
             mig_start = clock.now_ns();
@@ -504,6 +574,10 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
                 .join()
                 .map_err(|_| anyhow::anyhow!("the migration thread panicked"))?
                 .map_err(anyhow::Error::msg)?;
+            say(&format!(
+                "   t={:.2} s  migration done; its phases, as the switch core reports them:",
+                clock.now_ns() as f64 / 1e9
+            ));
             for p in Windows::new(mig_start, &r).phases {
                 say(&format!(
                     "   t={:.2} s  {:<6} {} -> {}  {:>8.1} ms",
@@ -528,6 +602,7 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    watch.stop();
     let logs = flows.stop();
     let arp: Vec<BTreeMap<[u8; 6], u64>> = arps.into_iter().map(ArpCounter::stop).collect();
     let receiver_overflows = seqflow::rcvbuf_errors(&netns).saturating_sub(overflows_before);
