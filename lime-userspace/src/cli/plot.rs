@@ -163,6 +163,16 @@ pub fn bar_chart(
     svg
 }
 
+/// An x axis tick label: value `v` at pixel `at`.
+fn x_tick(svg: &mut String, at: f64, v: f64) {
+    let _ = writeln!(
+        svg,
+        r#"<text x="{at:.1}" y="{}" text-anchor="middle">{}</text>"#,
+        H - BOTTOM + 16.0,
+        trim(v)
+    );
+}
+
 /// The x axis label, and one polyline per series (stroke `width`).
 fn x_axis_label_and_lines(
     svg: &mut String,
@@ -222,13 +232,7 @@ pub fn log_line_chart(
     while e <= x_hi.ceil() {
         let x = 10f64.powf(e);
         if e >= x_lo - 1e-9 && e <= x_hi + 1e-9 {
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                px(x),
-                H - BOTTOM + 16.0,
-                trim(x)
-            );
+            x_tick(&mut svg, px(x), x);
         }
         e += 1.0;
     }
@@ -320,13 +324,7 @@ pub fn timeline_chart(
     }
     let mut x = 0.0;
     while x <= x_max + x_step / 2.0 {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            px(x),
-            H - BOTTOM + 16.0,
-            trim(x)
-        );
+        x_tick(&mut svg, px(x), x);
         x += x_step;
     }
     x_axis_label_and_lines(&mut svg, "seconds", series, &px, &py, 1.5);
