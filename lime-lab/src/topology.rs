@@ -290,10 +290,10 @@ impl RawTopology {
 }
 
 impl Topology {
-    /// The built-in default lab, named `demo`: switches `s1`, `s2` joined by one
-    /// underlay link; hosts `h1`, `h2` on `s1` and `h3`, `h4` on `s2` with default
-    /// addresses; one virtual switch `vs1` (tenant `t1`, dpid 1) with ports 1..=4 bound
-    /// to `h1`..`h4`.
+    /// The built-in default lab, named `demo`: switches `s1` — `s2` — `s3` joined by
+    /// two underlay links; hosts `h1`, `h2` on `s1` and `h3`, `h4` on `s2` with default
+    /// addresses, `s3` empty (where the demo migrates to); one virtual switch `vs1`
+    /// (tenant `t1`, dpid 1) with ports 1..=4 bound to `h1`..`h4`.
     ///
     /// # Panics
     /// Never: the default addresses of four hosts exist.
@@ -312,12 +312,21 @@ impl Topology {
                 SwitchSpec {
                     name: "s2".to_owned(),
                 },
+                SwitchSpec {
+                    name: "s3".to_owned(),
+                },
             ],
             hosts: vec![host(0, "s1"), host(1, "s1"), host(2, "s2"), host(3, "s2")],
-            links: vec![LinkSpec {
-                a: "s1".to_owned(),
-                b: "s2".to_owned(),
-            }],
+            links: vec![
+                LinkSpec {
+                    a: "s1".to_owned(),
+                    b: "s2".to_owned(),
+                },
+                LinkSpec {
+                    a: "s2".to_owned(),
+                    b: "s3".to_owned(),
+                },
+            ],
             vswitches: vec![VSwitchSpec {
                 name: "vs1".to_owned(),
                 tenant: "t1".to_owned(),
@@ -463,12 +472,19 @@ mod tests {
             (vs.name.as_str(), vs.tenant.as_str(), vs.dpid, port),
             ("vs1", "t1", 1, 3)
         );
+        assert_eq!(t.hosts_on("s3").count(), 0, "s3 is the migration target");
         assert_eq!(
             t.links,
-            [LinkSpec {
-                a: "s1".into(),
-                b: "s2".into()
-            }]
+            [
+                LinkSpec {
+                    a: "s1".into(),
+                    b: "s2".into()
+                },
+                LinkSpec {
+                    a: "s2".into(),
+                    b: "s3".into()
+                }
+            ]
         );
     }
 

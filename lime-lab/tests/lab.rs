@@ -559,7 +559,7 @@ fn default_demo_comes_up() {
     let mut topology = Topology::default_demo();
     topology.name.clone_from(&t.name);
     let lab = Lab::up(&topology).expect("demo up");
-    assert_eq!(lab.ports.len(), 6, "4 host ports and 2 underlay ends");
+    assert_eq!(lab.ports.len(), 8, "4 host ports and 4 underlay ends");
     for (host, switch) in [("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")] {
         assert_eq!(lab.host_port(host).unwrap().switch, switch);
     }

@@ -22,9 +22,10 @@ enum Command {
     /// network namespaces, with LIME's datapath attached.
     #[command(subcommand)]
     Lab(cli::lab::LabCommand),
-    /// Run the demo on the built-in default lab: two physical switches, four hosts on one
-    /// virtual switch; traffic between every pair of hosts, then what arrived and what
-    /// the counters say.
+    /// The migration demo on the built-in default lab: os-ken's learning switch controls
+    /// vs1 (four hosts on s1, s2), traffic between every pair of hosts, vs1 migrated to
+    /// s3 with `clone`, then on a fresh lab with `move`; losses by cause, counters
+    /// checked, a throughput plot with the phases.
     Demo(cli::demo::DemoArgs),
     /// Run LIME in the foreground: bring up the lab of a topology with its datapaths, and
     /// serve every virtual switch to its tenant's OpenFlow 1.3 controllers (the

@@ -13,14 +13,9 @@
 //! Also: the time of a 100-rule consistent update across two copies (one version on
 //! each, until it is in the kernel everywhere: when a BARRIER_REPLY could leave).
 use std::{
-    net::{Ipv4Addr, UdpSocket},
+    net::Ipv4Addr,
     path::PathBuf,
     process::ExitCode,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -29,6 +24,7 @@ use lime_userspace::{
     fabric::{Fabric, l2_rules},
     flow::{Action, Instructions, Match, Rule, matching},
     migration::{Strategy, migrate},
+    traffic::seqflow::{self, Clock, FlowSpec, Flows, RecvLog},
     vswitch::{FlowMod, VirtualSwitch},
 };
 use serde::Serialize;
@@ -78,14 +74,6 @@ struct Outcome {
     /// falling behind, not the network); with none, `lost` is all the network's.
     receiver_overflows: u64,
     counters_match: bool,
-}
-
-/// Receiver statistics of one flow.
-#[derive(Default, Clone, Copy)]
-struct FlowRx {
-    received: u64,
-    duplicated: u64,
-    reordered: u64,
 }
 
 const FLOWS: [(&str, &str, u16, u32, bool); 4] = [
@@ -148,99 +136,6 @@ fn udp_rule(port: u16, priority: u16, out: u32) -> Rule {
     )
 }
 
-/// UDP datagrams the hosts' sockets dropped for want of buffer (`RcvbufErrors` in
-/// each host namespace's /proc/net/snmp), summed over `hosts`.
-fn rcvbuf_errors(f: &Fabric, hosts: &[&str]) -> u64 {
-    hosts
-        .iter()
-        .filter_map(|h| {
-            let out = f.lab().exec(h, &["cat", "/proc/net/snmp"]).ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-            let (names, values) = (udp.next()?, udp.next()?);
-            let i = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
-            values.split_whitespace().nth(i)?.parse::<u64>().ok()
-        })
-        .sum()
-}
-
-/// Receive a flow until `stop` and two quiet seconds: count, duplicates, reorderings.
-fn receiver(f: &Fabric, host: &str, port: u16) -> anyhow::Result<JoinHandle<FlowRx>> {
-    let ip = f
-        .lab()
-        .state()
-        .host(host)
-        .ok_or_else(|| anyhow::anyhow!("no host {host}"))?
-        .ip
-        .addr;
-    let s = f
-        .lab()
-        .run_in(host, move || -> std::io::Result<UdpSocket> {
-            let s = UdpSocket::bind((ip, port))?;
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            lime_userspace::traffic::probe::deep_receive_buffer(&s)?;
-            Ok(s)
-        })??;
-    Ok(std::thread::spawn(move || {
-        let mut rx = FlowRx::default();
-        let mut seen = std::collections::HashSet::new();
-        let mut max_seq = None;
-        let mut buf = [0u8; 64];
-        while let Ok(n) = s.recv(&mut buf) {
-            if n < 8 {
-                continue;
-            }
-            let seq = u64::from_be_bytes(buf[..8].try_into().unwrap_or([0; 8]));
-            if !seen.insert(seq) {
-                rx.duplicated += 1;
-                continue;
-            }
-            rx.received += 1;
-            if max_seq.is_some_and(|m| seq < m) {
-                rx.reordered += 1;
-            }
-            max_seq = Some(max_seq.map_or(seq, |m: u64| m.max(seq)));
-        }
-        rx
-    }))
-}
-
-/// Send a flow at `rate` per second until `stop`; returns datagrams the socket took.
-fn sender(
-    f: &Fabric,
-    from: &str,
-    to: Ipv4Addr,
-    port: u16,
-    rate: u64,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<JoinHandle<u64>> {
-    let ns = f.lab().state().netns(from)?;
-    Ok(std::thread::spawn(move || {
-        lime_lab::netns::run_in_netns(&ns, move || {
-            let Ok(s) = UdpSocket::bind("0.0.0.0:0") else {
-                return 0;
-            };
-            let start = Instant::now();
-            let mut seq: u64 = 0;
-            let mut sent = 0;
-            while !stop.load(Ordering::Relaxed) {
-                // Pace: never ahead of `rate` per second.
-                let due = start.elapsed().as_secs_f64() * rate as f64;
-                if (seq as f64) > due {
-                    std::thread::sleep(Duration::from_micros(200));
-                    continue;
-                }
-                if s.send_to(&seq.to_be_bytes(), (to, port)).is_ok() {
-                    sent += 1;
-                }
-                seq += 1;
-            }
-            sent
-        })
-        .unwrap_or(0)
-    }))
-}
-
 /// One lab, one migration under traffic.
 fn run_one(a: &MigrationArgs, strategy: Strategy) -> anyhow::Result<Outcome> {
     let pin_root = PathBuf::from(lime_userspace::datapath::PIN_ROOT);
@@ -272,34 +167,38 @@ fn run_one(a: &MigrationArgs, strategy: Strategy) -> anyhow::Result<Outcome> {
     }
     vsw.retire_copy(&mut f, "s3")?;
 
-    let receivers = ["h3", "h4"];
-    let overflows_before = rcvbuf_errors(&f, &receivers);
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut rxs = Vec::new();
-    let mut txs = Vec::new();
-    for &(from, to, port, _, _) in &FLOWS {
-        rxs.push(receiver(&f, to, port)?);
-        let ip = f
-            .lab()
-            .state()
-            .host(to)
-            .map(|h| h.ip.addr)
-            .unwrap_or(Ipv4Addr::UNSPECIFIED);
-        txs.push(sender(&f, from, ip, port, a.rate, stop.clone())?);
-    }
+    let st = f.lab().state();
+    let receivers: Vec<String> = ["h3", "h4"]
+        .iter()
+        .map(|h| st.topology.netns_name(h))
+        .collect();
+    let overflows_before = seqflow::rcvbuf_errors(&receivers);
+    let specs: Vec<FlowSpec> = FLOWS
+        .iter()
+        .map(|&(from, to, port, _, _)| FlowSpec {
+            from_netns: st.topology.netns_name(from),
+            to_netns: st.topology.netns_name(to),
+            to_ip: st.host(to).map_or(Ipv4Addr::UNSPECIFIED, |h| h.ip.addr),
+            port,
+            rate: a.rate,
+            payload: 8,
+        })
+        .collect();
+    let flows = Flows::start(
+        &specs,
+        Clock::start(Duration::from_millis(100)),
+        Duration::from_secs(1),
+    )?;
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(a.seconds / 3.0));
     let report = migrate(&mut f, &mut vsw, "s1", "s3", strategy, |_| {})?;
     let left = Duration::from_secs_f64(a.seconds).saturating_sub(started.elapsed());
     std::thread::sleep(left);
-    stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let sent: Vec<u64> = txs.into_iter().map(|t| t.join().unwrap_or(0)).collect();
-    let got: Vec<FlowRx> = rxs
-        .into_iter()
-        .map(|r| r.join().unwrap_or_default())
-        .collect();
-    let receiver_overflows = rcvbuf_errors(&f, &receivers).saturating_sub(overflows_before);
+    let logs = flows.stop();
+    let sent: Vec<u64> = logs.iter().map(|(tx, _)| tx.sent).collect();
+    let got: Vec<&RecvLog> = logs.iter().map(|(_, rx)| rx).collect();
+    let receiver_overflows = seqflow::rcvbuf_errors(&receivers).saturating_sub(overflows_before);
     let mut counters_match = true;
     let mut counted_total = 0;
     for (k, rx) in counting.iter().zip(&got) {

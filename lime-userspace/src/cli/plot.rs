@@ -1,5 +1,6 @@
 //! Small SVG charts written by hand (no plotting dependency): bars per path for the
-//! line-rate benchmark, lines of cost versus rules and masks for `bench datapath`.
+//! line-rate benchmark, lines of cost versus rules and masks for `bench datapath`, and
+//! throughput over time with a migration's phases shaded for the demo.
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
@@ -162,6 +163,46 @@ pub fn bar_chart(
     svg
 }
 
+/// An x axis tick label: value `v` at pixel `at`.
+fn x_tick(svg: &mut String, at: f64, v: f64) {
+    let _ = writeln!(
+        svg,
+        r#"<text x="{at:.1}" y="{}" text-anchor="middle">{}</text>"#,
+        H - BOTTOM + 16.0,
+        trim(v)
+    );
+}
+
+/// The x axis label, and one polyline per series (stroke `width`).
+fn x_axis_label_and_lines(
+    svg: &mut String,
+    x_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    px: &dyn Fn(f64) -> f64,
+    py: &dyn Fn(f64) -> f64,
+    width: f64,
+) {
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        W / 2.0,
+        H - BOTTOM + 36.0,
+        esc(x_label)
+    );
+    for (i, (_, points)) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let d: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="{width}"/>"#,
+            d.join(" ")
+        );
+    }
+}
+
 /// A line chart over a log10 x axis: each series is (name, points).
 #[must_use]
 pub fn log_line_chart(
@@ -191,34 +232,13 @@ pub fn log_line_chart(
     while e <= x_hi.ceil() {
         let x = 10f64.powf(e);
         if e >= x_lo - 1e-9 && e <= x_hi + 1e-9 {
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                px(x),
-                H - BOTTOM + 16.0,
-                trim(x)
-            );
+            x_tick(&mut svg, px(x), x);
         }
         e += 1.0;
     }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-        W / 2.0,
-        H - BOTTOM + 36.0,
-        esc(x_label)
-    );
+    x_axis_label_and_lines(&mut svg, x_label, series, &px, &py, 2.0);
     for (i, (_, points)) in series.iter().enumerate() {
         let c = COLOURS[i % COLOURS.len()];
-        let d: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-            .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#,
-            d.join(" ")
-        );
         for (x, y) in points {
             let _ = writeln!(
                 svg,
@@ -232,6 +252,91 @@ pub fn log_line_chart(
     legend(&mut svg, &names);
     svg.push_str("</svg>\n");
     svg
+}
+
+/// A shaded interval of a timeline: label, start and end (seconds), colour.
+pub struct Band {
+    /// Label written above the band.
+    pub label: String,
+    /// Start, seconds.
+    pub start: f64,
+    /// End, seconds.
+    pub end: f64,
+    /// Fill colour.
+    pub colour: &'static str,
+}
+
+/// A line chart over time (x: seconds from 0, linear), each series (name, points),
+/// with shaded, labelled bands (a band narrower than 2 pixels is drawn 2 pixels wide,
+/// so a phase of a few milliseconds stays visible). Values above `y_cap` (if given)
+/// are drawn at the cap, so one burst does not flatten the rest.
+#[must_use]
+pub fn timeline_chart(
+    title: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    bands: &[Band],
+    y_cap: Option<f64>,
+) -> String {
+    let cap = y_cap.filter(|c| *c > 0.0).unwrap_or(f64::INFINITY);
+    let series: Vec<(String, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(n, p)| (n.clone(), p.iter().map(|(x, y)| (*x, y.min(cap))).collect()))
+        .collect();
+    let series = series.as_slice();
+    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut x_hi, mut y_hi) = (0.0f64, 0.0f64);
+    for (x, y) in pts {
+        x_hi = x_hi.max(*x);
+        y_hi = y_hi.max(*y);
+    }
+    for b in bands {
+        x_hi = x_hi.max(b.end);
+    }
+    let (x_max, x_step) = axis(x_hi);
+    let (y_max, step) = axis(y_hi * 1.15);
+    let mut svg = String::new();
+    frame(&mut svg, title, y_label, y_max, step);
+    let plot_w = W - LEFT - RIGHT - 20.0;
+    let plot_h = H - TOP - BOTTOM;
+    let px = |x: f64| LEFT + 10.0 + plot_w * x / x_max;
+    let py = |y: f64| TOP + plot_h * (1.0 - y / y_max);
+    for (i, b) in bands.iter().enumerate() {
+        let (x0, x1) = (px(b.start), px(b.end));
+        let w = (x1 - x0).max(2.0);
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x0:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}" fill="{}" fill-opacity="0.35"><title>{}: {:.3}-{:.3} s</title></rect>"#,
+            b.colour,
+            esc(&b.label),
+            b.start,
+            b.end
+        );
+        // Labels are staggered over four rows so that adjacent short phases stay legible.
+        let row = (i % 4) as f64;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="10">{}</text>"#,
+            x0 + 2.0,
+            TOP + 12.0 + 12.0 * row,
+            esc(&b.label)
+        );
+    }
+    let mut x = 0.0;
+    while x <= x_max + x_step / 2.0 {
+        x_tick(&mut svg, px(x), x);
+        x += x_step;
+    }
+    x_axis_label_and_lines(&mut svg, "seconds", series, &px, &py, 1.5);
+    let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).collect();
+    legend(&mut svg, &names);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Write an SVG document as `out/name`; the path written.
+pub fn write_svg(out: &Path, name: &str, svg: &str) -> anyhow::Result<PathBuf> {
+    write(out, name, svg)
 }
 
 fn write(out: &Path, name: &str, svg: &str) -> anyhow::Result<PathBuf> {
@@ -343,5 +448,23 @@ mod tests {
             &[("m".into(), vec![(1.0, 3.0), (1000.0, 4.0)])],
         );
         assert_eq!(lines.matches("<circle").count(), 2);
+        let t = timeline_chart(
+            "t",
+            "pps",
+            &[("rx".into(), vec![(0.0, 10.0), (0.5, 0.0), (1.0, 10.0)])],
+            &[Band {
+                label: "clone s1→s3".into(),
+                start: 0.4,
+                end: 0.401,
+                colour: "#4477aa",
+            }],
+            Some(5.0),
+        );
+        assert!(t.starts_with("<svg") && t.ends_with("</svg>\n"));
+        assert!(t.contains("clone s1→s3") && t.contains("<polyline"));
+        assert!(
+            t.contains(r#"width="2.0""#),
+            "a 1 ms band is drawn 2 px wide"
+        );
     }
 }

@@ -24,6 +24,10 @@
 //!   1514 bytes with correct lengths and checksums.
 //! - **Probes** ([`probe`]): round-trip latency percentiles (a UDP ping-pong between two
 //!   namespaces, ordinary sockets) and TCP throughput (iperf3).
+//! - **Sequenced flows** ([`seqflow`]): paced, sequence-numbered UDP flows between lab
+//!   hosts with ordinary sockets, counting what arrived, duplicates and reorderings,
+//!   and logging sends and arrivals over time: the traffic of the migration demo and
+//!   benchmark.
 //!
 //! Frame sizes are the bytes handed to the kernel (the Ethernet frame without its FCS);
 //! Gbit/s are those bytes per second, times eight.
@@ -34,6 +38,7 @@ use crate::datapath::{Datapath, DatapathError};
 pub mod frame;
 pub mod generator;
 pub mod probe;
+pub mod seqflow;
 
 pub use generator::{Generator, Report, Second, SendConfig};
 
