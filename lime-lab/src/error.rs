@@ -70,6 +70,14 @@ pub enum TopologyError {
         #[source]
         source: toml::ser::Error,
     },
+    /// `veth_queues` out of range.
+    #[error("veth_queues = {value}: must be 1..={max}")]
+    VethQueues {
+        /// The value given.
+        value: u32,
+        /// The most allowed.
+        max: u32,
+    },
     /// A name has characters that are not allowed, is empty, or is reserved.
     #[error("invalid {kind} name {name:?}: {reason}")]
     InvalidName {

@@ -115,7 +115,7 @@ impl Lab {
             let (ns_a, ns_b) = (topology.netns_name(&link.a), topology.netns_name(&link.b));
             let (if_a, if_b) = (underlay_ifname(&link.b), underlay_ifname(&link.a));
             let mtu = UNDERLAY_MTU.to_string();
-            let queues = veth_queues();
+            let queues = topology.veth_queues.to_string();
             netns::ip(&[
                 "-n",
                 &ns_a,
@@ -493,21 +493,11 @@ fn find_link<'a>(
         })
 }
 
-/// Queues of every veth the lab makes: one per CPU (at most 64). Frames that XDP
-/// redirects into a veth land in its peer's receive queue of the sending CPU; with one
-/// queue, senders on several CPUs share one 256-frame ring and overflow it.
-fn veth_queues() -> String {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .clamp(1, 64)
-        .to_string()
-}
-
 /// Create host `host`'s veth towards `switch` and configure the host side.
 fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(), LabError> {
     let (sw_ns, host_ns) = (topology.netns_name(switch), topology.netns_name(&host.name));
     let mac = host.mac.to_string();
-    let queues = veth_queues();
+    let queues = topology.veth_queues.to_string();
     netns::ip(&[
         "-n",
         &sw_ns,

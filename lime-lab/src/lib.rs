@@ -54,6 +54,6 @@ pub use lab::Lab;
 pub use netns::{LinkInfo, run_in_netns};
 pub use state::{HostIface, LabState, PortKind, SwitchPort};
 pub use topology::{
-    FailMode, HOST_IFNAME, HostSpec, LinkSpec, SwitchSpec, Topology, UNDERLAY_MTU, VPortSpec,
-    VSwitchSpec, underlay_ifname,
+    FailMode, HOST_IFNAME, HostSpec, LinkSpec, MAX_VETH_QUEUES, SwitchSpec, Topology, UNDERLAY_MTU,
+    VPortSpec, VSwitchSpec, underlay_ifname,
 };

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! name = "demo"                    # lab name: namespaces are "lime-<lab>-<node>"
+//! veth_queues = 1                  # optional, default 1: queues of every veth (1..=64)
 //!
 //! [[switch]]                       # a physical switch (a namespace running the datapath)
 //! name = "s1"
@@ -78,6 +79,25 @@ pub struct Topology {
     /// Tenants' virtual switches.
     #[serde(rename = "vswitch", default)]
     pub vswitches: Vec<VSwitchSpec>,
+    /// Receive and transmit queues of every veth the lab makes (default 1). Frames that
+    /// XDP redirects into a veth land in the peer's queue of the CPU that redirected
+    /// them: with one queue every flow stays in order (one ring), but senders on several
+    /// CPUs share its 256 slots and overflow it; one queue per sending CPU lets the
+    /// line-rate benchmark's pinned senders run side by side.
+    #[serde(default = "one_queue", skip_serializing_if = "is_one_queue")]
+    pub veth_queues: u32,
+}
+
+/// Most queues per veth.
+pub const MAX_VETH_QUEUES: u32 = 64;
+
+const fn one_queue() -> u32 {
+    1
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's signature")]
+const fn is_one_queue(n: &u32) -> bool {
+    *n == 1
 }
 
 /// A physical switch: a namespace whose ports will run LIME's datapath.
@@ -184,6 +204,8 @@ pub struct VPortSpec {
 #[serde(deny_unknown_fields)]
 struct RawTopology {
     name: String,
+    #[serde(default = "one_queue")]
+    veth_queues: u32,
     #[serde(default)]
     switch: Vec<SwitchSpec>,
     #[serde(default)]
@@ -285,6 +307,7 @@ impl RawTopology {
             hosts,
             links: self.link,
             vswitches,
+            veth_queues: self.veth_queues,
         })
     }
 }
@@ -340,6 +363,7 @@ impl Topology {
                     })
                     .collect(),
             }],
+            veth_queues: 1,
         }
     }
 

@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use crate::controller::Controller;
 use crate::error::{NameKind, TopologyError};
 use crate::topology::{
-    MAX_IFNAME_LEN, MAX_NETNS_NAME_LEN, Topology, UNDERLAY_PREFIX, underlay_ifname,
+    MAX_IFNAME_LEN, MAX_NETNS_NAME_LEN, MAX_VETH_QUEUES, Topology, UNDERLAY_PREFIX, underlay_ifname,
 };
 
 /// Largest OpenFlow 1.3 physical/virtual port number (`OFPP_MAX`).
@@ -97,6 +97,12 @@ impl Topology {
     /// The first [`TopologyError`] found, in file order.
     pub fn validate(&self) -> Result<(), TopologyError> {
         check_name(NameKind::Lab, &self.name)?;
+        if !(1..=MAX_VETH_QUEUES).contains(&self.veth_queues) {
+            return Err(TopologyError::VethQueues {
+                value: self.veth_queues,
+                max: MAX_VETH_QUEUES,
+            });
+        }
         self.check_nodes()?;
         self.check_links()?;
         self.check_vswitches()
@@ -302,6 +308,23 @@ mod tests {
 
     fn with(extra: &str) -> String {
         format!("{BASE}{extra}")
+    }
+
+    #[test]
+    fn veth_queues_default_range_and_round_trip() {
+        let t = Topology::from_toml_str(BASE).expect("base");
+        assert_eq!(t.veth_queues, 1, "default");
+        for bad in [0, MAX_VETH_QUEUES + 1] {
+            let e = err(&format!("veth_queues = {bad}\n{BASE}"));
+            assert!(
+                matches!(e, TopologyError::VethQueues { value, .. } if value == bad),
+                "{e}"
+            );
+        }
+        let t = Topology::from_toml_str(&format!("veth_queues = 2\n{BASE}")).expect("2");
+        assert_eq!(t.veth_queues, 2);
+        let back = Topology::from_toml_str(&t.to_toml_string().expect("toml")).expect("back");
+        assert_eq!(back, t);
     }
 
     #[test]
@@ -673,6 +696,7 @@ mod tests {
                     host: "h1".into(),
                 }],
             }],
+            veth_queues: 1,
         };
         assert!(matches!(t.validate(), Err(TopologyError::SelfLink { .. })));
         assert_eq!(

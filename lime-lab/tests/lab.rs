@@ -92,6 +92,7 @@ impl TestLab {
                     })
                     .collect(),
             }],
+            veth_queues: 1,
         }
     }
 }

@@ -263,9 +263,14 @@ fn results_for_plot(r: &Results) -> Vec<plot::PathFigures> {
 /// The lab's topology; `tunnel` makes h3 (on s2) the virtual port 2 instead of h2.
 fn topology(lab: &str, tunnel: bool) -> anyhow::Result<Topology> {
     let (p2, p3) = if tunnel { ("h3", "h2") } else { ("h2", "h3") };
+    let queues = lime_userspace::traffic::generator::allowed_cpus()
+        .len()
+        .clamp(1, lime_lab::MAX_VETH_QUEUES as usize);
     let toml = format!(
         r#"
 name = "{lab}"
+# One queue per sending CPU: the senders are pinned, one per CPU.
+veth_queues = {queues}
 [[switch]]
 name = "s1"
 [[switch]]
