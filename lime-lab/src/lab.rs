@@ -319,7 +319,11 @@ impl Lab {
             return Err(unknown(new_switch));
         }
         let host_ns = self.state.topology.netns_name(host);
-        netns::ip(&["-n", &host_ns, "link", "del", HOST_IFNAME])?;
+        // A host whose link is already gone (a move cut short by a crash) is attached
+        // afresh.
+        if netns::link(&host_ns, HOST_IFNAME).is_ok() {
+            netns::ip(&["-n", &host_ns, "link", "del", HOST_IFNAME])?;
+        }
         new_switch.clone_into(&mut self.state.topology.hosts[index].switch);
         let spec = self.state.topology.hosts[index].clone();
         attach_host(&self.state.topology, &spec, new_switch)?;
@@ -370,6 +374,56 @@ impl Lab {
             teardown_on_drop: false,
             saved_in: Some(dir.to_owned()),
         })
+    }
+
+    /// Take over a lab left running by a process that is gone (a crashed `lime run`),
+    /// from the state saved in `dir`: every host's current physical switch is read from
+    /// the kernel (the switch namespace holding the port named after it), a host found
+    /// on none (its move was cut short) is attached again to the switch the state names,
+    /// and interface indexes are re-read. Dropping the handle tears the lab down, as
+    /// for [`Lab::up`]. Returns the lab and the hosts that had to be attached again.
+    ///
+    /// # Errors
+    /// As [`LabState::load`]; [`LabError::InterfaceNotFound`] or a failing command if a
+    /// namespace of the lab is gone.
+    pub fn adopt(dir: &Path) -> Result<(Self, Vec<String>), LabError> {
+        let mut state = LabState::load(dir)?;
+        let switches: Vec<String> = state
+            .topology
+            .switches
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let mut names: Vec<(String, Vec<String>)> = Vec::new();
+        for sw in &switches {
+            let ns = state.topology.netns_name(sw);
+            let links = netns::links(&ns)?;
+            names.push((sw.clone(), links.into_iter().map(|l| l.ifname).collect()));
+        }
+        let mut lost = Vec::new();
+        for h in &mut state.topology.hosts {
+            match names.iter().find(|(_, ifs)| ifs.contains(&h.name)) {
+                Some((sw, _)) => sw.clone_into(&mut h.switch),
+                None => lost.push(h.name.clone()),
+            }
+        }
+        let mut lab = Self {
+            state,
+            teardown_on_drop: false,
+            saved_in: Some(dir.to_owned()),
+        };
+        for h in &lost {
+            let sw = lab
+                .state
+                .topology
+                .host(h)
+                .map(|spec| spec.switch.clone())
+                .unwrap_or_default();
+            lab.move_host(h, &sw)?;
+        }
+        lab.refresh()?;
+        lab.teardown_on_drop = true;
+        Ok((lab, lost))
     }
 
     /// A handle on a running lab from its state. Dropping it leaves the lab running.

@@ -6,8 +6,9 @@ use clap::Args;
 use lime_lab::{Controller, Topology};
 use lime_userspace::{
     fabric::Fabric,
+    migration::journal::{self, Journal},
     ofswitch::{
-        Agent, AgentOptions,
+        Agent, AgentOptions, Durability,
         control::{self, Request},
     },
 };
@@ -57,6 +58,49 @@ fn wait_for_signal(rt: &tokio::runtime::Runtime) -> anyhow::Result<&'static str>
     })
 }
 
+/// The fabric to serve: the running one, adopted, if the journal shows a migration a
+/// crashed daemon left unfinished (it is then finished first, see
+/// [`lime_userspace::migration::journal`]); otherwise a fresh lab, with an empty
+/// journal.
+fn bring_up(topo: &Topology) -> anyhow::Result<(Fabric, Durability)> {
+    let path = journal::path_for(&topo.name);
+    let lines = journal::read(&path)?;
+    let saved = lime_lab::LabState::default_dir(&topo.name).join(lime_lab::state::STATE_FILE);
+    if let Some(u) = journal::unfinished(&lines) {
+        if saved.exists() {
+            eprintln!(
+                "lime: lab {:?} is still running with an unfinished migration of {} to {}: taking it over as it is (the datapath keeps forwarding)",
+                topo.name, u.vswitch, u.to
+            );
+            let (fabric, lost) = Fabric::adopt(&topo.name, &crate::default_pin_root())
+                .context("taking over the running lab")?;
+            let journal = Journal::open(&path)?;
+            return Ok((
+                fabric,
+                Durability {
+                    journal: Some(journal),
+                    recovery: Some((u, lost)),
+                },
+            ));
+        }
+        eprintln!(
+            "lime: the journal shows an unfinished migration of {}, but lab {:?} is gone: starting afresh",
+            u.vswitch, topo.name
+        );
+    }
+    eprintln!("lime: bringing up lab {:?} ...", topo.name);
+    let mut fabric = Fabric::up(topo, &crate::default_pin_root())?;
+    fabric.save_state()?;
+    let journal = Journal::create(&path)?;
+    Ok((
+        fabric,
+        Durability {
+            journal: Some(journal),
+            recovery: None,
+        },
+    ))
+}
+
 /// Run the daemon in the foreground until Ctrl-C or SIGTERM.
 pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     super::require_root()?;
@@ -74,13 +118,19 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             socket.display()
         );
     }
-    eprintln!("lime: bringing up lab {:?} ...", topo.name);
-    let fabric = Fabric::up(&topo, &crate::default_pin_root())?;
-    let agent = Agent::start(
+    if let Some(f) = journal::fault_injection() {
+        eprintln!(
+            "lime: WARNING: fault injection is on ({}={f}): this daemon will exit on purpose mid-migration (tests only)",
+            journal::FAULT_ENV
+        );
+    }
+    let (fabric, durability) = bring_up(&topo)?;
+    let agent = Agent::start_with(
         fabric,
         &AgentOptions {
             echo_interval: Duration::from_secs(a.echo_interval.max(1)),
         },
+        durability,
     )?;
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -135,6 +185,12 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&socket);
     let fabric = agent.shutdown()?;
     fabric.down()?;
+    // Nothing left to recover: the lab is gone.
+    let journal = journal::path_for(&topo.name);
+    let _ = std::fs::remove_file(&journal);
+    if let Some(dir) = journal.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
     eprintln!("lime: lab {:?} torn down", topo.name);
     why?;
     Ok(ExitCode::SUCCESS)
