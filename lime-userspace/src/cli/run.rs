@@ -1,5 +1,9 @@
 //! `lime run` (the daemon) and `lime dump-flows` (its client).
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -29,6 +33,10 @@ pub struct RunArgs {
     /// connection is dropped.
     #[arg(long, default_value_t = 5)]
     echo_interval: u64,
+    /// Where the datapaths' maps and links are pinned (a restarted daemon finds them
+    /// there) [default: /sys/fs/bpf/lime].
+    #[arg(long)]
+    pin_root: Option<PathBuf>,
 }
 
 /// `lime dump-flows` arguments.
@@ -62,7 +70,7 @@ fn wait_for_signal(rt: &tokio::runtime::Runtime) -> anyhow::Result<&'static str>
 /// crashed daemon left unfinished (it is then finished first, see
 /// [`lime_userspace::migration::journal`]); otherwise a fresh lab, with an empty
 /// journal.
-fn bring_up(topo: &Topology) -> anyhow::Result<(Fabric, Durability)> {
+fn bring_up(topo: &Topology, pin_root: &Path) -> anyhow::Result<(Fabric, Durability)> {
     let path = journal::path_for(&topo.name);
     let lines = journal::read(&path)?;
     let saved = lime_lab::LabState::default_dir(&topo.name).join(lime_lab::state::STATE_FILE);
@@ -72,8 +80,8 @@ fn bring_up(topo: &Topology) -> anyhow::Result<(Fabric, Durability)> {
                 "lime: lab {:?} is still running with an unfinished migration of {} to {}: taking it over as it is (the datapath keeps forwarding)",
                 topo.name, u.vswitch, u.to
             );
-            let (fabric, lost) = Fabric::adopt(&topo.name, &crate::default_pin_root())
-                .context("taking over the running lab")?;
+            let (fabric, lost) =
+                Fabric::adopt(&topo.name, pin_root).context("taking over the running lab")?;
             let journal = Journal::open(&path)?;
             return Ok((
                 fabric,
@@ -89,7 +97,7 @@ fn bring_up(topo: &Topology) -> anyhow::Result<(Fabric, Durability)> {
         );
     }
     eprintln!("lime: bringing up lab {:?} ...", topo.name);
-    let mut fabric = Fabric::up(topo, &crate::default_pin_root())?;
+    let mut fabric = Fabric::up(topo, pin_root)?;
     fabric.save_state()?;
     let journal = Journal::create(&path)?;
     Ok((
@@ -124,7 +132,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             journal::FAULT_ENV
         );
     }
-    let (fabric, durability) = bring_up(&topo)?;
+    let pin_root = a.pin_root.clone().unwrap_or_else(crate::default_pin_root);
+    let (fabric, durability) = bring_up(&topo, &pin_root)?;
     let agent = Agent::start_with(
         fabric,
         &AgentOptions {

@@ -310,7 +310,9 @@ pub fn migrate_with(
         })
         .unwrap_or_default();
     let source_runs = copies.iter().any(|c| c == from);
-    if !source_runs && (strategy == Strategy::Clone || !copies.iter().any(|c| c == to)) {
+    // (A source without a copy is fine once the target runs one: a resumed migration
+    // whose old copy is retired, or frozen by `move`.)
+    if !source_runs && !copies.iter().any(|c| c == to) {
         return Err(refuse("the virtual switch runs no copy on the source"));
     }
     let started = Instant::now();
