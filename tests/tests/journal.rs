@@ -670,3 +670,82 @@ fn a_crash_before_a_host_moved_is_resumed_on_restart() {
     let _g = kernel_lock();
     crash_and_resume("host-moving:2");
 }
+
+/// Crash right after journal record `point` while vs1 moves back from s2 to s1 — a
+/// migration that clones (s1's copy was retired by the first one) — and check the
+/// restarted daemon finished it with the table whole and counters kept.
+fn crash_during_a_clone_and_resume(point: &str) {
+    let c = Cleanup::new();
+    let (mut d, _listener, _ctl, topo) = start_lab(&c, Some(point), 500);
+    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB]);
+    assert!(
+        o.status.success(),
+        "no clone there: {}\n{}",
+        text(&o),
+        d.log()
+    );
+    let st = lab_state();
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 300, 32);
+    assert_eq!(packets(0x7501), 800);
+
+    let o = lime(&["migrate", "vs1", "--to", "s1", "--lab", LAB, "--json"]);
+    assert!(
+        !o.status.success(),
+        "the daemon died mid-clone: {}",
+        text(&o)
+    );
+    assert_eq!(
+        d.wait(T).and_then(|s| s.code()),
+        Some(137),
+        "the fault injection point ended the daemon:\n{}",
+        d.log()
+    );
+    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    assert_eq!(lines.last().map(|l| l.rec.kind()), Some(point));
+    // While no daemon runs, vs1 still forwards from s2.
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3 with no daemon");
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert!(log.contains("resumed and done"), "{log}");
+    let (copies, ports) = placement(&status());
+    assert_eq!(
+        copies,
+        ["s1", "s3"],
+        "cloned to s1, s2's copy retired\n{log}"
+    );
+    assert_eq!(
+        ports,
+        at(&[("h1", "s1"), ("h2", "s1"), ("h3", "s1"), ("h4", "s1")])
+    );
+    assert_eq!(
+        packets(0x7501),
+        800,
+        "counters of both retired copies are kept\n{log}"
+    );
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3 on s1");
+    assert!(ping(&st, "h2", ip("h4"), 1), "h2 reaches h4 on s1");
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
+    assert_eq!(packets(0x7501), 810, "the clone counts on");
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+#[test]
+fn a_crash_after_the_clone_was_staged_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_during_a_clone_and_resume("clone-staged");
+}
+
+#[test]
+fn a_crash_after_the_clone_was_published_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_during_a_clone_and_resume("cloned");
+}
