@@ -190,11 +190,17 @@ impl Fabric {
     /// datapath from its pins under `pin_root/<lab>/<switch>` ([`Datapath::open`]), so
     /// nothing stops forwarding. Every virtual switch is listed as running on every
     /// physical switch (as after [`Fabric::up`]); a control plane that knows better (its
-    /// migration journal) says so with [`Fabric::set_copies`]. Returns the fabric and
-    /// the hosts whose link had to be made again (they still need their port mapped:
-    /// [`Fabric::move_host`] them).
-    pub fn adopt(lab: &str, pin_root: &Path) -> Result<(Self, Vec<String>), FabricError> {
-        let (lab, lost) = Lab::adopt(&lime_lab::LabState::default_dir(lab))?;
+    /// migration journal) says so with [`Fabric::set_copies`]. A physical switch whose
+    /// namespace is gone is left out; a host whose link is gone is attached again, to
+    /// its place in `fallback` if it has one there (see [`Lab::adopt`]). Returns the
+    /// fabric, the hosts attached again (they still need their port mapped:
+    /// [`Fabric::move_host`] them), and the physical switches that are gone.
+    pub fn adopt(
+        lab: &str,
+        pin_root: &Path,
+        fallback: &[(String, String)],
+    ) -> Result<(Self, Vec<String>, Vec<String>), FabricError> {
+        let (lab, lost, gone) = Lab::adopt(&lime_lab::LabState::default_dir(lab), fallback)?;
         let pin_root = pin_root.join(lab.state().name());
         let mut fabric = Self {
             lab,
@@ -220,7 +226,7 @@ impl Fabric {
                 .copies
                 .insert(id, fabric.datapaths.keys().cloned().collect());
         }
-        Ok((fabric, lost))
+        Ok((fabric, lost, gone))
     }
 
     /// Save the lab's state where [`Fabric::adopt`] finds it

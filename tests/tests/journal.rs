@@ -749,3 +749,150 @@ fn a_crash_after_the_clone_was_published_is_resumed_on_restart() {
     let _g = kernel_lock();
     crash_during_a_clone_and_resume("cloned");
 }
+
+/// vs1 (h1, h2 on s1; h3, h4 on s2) moves to s3, which has no hosts; vs2 (h5 on s1,
+/// h6 on s2, its own controller) stays put and carries the stream.
+fn topology_with_bystander(c1: u16, c2: u16) -> String {
+    let base = topology(c1).replace(
+        "[[link]]\na = \"s1\"",
+        "[[host]]\nname = \"h5\"\nswitch = \"s1\"\n[[host]]\nname = \"h6\"\nswitch = \"s2\"\n[[link]]\na = \"s1\"",
+    );
+    format!(
+        r#"{base}
+[[vswitch]]
+name = "vs2"
+tenant = "t2"
+controllers = ["tcp:127.0.0.1:{c2}"]
+ports = [ {{ port = 5, host = "h5" }}, {{ port = 6, host = "h6" }} ]
+"#
+    )
+}
+
+fn packets_of(vswitch: &str, cookie: u64) -> u64 {
+    let o = lime(&["dump-flows", vswitch, "--lab", LAB, "--json"]);
+    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
+        .filter(|f| f["cookie"] == cookie)
+        .map(|f| f["n_packets"].as_u64().expect("n_packets"))
+        .sum()
+}
+
+#[test]
+fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = Cleanup::new();
+    let (l1, p1) = ScriptedController::listen().expect("listen");
+    let (l2, p2) = ScriptedController::listen().expect("listen");
+    let topo = c.dir.join("lab.toml");
+    std::fs::write(&topo, topology_with_bystander(p1, p2)).expect("topology file");
+    // h3 is the third host to move: h1 and h2 left s1 (whose copy is then retired),
+    // h3 is on s3 when the daemon dies.
+    let mut d = Daemon::start(&c, &topo, Some("host-moved:3"), 1);
+    let mut ctl1 = ScriptedController::accept(&l1, T).expect("vs1's controller");
+    let mut ctl2 = ScriptedController::accept(&l2, T).expect("vs2's controller");
+    let st = lab_state();
+    install_rules(&mut ctl1, &st);
+    for (port, name) in [(5, "h5"), (6, "h6")] {
+        let h = st.host(name).expect("host");
+        ctl2.send(&add(
+            0,
+            10,
+            vec![OxmField::EthDst(of::Masked::exact(h.mac.octets()))],
+            port,
+        ))
+        .expect("flow-mod");
+        ctl2.send(&add(
+            0,
+            20,
+            vec![
+                OxmField::EthType(of::Masked::exact(ethertype::ARP)),
+                OxmField::ArpTpa(of::Masked::exact(h.ip.addr)),
+            ],
+            port,
+        ))
+        .expect("flow-mod");
+    }
+    ctl2.send(&add(0x7500, 100, udp(STREAM_PORT), 6))
+        .expect("flow-mod");
+    ctl2.barrier(T).expect("barrier");
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(ping(&st, "h5", ip("h6"), 1), "h5 reaches h6\n{}", d.log());
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3\n{}", d.log());
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 500, 32);
+    let stream = Stream::start(&st, "h5", "h6");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let o = lime(&["migrate", "vs1", "--to", "s3", "--lab", LAB, "--json"]);
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    assert_eq!(
+        d.wait(T).and_then(|s| s.code()),
+        Some(137),
+        "the fault injection point ended the daemon:\n{}",
+        d.log()
+    );
+    // While no daemon runs, the target physical switch goes away.
+    lime_lab::netns::netns_del(&format!("lime-{LAB}-s3")).expect("deleting s3");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert!(
+        log.contains("physical switch s3 is gone") && log.contains("rolled back"),
+        "the restarted daemon rolled the migration back:\n{log}"
+    );
+    let (copies, ports) = placement(&status());
+    assert_eq!(
+        copies,
+        ["s1", "s2"],
+        "s1 runs a copy again, s3 is forgotten\n{log}"
+    );
+    assert_eq!(
+        ports,
+        at(&[("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")]),
+        "every host is back where it was"
+    );
+    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    assert!(
+        matches!(
+            lines.last().map(|l| &l.rec),
+            Some(journal::Record::End {
+                outcome: journal::Outcome::RolledBack,
+                ..
+            })
+        ),
+        "{:?}",
+        lines.last()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got, dup) = stream.finish();
+    eprintln!(
+        "roll-back: bystander stream h5 -> h6: {sent} sent, {got} received, {} lost, {dup} duplicated",
+        sent - got
+    );
+    assert_eq!(
+        (got, dup),
+        (sent, 0),
+        "the other tenant's stream lost nothing\n{log}"
+    );
+    assert_eq!(
+        packets_of("vs2", 0x7500),
+        sent,
+        "vs2 counted every datagram once"
+    );
+    assert_eq!(
+        packets_of("vs1", 0x7501),
+        500,
+        "what s1's retired copy counted is kept\n{log}"
+    );
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3 again\n{log}");
+    assert!(ping(&st, "h2", ip("h4"), 1), "h2 reaches h4 again");
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
+    assert_eq!(packets_of("vs1", 0x7501), 510, "s1's new copy counts on");
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}

@@ -80,14 +80,21 @@ fn bring_up(topo: &Topology, pin_root: &Path) -> anyhow::Result<(Fabric, Durabil
                 "lime: lab {:?} is still running with an unfinished migration of {} to {}: taking it over as it is (the datapath keeps forwarding)",
                 topo.name, u.vswitch, u.to
             );
-            let (fabric, lost) =
-                Fabric::adopt(&topo.name, pin_root).context("taking over the running lab")?;
+            let (fabric, lost, gone) = Fabric::adopt(&topo.name, pin_root, &u.hosts)
+                .context("taking over the running lab")?;
+            for g in &gone {
+                eprintln!("lime: physical switch {g} is gone");
+            }
             let journal = Journal::open(&path)?;
             return Ok((
                 fabric,
                 Durability {
                     journal: Some(journal),
-                    recovery: Some((u, lost)),
+                    recovery: Some(journal::Recovery {
+                        unfinished: u,
+                        lost,
+                        gone,
+                    }),
                 },
             ));
         }

@@ -20,6 +20,7 @@
 //! | `phase` | as a phase of a leg starts | leg, phase |
 //! | `clone-staged` | after the clone is staged on the target, before it is written to the kernel | (entry id, datapath rule id on the target) |
 //! | `cloned` | after the clone is published | — |
+//! | `rolling-back` | when a recovery finds resuming impossible | why |
 //! | `host-moving` | before a host is re-attached | host |
 //! | `host-moved` | after it is, and every physical switch knows | host, downtime |
 //! | `copy-removed` | after a copy's rules are unpublished and past the grace period, before the datapath forgets them | switch, each entry's final counters there |
@@ -48,12 +49,16 @@
 //!   nor lost: they are journaled before the datapath may forget them.
 //! - Hosts already moved need nothing (the kernel says where they are).
 //!
-//! Then, if the target physical switch and its datapath are there, the migration is
-//! **resumed**: the remaining legs run as usual (the engine skips what is done) and
-//! `end` says `done`. Otherwise it is **rolled back**: the hosts go back to where they
-//! were, the copy the migration added is dropped, and `end` says `rolled-back`. Either
-//! way the journal's own records of the recovery follow the same rules, so a crash
-//! during recovery is recovered from too.
+//! Then, if the target physical switch is there (its namespace, and so its datapath),
+//! the migration is **resumed**: the remaining legs run as usual (the engine skips what
+//! is done) and `end` says `done`. Otherwise (or once a `rolling-back` is journaled) it
+//! is **rolled back**: the target is forgotten — its copy's rules, and what they counted
+//! since the clone, are gone with it (the only counters that can be lost, and only
+//! because the switch that held them is) — every source that lost its copy gets one
+//! again (a clone journaled with `on`), and the hosts go back to the physical switch
+//! each had at `begin` (the lab attaches those whose link died with the target there);
+//! `end` says `rolled-back`. The recovery's own steps are journaled by the same rules,
+//! so a crash during recovery is recovered from too.
 //!
 //! # Fault injection (tests only)
 //! `LIME_FAULT_CRASH_AFTER_RECORD=<kind>[:<n>]` makes the process exit at once (no
@@ -307,6 +312,10 @@ pub enum Record {
         id: u64,
         /// Leg.
         from: String,
+        /// Where the clone goes, if not to the migration's target (a roll-back
+        /// re-creating the source's copy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
         /// (entry id, datapath rule id on the target).
         ids: Vec<(u64, u32)>,
     },
@@ -316,6 +325,16 @@ pub enum Record {
         id: u64,
         /// Leg.
         from: String,
+        /// As in `clone-staged`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
+    },
+    /// Resuming is impossible (the target is gone): the migration is being undone.
+    RollingBack {
+        /// Migration id.
+        id: u64,
+        /// Why.
+        why: String,
     },
     /// A host is about to move to the target.
     HostMoving {
@@ -379,6 +398,7 @@ impl Record {
             Self::Phase { .. } => "phase",
             Self::CloneStaged { .. } => "clone-staged",
             Self::Cloned { .. } => "cloned",
+            Self::RollingBack { .. } => "rolling-back",
             Self::HostMoving { .. } => "host-moving",
             Self::HostMoved { .. } => "host-moved",
             Self::CopyRemoved { .. } => "copy-removed",
@@ -590,10 +610,10 @@ pub struct Unfinished {
     pub done: Vec<Report>,
     /// The last leg and phase that started.
     pub phase: Option<(String, Phase)>,
-    /// A clone staged: (entry id, rule id on the target); `cloned` says it was published.
-    pub staged: Option<Vec<(u64, u32)>>,
-    /// Whether the staged clone's publish was journaled.
-    pub cloned: bool,
+    /// Clones staged, in order.
+    pub clones: Vec<StagedClone>,
+    /// Whether a roll-back started.
+    pub rolling_back: bool,
     /// Hosts moved so far, with their downtime.
     pub moved: Vec<(String, f64)>,
     /// A host whose move started and was not journaled as done.
@@ -602,6 +622,29 @@ pub struct Unfinished {
     pub removed: BTreeMap<String, Vec<(u64, Counters)>>,
     /// Copies journaled as reclaimed.
     pub retired: Vec<String>,
+}
+
+/// A clone the journal shows staged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedClone {
+    /// Where it goes.
+    pub on: String,
+    /// (entry id, datapath rule id there).
+    pub ids: Vec<(u64, u32)>,
+    /// Whether its publish was journaled.
+    pub published: bool,
+}
+
+/// What a restarted control plane hands the switch core: the unfinished migration and
+/// what taking the lab over found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// The migration.
+    pub unfinished: Unfinished,
+    /// Hosts the lab had to attach again (at their place before the migration).
+    pub lost: Vec<String>,
+    /// Physical switches whose namespace is gone.
+    pub gone: Vec<String>,
 }
 
 /// The migration that `lines` show unfinished, if any (the last `begin` without its
@@ -630,8 +673,8 @@ pub fn unfinished(lines: &[Line]) -> Option<Unfinished> {
                     snapshot: snapshot.clone(),
                     done: Vec::new(),
                     phase: None,
-                    staged: None,
-                    cloned: false,
+                    clones: Vec::new(),
+                    rolling_back: false,
                     moved: Vec::new(),
                     moving: None,
                     removed: BTreeMap::new(),
@@ -656,11 +699,20 @@ impl Unfinished {
             Record::Phase { id, from, phase } if *id == self.id => {
                 self.phase = Some((from.clone(), *phase));
             }
-            Record::CloneStaged { id, ids, .. } if *id == self.id => {
-                self.staged = Some(ids.clone());
-                self.cloned = false;
+            Record::CloneStaged { id, on, ids, .. } if *id == self.id => {
+                self.clones.push(StagedClone {
+                    on: on.clone().unwrap_or_else(|| self.to.clone()),
+                    ids: ids.clone(),
+                    published: false,
+                });
             }
-            Record::Cloned { id, .. } if *id == self.id => self.cloned = true,
+            Record::Cloned { id, on, .. } if *id == self.id => {
+                let on = on.clone().unwrap_or_else(|| self.to.clone());
+                if let Some(c) = self.clones.iter_mut().rev().find(|c| c.on == on) {
+                    c.published = true;
+                }
+            }
+            Record::RollingBack { id, .. } if *id == self.id => self.rolling_back = true,
             Record::HostMoving { id, host } if *id == self.id => {
                 self.moving = Some(host.clone());
             }
@@ -775,6 +827,7 @@ mod tests {
             rec: Record::Cloned {
                 id: 1,
                 from: "s1".into(),
+                on: None,
             },
         })
         .expect("json");
@@ -812,11 +865,13 @@ mod tests {
             Record::CloneStaged {
                 id: 2,
                 from: "s1".into(),
+                on: None,
                 ids: vec![(1, 4)],
             },
             Record::Cloned {
                 id: 2,
                 from: "s1".into(),
+                on: None,
             },
             Record::HostMoving {
                 id: 2,
@@ -824,8 +879,16 @@ mod tests {
             },
         ];
         let u = unfinished(&lines(recs.clone())).expect("unfinished");
-        assert_eq!((u.id, u.cloned, u.moving.as_deref()), (2, true, Some("h1")));
-        assert_eq!(u.staged, Some(vec![(1, 4)]));
+        assert_eq!((u.id, u.moving.as_deref()), (2, Some("h1")));
+        assert_eq!(
+            u.clones,
+            [StagedClone {
+                on: "s3".into(),
+                ids: vec![(1, 4)],
+                published: true
+            }]
+        );
+        assert!(!u.rolling_back);
         recs.push(Record::HostMoved {
             id: 2,
             host: "h1".into(),
@@ -882,6 +945,7 @@ mod tests {
         j.append(Record::Cloned {
             id: 1,
             from: "s1".into(),
+            on: None,
         })
         .expect("append");
         drop(j);

@@ -140,9 +140,8 @@ pub struct Core {
     pub stats: CoreStats,
     /// The migration journal (none: migrations are not journaled).
     journal: Option<crate::migration::journal::Journal>,
-    /// A migration to finish first, from the journal, and the hosts the lab attached
-    /// again when it was adopted.
-    recovery: Option<(crate::migration::journal::Unfinished, Vec<String>)>,
+    /// A migration to finish first, from the journal.
+    recovery: Option<crate::migration::journal::Recovery>,
     /// The status view while a migration runs.
     live: super::status::Live,
 }
@@ -199,13 +198,13 @@ impl Core {
     }
 
     /// Journal migrations in `journal`, show their progress in `live`, and finish
-    /// `recovery` (a migration a crashed control plane left unfinished, with the hosts
-    /// the adopted lab attached again) before serving anything.
+    /// `recovery` (a migration a crashed control plane left unfinished) before serving
+    /// anything.
     #[must_use]
     pub fn durable(
         mut self,
         journal: Option<crate::migration::journal::Journal>,
-        recovery: Option<(crate::migration::journal::Unfinished, Vec<String>)>,
+        recovery: Option<crate::migration::journal::Recovery>,
         live: super::status::Live,
     ) -> Self {
         self.journal = journal;
@@ -250,8 +249,8 @@ impl Core {
     /// Serve commands until [`Cmd::Shutdown`] or until every sender is gone; returns the
     /// fabric.
     pub fn run(mut self, rx: &Receiver<Cmd>) -> Fabric {
-        if let Some((u, lost)) = self.recovery.take() {
-            self.recover(&u, &lost);
+        if let Some(r) = self.recovery.take() {
+            self.recover(&r);
         }
         for i in 0..self.vswitches.len() {
             self.update_fail_mode(i);

@@ -144,8 +144,8 @@ pub struct Durability {
     /// The journal migrations are written to.
     pub journal: Option<crate::migration::journal::Journal>,
     /// A migration a crashed control plane left unfinished (its snapshot gives the
-    /// tables back), with the hosts the adopted lab had to attach again.
-    pub recovery: Option<(crate::migration::journal::Unfinished, Vec<String>)>,
+    /// tables back).
+    pub recovery: Option<crate::migration::journal::Recovery>,
 }
 
 impl CoreHandle {
@@ -314,10 +314,10 @@ impl Agent {
         for vs in &topo.vswitches {
             let dp_id = fabric.vswitch_id(&vs.name).unwrap_or(0);
             let mut v = state::VswitchOf::new(vs, dp_id, ports_of(&fabric, vs));
-            if let Some((u, _)) = &durability.recovery
-                && let Some(t) = u.snapshot.table(&vs.name)
+            if let Some(r) = &durability.recovery
+                && let Some(t) = r.unfinished.snapshot.table(&vs.name)
             {
-                v.table = t.restore(u.snapshot.since_ms());
+                v.table = t.restore(r.unfinished.snapshot.since_ms());
             }
             vswitches.push(v);
         }

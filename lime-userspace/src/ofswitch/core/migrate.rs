@@ -14,7 +14,7 @@ use crate::{
     fabric::{Fabric, RulesState},
     migration::{
         Progress, Report, Step, Strategy,
-        journal::{self, Counters, Journal, Outcome, Record, SavedTable, Snapshot, Unfinished},
+        journal::{self, Counters, Journal, Outcome, Record, Recovery, SavedTable, Snapshot},
         migrate_with,
     },
     ofswitch::{
@@ -60,9 +60,14 @@ impl LegCtx<'_> {
             Step::CloneStaged { ids } => Record::CloneStaged {
                 id,
                 from: from_s,
+                on: None,
                 ids: ids.to_vec(),
             },
-            Step::Cloned => Record::Cloned { id, from: from_s },
+            Step::Cloned => Record::Cloned {
+                id,
+                from: from_s,
+                on: None,
+            },
             Step::HostMoving { host } => Record::HostMoving {
                 id,
                 host: host.to_owned(),
@@ -320,22 +325,30 @@ impl Core {
         result
     }
 
-    /// Finish a migration a crashed control plane left unfinished (`u`, from the
-    /// journal; the tables were restored from its snapshot). `lost` are hosts whose
-    /// link the lab had to make again. See the journal's module docs for the rules.
-    pub(super) fn recover(&mut self, u: &Unfinished, lost: &[String]) {
+    /// Finish a migration a crashed control plane left unfinished (from the journal;
+    /// the tables were restored from its snapshot): resume it, or roll it back if its
+    /// target is gone. See the journal's module docs for the rules.
+    pub(super) fn recover(&mut self, r: &Recovery) {
+        let u = &r.unfinished;
+        let back =
+            u.rolling_back || r.gone.contains(&u.to) || self.fabric.datapath(&u.to).is_none();
         eprintln!(
-            "lime: the journal shows an unfinished migration of {} to {} ({:?}, {} of {} legs done, {} hosts moved): resuming it",
+            "lime: the journal shows an unfinished migration of {} to {} ({:?}, {} of {} legs done, {} hosts moved): {}",
             u.vswitch,
             u.to,
             u.strategy,
             u.done.len(),
             u.legs.len(),
-            u.moved.len()
+            u.moved.len(),
+            if back {
+                "its target is gone, rolling it back"
+            } else {
+                "resuming it"
+            }
         );
         let Some(i) = self.vswitches.iter().position(|v| v.name == u.vswitch) else {
-            let r = Err(format!("virtual switch {:?} is gone", u.vswitch));
-            self.end(u.id, &r, Outcome::Failed);
+            let res = Err(format!("virtual switch {:?} is gone", u.vswitch));
+            self.end(u.id, &res, Outcome::Failed);
             return;
         };
         self.live_start(MigrationStatus {
@@ -350,80 +363,118 @@ impl Core {
             hosts_moved: u.moved.iter().map(|(h, _)| h.clone()).collect(),
             recovering: true,
         });
-        let result = self.settle(i, u, lost).and_then(|()| {
-            let done: BTreeSet<&str> = u.done.iter().map(|r| r.from.as_str()).collect();
-            let legs: Vec<String> = u
-                .legs
-                .iter()
-                .filter(|l| !done.contains(l.as_str()))
-                .cloned()
-                .collect();
-            let mut ctx = LegCtx {
-                id: u.id,
-                vswitch: &u.vswitch,
-                to: &u.to,
-                journal: &mut self.journal,
-                live: &self.live,
-                events: None,
-            };
-            run_legs(
-                &mut self.fabric,
-                &mut self.vswitches[i].table,
-                &mut ctx,
-                &legs,
-                u.strategy,
-            )
-        });
+        let result = if back {
+            self.roll_back(i, r).map(|()| Vec::new())
+        } else {
+            self.settle(i, r).and_then(|()| {
+                let done: BTreeSet<&str> = u.done.iter().map(|r| r.from.as_str()).collect();
+                let legs: Vec<String> = u
+                    .legs
+                    .iter()
+                    .filter(|l| !done.contains(l.as_str()))
+                    .cloned()
+                    .collect();
+                let mut ctx = LegCtx {
+                    id: u.id,
+                    vswitch: &u.vswitch,
+                    to: &u.to,
+                    journal: &mut self.journal,
+                    live: &self.live,
+                    events: None,
+                };
+                run_legs(
+                    &mut self.fabric,
+                    &mut self.vswitches[i].table,
+                    &mut ctx,
+                    &legs,
+                    u.strategy,
+                )
+            })
+        };
         for j in 0..self.vswitches.len() {
             self.refresh_ports(j);
         }
-        match &result {
-            Ok(r) => eprintln!(
-                "lime: migration of {} to {} resumed and done ({} more legs)",
-                u.vswitch,
-                u.to,
-                r.len()
+        match (&result, back) {
+            (Ok(_), false) => eprintln!(
+                "lime: migration of {} to {} resumed and done",
+                u.vswitch, u.to
             ),
-            Err(e) => eprintln!("lime: resuming the migration of {} failed: {e}", u.vswitch),
+            (Ok(_), true) => eprintln!(
+                "lime: migration of {} to {} rolled back: its hosts are where they were",
+                u.vswitch, u.to
+            ),
+            (Err(e), _) => eprintln!(
+                "lime: recovering the migration of {} failed: {e}",
+                u.vswitch
+            ),
         }
-        self.end(u.id, &result, Outcome::Done);
+        self.end(
+            u.id,
+            &result,
+            if back {
+                Outcome::RolledBack
+            } else {
+                Outcome::Done
+            },
+        );
         self.live_stop();
     }
 
-    /// Settle the steps a crash left in doubt (see the journal's module docs).
-    fn settle(&mut self, i: usize, u: &Unfinished, lost: &[String]) -> Result<(), String> {
-        let name = u.vswitch.clone();
-        let to = u.to.clone();
-        let e = |e: crate::fabric::FabricError| e.to_string();
-        let write = |core: &mut Self, rec: Record| -> Result<(), String> {
-            match core.journal.as_mut() {
-                Some(j) => j.append(rec).map_err(|e| e.to_string()),
-                None => Ok(()),
-            }
-        };
-        // Copies as the snapshot had them, for every virtual switch.
-        for t in &u.snapshot.tables {
-            self.fabric.set_copies(&t.vswitch, &t.copies).map_err(e)?;
+    fn write(&mut self, rec: Record) -> Result<(), String> {
+        match self.journal.as_mut() {
+            Some(j) => j.append(rec).map_err(|e| e.to_string()),
+            None => Ok(()),
         }
-        // A clone staged on the target.
-        if let Some(ids) = &u.staged {
-            let rids: Vec<u32> = ids.iter().map(|(_, r)| *r).collect();
-            let st = self.fabric.rules_state(&name, &to, &rids).map_err(e)?;
-            if u.cloned || st == RulesState::Published || ids.is_empty() {
-                self.vswitches[i].table.adopt_copy(&to, ids.iter().copied());
+    }
+
+    /// Copies as the snapshot had them (on the physical switches still there), clones
+    /// the journal shows staged, and copies whose rules were removed: the tables and
+    /// the fabric as the last journaled step left them.
+    fn settle_copies(&mut self, i: usize, r: &Recovery) -> Result<(), String> {
+        let u = &r.unfinished;
+        let name = u.vswitch.clone();
+        let e = |e: crate::fabric::FabricError| e.to_string();
+        for t in &u.snapshot.tables {
+            let alive: Vec<String> = t
+                .copies
+                .iter()
+                .filter(|c| self.fabric.datapath(c).is_some())
+                .cloned()
+                .collect();
+            self.fabric.set_copies(&t.vswitch, &alive).map_err(e)?;
+        }
+        // Rules on a physical switch that is gone are gone with it.
+        for sw in &r.gone {
+            for v in &mut self.vswitches {
+                v.table.fold_retired(sw, &[]);
+            }
+        }
+        let from = u.phase.as_ref().map_or_else(String::new, |p| p.0.clone());
+        for c in &u.clones {
+            if self.fabric.datapath(&c.on).is_none() {
+                continue;
+            }
+            let rids: Vec<u32> = c.ids.iter().map(|(_, r)| *r).collect();
+            let st = self.fabric.rules_state(&name, &c.on, &rids).map_err(e)?;
+            if c.published || st == RulesState::Published || c.ids.is_empty() {
+                self.vswitches[i]
+                    .table
+                    .adopt_copy(&c.on, c.ids.iter().copied());
                 let mut copies = self.fabric.copies(&name).map_err(e)?;
-                copies.push(to.clone());
+                copies.push(c.on.clone());
                 self.fabric.set_copies(&name, &copies).map_err(e)?;
-                if !u.cloned {
-                    let from = u.phase.as_ref().map_or_else(String::new, |p| p.0.clone());
-                    write(self, Record::Cloned { id: u.id, from })?;
+                if !c.published {
+                    let on = (c.on != u.to).then(|| c.on.clone());
+                    let from = from.clone();
+                    self.write(Record::Cloned { id: u.id, from, on })?;
                 }
             } else {
                 eprintln!(
-                    "lime: the clone to {to} was never published: removing what of it reached the kernel"
+                    "lime: the clone to {} was never published: removing what of it reached the kernel",
+                    c.on
                 );
                 self.fabric
-                    .discard_unpublished(&name, &to, &rids)
+                    .discard_unpublished(&name, &c.on, &rids)
                     .map_err(e)?;
             }
         }
@@ -432,15 +483,14 @@ impl Core {
             let finals: Vec<(u64, lime_common::stats::RuleStats)> =
                 finals.iter().map(|(id, c)| (*id, (*c).into())).collect();
             self.vswitches[i].table.fold_retired(sw, &finals);
-            self.fabric.finish_retire(&name, sw).map_err(e)?;
+            if self.fabric.datapath(sw).is_some() {
+                self.fabric.finish_retire(&name, sw).map_err(e)?;
+            }
             if !u.retired.contains(sw) {
-                write(
-                    self,
-                    Record::CopyRetired {
-                        id: u.id,
-                        switch: sw.clone(),
-                    },
-                )?;
+                self.write(Record::CopyRetired {
+                    id: u.id,
+                    switch: sw.clone(),
+                })?;
             }
         }
         // A copy whose rules were unpublished before the crash could journal their
@@ -469,32 +519,55 @@ impl Core {
                     (*id, st)
                 })
                 .collect();
-            write(
-                self,
-                Record::CopyRemoved {
-                    id: u.id,
-                    switch: sw.clone(),
-                    finals: finals
-                        .iter()
-                        .map(|(id, s)| (*id, Counters::from(*s)))
-                        .collect(),
-                },
-            )?;
+            self.write(Record::CopyRemoved {
+                id: u.id,
+                switch: sw.clone(),
+                finals: finals
+                    .iter()
+                    .map(|(id, s)| (*id, Counters::from(*s)))
+                    .collect(),
+            })?;
             self.vswitches[i].table.fold_retired(&sw, &finals);
             self.fabric.finish_retire(&name, &sw).map_err(e)?;
-            write(
-                self,
-                Record::CopyRetired {
-                    id: u.id,
-                    switch: sw.clone(),
-                },
-            )?;
+            self.write(Record::CopyRetired {
+                id: u.id,
+                switch: sw.clone(),
+            })?;
         }
-        // Hosts the lab had to attach again, and a move the crash cut short.
+        Ok(())
+    }
+
+    /// Move `host` to `place` (again) and journal it.
+    fn put_host(&mut self, id: u64, host: &str, place: &str) -> Result<(), String> {
+        let down = self
+            .fabric
+            .move_host(host, place)
+            .map_err(|e| e.to_string())?;
+        self.write(Record::HostMoved {
+            id,
+            host: host.to_owned(),
+            to: place.to_owned(),
+            downtime_ms: down.as_secs_f64() * 1e3,
+        })?;
+        status::update(&self.live, |v| {
+            if let Some(m) = v.status.migration.as_mut() {
+                m.hosts_moved.push(host.to_owned());
+            }
+        });
+        Ok(())
+    }
+
+    /// Settle the steps a crash left in doubt, before resuming (see the journal's
+    /// module docs).
+    fn settle(&mut self, i: usize, r: &Recovery) -> Result<(), String> {
+        let u = &r.unfinished;
+        self.settle_copies(i, r)?;
+        // Hosts the lab had to attach again (at their place before the migration), and
+        // a move the crash cut short.
         let mut again: Vec<(String, String)> = Vec::new();
-        for h in lost {
+        for h in &r.lost {
             let place = if u.moving.as_deref() == Some(h.as_str()) {
-                to.clone()
+                u.to.clone()
             } else {
                 self.fabric
                     .lab()
@@ -508,25 +581,64 @@ impl Core {
         if let Some(h) = &u.moving
             && !again.iter().any(|(x, _)| x == h)
         {
-            again.push((h.clone(), to.clone()));
+            again.push((h.clone(), u.to.clone()));
         }
         for (h, place) in again {
-            let down = self.fabric.move_host(&h, &place).map_err(e)?;
-            if place == to {
-                write(
-                    self,
-                    Record::HostMoved {
-                        id: u.id,
-                        host: h.clone(),
-                        to: to.clone(),
-                        downtime_ms: down.as_secs_f64() * 1e3,
-                    },
-                )?;
-                status::update(&self.live, |v| {
-                    if let Some(m) = v.status.migration.as_mut() {
-                        m.hosts_moved.push(h.clone());
-                    }
-                });
+            self.put_host(u.id, &h, &place)?;
+        }
+        Ok(())
+    }
+
+    /// Undo a migration whose target is gone: every source gets a copy again, every
+    /// host goes back where it was at `begin`.
+    fn roll_back(&mut self, i: usize, r: &Recovery) -> Result<(), String> {
+        let u = &r.unfinished;
+        if !u.rolling_back {
+            self.write(Record::RollingBack {
+                id: u.id,
+                why: format!("the target physical switch {} is gone", u.to),
+            })?;
+        }
+        self.settle_copies(i, r)?;
+        let name = u.vswitch.clone();
+        let places: BTreeSet<String> = u.hosts.iter().map(|(_, sw)| sw.clone()).collect();
+        for place in places {
+            let copies = self.fabric.copies(&name).map_err(|e| e.to_string())?;
+            if copies.contains(&place) || self.fabric.datapath(&place).is_none() {
+                continue;
+            }
+            let (id, from) = (u.id, place.clone());
+            let Self {
+                fabric,
+                vswitches,
+                journal,
+                ..
+            } = self;
+            let mut write = |rec| match journal.as_mut() {
+                Some(j) => j.append(rec).map_err(|e| e.to_string()),
+                None => Ok(()),
+            };
+            vswitches[i]
+                .table
+                .clone_to_with(fabric, &place, |ids| {
+                    write(Record::CloneStaged {
+                        id,
+                        from: from.clone(),
+                        on: Some(from.clone()),
+                        ids: ids.to_vec(),
+                    })
+                })
+                .map_err(|e| e.to_string())?;
+            write(Record::Cloned {
+                id,
+                from: from.clone(),
+                on: Some(from),
+            })?;
+        }
+        for (h, place) in &u.hosts {
+            let now = self.fabric.lab().state().host(h).map(|x| x.switch.clone());
+            if now.as_deref() != Some(place.as_str()) || r.lost.contains(h) {
+                self.put_host(u.id, h, place)?;
             }
         }
         Ok(())
