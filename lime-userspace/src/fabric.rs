@@ -167,17 +167,7 @@ impl Fabric {
     /// `pin_root/<lab name>/<switch>`.
     pub fn up(topology: &Topology, pin_root: &Path) -> Result<Self, FabricError> {
         let lab = Lab::up(topology)?;
-        let pin_root = pin_root.join(&topology.name);
-        let mut fabric = Self {
-            lab,
-            datapaths: BTreeMap::new(),
-            vswitch_ids: BTreeMap::new(),
-            pin_root,
-            keep: false,
-            removing: HashSet::new(),
-            unreclaimed: HashMap::new(),
-            copies: BTreeMap::new(),
-        };
+        let mut fabric = Self::new(lab, pin_root);
         // From here on, Drop tears everything down if a step fails.
         fabric.load_datapaths()?;
         fabric.map_vswitches()?;
@@ -201,8 +191,22 @@ impl Fabric {
         fallback: &[(String, String)],
     ) -> Result<(Self, Vec<String>, Vec<String>), FabricError> {
         let (lab, lost, gone) = Lab::adopt(&lime_lab::LabState::default_dir(lab), fallback)?;
+        let mut fabric = Self::new(lab, pin_root);
+        let state = fabric.lab.state().clone();
+        for sw in &state.topology.switches {
+            let ns = state.netns(&sw.name)?;
+            let dp =
+                Datapath::open(&sw.name, Some(&ns), &fabric.pin_root).map_err(dp_err(&sw.name))?;
+            fabric.datapaths.insert(sw.name.clone(), dp);
+        }
+        fabric.number_vswitches();
+        Ok((fabric, lost, gone))
+    }
+
+    /// A fabric over `lab` with no datapaths yet, pinning under `pin_root/<lab name>`.
+    fn new(lab: Lab, pin_root: &Path) -> Self {
         let pin_root = pin_root.join(lab.state().name());
-        let mut fabric = Self {
+        Self {
             lab,
             datapaths: BTreeMap::new(),
             vswitch_ids: BTreeMap::new(),
@@ -211,22 +215,26 @@ impl Fabric {
             removing: HashSet::new(),
             unreclaimed: HashMap::new(),
             copies: BTreeMap::new(),
-        };
-        let state = fabric.lab.state().clone();
-        for sw in &state.topology.switches {
-            let ns = state.netns(&sw.name)?;
-            let dp =
-                Datapath::open(&sw.name, Some(&ns), &fabric.pin_root).map_err(dp_err(&sw.name))?;
-            fabric.datapaths.insert(sw.name.clone(), dp);
         }
-        for (i, vs) in state.topology.vswitches.iter().enumerate() {
+    }
+
+    /// Give each virtual switch its id (its 1-based place in the topology) and a copy on
+    /// every physical switch.
+    fn number_vswitches(&mut self) {
+        let names: Vec<String> = self
+            .lab
+            .state()
+            .topology
+            .vswitches
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        for (i, name) in names.into_iter().enumerate() {
             let id = u16::try_from(i + 1).unwrap_or(u16::MAX);
-            fabric.vswitch_ids.insert(vs.name.clone(), id);
-            fabric
-                .copies
-                .insert(id, fabric.datapaths.keys().cloned().collect());
+            self.vswitch_ids.insert(name, id);
+            self.copies
+                .insert(id, self.datapaths.keys().cloned().collect());
         }
-        Ok((fabric, lost, gone))
     }
 
     /// Save the lab's state where [`Fabric::adopt`] finds it
@@ -245,12 +253,7 @@ impl Fabric {
             dp.enable_packet_out().map_err(dp_err(&sw.name))?;
             self.datapaths.insert(sw.name.clone(), dp);
         }
-        for (i, vs) in state.topology.vswitches.iter().enumerate() {
-            let id = u16::try_from(i + 1).unwrap_or(u16::MAX);
-            self.vswitch_ids.insert(vs.name.clone(), id);
-            self.copies
-                .insert(id, self.datapaths.keys().cloned().collect());
-        }
+        self.number_vswitches();
         for port in &state.ports {
             let info = match &port.kind {
                 PortKind::Underlay { .. } => PortInfo {

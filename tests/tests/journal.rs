@@ -26,11 +26,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lime_openflow::{
-    self as of, Instruction, Message, OxmField,
-    consts::{FlowModCommand, OFP_NO_BUFFER, ethertype, group, port},
+use lime_tests::{
+    deep_receive_buffer, fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, ping, require_root,
+    send_udp,
 };
-use lime_tests::{deep_receive_buffer, fabric_pin_root, kernel_lock, ping, require_root, send_udp};
 use lime_userspace::{migration::journal, ofswitch::client::ScriptedController};
 use serde_json::Value;
 
@@ -234,35 +233,6 @@ impl Drop for Daemon {
     }
 }
 
-fn add(cookie: u64, priority: u16, fields: Vec<OxmField>, out: u32) -> Message {
-    Message::FlowMod(of::FlowMod {
-        cookie,
-        cookie_mask: 0,
-        table_id: 0,
-        command: FlowModCommand::Add,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        priority,
-        buffer_id: OFP_NO_BUFFER,
-        out_port: port::ANY,
-        out_group: group::ANY,
-        flags: 0,
-        r#match: of::Match::new(fields),
-        instructions: vec![Instruction::ApplyActions(vec![of::Action::Output {
-            port: out,
-            max_len: 0xffff,
-        }])],
-    })
-}
-
-fn udp(dport: u16) -> Vec<OxmField> {
-    vec![
-        OxmField::EthType(of::Masked::exact(ethertype::IPV4)),
-        OxmField::IpProto(of::Masked::exact(17)),
-        OxmField::UdpDst(of::Masked::exact(dport)),
-    ]
-}
-
 fn lab_state() -> lime_lab::LabState {
     lime_lab::LabState::load(&lime_lab::LabState::default_dir(LAB)).expect("the lab's saved state")
 }
@@ -270,30 +240,12 @@ fn lab_state() -> lime_lab::LabState {
 /// The controller's rules: forward by MAC and ARP target to every host, and the two
 /// UDP rules the test counts with.
 fn install_rules(c: &mut ScriptedController, st: &lime_lab::LabState) {
-    for (port, name) in [(1, "h1"), (2, "h2"), (3, "h3"), (4, "h4")] {
-        let h = st.host(name).expect("host");
-        c.send(&add(
-            0,
-            10,
-            vec![OxmField::EthDst(of::Masked::exact(h.mac.octets()))],
-            port,
-        ))
-        .expect("flow-mod");
-        c.send(&add(
-            0,
-            20,
-            vec![
-                OxmField::EthType(of::Masked::exact(ethertype::ARP)),
-                OxmField::ArpTpa(of::Masked::exact(h.ip.addr)),
-            ],
-            port,
-        ))
-        .expect("flow-mod");
+    let mut mods = of_l2(st, &[(1, "h1"), (2, "h2"), (3, "h3"), (4, "h4")]);
+    mods.push(of_add(0x7500, 100, of_udp(STREAM_PORT), 4));
+    mods.push(of_add(0x7501, 100, of_udp(COUNTED_PORT), 3));
+    for m in &mods {
+        c.send(m).expect("flow-mod");
     }
-    c.send(&add(0x7500, 100, udp(STREAM_PORT), 4))
-        .expect("flow-mod");
-    c.send(&add(0x7501, 100, udp(COUNTED_PORT), 3))
-        .expect("flow-mod");
     c.barrier(T).expect("barrier");
 }
 
@@ -334,9 +286,9 @@ fn at(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Packets counted by the entry with `cookie`, as `lime dump-flows` reports it.
-fn packets(cookie: u64) -> u64 {
-    let o = lime(&["dump-flows", "vs1", "--lab", LAB, "--json"]);
+/// Packets counted by `vswitch`'s entry with `cookie`, as `lime dump-flows` reports it.
+fn packets_of(vswitch: &str, cookie: u64) -> u64 {
+    let o = lime(&["dump-flows", vswitch, "--lab", LAB, "--json"]);
     assert!(o.status.success(), "lime dump-flows: {}", text(&o));
     String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -344,6 +296,20 @@ fn packets(cookie: u64) -> u64 {
         .filter(|f| f["cookie"] == cookie)
         .map(|f| f["n_packets"].as_u64().expect("n_packets"))
         .sum()
+}
+
+fn packets(cookie: u64) -> u64 {
+    packets_of("vs1", cookie)
+}
+
+/// Wait for the daemon to end at its fault-injection point (exit code 137).
+fn expect_crash(d: &mut Daemon) {
+    assert_eq!(
+        d.wait(T).and_then(|s| s.code()),
+        Some(137),
+        "the fault injection point ended the daemon:\n{}",
+        d.log()
+    );
 }
 
 /// A sequence-numbered UDP stream from `from` to `to`:`STREAM_PORT`, ~10 datagrams per
@@ -559,13 +525,7 @@ fn crash_and_resume(point: &str) {
         "the daemon died mid-migration: {}",
         text(&o)
     );
-    let exit = d.wait(T);
-    assert_eq!(
-        exit.and_then(|s| s.code()),
-        Some(137),
-        "the fault injection point ended the daemon:\n{}",
-        d.log()
-    );
+    expect_crash(&mut d);
     let crash_log = d.log();
     let sent_at_crash = stream.sent();
     let lines = journal::read(&journal::path_for(LAB)).expect("journal");
@@ -695,12 +655,7 @@ fn crash_during_a_clone_and_resume(point: &str) {
         "the daemon died mid-clone: {}",
         text(&o)
     );
-    assert_eq!(
-        d.wait(T).and_then(|s| s.code()),
-        Some(137),
-        "the fault injection point ended the daemon:\n{}",
-        d.log()
-    );
+    expect_crash(&mut d);
     let lines = journal::read(&journal::path_for(LAB)).expect("journal");
     assert_eq!(lines.last().map(|l| l.rec.kind()), Some(point));
     // While no daemon runs, vs1 still forwards from s2.
@@ -768,17 +723,6 @@ ports = [ {{ port = 5, host = "h5" }}, {{ port = 6, host = "h6" }} ]
     )
 }
 
-fn packets_of(vswitch: &str, cookie: u64) -> u64 {
-    let o = lime(&["dump-flows", vswitch, "--lab", LAB, "--json"]);
-    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
-        .filter(|f| f["cookie"] == cookie)
-        .map(|f| f["n_packets"].as_u64().expect("n_packets"))
-        .sum()
-}
-
 #[test]
 fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
     if !require_root() {
@@ -797,28 +741,11 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
     let mut ctl2 = ScriptedController::accept(&l2, T).expect("vs2's controller");
     let st = lab_state();
     install_rules(&mut ctl1, &st);
-    for (port, name) in [(5, "h5"), (6, "h6")] {
-        let h = st.host(name).expect("host");
-        ctl2.send(&add(
-            0,
-            10,
-            vec![OxmField::EthDst(of::Masked::exact(h.mac.octets()))],
-            port,
-        ))
-        .expect("flow-mod");
-        ctl2.send(&add(
-            0,
-            20,
-            vec![
-                OxmField::EthType(of::Masked::exact(ethertype::ARP)),
-                OxmField::ArpTpa(of::Masked::exact(h.ip.addr)),
-            ],
-            port,
-        ))
-        .expect("flow-mod");
+    let mut mods = of_l2(&st, &[(5, "h5"), (6, "h6")]);
+    mods.push(of_add(0x7500, 100, of_udp(STREAM_PORT), 6));
+    for m in &mods {
+        ctl2.send(m).expect("flow-mod");
     }
-    ctl2.send(&add(0x7500, 100, udp(STREAM_PORT), 6))
-        .expect("flow-mod");
     ctl2.barrier(T).expect("barrier");
     let ip = |h: &str| st.host(h).expect("host").ip.addr;
     assert!(ping(&st, "h5", ip("h6"), 1), "h5 reaches h6\n{}", d.log());
@@ -829,12 +756,7 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
 
     let o = lime(&["migrate", "vs1", "--to", "s3", "--lab", LAB, "--json"]);
     assert!(!o.status.success(), "the daemon died: {}", text(&o));
-    assert_eq!(
-        d.wait(T).and_then(|s| s.code()),
-        Some(137),
-        "the fault injection point ended the daemon:\n{}",
-        d.log()
-    );
+    expect_crash(&mut d);
     // While no daemon runs, the target physical switch goes away.
     lime_lab::netns::netns_del(&format!("lime-{LAB}-s3")).expect("deleting s3");
     std::thread::sleep(Duration::from_millis(500));

@@ -31,39 +31,48 @@ pub struct MigrateArgs {
     /// Migration strategy.
     #[arg(long, value_enum, default_value_t = Strategy::Clone)]
     strategy: Strategy,
-    /// Lab the daemon runs (selects its control socket /run/lime/<lab>.sock).
-    #[arg(long, default_value = "demo")]
-    lab: String,
-    /// Control socket, instead of the lab's default one.
-    #[arg(long)]
-    socket: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
     /// One JSON object per line: each progress event as it happens (phase started,
     /// host moved, done with the report of one source physical switch).
     #[arg(long)]
     json: bool,
 }
 
+/// Which daemon to ask (every client subcommand of `lime run` takes these).
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// Lab the daemon runs (selects its control socket /run/lime/<lab>.sock).
+    #[arg(long, default_value = "demo")]
+    pub lab: String,
+    /// Control socket, instead of the lab's default one.
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+impl DaemonArgs {
+    /// The control socket to talk to.
+    #[must_use]
+    pub fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| control::socket_path(&self.lab))
+    }
+}
+
 /// `lime status` arguments.
 #[derive(Args)]
 pub struct StatusArgs {
-    /// Lab the daemon runs (selects its control socket /run/lime/<lab>.sock).
-    #[arg(long, default_value = "demo")]
-    lab: String,
-    /// Control socket, instead of the lab's default one.
-    #[arg(long)]
-    socket: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
     /// One JSON object.
     #[arg(long)]
     json: bool,
 }
 
-fn socket_of(lab: &str, socket: Option<&PathBuf>) -> PathBuf {
-    socket.cloned().unwrap_or_else(|| control::socket_path(lab))
-}
-
 /// Ask the daemon where everything is, print it.
 pub fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let resp = control::request(&socket_of(&a.lab, a.socket.as_ref()), &Request::Status)?;
+    let resp = control::request(&a.daemon.socket(), &Request::Status)?;
     if !resp.ok {
         bail!("{}", resp.error.unwrap_or_else(|| "status failed".into()));
     }
@@ -168,7 +177,7 @@ fn print_report(r: &serde_json::Value) {
 /// With `--json`, one JSON object per line: each progress event (`"event"`: `phase`,
 /// `host-moved`, `done` with the report of one source physical switch).
 pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
-    let socket = socket_of(&a.lab, a.socket.as_ref());
+    let socket = a.daemon.socket();
     let strategy = match a.strategy {
         Strategy::Clone => migration::Strategy::Clone,
         Strategy::Move => migration::Strategy::Move,

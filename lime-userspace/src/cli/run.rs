@@ -44,12 +44,8 @@ pub struct RunArgs {
 pub struct DumpFlowsArgs {
     /// Virtual switch name (as in the topology).
     vswitch: String,
-    /// Lab the daemon runs (selects its control socket /run/lime/<lab>.sock).
-    #[arg(long, default_value = "demo")]
-    lab: String,
-    /// Control socket, instead of the lab's default one.
-    #[arg(long)]
-    socket: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: super::migrate::DaemonArgs,
     /// One JSON object per flow entry, one per line.
     #[arg(long)]
     json: bool,
@@ -214,12 +210,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Ask the daemon for a virtual switch's flows.
 pub fn dump_flows(a: &DumpFlowsArgs) -> anyhow::Result<ExitCode> {
-    let socket = a
-        .socket
-        .clone()
-        .unwrap_or_else(|| control::socket_path(&a.lab));
     let resp = control::request(
-        &socket,
+        &a.daemon.socket(),
         &Request::DumpFlows {
             vswitch: a.vswitch.clone(),
         },
