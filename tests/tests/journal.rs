@@ -442,7 +442,58 @@ fn status_and_migrate_with_progress_through_the_cli() {
     assert!(h.contains("no migration in progress"), "{h}");
     assert_eq!(packets(0x7501), 200, "counted before the migration");
 
+    // `lime status` while the migration runs answers, and shows it.
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            // On the control socket directly (as `lime status` does; spawning the
+            // binary takes longer than a host move).
+            let socket = lime_userspace::ofswitch::control::socket_path(LAB);
+            let (mut seen, mut polls) = (Vec::new(), 0);
+            while !done.load(Ordering::Relaxed) {
+                let resp = lime_userspace::ofswitch::control::request(
+                    &socket,
+                    &lime_userspace::ofswitch::control::Request::Status,
+                )
+                .expect("status");
+                polls += 1;
+                if let Some(m) = resp.status.and_then(|s| s.migration) {
+                    seen.push(serde_json::to_value(m).expect("JSON"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            eprintln!(
+                "{polls} status requests, {} during the migration",
+                seen.len()
+            );
+            seen
+        })
+    };
     let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB, "--json"]);
+    done.store(true, Ordering::Relaxed);
+    let seen = poller.join().expect("status poller");
+    assert!(
+        !seen.is_empty(),
+        "lime status saw the migration in progress"
+    );
+    for m in &seen {
+        assert_eq!(
+            (&m["vswitch"], &m["from"], &m["to"], &m["strategy"]),
+            (&"vs1".into(), &"s1".into(), &"s2".into(), &"clone".into()),
+            "{m}"
+        );
+        let moved: Vec<&str> = m["hosts_moved"]
+            .as_array()
+            .expect("hosts_moved")
+            .iter()
+            .map(|h| h.as_str().expect("host"))
+            .collect();
+        assert!(
+            ["h1", "h2"].starts_with(&moved),
+            "hosts moved in order: {m}"
+        );
+    }
     assert!(
         o.status.success(),
         "lime migrate: {}\n{}",
@@ -511,7 +562,7 @@ fn status_and_migrate_with_progress_through_the_cli() {
 /// Crash the daemon right after journal record `point` of a clone migration of vs1
 /// from s1 to s2 (h1 and h2 move; h3 and h4 stay put on s2 and stream to each other),
 /// start it again, and check what it resumed.
-fn crash_and_resume(point: &str) {
+fn crash_and_resume(point: &str, strategy: &str) {
     let c = Cleanup::new();
     const COUNTED: usize = 500;
     let (mut d, listener, _ctl, topo) = start_lab(&c, Some(point), COUNTED);
@@ -519,7 +570,17 @@ fn crash_and_resume(point: &str) {
     let stream = Stream::start(&st, "h3", "h4");
     std::thread::sleep(Duration::from_millis(300));
 
-    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB, "--json"]);
+    let o = lime(&[
+        "migrate",
+        "vs1",
+        "--to",
+        "s2",
+        "--strategy",
+        strategy,
+        "--lab",
+        LAB,
+        "--json",
+    ]);
     assert!(
         !o.status.success(),
         "the daemon died mid-migration: {}",
@@ -610,7 +671,7 @@ fn a_crash_after_a_host_moved_is_resumed_on_restart() {
         return;
     }
     let _g = kernel_lock();
-    crash_and_resume("host-moved:1");
+    crash_and_resume("host-moved:1", "clone");
 }
 
 #[test]
@@ -619,7 +680,7 @@ fn a_crash_after_the_old_copys_counters_were_journaled_is_resumed_on_restart() {
         return;
     }
     let _g = kernel_lock();
-    crash_and_resume("copy-removed");
+    crash_and_resume("copy-removed", "clone");
 }
 
 #[test]
@@ -628,7 +689,17 @@ fn a_crash_before_a_host_moved_is_resumed_on_restart() {
         return;
     }
     let _g = kernel_lock();
-    crash_and_resume("host-moving:2");
+    crash_and_resume("host-moving:2", "clone");
+}
+
+#[test]
+fn a_crash_mid_move_strategy_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    // `move` froze s1's copy (its counters journaled) before h1 moved.
+    crash_and_resume("host-moved:1", "move");
 }
 
 /// Crash right after journal record `point` while vs1 moves back from s2 to s1 — a
