@@ -693,6 +693,15 @@ fn a_crash_before_a_host_moved_is_resumed_on_restart() {
 }
 
 #[test]
+fn a_crash_right_after_begin_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_and_resume("begin", "clone");
+}
+
+#[test]
 fn a_crash_mid_move_strategy_is_resumed_on_restart() {
     if !require_root() {
         return;
