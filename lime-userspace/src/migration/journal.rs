@@ -40,7 +40,11 @@
 //!
 //! - `clone-staged` without `cloned`: if the target's datapath shows the rules
 //!   published, the clone happened; otherwise whatever part of it reached the kernel is
-//!   invisible to packets (not published) and is removed, and the clone is redone.
+//!   invisible to packets (not published) and is removed
+//!   ([`crate::fabric::Fabric::discard_unpublished`]) — left there, the next version
+//!   published on the target would make it visible — and the clone is redone. (A
+//!   version marked ready but not published could be caught up to by a packet tagged
+//!   with it; none reaches the target before a host moves there, after `cloned`.)
 //! - `host-moving` without `host-moved`: the host is moved to the target (again): its
 //!   link is recreated there and every physical switch told where its port lives. A host
 //!   the crash left with no link at all is attached first ([`lime_lab::Lab::adopt`]).

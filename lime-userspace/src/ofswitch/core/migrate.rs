@@ -98,7 +98,7 @@ impl LegCtx<'_> {
                 Step::Phase(p) => {
                     if let Some(m) = v.status.migration.as_mut() {
                         m.phase = Some(p);
-                        m.from.clone_from(&from.to_owned());
+                        from.clone_into(&mut m.from);
                     }
                 }
                 Step::Cloned => {
