@@ -243,8 +243,21 @@ impl CoreHandle {
         self.tx
             .send(core::Cmd::Status { reply })
             .map_err(|_| "the switch core is not running".to_owned())?;
-        rx.recv()
-            .map_err(|_| "the switch core is not running".to_owned())
+        // A request queued behind a migration is answered from the live view as soon
+        // as the migration shows there.
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(st) => return Ok(st),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(st) = status::during_migration(&self.live) {
+                        return Ok(st);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the switch core is not running".to_owned());
+                }
+            }
+        }
     }
 }
 
