@@ -83,6 +83,13 @@ fn dp_err(switch: &str) -> impl FnOnce(DatapathError) -> FabricError + '_ {
     }
 }
 
+fn unknown_switch(switch: &str) -> FabricError {
+    FabricError::Unknown {
+        kind: "switch",
+        name: switch.to_owned(),
+    }
+}
+
 /// A rule installed on every physical switch: its datapath rule id on each.
 #[derive(Debug, Clone, Default)]
 pub struct Installed {
@@ -856,10 +863,7 @@ impl Fabric {
         let dp = self
             .datapaths
             .get(switch)
-            .ok_or_else(|| FabricError::Unknown {
-                kind: "switch",
-                name: switch.to_owned(),
-            })?;
+            .ok_or_else(|| unknown_switch(switch))?;
         let v = dp.version(id).unwrap_or(0);
         let mut seen = BTreeSet::new();
         for rid in rule_ids {
@@ -891,10 +895,7 @@ impl Fabric {
         let dp = self
             .datapaths
             .get_mut(switch)
-            .ok_or_else(|| FabricError::Unknown {
-                kind: "switch",
-                name: switch.to_owned(),
-            })?;
+            .ok_or_else(|| unknown_switch(switch))?;
         let v = dp.version(id).unwrap_or(0);
         for rid in rule_ids {
             if dp
