@@ -342,7 +342,11 @@ impl Lab {
             return Err(unknown(new_switch));
         }
         let host_ns = self.state.topology.netns_name(host);
-        netns::ip(&["-n", &host_ns, "link", "del", HOST_IFNAME])?;
+        // A host whose link is already gone (a move cut short by a crash) is attached
+        // afresh.
+        if netns::link(&host_ns, HOST_IFNAME).is_ok() {
+            netns::ip(&["-n", &host_ns, "link", "del", HOST_IFNAME])?;
+        }
         new_switch.clone_into(&mut self.state.topology.hosts[index].switch);
         let spec = self.state.topology.hosts[index].clone();
         attach_host(&self.state.topology, &spec, new_switch)?;
@@ -393,6 +397,88 @@ impl Lab {
             teardown_on_drop: false,
             saved_in: Some(dir.to_owned()),
         })
+    }
+
+    /// Take over a lab left running by a process that is gone (a crashed `lime run`),
+    /// from the state saved in `dir`:
+    ///
+    /// - a physical switch whose namespace is gone is dropped from the topology, with
+    ///   its underlay links;
+    /// - every host's current physical switch is read from the kernel (the switch
+    ///   namespace holding the port named after it);
+    /// - a host found on none (its move was cut short, or its switch is gone) is
+    ///   attached again: to the switch `fallback` names for it if that one is there,
+    ///   else to the one the saved state names;
+    /// - interface indexes are re-read.
+    ///
+    /// Dropping the handle tears the lab down, as for [`Lab::up`]. Returns the lab, the
+    /// hosts attached again, and the switches that are gone.
+    ///
+    /// # Errors
+    /// As [`LabState::load`]; [`LabError::UnknownNode`] for a host with no switch left to
+    /// attach it to; a failing command.
+    pub fn adopt(
+        dir: &Path,
+        fallback: &[(String, String)],
+    ) -> Result<(Self, Vec<String>, Vec<String>), LabError> {
+        let mut state = LabState::load(dir)?;
+        let topo = &mut state.topology;
+        let gone: Vec<String> = topo
+            .switches
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|s| !netns::netns_exists(&topo.netns_name(s)))
+            .collect();
+        topo.switches.retain(|s| !gone.contains(&s.name));
+        topo.links
+            .retain(|l| !gone.contains(&l.a) && !gone.contains(&l.b));
+        let gone_ns: Vec<String> = gone.iter().map(|s| topo.netns_name(s)).collect();
+        state.namespaces.retain(|n| !gone_ns.contains(n));
+        let mut names: Vec<(String, Vec<String>)> = Vec::new();
+        for sw in &state.topology.switches {
+            let ns = state.topology.netns_name(&sw.name);
+            let links = netns::links(&ns)?;
+            names.push((
+                sw.name.clone(),
+                links.into_iter().map(|l| l.ifname).collect(),
+            ));
+        }
+        let mut lost = Vec::new();
+        for i in 0..state.topology.hosts.len() {
+            let name = state.topology.hosts[i].name.clone();
+            if let Some((sw, _)) = names.iter().find(|(_, ifs)| ifs.contains(&name)) {
+                state.topology.hosts[i].switch.clone_from(sw);
+                continue;
+            }
+            let there = |sw: &str| state.topology.switch(sw).is_some();
+            let place = fallback
+                .iter()
+                .find(|(h, sw)| *h == name && there(sw))
+                .map(|(_, sw)| sw.clone())
+                .or_else(|| {
+                    let recorded = &state.topology.hosts[i].switch;
+                    there(recorded).then(|| recorded.clone())
+                })
+                .ok_or_else(|| LabError::UnknownNode {
+                    lab: state.topology.name.clone(),
+                    node: format!("a physical switch for host {name}"),
+                })?;
+            state.topology.hosts[i].switch = place.clone();
+            let host_ns = state.topology.netns_name(&name);
+            if netns::link(&host_ns, HOST_IFNAME).is_ok() {
+                netns::ip(&["-n", &host_ns, "link", "del", HOST_IFNAME])?;
+            }
+            attach_host(&state.topology, &state.topology.hosts[i], &place)?;
+            lost.push(name);
+        }
+        let mut lab = Self {
+            state,
+            teardown_on_drop: false,
+            saved_in: Some(dir.to_owned()),
+        };
+        lab.refresh()?;
+        lab.teardown_on_drop = true;
+        Ok((lab, lost, gone))
     }
 
     /// A handle on a running lab from its state. Dropping it leaves the lab running.

@@ -57,6 +57,15 @@ pub enum FabricError {
         /// Why not.
         why: &'static str,
     },
+    /// The caller's hook refused to let a step go on (a journal that cannot be
+    /// written, say); the step did nothing in the kernel.
+    #[error("stopped before {step}: {why}")]
+    Stopped {
+        /// The step.
+        step: &'static str,
+        /// Why.
+        why: String,
+    },
     /// No underlay path between two physical switches.
     #[error("no underlay path from {from} to {to}")]
     NoPath {
@@ -71,6 +80,13 @@ fn dp_err(switch: &str) -> impl FnOnce(DatapathError) -> FabricError + '_ {
     move |source| FabricError::Datapath {
         switch: switch.to_owned(),
         source: Box::new(source),
+    }
+}
+
+fn unknown_switch(switch: &str) -> FabricError {
+    FabricError::Unknown {
+        kind: "switch",
+        name: switch.to_owned(),
     }
 }
 
@@ -114,6 +130,22 @@ impl Retired {
     }
 }
 
+/// Where a set of datapath rules stands on one physical switch
+/// ([`Fabric::rules_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RulesState {
+    /// None of them is there.
+    Missing,
+    /// Written, not published: no packet sees them.
+    Unpublished,
+    /// Visible to packets.
+    Published,
+    /// Removed by a published version, not reclaimed yet.
+    Removed,
+    /// Some of each (or rules of another virtual switch).
+    Mixed,
+}
+
 /// The running fabric.
 pub struct Fabric {
     lab: Lab,
@@ -142,8 +174,46 @@ impl Fabric {
     /// `pin_root/<lab name>/<switch>`.
     pub fn up(topology: &Topology, pin_root: &Path) -> Result<Self, FabricError> {
         let lab = Lab::up(topology)?;
-        let pin_root = pin_root.join(&topology.name);
-        let mut fabric = Self {
+        let mut fabric = Self::new(lab, pin_root);
+        // From here on, Drop tears everything down if a step fails.
+        fabric.load_datapaths()?;
+        fabric.map_vswitches()?;
+        Ok(fabric)
+    }
+
+    /// Take over a fabric left running by a control plane that is gone (a crashed
+    /// `lime run`): the lab from its saved state (`/run/lime/<lab>/lab.json`, hosts
+    /// where the kernel says they are, see [`Lab::adopt`]) and each physical switch's
+    /// datapath from its pins under `pin_root/<lab>/<switch>` ([`Datapath::open`]), so
+    /// nothing stops forwarding. Every virtual switch is listed as running on every
+    /// physical switch (as after [`Fabric::up`]); a control plane that knows better (its
+    /// migration journal) says so with [`Fabric::set_copies`]. A physical switch whose
+    /// namespace is gone is left out; a host whose link is gone is attached again, to
+    /// its place in `fallback` if it has one there (see [`Lab::adopt`]). Returns the
+    /// fabric, the hosts attached again (they still need their port mapped:
+    /// [`Fabric::move_host`] them), and the physical switches that are gone.
+    pub fn adopt(
+        lab: &str,
+        pin_root: &Path,
+        fallback: &[(String, String)],
+    ) -> Result<(Self, Vec<String>, Vec<String>), FabricError> {
+        let (lab, lost, gone) = Lab::adopt(&lime_lab::LabState::default_dir(lab), fallback)?;
+        let mut fabric = Self::new(lab, pin_root);
+        let state = fabric.lab.state().clone();
+        for sw in &state.topology.switches {
+            let ns = state.netns(&sw.name)?;
+            let dp =
+                Datapath::open(&sw.name, Some(&ns), &fabric.pin_root).map_err(dp_err(&sw.name))?;
+            fabric.datapaths.insert(sw.name.clone(), dp);
+        }
+        fabric.number_vswitches();
+        Ok((fabric, lost, gone))
+    }
+
+    /// A fabric over `lab` with no datapaths yet, pinning under `pin_root/<lab name>`.
+    fn new(lab: Lab, pin_root: &Path) -> Self {
+        let pin_root = pin_root.join(lab.state().name());
+        Self {
             lab,
             datapaths: BTreeMap::new(),
             vswitch_ids: BTreeMap::new(),
@@ -152,11 +222,33 @@ impl Fabric {
             removing: HashSet::new(),
             unreclaimed: HashMap::new(),
             copies: BTreeMap::new(),
-        };
-        // From here on, Drop tears everything down if a step fails.
-        fabric.load_datapaths()?;
-        fabric.map_vswitches()?;
-        Ok(fabric)
+        }
+    }
+
+    /// Give each virtual switch its id (its 1-based place in the topology) and a copy on
+    /// every physical switch.
+    fn number_vswitches(&mut self) {
+        let names: Vec<String> = self
+            .lab
+            .state()
+            .topology
+            .vswitches
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        for (i, name) in names.into_iter().enumerate() {
+            let id = u16::try_from(i + 1).unwrap_or(u16::MAX);
+            self.vswitch_ids.insert(name, id);
+            self.copies
+                .insert(id, self.datapaths.keys().cloned().collect());
+        }
+    }
+
+    /// Save the lab's state where [`Fabric::adopt`] finds it
+    /// (`/run/lime/<lab>/lab.json`); tearing the fabric down removes it.
+    pub fn save_state(&mut self) -> Result<PathBuf, FabricError> {
+        let dir = lime_lab::LabState::default_dir(self.lab.state().name());
+        Ok(self.lab.save(&dir)?)
     }
 
     fn load_datapaths(&mut self) -> Result<(), FabricError> {
@@ -168,12 +260,7 @@ impl Fabric {
             dp.enable_packet_out().map_err(dp_err(&sw.name))?;
             self.datapaths.insert(sw.name.clone(), dp);
         }
-        for (i, vs) in state.topology.vswitches.iter().enumerate() {
-            let id = u16::try_from(i + 1).unwrap_or(u16::MAX);
-            self.vswitch_ids.insert(vs.name.clone(), id);
-            self.copies
-                .insert(id, self.datapaths.keys().cloned().collect());
-        }
+        self.number_vswitches();
         for port in &state.ports {
             let info = match &port.kind {
                 PortKind::Underlay { .. } => PortInfo {
@@ -594,6 +681,20 @@ impl Fabric {
         switch: &str,
         rules: &[Rule],
     ) -> Result<Vec<u32>, FabricError> {
+        self.add_copy_with(vswitch, switch, rules, |_| Ok(()))
+    }
+
+    /// [`Fabric::add_copy`], telling `staged` the datapath ids the rules will have once
+    /// they are staged and before anything is written to the kernel (the migration
+    /// journal records them there). An error from `staged` stops the copy: nothing was
+    /// written.
+    pub fn add_copy_with(
+        &mut self,
+        vswitch: &str,
+        switch: &str,
+        rules: &[Rule],
+        staged: impl FnOnce(&[u32]) -> Result<(), String>,
+    ) -> Result<Vec<u32>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         if self.copies_of(id).contains(switch) {
             return Err(FabricError::Copy {
@@ -612,7 +713,24 @@ impl Fabric {
                 kind: "switch",
                 name: switch.to_owned(),
             })?;
-        let ids = dp.install(id, rules).map_err(dp_err(switch))?;
+        let mut ids = Vec::with_capacity(rules.len());
+        for r in rules {
+            match dp.stage_add(id, r) {
+                Ok(rid) => ids.push(rid),
+                Err(e) => {
+                    dp.abort(id);
+                    return Err(dp_err(switch)(e));
+                }
+            }
+        }
+        if let Err(why) = staged(&ids) {
+            dp.abort(id);
+            return Err(FabricError::Stopped {
+                step: "installing the copy",
+                why,
+            });
+        }
+        dp.commit(id).map_err(dp_err(switch))?;
         self.copies.entry(id).or_default().insert(switch.to_owned());
         Ok(ids)
     }
@@ -621,11 +739,17 @@ impl Fabric {
     /// (`rule_ids`, datapath ids there) as one version, reclaim them, and return their
     /// final counters, in order. Refused while a host of the virtual switch is still
     /// attached there, or if it is the last copy.
+    ///
+    /// `removed` is told the final counters once the rules are out of every version a
+    /// packet can still use, before they are reclaimed (the migration journal records
+    /// them there, so a crash cannot lose them); an error from it leaves the rules
+    /// removed but not reclaimed, and the copy still listed.
     pub fn remove_copy(
         &mut self,
         vswitch: &str,
         switch: &str,
         rule_ids: &[u32],
+        removed: impl FnOnce(&[RuleStats]) -> Result<(), String>,
     ) -> Result<Vec<RuleStats>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         let copies = self.copies_of(id);
@@ -649,18 +773,20 @@ impl Fabric {
         if still_here {
             return Err(refuse("still has hosts of the virtual switch attached"));
         }
-        self.drop_copy(id, switch, rule_ids)
+        self.drop_copy(id, switch, rule_ids, removed)
     }
 
     /// Stop the copy of a virtual switch on physical switch `switch` at once, hosts
     /// attached or not, even if it is the last one: its rules are removed (final
     /// counters returned, in order), so whatever enters there is dropped as a table
     /// miss until the hosts are elsewhere. The naive `move` strategy's freeze.
+    /// `removed` as for [`Fabric::remove_copy`].
     pub fn freeze_copy(
         &mut self,
         vswitch: &str,
         switch: &str,
         rule_ids: &[u32],
+        removed: impl FnOnce(&[RuleStats]) -> Result<(), String>,
     ) -> Result<Vec<RuleStats>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         if !self.copies_of(id).contains(switch) {
@@ -670,7 +796,7 @@ impl Fabric {
                 why: "runs no copy",
             });
         }
-        self.drop_copy(id, switch, rule_ids)
+        self.drop_copy(id, switch, rule_ids, removed)
     }
 
     fn drop_copy(
@@ -678,6 +804,7 @@ impl Fabric {
         id: u16,
         switch: &str,
         rule_ids: &[u32],
+        removed: impl FnOnce(&[RuleStats]) -> Result<(), String>,
     ) -> Result<Vec<RuleStats>, FabricError> {
         self.reclaim_due()?;
         let dp = self
@@ -691,18 +818,105 @@ impl Fabric {
             }
         }
         dp.commit(id).map_err(dp_err(switch))?;
-        let retired = dp.reclaim(id).map_err(dp_err(switch))?;
-        self.copies.entry(id).or_default().remove(switch);
-        Ok(rule_ids
+        // Once the grace period is over no packet uses the removed rules: their
+        // counters are final before the reclaim deletes them.
+        std::thread::sleep(crate::datapath::GRACE);
+        let finals = rule_ids
             .iter()
-            .map(|rid| {
-                retired
-                    .iter()
-                    .find(|(r, _)| r == rid)
-                    .map(|(_, st)| *st)
-                    .unwrap_or_default()
-            })
-            .collect())
+            .map(|rid| dp.rule_stats(*rid).map_err(dp_err(switch)))
+            .collect::<Result<Vec<RuleStats>, FabricError>>()?;
+        removed(&finals).map_err(|why| FabricError::Stopped {
+            step: "reclaiming the removed copy",
+            why,
+        })?;
+        dp.reclaim(id).map_err(dp_err(switch))?;
+        self.copies.entry(id).or_default().remove(switch);
+        Ok(finals)
+    }
+
+    /// Finish retiring a copy whose rules were removed (published) before a restart of
+    /// the control plane: reclaim what is left of them there and stop listing the copy.
+    /// Returns the final counters of the rules reclaimed, by datapath rule id.
+    pub fn finish_retire(
+        &mut self,
+        vswitch: &str,
+        switch: &str,
+    ) -> Result<Vec<(u32, RuleStats)>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let retired = match self.datapaths.get_mut(switch) {
+            Some(dp) => dp.reclaim(id).map_err(dp_err(switch))?,
+            None => Vec::new(),
+        };
+        self.copies.entry(id).or_default().remove(switch);
+        Ok(retired)
+    }
+
+    /// Where datapath rules `rule_ids` of a virtual switch stand on physical switch
+    /// `switch` (a restarted control plane settling a step a crash cut short).
+    pub fn rules_state(
+        &self,
+        vswitch: &str,
+        switch: &str,
+        rule_ids: &[u32],
+    ) -> Result<RulesState, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let dp = self
+            .datapaths
+            .get(switch)
+            .ok_or_else(|| unknown_switch(switch))?;
+        let v = dp.version(id).unwrap_or(0);
+        let mut seen = BTreeSet::new();
+        for rid in rule_ids {
+            seen.insert(match dp.store().rule(*rid) {
+                None => RulesState::Missing,
+                Some(r) if r.vswitch != id => RulesState::Mixed,
+                Some(r) if r.add_version > v => RulesState::Unpublished,
+                Some(r) if r.remove_version <= v => RulesState::Removed,
+                Some(_) => RulesState::Published,
+            });
+        }
+        Ok(match seen.len() {
+            0 => RulesState::Missing,
+            1 => seen.pop_first().unwrap_or(RulesState::Mixed),
+            _ => RulesState::Mixed,
+        })
+    }
+
+    /// Remove rules that were written to `switch` for virtual switch `vswitch` but never
+    /// published (a copy whose install a crash cut short): they are staged for removal,
+    /// so they never become visible, and reclaimed.
+    pub fn discard_unpublished(
+        &mut self,
+        vswitch: &str,
+        switch: &str,
+        rule_ids: &[u32],
+    ) -> Result<(), FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let dp = self
+            .datapaths
+            .get_mut(switch)
+            .ok_or_else(|| unknown_switch(switch))?;
+        let v = dp.version(id).unwrap_or(0);
+        for rid in rule_ids {
+            if dp
+                .store()
+                .rule(*rid)
+                .is_some_and(|r| r.vswitch == id && r.add_version > v)
+            {
+                dp.stage_remove(*rid).map_err(dp_err(switch))?;
+            }
+        }
+        dp.commit(id).map_err(dp_err(switch))?;
+        dp.reclaim(id).map_err(dp_err(switch))?;
+        Ok(())
+    }
+
+    /// Set the physical switches that run a copy of a virtual switch (a restarted
+    /// control plane, from its journal).
+    pub fn set_copies(&mut self, vswitch: &str, copies: &[String]) -> Result<(), FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        self.copies.insert(id, copies.iter().cloned().collect());
+        Ok(())
     }
 
     /// Move a host to physical switch `to`, as a VM is moved: its link is recreated
@@ -722,26 +936,22 @@ impl Fabric {
                 name: to.to_owned(),
             });
         }
-        let old =
-            self.lab
-                .state()
-                .host_port(host)
-                .cloned()
-                .ok_or_else(|| FabricError::Unknown {
-                    kind: "host port",
-                    name: host.to_owned(),
-                })?;
+        // (A host whose link a crash cut is attached afresh: it has no old port.)
+        let old = self.lab.state().host_port(host).cloned();
+        let old_switch = self.lab.state().host(host).map(|h| h.switch.clone());
         let started = std::time::Instant::now();
         let port = self.lab.move_host(host, to)?;
         // The old switch-side port is gone with its veth: forget it there.
-        if let Some(dp) = self.datapaths.get_mut(&old.switch) {
+        if let Some(old) = &old
+            && let Some(dp) = self.datapaths.get_mut(&old.switch)
+        {
             dp.kernel_mut().remove_port(old.ifindex);
             let _ = dp.kernel().detach(&format!("link-{}", old.ifname));
             let _ = dp.kernel().detach(&format!("tc-{}", old.ifname));
         }
         let state = self.lab.state().clone();
         let h = state.host(host).expect("moved host exists").clone();
-        if let Some(dp) = self.datapaths.get(&old.switch) {
+        if let Some(dp) = old_switch.and_then(|sw| self.datapaths.get(&sw)) {
             let _ = dp
                 .kernel()
                 .detach(&format!("pass-{}-{}", h.netns, h.ifname));

@@ -21,7 +21,8 @@
 //! - [`datapath`]: the driver of one physical switch's eBPF datapath (versioned rule
 //!   store, kernel access).
 //! - [`migration`]: the migration engine (clone a virtual switch's tables to another
-//!   physical switch, move its hosts, retire the old copy folding in its counters).
+//!   physical switch, move its hosts, retire the old copy folding in its counters), and
+//!   its durable journal ([`migration::journal`]: crash recovery).
 #![deny(missing_docs)]
 
 pub mod datapath;

@@ -41,6 +41,10 @@ enum Command {
     /// both copies run while each host is re-attached there, then the old copy is
     /// retired (its counters folded in). Asks the running `lime run`.
     Migrate(cli::migrate::MigrateArgs),
+    /// Show where everything is: each virtual switch's copies (the physical switches
+    /// running it), each virtual port's host and physical switch, the controllers, and
+    /// the migration in progress. Asks the running `lime run`.
+    Status(cli::migrate::StatusArgs),
     /// Benchmarks that print numbers (and JSON with --json).
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cli::run::run(&a),
         Command::DumpFlows(a) => cli::run::dump_flows(&a),
         Command::Migrate(a) => cli::migrate::migrate(&a),
+        Command::Status(a) => cli::migrate::status(&a),
         Command::Bench(c) => cli::bench::run(c),
     };
     match result {

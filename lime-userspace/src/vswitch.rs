@@ -205,29 +205,74 @@ impl VirtualSwitch {
     /// caller serialises this with flow-mods (the switch core does), so no update can
     /// reach one copy and not the other. All or nothing.
     pub fn clone_to(&mut self, fabric: &mut Fabric, switch: &str) -> Result<(), FabricError> {
+        self.clone_to_with(fabric, switch, |_| Ok(()))
+    }
+
+    /// [`VirtualSwitch::clone_to`], telling `staged` which datapath rule id each entry
+    /// will have on `switch` (entry id, rule id) before anything is written there (see
+    /// [`Fabric::add_copy_with`]). An error from `staged` stops the clone: nothing
+    /// changed.
+    pub fn clone_to_with(
+        &mut self,
+        fabric: &mut Fabric,
+        switch: &str,
+        staged: impl FnOnce(&[(u64, u32)]) -> Result<(), String>,
+    ) -> Result<(), FabricError> {
         let ids: Vec<u64> = self.entries.keys().copied().collect();
         let rules: Vec<Rule> = ids.iter().map(|id| self.entries[id].rule.clone()).collect();
-        let dp_ids = fabric.add_copy(&self.name, switch, &rules)?;
-        for (id, rid) in ids.iter().zip(dp_ids) {
-            if let Some(e) = self.entries.get_mut(id) {
+        let dp_ids = fabric.add_copy_with(&self.name, switch, &rules, |dp_ids| {
+            let pairs: Vec<(u64, u32)> = ids.iter().copied().zip(dp_ids.iter().copied()).collect();
+            staged(&pairs)
+        })?;
+        self.adopt_copy(switch, ids.into_iter().zip(dp_ids));
+        Ok(())
+    }
+
+    /// Record that entries have datapath rules on `switch` (entry id, rule id): a copy
+    /// made by [`VirtualSwitch::clone_to`], or found again after a restart.
+    pub fn adopt_copy(&mut self, switch: &str, ids: impl IntoIterator<Item = (u64, u32)>) {
+        for (id, rid) in ids {
+            if let Some(e) = self.entries.get_mut(&id) {
                 e.installed.ids.insert(switch.to_owned(), rid);
             }
         }
-        Ok(())
     }
 
     /// Retire this virtual switch's copy on physical switch `switch` (its hosts must
     /// have moved away): its rules are removed there and their final counters are
     /// folded into each entry's totals, so statistics never go backwards.
     pub fn retire_copy(&mut self, fabric: &mut Fabric, switch: &str) -> Result<(), FabricError> {
-        self.drop_copy(fabric, switch, false)
+        self.drop_copy(fabric, switch, false, |_| Ok(()))
+    }
+
+    /// [`VirtualSwitch::retire_copy`], telling `removed` each entry's final counters on
+    /// `switch` (entry id, counters) once they are final and before the datapath forgets
+    /// them (see [`Fabric::remove_copy`]).
+    pub fn retire_copy_with(
+        &mut self,
+        fabric: &mut Fabric,
+        switch: &str,
+        removed: impl FnOnce(&[(u64, RuleStats)]) -> Result<(), String>,
+    ) -> Result<(), FabricError> {
+        self.drop_copy(fabric, switch, false, removed)
     }
 
     /// Stop this virtual switch's copy on `switch` at once, hosts attached or not (the
-    /// naive `move` strategy's freeze): as [`VirtualSwitch::retire_copy`], without its
-    /// checks.
+    /// naive `move` strategy's freeze): as [`VirtualSwitch::retire_copy_with`], without
+    /// its checks.
+    pub fn freeze_copy_with(
+        &mut self,
+        fabric: &mut Fabric,
+        switch: &str,
+        removed: impl FnOnce(&[(u64, RuleStats)]) -> Result<(), String>,
+    ) -> Result<(), FabricError> {
+        self.drop_copy(fabric, switch, true, removed)
+    }
+
+    /// Stop this virtual switch's copy on `switch` at once (see
+    /// [`VirtualSwitch::freeze_copy_with`]).
     pub fn freeze_copy(&mut self, fabric: &mut Fabric, switch: &str) -> Result<(), FabricError> {
-        self.drop_copy(fabric, switch, true)
+        self.drop_copy(fabric, switch, true, |_| Ok(()))
     }
 
     fn drop_copy(
@@ -235,32 +280,67 @@ impl VirtualSwitch {
         fabric: &mut Fabric,
         switch: &str,
         freeze: bool,
+        removed: impl FnOnce(&[(u64, RuleStats)]) -> Result<(), String>,
     ) -> Result<(), FabricError> {
-        let ids: Vec<u64> = self.entries.keys().copied().collect();
-        let dp_ids: Vec<u32> = ids
+        let on: Vec<(u64, u32)> = self
+            .entries
             .iter()
-            .map(|id| self.entries[id].installed.ids_on(switch))
+            .map(|(id, e)| (*id, e.installed.ids_on(switch)))
+            .filter(|(_, rid)| *rid != 0)
             .collect();
-        let live: Vec<u32> = dp_ids.iter().copied().filter(|r| *r != 0).collect();
-        let finals = if freeze {
-            fabric.freeze_copy(&self.name, switch, &live)?
-        } else {
-            fabric.remove_copy(&self.name, switch, &live)?
+        let live: Vec<u32> = on.iter().map(|(_, rid)| *rid).collect();
+        let tell = |finals: &[RuleStats]| {
+            let by_entry: Vec<(u64, RuleStats)> = on
+                .iter()
+                .map(|(id, _)| *id)
+                .zip(finals.iter().copied())
+                .collect();
+            removed(&by_entry)
         };
-        let mut finals = finals.into_iter();
-        for (id, rid) in ids.iter().zip(dp_ids) {
-            if rid == 0 {
-                continue;
-            }
-            let fin = finals.next().unwrap_or_default();
+        let finals = if freeze {
+            fabric.freeze_copy(&self.name, switch, &live, tell)?
+        } else {
+            fabric.remove_copy(&self.name, switch, &live, tell)?
+        };
+        let folded: Vec<(u64, RuleStats)> = on.iter().map(|(id, _)| *id).zip(finals).collect();
+        self.fold_retired(switch, &folded);
+        Ok(())
+    }
+
+    /// Fold the final counters of an entry's retired datapath rules on `switch` into its
+    /// totals (entry id, counters), and forget its rules there. Entries not listed
+    /// forget theirs too.
+    pub fn fold_retired(&mut self, switch: &str, finals: &[(u64, RuleStats)]) {
+        for (id, fin) in finals {
             if let Some(e) = self.entries.get_mut(id) {
                 e.base.packets += fin.packets;
                 e.base.bytes += fin.bytes;
                 e.base.last_hit_ns = e.base.last_hit_ns.max(fin.last_hit_ns);
-                e.installed.ids.remove(switch);
             }
         }
-        Ok(())
+        for e in self.entries.values_mut() {
+            e.installed.ids.remove(switch);
+        }
+    }
+
+    /// The next entry id (for a snapshot of the table).
+    #[must_use]
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// A virtual switch with the entries of a snapshot (a restarted control plane): ids,
+    /// rules, datapath rules and counters as they were; `next_id` continues.
+    #[must_use]
+    pub fn restore(name: &str, entries: Vec<FlowEntry>, next_id: u64) -> Self {
+        let mut v = Self::new(name);
+        for e in entries {
+            v.exact.insert(exact_key(&e), e.id);
+            v.next_id = v.next_id.max(e.id + 1);
+            v.entries.insert(e.id, e);
+        }
+        v.next_id = v.next_id.max(next_id);
+        v
     }
 
     fn cookie_ok(e: &FlowEntry, fm: &FlowMod) -> bool {

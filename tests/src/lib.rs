@@ -474,3 +474,73 @@ pub fn ping(lab: &lime_lab::LabState, from: &str, to: std::net::Ipv4Addr, count:
     let text = String::from_utf8_lossy(&out.stdout);
     text.contains(&format!(" {count} received"))
 }
+
+/// An OpenFlow 1.3 FLOW_MOD adding, in table 0, an entry matching `fields` at `priority`
+/// with `cookie` that outputs to `out` (no timeouts, no flags).
+#[must_use]
+pub fn of_add(
+    cookie: u64,
+    priority: u16,
+    fields: Vec<lime_openflow::OxmField>,
+    out: u32,
+) -> lime_openflow::Message {
+    use lime_openflow::consts::{FlowModCommand, OFP_NO_BUFFER, group, port};
+    lime_openflow::Message::FlowMod(lime_openflow::FlowMod {
+        cookie,
+        cookie_mask: 0,
+        table_id: 0,
+        command: FlowModCommand::Add,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority,
+        buffer_id: OFP_NO_BUFFER,
+        out_port: port::ANY,
+        out_group: group::ANY,
+        flags: 0,
+        r#match: lime_openflow::Match::new(fields),
+        instructions: vec![lime_openflow::Instruction::ApplyActions(vec![
+            lime_openflow::Action::Output {
+                port: out,
+                max_len: 0xffff,
+            },
+        ])],
+    })
+}
+
+/// OpenFlow match fields: IPv4/UDP to `dport`.
+#[must_use]
+pub fn of_udp(dport: u16) -> Vec<lime_openflow::OxmField> {
+    use lime_openflow::{Masked, OxmField, consts::ethertype};
+    vec![
+        OxmField::EthType(Masked::exact(ethertype::IPV4)),
+        OxmField::IpProto(Masked::exact(17)),
+        OxmField::UdpDst(Masked::exact(dport)),
+    ]
+}
+
+/// FLOW_MODs forwarding to each (virtual port, host) of `hosts`: by destination MAC
+/// (priority 10) and ARP target address (priority 20).
+#[must_use]
+pub fn of_l2(lab: &lime_lab::LabState, hosts: &[(u32, &str)]) -> Vec<lime_openflow::Message> {
+    use lime_openflow::{Masked, OxmField, consts::ethertype};
+    let mut mods = Vec::new();
+    for (port, name) in hosts {
+        let h = lab.host(name).expect("host in the lab");
+        mods.push(of_add(
+            0,
+            10,
+            vec![OxmField::EthDst(Masked::exact(h.mac.octets()))],
+            *port,
+        ));
+        mods.push(of_add(
+            0,
+            20,
+            vec![
+                OxmField::EthType(Masked::exact(ethertype::ARP)),
+                OxmField::ArpTpa(Masked::exact(h.ip.addr)),
+            ],
+            *port,
+        ));
+    }
+    mods
+}

@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use lime_openflow::{
-    self as of, Instruction, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
-    OxmField,
-    consts::{FlowModCommand, OFP_NO_BUFFER, ethertype, group, port, table},
+    self as of, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody, OxmField,
+    consts::{group, port, table},
     multipart::flow::FlowStatsRequest,
 };
-use lime_tests::{fabric_pin_root, kernel_lock, ping, require_root, send_udp};
+use lime_tests::{
+    fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, ping, require_root, send_udp,
+};
 use lime_userspace::{
     fabric::Fabric,
     migration::Strategy,
@@ -49,35 +50,6 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
 "#
     );
     lime_lab::Topology::from_toml_str(&toml).expect("test topology")
-}
-
-fn add(cookie: u64, priority: u16, fields: Vec<OxmField>, out: u32) -> Message {
-    Message::FlowMod(of::FlowMod {
-        cookie,
-        cookie_mask: 0,
-        table_id: 0,
-        command: FlowModCommand::Add,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        priority,
-        buffer_id: OFP_NO_BUFFER,
-        out_port: port::ANY,
-        out_group: group::ANY,
-        flags: 0,
-        r#match: of::Match::new(fields),
-        instructions: vec![Instruction::ApplyActions(vec![of::Action::Output {
-            port: out,
-            max_len: 0xffff,
-        }])],
-    })
-}
-
-fn udp(dport: u16) -> Vec<OxmField> {
-    vec![
-        OxmField::EthType(of::Masked::exact(ethertype::IPV4)),
-        OxmField::IpProto(of::Masked::exact(17)),
-        OxmField::UdpDst(of::Masked::exact(dport)),
-    ]
 }
 
 /// Packets counted by the entry with `cookie`, as the controller sees it.
@@ -120,27 +92,10 @@ fn migration_is_invisible_to_the_controller() {
     .expect("agent");
     let mut c = ScriptedController::accept(&listener, T).expect("the switch connects");
     let st = agent.lab_state().clone();
-    let (h1, h3) = (st.host("h1").expect("h1"), st.host("h3").expect("h3"));
-    let mut mods = Vec::new();
-    for (h, port) in [(h1, 1), (h3, 3)] {
-        mods.push(add(
-            0,
-            10,
-            vec![OxmField::EthDst(of::Masked::exact(h.mac.octets()))],
-            port,
-        ));
-        mods.push(add(
-            0,
-            20,
-            vec![
-                OxmField::EthType(of::Masked::exact(ethertype::ARP)),
-                OxmField::ArpTpa(of::Masked::exact(h.ip.addr)),
-            ],
-            port,
-        ));
-    }
-    mods.push(add(0x7400, 100, udp(7400), 3));
-    mods.push(add(0x7401, 100, udp(7401), port::CONTROLLER));
+    let h3 = st.host("h3").expect("h3");
+    let mut mods = of_l2(&st, &[(1, "h1"), (3, "h3")]);
+    mods.push(of_add(0x7400, 100, of_udp(7400), 3));
+    mods.push(of_add(0x7401, 100, of_udp(7401), port::CONTROLLER));
     for m in &mods {
         c.send(m).expect("flow-mod");
     }

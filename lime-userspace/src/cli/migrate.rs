@@ -31,23 +31,153 @@ pub struct MigrateArgs {
     /// Migration strategy.
     #[arg(long, value_enum, default_value_t = Strategy::Clone)]
     strategy: Strategy,
-    /// Lab the daemon runs (selects its control socket /run/lime/<lab>.sock).
-    #[arg(long, default_value = "demo")]
-    lab: String,
-    /// Control socket, instead of the lab's default one.
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// One JSON object per migration step (source physical switch), one per line.
+    #[command(flatten)]
+    daemon: DaemonArgs,
+    /// One JSON object per line: each progress event as it happens (phase started,
+    /// host moved, done with the report of one source physical switch).
     #[arg(long)]
     json: bool,
 }
 
-/// Ask the daemon to migrate, print the reports.
+/// Which daemon to ask (every client subcommand of `lime run` takes these).
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// Lab the daemon runs (selects its control socket /run/lime/<lab>.sock).
+    #[arg(long, default_value = "demo")]
+    pub lab: String,
+    /// Control socket, instead of the lab's default one.
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+impl DaemonArgs {
+    /// The control socket to talk to.
+    #[must_use]
+    pub fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| control::socket_path(&self.lab))
+    }
+}
+
+/// `lime status` arguments.
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    daemon: DaemonArgs,
+    /// One JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Ask the daemon where everything is, print it.
+pub fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let resp = control::request(&a.daemon.socket(), &Request::Status)?;
+    if !resp.ok {
+        bail!("{}", resp.error.unwrap_or_else(|| "status failed".into()));
+    }
+    let Some(st) = resp.status else {
+        bail!("the daemon is too old to say more than its virtual switches");
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&st)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("lab {}", st.lab);
+    for v in &st.vswitches {
+        println!(
+            "vswitch {} (tenant {}, dpid {:#018x}) runs on {}",
+            v.name,
+            v.tenant,
+            v.dpid,
+            if v.copies.is_empty() {
+                "no physical switch".to_owned()
+            } else {
+                v.copies.join(", ")
+            }
+        );
+        println!("  {:<6} {:<10} physical switch", "port", "host");
+        for p in &v.ports {
+            println!("  {:<6} {:<10} {}", p.port, p.host, p.switch);
+        }
+        if v.controllers.is_empty() {
+            println!("  controllers: none configured");
+        } else {
+            println!(
+                "  controllers: {} configured ({}), {} connected{}",
+                v.controllers.len(),
+                v.controllers.join(", "),
+                v.connected.len(),
+                if v.connected.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", v.connected.join(", "))
+                }
+            );
+        }
+    }
+    match &st.migration {
+        None => println!("no migration in progress"),
+        Some(m) => println!(
+            "migration in progress{}: {} from {} to {} ({}), phase {}, hosts moved so far: {}",
+            if m.recovering {
+                " (resumed from the journal after a restart)"
+            } else {
+                ""
+            },
+            m.vswitch,
+            m.from,
+            m.to,
+            serde_json::to_value(m.strategy)?.as_str().unwrap_or("?"),
+            m.phase
+                .and_then(|p| serde_json::to_value(p).ok())
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "starting".into()),
+            if m.hosts_moved.is_empty() {
+                "none".to_owned()
+            } else {
+                m.hosts_moved.join(", ")
+            }
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &serde_json::Value) {
+    let f = |k: &str| r.get(k).cloned().unwrap_or_default();
+    println!(
+        "{} from {} to {}: {} rules, {:.1} ms in all",
+        f("vswitch").as_str().unwrap_or("?"),
+        f("from").as_str().unwrap_or("?"),
+        f("to").as_str().unwrap_or("?"),
+        f("rules"),
+        f("total_ms").as_f64().unwrap_or(0.0),
+    );
+    for p in f("phases_ms").as_array().into_iter().flatten() {
+        println!(
+            "  phase {:<7} {:>8.1} ms",
+            p[0].as_str().unwrap_or("?"),
+            p[1].as_f64().unwrap_or(0.0)
+        );
+    }
+    let frozen = f("frozen_drops").as_u64().unwrap_or(0);
+    if frozen > 0 {
+        println!("  lost  {frozen} frames dropped on the source while frozen");
+    }
+    for h in f("hosts").as_array().into_iter().flatten() {
+        println!(
+            "  host  {:<7} re-attached, {:.1} ms without a link",
+            h[0].as_str().unwrap_or("?"),
+            h[1].as_f64().unwrap_or(0.0)
+        );
+    }
+}
+
+/// Ask the daemon to migrate; show its progress as it comes, then the reports.
+/// With `--json`, one JSON object per line: each progress event (`"event"`: `phase`,
+/// `host-moved`, `done` with the report of one source physical switch).
 pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
-    let socket = a
-        .socket
-        .clone()
-        .unwrap_or_else(|| control::socket_path(&a.lab));
+    let socket = a.daemon.socket();
     let strategy = match a.strategy {
         Strategy::Clone => migration::Strategy::Clone,
         Strategy::Move => migration::Strategy::Move,
@@ -63,52 +193,52 @@ pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    let resp = control::request(
+    let json = a.json;
+    let mut printed = Ok(());
+    let resp = control::request_with_events(
         &socket,
         &Request::Migrate {
             vswitch: a.vswitch.clone(),
             to: a.to.clone(),
             strategy,
+            progress: true,
+        },
+        |ev| {
+            if json {
+                match serde_json::to_string(&ev) {
+                    Ok(l) => println!("{l}"),
+                    Err(e) => printed = Err(e),
+                }
+                return;
+            }
+            match ev {
+                migration::Progress::Phase {
+                    from, to, phase, ..
+                } => {
+                    let phase = serde_json::to_value(phase).unwrap_or_default();
+                    println!(
+                        "  [{from} -> {to}] phase {} ...",
+                        phase.as_str().unwrap_or("?")
+                    );
+                }
+                migration::Progress::HostMoved {
+                    host,
+                    to,
+                    downtime_ms,
+                    ..
+                } => println!("  [-> {to}] host {host} moved ({downtime_ms:.1} ms without a link)"),
+                migration::Progress::Done { report } => {
+                    print_report(&serde_json::to_value(&report).unwrap_or_default());
+                }
+            }
         },
     )?;
+    printed?;
     if !resp.ok {
         bail!(
             "{}",
             resp.error.unwrap_or_else(|| "migration failed".into())
         );
-    }
-    for r in resp.migrations.unwrap_or_default() {
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-            continue;
-        }
-        let f = |k: &str| r.get(k).cloned().unwrap_or_default();
-        println!(
-            "{} from {} to {}: {} rules, {:.1} ms in all",
-            f("vswitch").as_str().unwrap_or("?"),
-            f("from").as_str().unwrap_or("?"),
-            f("to").as_str().unwrap_or("?"),
-            f("rules"),
-            f("total_ms").as_f64().unwrap_or(0.0),
-        );
-        for p in f("phases_ms").as_array().into_iter().flatten() {
-            println!(
-                "  phase {:<7} {:>8.1} ms",
-                p[0].as_str().unwrap_or("?"),
-                p[1].as_f64().unwrap_or(0.0)
-            );
-        }
-        let frozen = f("frozen_drops").as_u64().unwrap_or(0);
-        if frozen > 0 {
-            println!("  lost  {frozen} frames dropped on the source while frozen");
-        }
-        for h in f("hosts").as_array().into_iter().flatten() {
-            println!(
-                "  host  {:<7} re-attached, {:.1} ms without a link",
-                h[0].as_str().unwrap_or("?"),
-                h[1].as_f64().unwrap_or(0.0)
-            );
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

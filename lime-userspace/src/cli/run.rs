@@ -1,13 +1,18 @@
 //! `lime run` (the daemon) and `lime dump-flows` (its client).
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use lime_lab::{Controller, Topology};
 use lime_userspace::{
     fabric::Fabric,
+    migration::journal::{self, Journal},
     ofswitch::{
-        Agent, AgentOptions,
+        Agent, AgentOptions, Durability,
         control::{self, Request},
     },
 };
@@ -28,6 +33,10 @@ pub struct RunArgs {
     /// connection is dropped.
     #[arg(long, default_value_t = 5)]
     echo_interval: u64,
+    /// Where the datapaths' maps and links are pinned (a restarted daemon finds them
+    /// there) [default: /sys/fs/bpf/lime].
+    #[arg(long)]
+    pin_root: Option<PathBuf>,
 }
 
 /// `lime dump-flows` arguments.
@@ -35,12 +44,8 @@ pub struct RunArgs {
 pub struct DumpFlowsArgs {
     /// Virtual switch name (as in the topology).
     vswitch: String,
-    /// Lab the daemon runs (selects its control socket /run/lime/<lab>.sock).
-    #[arg(long, default_value = "demo")]
-    lab: String,
-    /// Control socket, instead of the lab's default one.
-    #[arg(long)]
-    socket: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: super::migrate::DaemonArgs,
     /// One JSON object per flow entry, one per line.
     #[arg(long)]
     json: bool,
@@ -55,6 +60,56 @@ fn wait_for_signal(rt: &tokio::runtime::Runtime) -> anyhow::Result<&'static str>
             _ = term.recv() => Ok("SIGTERM"),
         }
     })
+}
+
+/// The fabric to serve: the running one, adopted, if the journal shows a migration a
+/// crashed daemon left unfinished (it is then finished first, see
+/// [`lime_userspace::migration::journal`]); otherwise a fresh lab, with an empty
+/// journal.
+fn bring_up(topo: &Topology, pin_root: &Path) -> anyhow::Result<(Fabric, Durability)> {
+    let path = journal::path_for(&topo.name);
+    let lines = journal::read(&path)?;
+    let saved = lime_lab::LabState::default_dir(&topo.name).join(lime_lab::state::STATE_FILE);
+    if let Some(u) = journal::unfinished(&lines) {
+        if saved.exists() {
+            eprintln!(
+                "lime: lab {:?} is still running with an unfinished migration of {} to {}: taking it over as it is (the datapath keeps forwarding)",
+                topo.name, u.vswitch, u.to
+            );
+            let (fabric, lost, gone) = Fabric::adopt(&topo.name, pin_root, &u.hosts)
+                .context("taking over the running lab")?;
+            for g in &gone {
+                eprintln!("lime: physical switch {g} is gone");
+            }
+            let journal = Journal::open(&path)?;
+            return Ok((
+                fabric,
+                Durability {
+                    journal: Some(journal),
+                    recovery: Some(journal::Recovery {
+                        unfinished: u,
+                        lost,
+                        gone,
+                    }),
+                },
+            ));
+        }
+        eprintln!(
+            "lime: the journal shows an unfinished migration of {}, but lab {:?} is gone: starting afresh",
+            u.vswitch, topo.name
+        );
+    }
+    eprintln!("lime: bringing up lab {:?} ...", topo.name);
+    let mut fabric = Fabric::up(topo, pin_root)?;
+    fabric.save_state()?;
+    let journal = Journal::create(&path)?;
+    Ok((
+        fabric,
+        Durability {
+            journal: Some(journal),
+            recovery: None,
+        },
+    ))
 }
 
 /// Run the daemon in the foreground until Ctrl-C or SIGTERM.
@@ -74,13 +129,20 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             socket.display()
         );
     }
-    eprintln!("lime: bringing up lab {:?} ...", topo.name);
-    let fabric = Fabric::up(&topo, &crate::default_pin_root())?;
-    let agent = Agent::start(
+    if let Some(f) = journal::fault_injection() {
+        eprintln!(
+            "lime: WARNING: fault injection is on ({}={f}): this daemon will exit on purpose mid-migration (tests only)",
+            journal::FAULT_ENV
+        );
+    }
+    let pin_root = a.pin_root.clone().unwrap_or_else(crate::default_pin_root);
+    let (fabric, durability) = bring_up(&topo, &pin_root)?;
+    let agent = Agent::start_with(
         fabric,
         &AgentOptions {
             echo_interval: Duration::from_secs(a.echo_interval.max(1)),
         },
+        durability,
     )?;
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -135,6 +197,12 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&socket);
     let fabric = agent.shutdown()?;
     fabric.down()?;
+    // Nothing left to recover: the lab is gone.
+    let journal = journal::path_for(&topo.name);
+    let _ = std::fs::remove_file(&journal);
+    if let Some(dir) = journal.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
     eprintln!("lime: lab {:?} torn down", topo.name);
     why?;
     Ok(ExitCode::SUCCESS)
@@ -142,12 +210,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Ask the daemon for a virtual switch's flows.
 pub fn dump_flows(a: &DumpFlowsArgs) -> anyhow::Result<ExitCode> {
-    let socket = a
-        .socket
-        .clone()
-        .unwrap_or_else(|| control::socket_path(&a.lab));
     let resp = control::request(
-        &socket,
+        &a.daemon.socket(),
         &Request::DumpFlows {
             vswitch: a.vswitch.clone(),
         },

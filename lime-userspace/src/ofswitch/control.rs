@@ -1,14 +1,22 @@
 //! The control socket of `lime run`: a unix socket (`/run/lime/<lab>.sock`) speaking
-//! JSON lines. Each request line gets one response line.
+//! JSON lines. Each request line gets one response line; a migration asked with
+//! `"progress":true` first gets one event line per step as it happens (objects with an
+//! `event` field, [`crate::migration::Progress`]), then its response.
 //!
 //! ```text
 //! → {"cmd":"dump-flows","vswitch":"vs1"}
 //! ← {"ok":true,"flows":[{"id":1,"cookie":0,...}]}
 //! → {"cmd":"status"}
-//! ← {"ok":true,"vswitches":[["vs1",1]]}
-//! → {"cmd":"migrate","vswitch":"vs1","to":"s3"}
+//! ← {"ok":true,"vswitches":[["vs1",1]],"status":{"lab":"demo","vswitches":[...],"migration":null}}
+//! → {"cmd":"migrate","vswitch":"vs1","to":"s3","progress":true}
+//! ← {"event":"phase","vswitch":"vs1","from":"s1","to":"s3","phase":"clone"}
+//! ← {"event":"host-moved","vswitch":"vs1","host":"h1","to":"s3","downtime_ms":120.5}
+//! ← {"event":"done","report":{...}}
 //! ← {"ok":true,"migrations":[{"vswitch":"vs1","from":"s1","to":"s3",...}]}
 //! ```
+//!
+//! (`vswitches` in the status response is the older form — (name, connected
+//! controllers) — kept for clients that read it.)
 use std::{
     io::{BufRead, BufReader, Write},
     os::unix::net::UnixStream,
@@ -49,6 +57,9 @@ pub enum Request {
         /// Strategy (default clone).
         #[serde(default = "default_strategy")]
         strategy: crate::migration::Strategy,
+        /// Stream progress events before the response.
+        #[serde(default)]
+        progress: bool,
     },
 }
 
@@ -57,7 +68,7 @@ fn default_strategy() -> crate::migration::Strategy {
 }
 
 /// A response.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     /// Whether the request succeeded.
     pub ok: bool,
@@ -67,9 +78,12 @@ pub struct Response {
     /// For dump-flows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows: Option<Vec<FlowDump>>,
-    /// For status: (virtual switch, connected controllers).
+    /// For status: (virtual switch, connected controllers) — the older form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vswitches: Option<Vec<(String, usize)>>,
+    /// For status: everything `lime status` shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<super::status::Status>,
     /// For migrate: one report per source physical switch
     /// ([`crate::migration::Report`] as JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,7 +110,9 @@ pub enum ControlError {
     Json(#[from] serde_json::Error),
 }
 
-fn answer(handle: &CoreHandle, req: Request) -> Response {
+/// Answer `req`; progress events of a migration that asked for them go to `event`
+/// (as JSON lines) before the answer is returned.
+fn answer(handle: &CoreHandle, req: Request, mut event: impl FnMut(Vec<u8>)) -> Response {
     let fail = |error: String| Response {
         ok: false,
         error: Some(error),
@@ -115,23 +131,38 @@ fn answer(handle: &CoreHandle, req: Request) -> Response {
             vswitch,
             to,
             strategy,
-        } => match handle.migrate(&vswitch, &to, strategy) {
-            Ok(reports) => Response {
+            progress,
+        } => {
+            let result = handle.migrate_with_progress(&vswitch, &to, strategy, |p| {
+                if progress && let Ok(mut line) = serde_json::to_vec(&p) {
+                    line.push(b'\n');
+                    event(line);
+                }
+            });
+            match result {
+                Ok(reports) => Response {
+                    ok: true,
+                    migrations: Some(
+                        reports
+                            .iter()
+                            .map(|r| serde_json::to_value(r).unwrap_or_default())
+                            .collect(),
+                    ),
+                    ..Response::default()
+                },
+                Err(e) => fail(e),
+            }
+        }
+        Request::Status => match handle.status() {
+            Ok(st) => Response {
                 ok: true,
-                migrations: Some(
-                    reports
+                vswitches: Some(
+                    st.vswitches
                         .iter()
-                        .map(|r| serde_json::to_value(r).unwrap_or_default())
+                        .map(|v| (v.name.clone(), v.connected.len()))
                         .collect(),
                 ),
-                ..Response::default()
-            },
-            Err(e) => fail(e),
-        },
-        Request::Status => match handle.status() {
-            Ok(v) => Response {
-                ok: true,
-                vswitches: Some(v),
+                status: Some(st),
                 ..Response::default()
             },
             Err(e) => fail(e),
@@ -150,23 +181,37 @@ pub async fn serve(listener: UnixListener, handle: CoreHandle) {
             let (r, mut w) = stream.into_split();
             let mut lines = tokio::io::BufReader::new(r).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let resp = match serde_json::from_str::<Request>(&line) {
+                // Everything this request writes (events, then the response) comes
+                // through one channel, in order.
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+                match serde_json::from_str::<Request>(&line) {
                     Ok(req) => {
                         let h = handle.clone();
-                        tokio::task::spawn_blocking(move || answer(&h, req))
-                            .await
-                            .unwrap_or_default()
+                        tokio::task::spawn_blocking(move || {
+                            let events = tx.clone();
+                            let resp = answer(&h, req, |l| {
+                                let _ = events.send(l);
+                            });
+                            let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+                            out.push(b'\n');
+                            let _ = tx.send(out);
+                        });
                     }
-                    Err(e) => Response {
-                        ok: false,
-                        error: Some(format!("bad request: {e}")),
-                        ..Response::default()
-                    },
-                };
-                let mut out = serde_json::to_vec(&resp).unwrap_or_default();
-                out.push(b'\n');
-                if w.write_all(&out).await.is_err() {
-                    return;
+                    Err(e) => {
+                        let resp = Response {
+                            ok: false,
+                            error: Some(format!("bad request: {e}")),
+                            ..Response::default()
+                        };
+                        let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+                        out.push(b'\n');
+                        let _ = tx.send(out);
+                    }
+                }
+                while let Some(out) = rx.recv().await {
+                    if w.write_all(&out).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
@@ -178,6 +223,19 @@ pub async fn serve(listener: UnixListener, handle: CoreHandle) {
 /// # Errors
 /// No daemon, I/O, or an unparsable answer.
 pub fn request(path: &Path, req: &Request) -> Result<Response, ControlError> {
+    request_with_events(path, req, |_| {})
+}
+
+/// Send one request to the daemon at `path`; tell `event` every event line that comes
+/// before the response (a migration's progress), then return the response.
+///
+/// # Errors
+/// No daemon, I/O, or an unparsable answer.
+pub fn request_with_events(
+    path: &Path,
+    req: &Request,
+    mut event: impl FnMut(crate::migration::Progress),
+) -> Result<Response, ControlError> {
     let mut s = UnixStream::connect(path).map_err(|source| ControlError::Connect {
         path: path.to_owned(),
         source,
@@ -185,7 +243,20 @@ pub fn request(path: &Path, req: &Request) -> Result<Response, ControlError> {
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     s.write_all(&line)?;
-    let mut answer = String::new();
-    BufReader::new(s).read_line(&mut answer)?;
-    Ok(serde_json::from_str(&answer)?)
+    let mut r = BufReader::new(s);
+    loop {
+        let mut answer = String::new();
+        if r.read_line(&mut answer)? == 0 {
+            return Err(ControlError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the daemon closed the connection before answering",
+            )));
+        }
+        let v: serde_json::Value = serde_json::from_str(&answer)?;
+        if v.get("event").is_some() {
+            event(serde_json::from_value(v)?);
+        } else {
+            return Ok(serde_json::from_value(v)?);
+        }
+    }
 }

@@ -100,10 +100,10 @@ pub enum Cmd {
         /// Where the answer goes.
         reply: std::sync::mpsc::Sender<Result<Vec<FlowDump>, String>>,
     },
-    /// Names of the virtual switches and their controllers, for `lime run` status.
+    /// Where everything is, for `lime status`.
     Status {
         /// Where the answer goes.
-        reply: std::sync::mpsc::Sender<Vec<(String, usize)>>,
+        reply: std::sync::mpsc::Sender<super::status::Status>,
     },
     /// Move every host of virtual switch `vswitch` to physical switch `to` (see
     /// [`crate::migration`]), serialized with every flow-mod.
@@ -116,6 +116,8 @@ pub enum Cmd {
         strategy: crate::migration::Strategy,
         /// Where the answer goes: one report per source physical switch.
         reply: std::sync::mpsc::Sender<Result<Vec<crate::migration::Report>, String>>,
+        /// Where progress goes as the migration runs, if anyone listens.
+        events: Option<std::sync::mpsc::Sender<crate::migration::Progress>>,
     },
     /// Run a closure on the fabric inside the core, serialized with everything else
     /// (benchmarks; the migration engine's entry point).
@@ -136,6 +138,12 @@ pub struct Core {
     last_link_check: Instant,
     /// Counters, for logs and the benchmark.
     pub stats: CoreStats,
+    /// The migration journal (none: migrations are not journaled).
+    journal: Option<crate::migration::journal::Journal>,
+    /// A migration to finish first, from the journal.
+    recovery: Option<crate::migration::journal::Recovery>,
+    /// The status view while a migration runs.
+    live: super::status::Live,
 }
 
 /// What the core did.
@@ -183,12 +191,67 @@ impl Core {
             pending: None,
             last_link_check: Instant::now(),
             stats: CoreStats::default(),
+            journal: None,
+            recovery: None,
+            live: super::status::Live::default(),
+        }
+    }
+
+    /// Journal migrations in `journal`, show their progress in `live`, and finish
+    /// `recovery` (a migration a crashed control plane left unfinished) before serving
+    /// anything.
+    #[must_use]
+    pub fn durable(
+        mut self,
+        journal: Option<crate::migration::journal::Journal>,
+        recovery: Option<crate::migration::journal::Recovery>,
+        live: super::status::Live,
+    ) -> Self {
+        self.journal = journal;
+        self.recovery = recovery;
+        self.live = live;
+        self
+    }
+
+    /// Where everything is now.
+    fn status(&self) -> super::status::Status {
+        use super::status::{PortPlace, Status, VswitchStatus};
+        let lab = self.fabric.lab().state();
+        Status {
+            lab: lab.name().to_owned(),
+            vswitches: self
+                .vswitches
+                .iter()
+                .map(|v| VswitchStatus {
+                    name: v.name.clone(),
+                    tenant: v.tenant.clone(),
+                    dpid: v.dpid,
+                    copies: self.fabric.copies(&v.name).unwrap_or_default(),
+                    ports: v
+                        .ports
+                        .iter()
+                        .map(|p| PortPlace {
+                            port: p.port_no,
+                            host: p.host.clone(),
+                            switch: lab
+                                .host(&p.host)
+                                .map_or_else(|| p.switch.clone(), |h| h.switch.clone()),
+                        })
+                        .collect(),
+                    controllers: v.controllers.iter().map(ToString::to_string).collect(),
+                    connected: v.conns.values().map(|c| c.peer.clone()).collect(),
+                })
+                .collect(),
+            migration: None,
         }
     }
 
     /// Serve commands until [`Cmd::Shutdown`] or until every sender is gone; returns the
     /// fabric.
     pub fn run(mut self, rx: &Receiver<Cmd>) -> Fabric {
+        if let Some(r) = self.recovery.take() {
+            self.recover(&r);
+        }
         for i in 0..self.vswitches.len() {
             self.update_fail_mode(i);
         }
@@ -284,20 +347,16 @@ impl Core {
                 let _ = reply.send(self.dump(&vswitch));
             }
             Cmd::Status { reply } => {
-                let _ = reply.send(
-                    self.vswitches
-                        .iter()
-                        .map(|v| (v.name.clone(), v.conns.len()))
-                        .collect(),
-                );
+                let _ = reply.send(self.status());
             }
             Cmd::Migrate {
                 vswitch,
                 to,
                 strategy,
                 reply,
+                events,
             } => {
-                let _ = reply.send(self.migrate(&vswitch, &to, strategy));
+                let _ = reply.send(self.migrate(&vswitch, &to, strategy, events.as_ref()));
             }
             Cmd::WithFabric(f) => f(&mut self.fabric),
             Cmd::Shutdown => {}

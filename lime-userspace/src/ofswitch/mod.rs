@@ -51,6 +51,7 @@
 //! - [`link`]: port link state (for PORT_STATUS), read inside each switch's namespace.
 //! - [`dump`]: `lime dump-flows` records and their `ovs-ofctl` text form.
 //! - [`control`]: the daemon's control socket (JSON lines).
+//! - [`status`]: what `lime status` shows, and the view kept while a migration runs.
 //! - [`client`]: a scripted controller-side connection (tests, benchmarks).
 use std::{
     net::SocketAddr,
@@ -76,6 +77,7 @@ pub mod dump;
 pub mod features;
 pub mod link;
 pub mod state;
+pub mod status;
 pub mod translate;
 
 pub use dump::FlowDump;
@@ -133,6 +135,17 @@ impl Default for AgentOptions {
 #[derive(Clone)]
 pub struct CoreHandle {
     tx: mpsc::Sender<core::Cmd>,
+    live: status::Live,
+}
+
+/// What makes an agent's migrations durable ([`Agent::start_with`]).
+#[derive(Default)]
+pub struct Durability {
+    /// The journal migrations are written to.
+    pub journal: Option<crate::migration::journal::Journal>,
+    /// A migration a crashed control plane left unfinished (its snapshot gives the
+    /// tables back).
+    pub recovery: Option<crate::migration::journal::Recovery>,
 }
 
 impl CoreHandle {
@@ -183,30 +196,68 @@ impl CoreHandle {
         to: &str,
         strategy: crate::migration::Strategy,
     ) -> Result<Vec<crate::migration::Report>, String> {
+        self.migrate_with_progress(vswitch, to, strategy, |_| {})
+    }
+
+    /// [`CoreHandle::migrate`], telling `progress` each phase, host moved and leg done
+    /// as it happens.
+    ///
+    /// # Errors
+    /// As [`CoreHandle::migrate`].
+    pub fn migrate_with_progress(
+        &self,
+        vswitch: &str,
+        to: &str,
+        strategy: crate::migration::Strategy,
+        mut progress: impl FnMut(crate::migration::Progress),
+    ) -> Result<Vec<crate::migration::Report>, String> {
         let (reply, rx) = mpsc::channel();
+        let (events, ev_rx) = mpsc::channel();
         self.tx
             .send(core::Cmd::Migrate {
                 vswitch: vswitch.to_owned(),
                 to: to.to_owned(),
                 strategy,
                 reply,
+                events: Some(events),
             })
             .map_err(|_| "the switch core is not running".to_owned())?;
+        // The core drops the sender when the migration is over.
+        for ev in ev_rx {
+            progress(ev);
+        }
         rx.recv()
             .map_err(|_| "the switch core is not running".to_owned())?
     }
 
-    /// Each virtual switch with its number of connected controllers.
+    /// Where everything is: each virtual switch's copies, ports and controllers, and
+    /// the migration in progress (answered from the live view while one runs).
     ///
     /// # Errors
     /// The core is gone.
-    pub fn status(&self) -> Result<Vec<(String, usize)>, String> {
+    pub fn status(&self) -> Result<status::Status, String> {
+        if let Some(st) = status::during_migration(&self.live) {
+            return Ok(st);
+        }
         let (reply, rx) = mpsc::channel();
         self.tx
             .send(core::Cmd::Status { reply })
             .map_err(|_| "the switch core is not running".to_owned())?;
-        rx.recv()
-            .map_err(|_| "the switch core is not running".to_owned())
+        // A request queued behind a migration is answered from the live view as soon
+        // as the migration shows there.
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(st) => return Ok(st),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(st) = status::during_migration(&self.live) {
+                        return Ok(st);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the switch core is not running".to_owned());
+                }
+            }
+        }
     }
 }
 
@@ -249,7 +300,21 @@ impl Agent {
     /// # Errors
     /// A passive target that cannot be bound, a packet-in reader that cannot be opened,
     /// or the runtime/threads failing to start. Nothing keeps running then.
-    pub fn start(mut fabric: Fabric, opts: &AgentOptions) -> Result<Self, AgentError> {
+    pub fn start(fabric: Fabric, opts: &AgentOptions) -> Result<Self, AgentError> {
+        Self::start_with(fabric, opts, Durability::default())
+    }
+
+    /// [`Agent::start`], journaling migrations and first finishing the one a crashed
+    /// control plane left (see [`crate::migration::journal`]): its tables come from
+    /// the journal's snapshot.
+    ///
+    /// # Errors
+    /// As [`Agent::start`].
+    pub fn start_with(
+        mut fabric: Fabric,
+        opts: &AgentOptions,
+        durability: Durability,
+    ) -> Result<Self, AgentError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("lime-of")
@@ -261,7 +326,13 @@ impl Agent {
         let mut vswitches = Vec::new();
         for vs in &topo.vswitches {
             let dp_id = fabric.vswitch_id(&vs.name).unwrap_or(0);
-            vswitches.push(state::VswitchOf::new(vs, dp_id, ports_of(&fabric, vs)));
+            let mut v = state::VswitchOf::new(vs, dp_id, ports_of(&fabric, vs));
+            if let Some(r) = &durability.recovery
+                && let Some(t) = r.unfinished.snapshot.table(&vs.name)
+            {
+                v.table = t.restore(r.unfinished.snapshot.since_ms());
+            }
+            vswitches.push(v);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<core::Cmd>();
@@ -338,13 +409,18 @@ impl Agent {
                 }
             }
         }
-        let core = core::Core::new(fabric, vswitches);
+        let live = status::Live::default();
+        let core = core::Core::new(fabric, vswitches).durable(
+            durability.journal,
+            durability.recovery,
+            live.clone(),
+        );
         let core = std::thread::Builder::new()
             .name("lime-core".into())
             .spawn(move || core.run(&rx))
             .map_err(AgentError::Thread)?;
         let agent = Self {
-            handle: CoreHandle { tx },
+            handle: CoreHandle { tx, live },
             core: Some(core),
             readers,
             stop,

@@ -1,23 +1,250 @@
 //! The core's side of a migration: run the engine on the virtual switch's table inside
-//! the core thread (so no flow-mod can interleave with a step), then refresh where the
+//! the core thread (so no flow-mod can interleave with a step), journal every step
+//! ([`crate::migration::journal`]) and stream it to whoever asked ([`Progress`]),
+//! keep the status view current ([`super::super::status`]), then refresh where the
 //! virtual ports live, keeping their link state (a host that moved is not a port that
 //! went down: no PORT_STATUS).
-use std::collections::BTreeSet;
+//!
+//! After a crash, [`Core::recover`] settles the steps the journal shows in doubt and
+//! resumes the migration (see the journal's module docs for the rules).
+use std::{collections::BTreeSet, sync::mpsc};
 
 use super::Core;
 use crate::{
-    migration::{Report, Strategy, migrate},
-    ofswitch::ports_of,
+    fabric::{Fabric, RulesState},
+    migration::{
+        Progress, Report, Step, Strategy,
+        journal::{self, Counters, Journal, Outcome, Record, Recovery, SavedTable, Snapshot},
+        migrate_with,
+    },
+    ofswitch::{
+        ports_of,
+        status::{self, Live, MigrationStatus},
+    },
+    vswitch::VirtualSwitch,
 };
 
+/// Everything a leg needs besides the table and the fabric.
+struct LegCtx<'a> {
+    id: u64,
+    vswitch: &'a str,
+    to: &'a str,
+    journal: &'a mut Option<Journal>,
+    live: &'a Live,
+    events: Option<&'a mpsc::Sender<Progress>>,
+}
+
+impl LegCtx<'_> {
+    fn write(&mut self, rec: Record) -> Result<(), String> {
+        match self.journal.as_mut() {
+            Some(j) => j.append(rec).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    fn tell(&self, p: Progress) {
+        if let Some(tx) = self.events {
+            let _ = tx.send(p);
+        }
+    }
+
+    /// Journal a step, then show it (status view, progress stream).
+    fn observe(&mut self, from: &str, step: Step<'_>) -> Result<(), String> {
+        let (id, from_s, to) = (self.id, from.to_owned(), self.to.to_owned());
+        self.write(match step {
+            Step::Phase(phase) => Record::Phase {
+                id,
+                from: from_s,
+                phase,
+            },
+            Step::CloneStaged { ids } => Record::CloneStaged {
+                id,
+                from: from_s,
+                on: None,
+                ids: ids.to_vec(),
+            },
+            Step::Cloned => Record::Cloned {
+                id,
+                from: from_s,
+                on: None,
+            },
+            Step::HostMoving { host } => Record::HostMoving {
+                id,
+                host: host.to_owned(),
+            },
+            Step::HostMoved { host, downtime_ms } => Record::HostMoved {
+                id,
+                host: host.to_owned(),
+                to: to.clone(),
+                downtime_ms,
+            },
+            Step::CopyRemoved { switch, finals } => Record::CopyRemoved {
+                id,
+                switch: switch.to_owned(),
+                finals: finals
+                    .iter()
+                    .map(|(e, s)| (*e, Counters::from(*s)))
+                    .collect(),
+            },
+            Step::CopyRetired { switch } => Record::CopyRetired {
+                id,
+                switch: switch.to_owned(),
+            },
+        })?;
+        let vswitch = self.vswitch;
+        status::update(self.live, |v| {
+            let vs = v.status.vswitches.iter_mut().find(|s| s.name == vswitch);
+            match step {
+                Step::Phase(p) => {
+                    if let Some(m) = v.status.migration.as_mut() {
+                        m.phase = Some(p);
+                        from.clone_into(&mut m.from);
+                    }
+                }
+                Step::Cloned => {
+                    if let Some(vs) = vs
+                        && !vs.copies.contains(&to)
+                    {
+                        vs.copies.push(to.clone());
+                        vs.copies.sort();
+                    }
+                }
+                Step::HostMoved { host, .. } => {
+                    if let Some(vs) = vs {
+                        for p in vs.ports.iter_mut().filter(|p| p.host == host) {
+                            p.switch.clone_from(&to);
+                        }
+                    }
+                    if let Some(m) = v.status.migration.as_mut() {
+                        m.hosts_moved.push(host.to_owned());
+                    }
+                }
+                Step::CopyRetired { switch } => {
+                    if let Some(vs) = vs {
+                        vs.copies.retain(|c| c != switch);
+                    }
+                }
+                Step::CloneStaged { .. } | Step::HostMoving { .. } | Step::CopyRemoved { .. } => {}
+            }
+        });
+        match step {
+            Step::Phase(phase) => self.tell(Progress::Phase {
+                vswitch: vswitch.to_owned(),
+                from: from.to_owned(),
+                to,
+                phase,
+            }),
+            Step::HostMoved { host, downtime_ms } => self.tell(Progress::HostMoved {
+                vswitch: vswitch.to_owned(),
+                host: host.to_owned(),
+                to,
+                downtime_ms,
+            }),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Run the legs `legs` (source physical switches) of a migration, one after the other.
+fn run_legs(
+    fabric: &mut Fabric,
+    table: &mut VirtualSwitch,
+    ctx: &mut LegCtx<'_>,
+    legs: &[String],
+    strategy: Strategy,
+) -> Result<Vec<Report>, String> {
+    let mut reports = Vec::new();
+    for from in legs {
+        let r = migrate_with(fabric, table, from, ctx.to, strategy, |s| {
+            ctx.observe(from, s)
+        })
+        .map_err(|e| e.to_string())?;
+        ctx.write(Record::LegDone {
+            id: ctx.id,
+            report: r.clone(),
+        })?;
+        ctx.tell(Progress::Done { report: r.clone() });
+        reports.push(r);
+    }
+    Ok(reports)
+}
+
 impl Core {
+    /// The tables and copies of every virtual switch, for a journal's `begin`.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::now(
+            self.vswitches
+                .iter()
+                .map(|v| SavedTable::of(&v.table, self.fabric.copies(&v.name).unwrap_or_default()))
+                .collect(),
+        )
+    }
+
+    /// Where the ports of virtual switch `i` live now (links keep their state, ports
+    /// their identity and the hardware address the controller knows).
+    fn refresh_ports(&mut self, i: usize) {
+        let Some(spec) = self
+            .fabric
+            .lab()
+            .state()
+            .topology
+            .vswitch(&self.vswitches[i].name)
+            .cloned()
+        else {
+            return;
+        };
+        let fresh = ports_of(&self.fabric, &spec);
+        for p in &mut self.vswitches[i].ports {
+            if let Some(n) = fresh.iter().find(|n| n.port_no == p.port_no) {
+                p.switch.clone_from(&n.switch);
+                p.ifindex = n.ifindex;
+                p.ifname.clone_from(&n.ifname);
+            }
+        }
+    }
+
+    fn live_start(&mut self, m: MigrationStatus) {
+        let mut st = self.status();
+        st.migration = Some(m);
+        status::update(&self.live, |v| {
+            v.status = st;
+            v.running = true;
+        });
+    }
+
+    fn live_stop(&self) {
+        status::update(&self.live, |v| {
+            v.running = false;
+            v.status.migration = None;
+        });
+    }
+
+    fn end(&mut self, id: u64, result: &Result<Vec<Report>, String>, outcome: Outcome) {
+        let rec = Record::End {
+            id,
+            outcome: if result.is_ok() {
+                outcome
+            } else {
+                Outcome::Failed
+            },
+            error: result.as_ref().err().cloned(),
+        };
+        if let Some(j) = self.journal.as_mut()
+            && let Err(e) = j.append(rec)
+        {
+            eprintln!("lime: {e}");
+        }
+    }
+
     /// Move every host of `vswitch` to physical switch `to`, one source switch at a
-    /// time.
+    /// time; every step is journaled and told to `events`.
     pub(super) fn migrate(
         &mut self,
         vswitch: &str,
         to: &str,
         strategy: Strategy,
+        events: Option<&mpsc::Sender<Progress>>,
     ) -> Result<Vec<Report>, String> {
         let i = self
             .vswitches
@@ -33,38 +260,387 @@ impl Core {
             .vswitch(vswitch)
             .cloned()
             .ok_or_else(|| format!("unknown virtual switch {vswitch:?}"))?;
-        let sources: BTreeSet<String> = spec
+        let hosts: Vec<(String, String)> = spec
             .ports
             .iter()
-            .filter_map(|p| state.host(&p.host).map(|h| h.switch.clone()))
+            .filter_map(|p| {
+                state
+                    .host(&p.host)
+                    .map(|h| (p.host.clone(), h.switch.clone()))
+            })
+            .collect();
+        let sources: BTreeSet<String> = hosts
+            .iter()
+            .map(|(_, s)| s.clone())
             .filter(|s| s != to)
             .collect();
         if sources.is_empty() {
             return Err(format!("every host of {vswitch} is already on {to}"));
         }
-        let mut reports = Vec::new();
-        let mut result = Ok(());
-        for from in &sources {
-            let table = &mut self.vswitches[i].table;
-            match migrate(&mut self.fabric, table, from, to, strategy, |_| {}) {
-                Ok(r) => reports.push(r),
-                Err(e) => {
-                    result = Err(e.to_string());
-                    break;
+        let legs: Vec<String> = sources.into_iter().collect();
+        let id = journal::new_id();
+        let snapshot = self.snapshot();
+        if let Some(j) = self.journal.as_mut() {
+            j.append(Record::Begin {
+                id,
+                vswitch: vswitch.to_owned(),
+                to: to.to_owned(),
+                strategy,
+                legs: legs.clone(),
+                hosts,
+                snapshot,
+            })
+            .map_err(|e| format!("not migrating: {e}"))?;
+        }
+        self.live_start(MigrationStatus {
+            vswitch: vswitch.to_owned(),
+            from: legs[0].clone(),
+            to: to.to_owned(),
+            strategy,
+            phase: None,
+            hosts_moved: Vec::new(),
+            recovering: false,
+        });
+        let result = {
+            let mut ctx = LegCtx {
+                id,
+                vswitch,
+                to,
+                journal: &mut self.journal,
+                live: &self.live,
+                events,
+            };
+            run_legs(
+                &mut self.fabric,
+                &mut self.vswitches[i].table,
+                &mut ctx,
+                &legs,
+                strategy,
+            )
+        };
+        // Whatever moved, the ports' places are refreshed.
+        self.refresh_ports(i);
+        self.end(id, &result, Outcome::Done);
+        self.live_stop();
+        result
+    }
+
+    /// Finish a migration a crashed control plane left unfinished (from the journal;
+    /// the tables were restored from its snapshot): resume it, or roll it back if its
+    /// target is gone. See the journal's module docs for the rules.
+    pub(super) fn recover(&mut self, r: &Recovery) {
+        let u = &r.unfinished;
+        let back =
+            u.rolling_back || r.gone.contains(&u.to) || self.fabric.datapath(&u.to).is_none();
+        eprintln!(
+            "lime: the journal shows an unfinished migration of {} to {} ({:?}, {} of {} legs done, {} hosts moved): {}",
+            u.vswitch,
+            u.to,
+            u.strategy,
+            u.done.len(),
+            u.legs.len(),
+            u.moved.len(),
+            if back {
+                "its target is gone, rolling it back"
+            } else {
+                "resuming it"
+            }
+        );
+        let Some(i) = self.vswitches.iter().position(|v| v.name == u.vswitch) else {
+            let res = Err(format!("virtual switch {:?} is gone", u.vswitch));
+            self.end(u.id, &res, Outcome::Failed);
+            return;
+        };
+        self.live_start(MigrationStatus {
+            vswitch: u.vswitch.clone(),
+            from: u
+                .phase
+                .as_ref()
+                .map_or_else(|| u.legs[0].clone(), |p| p.0.clone()),
+            to: u.to.clone(),
+            strategy: u.strategy,
+            phase: u.phase.as_ref().map(|p| p.1),
+            hosts_moved: u.moved.iter().map(|(h, _)| h.clone()).collect(),
+            recovering: true,
+        });
+        let result = if back {
+            self.roll_back(i, r).map(|()| Vec::new())
+        } else {
+            self.settle(i, r).and_then(|()| {
+                let done: BTreeSet<&str> = u.done.iter().map(|r| r.from.as_str()).collect();
+                let legs: Vec<String> = u
+                    .legs
+                    .iter()
+                    .filter(|l| !done.contains(l.as_str()))
+                    .cloned()
+                    .collect();
+                let mut ctx = LegCtx {
+                    id: u.id,
+                    vswitch: &u.vswitch,
+                    to: &u.to,
+                    journal: &mut self.journal,
+                    live: &self.live,
+                    events: None,
+                };
+                run_legs(
+                    &mut self.fabric,
+                    &mut self.vswitches[i].table,
+                    &mut ctx,
+                    &legs,
+                    u.strategy,
+                )
+            })
+        };
+        for j in 0..self.vswitches.len() {
+            self.refresh_ports(j);
+        }
+        match (&result, back) {
+            (Ok(_), false) => eprintln!(
+                "lime: migration of {} to {} resumed and done",
+                u.vswitch, u.to
+            ),
+            (Ok(_), true) => eprintln!(
+                "lime: migration of {} to {} rolled back: its hosts are where they were",
+                u.vswitch, u.to
+            ),
+            (Err(e), _) => eprintln!(
+                "lime: recovering the migration of {} failed: {e}",
+                u.vswitch
+            ),
+        }
+        self.end(
+            u.id,
+            &result,
+            if back {
+                Outcome::RolledBack
+            } else {
+                Outcome::Done
+            },
+        );
+        self.live_stop();
+    }
+
+    fn write(&mut self, rec: Record) -> Result<(), String> {
+        match self.journal.as_mut() {
+            Some(j) => j.append(rec).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Copies as the snapshot had them (on the physical switches still there), clones
+    /// the journal shows staged, and copies whose rules were removed: the tables and
+    /// the fabric as the last journaled step left them.
+    fn settle_copies(&mut self, i: usize, r: &Recovery) -> Result<(), String> {
+        let u = &r.unfinished;
+        let name = u.vswitch.clone();
+        let e = |e: crate::fabric::FabricError| e.to_string();
+        for t in &u.snapshot.tables {
+            let alive: Vec<String> = t
+                .copies
+                .iter()
+                .filter(|c| self.fabric.datapath(c).is_some())
+                .cloned()
+                .collect();
+            self.fabric.set_copies(&t.vswitch, &alive).map_err(e)?;
+        }
+        // Rules on a physical switch that is gone are gone with it.
+        for sw in &r.gone {
+            for v in &mut self.vswitches {
+                v.table.fold_retired(sw, &[]);
+            }
+        }
+        let from = u.phase.as_ref().map_or_else(String::new, |p| p.0.clone());
+        for c in &u.clones {
+            if self.fabric.datapath(&c.on).is_none() {
+                continue;
+            }
+            let rids: Vec<u32> = c.ids.iter().map(|(_, r)| *r).collect();
+            let st = self.fabric.rules_state(&name, &c.on, &rids).map_err(e)?;
+            if c.published || st == RulesState::Published || c.ids.is_empty() {
+                self.vswitches[i]
+                    .table
+                    .adopt_copy(&c.on, c.ids.iter().copied());
+                let mut copies = self.fabric.copies(&name).map_err(e)?;
+                copies.push(c.on.clone());
+                self.fabric.set_copies(&name, &copies).map_err(e)?;
+                if !c.published {
+                    let on = (c.on != u.to).then(|| c.on.clone());
+                    let from = from.clone();
+                    self.write(Record::Cloned { id: u.id, from, on })?;
                 }
+            } else {
+                eprintln!(
+                    "lime: the clone to {} was never published: removing what of it reached the kernel",
+                    c.on
+                );
+                self.fabric
+                    .discard_unpublished(&name, &c.on, &rids)
+                    .map_err(e)?;
             }
         }
-        // Whatever moved, the ports' places are refreshed (links keep their state, ports
-        // their identity).
-        let fresh = ports_of(&self.fabric, &spec);
-        for p in &mut self.vswitches[i].ports {
-            if let Some(n) = fresh.iter().find(|n| n.port_no == p.port_no) {
-                p.switch.clone_from(&n.switch);
-                p.ifindex = n.ifindex;
-                p.ifname.clone_from(&n.ifname);
-                // The port keeps the hardware address the controller knows.
+        // Copies whose final counters were journaled: fold them in; reclaim what is left.
+        for (sw, finals) in &u.removed {
+            let finals: Vec<(u64, lime_common::stats::RuleStats)> =
+                finals.iter().map(|(id, c)| (*id, (*c).into())).collect();
+            self.vswitches[i].table.fold_retired(sw, &finals);
+            if self.fabric.datapath(sw).is_some() {
+                self.fabric.finish_retire(&name, sw).map_err(e)?;
+            }
+            if !u.retired.contains(sw) {
+                self.write(Record::CopyRetired {
+                    id: u.id,
+                    switch: sw.clone(),
+                })?;
             }
         }
-        result.map(|()| reports)
+        // A copy whose rules were unpublished before the crash could journal their
+        // counters: they are still in the kernel, final; journal, fold, reclaim.
+        for sw in self.fabric.copies(&name).map_err(e)? {
+            let on: Vec<(u64, u32)> = self.vswitches[i]
+                .table
+                .entries()
+                .map(|en| (en.id, en.installed.ids_on(&sw)))
+                .filter(|(_, r)| *r != 0)
+                .collect();
+            let rids: Vec<u32> = on.iter().map(|(_, r)| *r).collect();
+            if rids.is_empty()
+                || self.fabric.rules_state(&name, &sw, &rids).map_err(e)? != RulesState::Removed
+            {
+                continue;
+            }
+            let finals: Vec<(u64, lime_common::stats::RuleStats)> = on
+                .iter()
+                .map(|(id, rid)| {
+                    let st = self
+                        .fabric
+                        .datapath(&sw)
+                        .and_then(|dp| dp.rule_stats(*rid).ok())
+                        .unwrap_or_default();
+                    (*id, st)
+                })
+                .collect();
+            self.write(Record::CopyRemoved {
+                id: u.id,
+                switch: sw.clone(),
+                finals: finals
+                    .iter()
+                    .map(|(id, s)| (*id, Counters::from(*s)))
+                    .collect(),
+            })?;
+            self.vswitches[i].table.fold_retired(&sw, &finals);
+            self.fabric.finish_retire(&name, &sw).map_err(e)?;
+            self.write(Record::CopyRetired {
+                id: u.id,
+                switch: sw.clone(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Move `host` to `place` (again) and journal it.
+    fn put_host(&mut self, id: u64, host: &str, place: &str) -> Result<(), String> {
+        let down = self
+            .fabric
+            .move_host(host, place)
+            .map_err(|e| e.to_string())?;
+        self.write(Record::HostMoved {
+            id,
+            host: host.to_owned(),
+            to: place.to_owned(),
+            downtime_ms: down.as_secs_f64() * 1e3,
+        })?;
+        status::update(&self.live, |v| {
+            if let Some(m) = v.status.migration.as_mut() {
+                m.hosts_moved.push(host.to_owned());
+            }
+        });
+        Ok(())
+    }
+
+    /// Settle the steps a crash left in doubt, before resuming (see the journal's
+    /// module docs).
+    fn settle(&mut self, i: usize, r: &Recovery) -> Result<(), String> {
+        let u = &r.unfinished;
+        self.settle_copies(i, r)?;
+        // Hosts the lab had to attach again (at their place before the migration), and
+        // a move the crash cut short.
+        let mut again: Vec<(String, String)> = Vec::new();
+        for h in &r.lost {
+            let place = if u.moving.as_deref() == Some(h.as_str()) {
+                u.to.clone()
+            } else {
+                self.fabric
+                    .lab()
+                    .state()
+                    .host(h)
+                    .map(|x| x.switch.clone())
+                    .unwrap_or_default()
+            };
+            again.push((h.clone(), place));
+        }
+        if let Some(h) = &u.moving
+            && !again.iter().any(|(x, _)| x == h)
+        {
+            again.push((h.clone(), u.to.clone()));
+        }
+        for (h, place) in again {
+            self.put_host(u.id, &h, &place)?;
+        }
+        Ok(())
+    }
+
+    /// Undo a migration whose target is gone: every source gets a copy again, every
+    /// host goes back where it was at `begin`.
+    fn roll_back(&mut self, i: usize, r: &Recovery) -> Result<(), String> {
+        let u = &r.unfinished;
+        if !u.rolling_back {
+            self.write(Record::RollingBack {
+                id: u.id,
+                why: format!("the target physical switch {} is gone", u.to),
+            })?;
+        }
+        self.settle_copies(i, r)?;
+        let name = u.vswitch.clone();
+        let places: BTreeSet<String> = u.hosts.iter().map(|(_, sw)| sw.clone()).collect();
+        for place in places {
+            let copies = self.fabric.copies(&name).map_err(|e| e.to_string())?;
+            if copies.contains(&place) || self.fabric.datapath(&place).is_none() {
+                continue;
+            }
+            let (id, from) = (u.id, place.clone());
+            let Self {
+                fabric,
+                vswitches,
+                journal,
+                ..
+            } = self;
+            let mut write = |rec| match journal.as_mut() {
+                Some(j) => j.append(rec).map_err(|e| e.to_string()),
+                None => Ok(()),
+            };
+            vswitches[i]
+                .table
+                .clone_to_with(fabric, &place, |ids| {
+                    write(Record::CloneStaged {
+                        id,
+                        from: from.clone(),
+                        on: Some(from.clone()),
+                        ids: ids.to_vec(),
+                    })
+                })
+                .map_err(|e| e.to_string())?;
+            write(Record::Cloned {
+                id,
+                from: from.clone(),
+                on: Some(from),
+            })?;
+        }
+        for (h, place) in &u.hosts {
+            let now = self.fabric.lab().state().host(h).map(|x| x.switch.clone());
+            if now.as_deref() != Some(place.as_str()) || r.lost.contains(h) {
+                self.put_host(u.id, h, place)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -32,11 +32,20 @@
 //! Clone is all or nothing: if the target refuses (unknown switch, table full), nothing
 //! changed and the virtual switch runs where it was. A failure while moving hosts
 //! leaves the hosts moved so far at the target, with both copies running — a
-//! consistent state the migration can be resumed from. (A durable journal for
-//! control-plane crashes mid-migration is still to come.)
+//! consistent state the migration can be resumed from.
+//!
+//! # Observing a migration
+//! [`migrate_with`] tells an observer every [`Step`] as it happens — phases starting,
+//! the clone staged (before anything reaches the kernel), each host about to move and
+//! moved, a copy's final counters (before the datapath forgets them). The switch core
+//! writes them to the durable [`journal`] and streams them to `lime migrate` as
+//! [`Progress`]; an observer that fails (a journal that cannot be written) stops the
+//! migration before the step. [`journal`] describes how a control plane that crashed
+//! mid-migration resumes or rolls it back.
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use lime_common::stats::RuleStats;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     fabric::{Fabric, FabricError},
@@ -53,8 +62,10 @@ pub enum Strategy {
     Move,
 }
 
+pub mod journal;
+
 /// Phases of a migration, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Stopping the source copy (`move` only).
@@ -97,7 +108,7 @@ pub enum MigrationError {
 }
 
 /// What a migration did, and how long each part took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Strategy used.
     pub strategy: Strategy,
@@ -149,6 +160,80 @@ fn table_misses(fabric: &Fabric, switch: &str) -> u64 {
         .map_or(0, |(_, n)| n)
 }
 
+/// A step of a migration, told to the observer of [`migrate_with`] as it happens.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// A phase starts.
+    Phase(Phase),
+    /// The clone is staged on the target: each entry's datapath rule id there (entry
+    /// id, rule id). Nothing is in the kernel yet.
+    CloneStaged {
+        /// (entry id, datapath rule id on the target).
+        ids: &'a [(u64, u32)],
+    },
+    /// The clone is published on the target (both copies run).
+    Cloned,
+    /// A host is about to be re-attached at the target.
+    HostMoving {
+        /// The host.
+        host: &'a str,
+    },
+    /// It is.
+    HostMoved {
+        /// The host.
+        host: &'a str,
+        /// How long it had no link, in milliseconds.
+        downtime_ms: f64,
+    },
+    /// A copy's rules are out of every version a packet can use: their final counters
+    /// (entry id, counters), before the datapath forgets them.
+    CopyRemoved {
+        /// The physical switch the copy ran on.
+        switch: &'a str,
+        /// (entry id, final counters).
+        finals: &'a [(u64, RuleStats)],
+    },
+    /// The copy is gone and its counters are folded into the entries.
+    CopyRetired {
+        /// The physical switch the copy ran on.
+        switch: &'a str,
+    },
+}
+
+/// What `lime migrate` shows while a migration runs: one event per line of the control
+/// socket (JSON, tagged by `event`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Progress {
+    /// A phase of the migration from `from` starts.
+    Phase {
+        /// Virtual switch.
+        vswitch: String,
+        /// Source physical switch.
+        from: String,
+        /// Target physical switch.
+        to: String,
+        /// The phase.
+        phase: Phase,
+    },
+    /// A host was re-attached at the target.
+    HostMoved {
+        /// Virtual switch.
+        vswitch: String,
+        /// The host.
+        host: String,
+        /// Its physical switch now.
+        to: String,
+        /// How long it had no link, in milliseconds.
+        downtime_ms: f64,
+    },
+    /// The migration from one source physical switch is over.
+    Done {
+        /// Its report.
+        report: Report,
+    },
+}
+
 /// Migrate virtual switch `vsw` from physical switch `from` to `to` with `strategy`.
 /// `progress` is told each phase as it starts.
 pub fn migrate(
@@ -158,6 +243,29 @@ pub fn migrate(
     to: &str,
     strategy: Strategy,
     mut progress: impl FnMut(Phase),
+) -> Result<Report, MigrationError> {
+    migrate_with(fabric, vsw, from, to, strategy, |s| {
+        if let Step::Phase(p) = s {
+            progress(p);
+        }
+        Ok(())
+    })
+}
+
+/// [`migrate`], telling `observe` every [`Step`] as it happens (see the module docs).
+/// An error from `observe` stops the migration before the step it was told about.
+///
+/// Steps already done are skipped, so the same call resumes a migration that stopped
+/// half-way (a restarted control plane): no clone if the target already runs a copy,
+/// only the hosts still on the source move, no freeze if the source runs no copy any
+/// more (`move`), no retire if it is already retired.
+pub fn migrate_with(
+    fabric: &mut Fabric,
+    vsw: &mut VirtualSwitch,
+    from: &str,
+    to: &str,
+    strategy: Strategy,
+    mut observe: impl FnMut(Step<'_>) -> Result<(), String>,
 ) -> Result<Report, MigrationError> {
     let name = vsw.name().to_owned();
     let refuse = |why| MigrationError::Refused {
@@ -174,13 +282,21 @@ pub fn migrate(
             source: Box::new(source),
         }
     };
+    let stopped = |phase: Phase| {
+        let vswitch = name.clone();
+        move |why: String| MigrationError::Step {
+            vswitch,
+            phase,
+            source: Box::new(FabricError::Stopped {
+                step: "the next step",
+                why,
+            }),
+        }
+    };
     if from == to {
         return Err(refuse("source and target are the same physical switch"));
     }
     let copies = fabric.copies(&name).map_err(step(Phase::Clone))?;
-    if !copies.iter().any(|c| c == from) {
-        return Err(refuse("the virtual switch runs no copy on the source"));
-    }
     let state = fabric.lab().state();
     let hosts: Vec<String> = state
         .topology
@@ -193,6 +309,12 @@ pub fn migrate(
                 .collect()
         })
         .unwrap_or_default();
+    let source_runs = copies.iter().any(|c| c == from);
+    // (A source without a copy is fine once the target runs one: a resumed migration
+    // whose old copy is retired, or frozen by `move`.)
+    if !source_runs && !copies.iter().any(|c| c == to) {
+        return Err(refuse("the virtual switch runs no copy on the source"));
+    }
     let started = Instant::now();
     let mut report = Report {
         strategy,
@@ -207,32 +329,61 @@ pub fn migrate(
     };
 
     let misses_before = table_misses(fabric, from);
-    if strategy == Strategy::Move {
-        progress(Phase::Freeze);
+    if strategy == Strategy::Move && source_runs {
+        observe(Step::Phase(Phase::Freeze)).map_err(stopped(Phase::Freeze))?;
         let t = Instant::now();
-        vsw.freeze_copy(fabric, from).map_err(step(Phase::Freeze))?;
+        vsw.freeze_copy_with(fabric, from, |finals| {
+            observe(Step::CopyRemoved {
+                switch: from,
+                finals,
+            })
+        })
+        .map_err(step(Phase::Freeze))?;
+        observe(Step::CopyRetired { switch: from }).map_err(stopped(Phase::Freeze))?;
         report.phases_ms.push((Phase::Freeze, ms(t.elapsed())));
     }
 
-    progress(Phase::Clone);
+    observe(Step::Phase(Phase::Clone)).map_err(stopped(Phase::Clone))?;
     let t = Instant::now();
     if !copies.iter().any(|c| c == to) {
-        vsw.clone_to(fabric, to).map_err(step(Phase::Clone))?;
+        vsw.clone_to_with(fabric, to, |ids| observe(Step::CloneStaged { ids }))
+            .map_err(step(Phase::Clone))?;
+        observe(Step::Cloned).map_err(stopped(Phase::Clone))?;
     }
     report.phases_ms.push((Phase::Clone, ms(t.elapsed())));
 
-    progress(Phase::Move);
+    observe(Step::Phase(Phase::Move)).map_err(stopped(Phase::Move))?;
     let t = Instant::now();
     for h in hosts {
-        let down = fabric.move_host(&h, to).map_err(step(Phase::Move))?;
-        report.hosts.push((h, ms(down)));
+        observe(Step::HostMoving { host: &h }).map_err(stopped(Phase::Move))?;
+        let down = ms(fabric.move_host(&h, to).map_err(step(Phase::Move))?);
+        observe(Step::HostMoved {
+            host: &h,
+            downtime_ms: down,
+        })
+        .map_err(stopped(Phase::Move))?;
+        report.hosts.push((h, down));
     }
     report.phases_ms.push((Phase::Move, ms(t.elapsed())));
 
     if strategy == Strategy::Clone {
-        progress(Phase::Retire);
+        observe(Step::Phase(Phase::Retire)).map_err(stopped(Phase::Retire))?;
         let t = Instant::now();
-        vsw.retire_copy(fabric, from).map_err(step(Phase::Retire))?;
+        if fabric
+            .copies(&name)
+            .map_err(step(Phase::Retire))?
+            .iter()
+            .any(|c| c == from)
+        {
+            vsw.retire_copy_with(fabric, from, |finals| {
+                observe(Step::CopyRemoved {
+                    switch: from,
+                    finals,
+                })
+            })
+            .map_err(step(Phase::Retire))?;
+            observe(Step::CopyRetired { switch: from }).map_err(stopped(Phase::Retire))?;
+        }
         report.phases_ms.push((Phase::Retire, ms(t.elapsed())));
     }
     report.total_ms = ms(started.elapsed());

@@ -1,0 +1,984 @@
+//! The migration journal: a durable, append-only record of every step of a migration,
+//! so a control plane that crashes mid-migration can finish it (or undo it) when it
+//! restarts — while the datapath, which lives in the kernel, keeps forwarding.
+//!
+//! # Where
+//! `/run/lime/<lab>/journal.jsonl`, next to the lab state the lab crate saves
+//! (`lab.json`, see [`lime_lab::LabState`]). `/run` is a tmpfs: the journal is exactly
+//! as durable as what it describes (namespaces and the pinned datapath are gone after
+//! a reboot too). A fresh `lime run` (no unfinished migration) empties it.
+//!
+//! # Records
+//! One JSON object per line, `{"seq":N,"rec":"<kind>",...}`, written with one `write`
+//! and `fsync`ed before the step it announces goes on. Kinds, in the order a migration
+//! writes them (`id` names the migration; a `lime migrate` of a virtual switch whose
+//! hosts sit on several physical switches is one migration with one *leg* per source):
+//!
+//! | record | written | carries |
+//! |---|---|---|
+//! | `begin` | before anything changes | virtual switch, target, strategy, the legs (sources, in order), and a [`Snapshot`] of every virtual switch's flow table (rules, cookies, timeouts with their age, datapath rule ids per copy, counters folded in so far) and copies |
+//! | `phase` | as a phase of a leg starts | leg, phase |
+//! | `clone-staged` | after the clone is staged on the target, before it is written to the kernel | (entry id, datapath rule id on the target) |
+//! | `cloned` | after the clone is published | — |
+//! | `rolling-back` | when a recovery finds resuming impossible | why |
+//! | `host-moving` | before a host is re-attached | host |
+//! | `host-moved` | after it is, and every physical switch knows | host, downtime |
+//! | `copy-removed` | after a copy's rules are unpublished and past the grace period, before the datapath forgets them | switch, each entry's final counters there |
+//! | `copy-retired` | after the copy is reclaimed | switch |
+//! | `leg-done` | after a leg | its report |
+//! | `end` | last | outcome (`done`, `failed`, `rolled-back`), error |
+//!
+//! No flow-mod interleaves with a migration (the switch core runs all of it, every
+//! leg, as one command), so the snapshot in `begin` plus the records after it are the
+//! whole truth about the tables until `end`.
+//!
+//! # Recovery (`lime run` finding a `begin` without an `end`)
+//! The lab is adopted as it is ([`crate::fabric::Fabric::adopt`]: namespaces, hosts where
+//! the kernel says they are, datapaths re-opened from their pins — nothing is
+//! reloaded, nothing stops forwarding) and the tables are rebuilt from the snapshot.
+//! Then each in-doubt step is settled (a crash can fall anywhere between two records):
+//!
+//! - `clone-staged` without `cloned`: if the target's datapath shows the rules
+//!   published, the clone happened; otherwise whatever part of it reached the kernel is
+//!   invisible to packets (not published) and is removed
+//!   ([`crate::fabric::Fabric::discard_unpublished`]) — left there, the next version
+//!   published on the target would make it visible — and the clone is redone. (A
+//!   version marked ready but not published could be caught up to by a packet tagged
+//!   with it; none reaches the target before a host moves there, after `cloned`.)
+//! - `host-moving` without `host-moved`: the host is moved to the target (again): its
+//!   link is recreated there and every physical switch told where its port lives. A host
+//!   the crash left with no link at all is attached first ([`lime_lab::Lab::adopt`]).
+//! - `copy-removed` without `copy-retired`: the journaled final counters are folded in
+//!   and the datapath reclaims what is left of the copy. Counters are never read twice
+//!   nor lost: they are journaled before the datapath may forget them.
+//! - Hosts already moved need nothing (the kernel says where they are).
+//!
+//! Then, if the target physical switch is there (its namespace, and so its datapath),
+//! the migration is **resumed**: the remaining legs run as usual (the engine skips what
+//! is done) and `end` says `done`. Otherwise (or once a `rolling-back` is journaled) it
+//! is **rolled back**: the target is forgotten — its copy's rules, and what they counted
+//! since the clone, are gone with it (the only counters that can be lost, and only
+//! because the switch that held them is) — every source that lost its copy gets one
+//! again (a clone journaled with `on`), and the hosts go back to the physical switch
+//! each had at `begin` (the lab attaches those whose link died with the target there);
+//! `end` says `rolled-back`. The recovery's own steps are journaled by the same rules,
+//! so a crash during recovery is recovered from too.
+//!
+//! # Fault injection (tests only)
+//! `LIME_FAULT_CRASH_AFTER_RECORD=<kind>[:<n>]` makes the process exit at once (no
+//! clean-up, as `kill -9` would) right after the `n`th (default first) record of that
+//! kind is durable. The variable is read once, on purpose long-named, and `lime run`
+//! warns loudly when it is set; nothing else enables it.
+use std::{
+    collections::BTreeMap,
+    fs::{File, OpenOptions},
+    io::Write,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use lime_common::stats::RuleStats;
+use serde::{Deserialize, Serialize};
+
+use super::{Phase, Report, Strategy};
+use crate::{
+    flow::Rule,
+    vswitch::{FlowEntry, VirtualSwitch},
+};
+
+/// File name of the journal inside the lab's state directory.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// The fault-injection variable (see the module docs).
+pub const FAULT_ENV: &str = "LIME_FAULT_CRASH_AFTER_RECORD";
+
+/// Where lab `lab`'s journal lives.
+#[must_use]
+pub fn path_for(lab: &str) -> PathBuf {
+    lime_lab::LabState::default_dir(lab).join(JOURNAL_FILE)
+}
+
+/// Errors of the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Reading, writing or syncing the file failed.
+    #[error("migration journal {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line that is not a record (and not a torn last line).
+    #[error("migration journal {path}, line {line}: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Counters as the journal stores them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Last hit (CLOCK_MONOTONIC ns; 0 if never).
+    pub last_hit_ns: u64,
+}
+
+impl From<RuleStats> for Counters {
+    fn from(s: RuleStats) -> Self {
+        Self {
+            packets: s.packets,
+            bytes: s.bytes,
+            last_hit_ns: s.last_hit_ns,
+        }
+    }
+}
+
+impl From<Counters> for RuleStats {
+    fn from(c: Counters) -> Self {
+        Self {
+            packets: c.packets,
+            bytes: c.bytes,
+            last_hit_ns: c.last_hit_ns,
+        }
+    }
+}
+
+/// One flow entry as the snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedEntry {
+    /// Entry id.
+    pub id: u64,
+    /// The rule (match, instructions, cookie, timeouts, flags).
+    pub rule: Rule,
+    /// Its datapath rule id on each physical switch running a copy.
+    pub installed: BTreeMap<String, u32>,
+    /// Counters of datapath rules it no longer uses.
+    pub base: Counters,
+    /// Milliseconds since it was added, at the snapshot.
+    pub age_ms: u64,
+}
+
+/// One virtual switch's table as the snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedTable {
+    /// Virtual switch.
+    pub vswitch: String,
+    /// Physical switches running a copy.
+    pub copies: Vec<String>,
+    /// Next entry id.
+    pub next_id: u64,
+    /// Entries.
+    pub entries: Vec<SavedEntry>,
+}
+
+/// Every virtual switch's table, at the start of a migration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Wall-clock milliseconds (UNIX) when it was taken.
+    pub wall_ms: u64,
+    /// The tables.
+    pub tables: Vec<SavedTable>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl SavedTable {
+    /// The snapshot of `vsw`, which runs on `copies`.
+    #[must_use]
+    pub fn of(vsw: &VirtualSwitch, copies: Vec<String>) -> Self {
+        Self {
+            vswitch: vsw.name().to_owned(),
+            copies,
+            next_id: vsw.next_id(),
+            entries: vsw
+                .entries()
+                .map(|e| SavedEntry {
+                    id: e.id,
+                    rule: e.rule.clone(),
+                    installed: e.installed.ids.clone(),
+                    base: e.base.into(),
+                    age_ms: u64::try_from(e.added.elapsed().as_millis()).unwrap_or(u64::MAX),
+                })
+                .collect(),
+        }
+    }
+
+    /// The virtual switch again, `since_ms` after the snapshot was taken (entries keep
+    /// aging across the restart: a hard timeout is not restarted).
+    #[must_use]
+    pub fn restore(&self, since_ms: u64) -> VirtualSwitch {
+        let now = Instant::now();
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| {
+                let age = Duration::from_millis(e.age_ms.saturating_add(since_ms));
+                FlowEntry {
+                    id: e.id,
+                    key: e.rule.matches.compile(),
+                    rule: e.rule.clone(),
+                    installed: crate::fabric::Installed {
+                        ids: e.installed.clone(),
+                    },
+                    base: e.base.into(),
+                    added: now.checked_sub(age).unwrap_or(now),
+                }
+            })
+            .collect();
+        VirtualSwitch::restore(&self.vswitch, entries, self.next_id)
+    }
+}
+
+impl Snapshot {
+    /// A snapshot of `tables` taken now.
+    #[must_use]
+    pub fn now(tables: Vec<SavedTable>) -> Self {
+        Self {
+            wall_ms: wall_ms(),
+            tables,
+        }
+    }
+
+    /// Milliseconds since it was taken (wall clock; 0 if the clock went back).
+    #[must_use]
+    pub fn since_ms(&self) -> u64 {
+        wall_ms().saturating_sub(self.wall_ms)
+    }
+
+    /// The table of one virtual switch.
+    #[must_use]
+    pub fn table(&self, vswitch: &str) -> Option<&SavedTable> {
+        self.tables.iter().find(|t| t.vswitch == vswitch)
+    }
+}
+
+/// How a migration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Every host is at the target, the old copies retired.
+    Done,
+    /// A step failed; the state is the consistent one the failure left (see
+    /// [`crate::migration`]'s "Failure").
+    Failed,
+    /// Undone after a restart: the hosts are back where they were.
+    RolledBack,
+}
+
+/// A journal record (see the module docs for when each is written).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rec", rename_all = "kebab-case")]
+pub enum Record {
+    /// A migration starts.
+    Begin {
+        /// Migration id.
+        id: u64,
+        /// Virtual switch.
+        vswitch: String,
+        /// Target physical switch.
+        to: String,
+        /// Strategy.
+        strategy: Strategy,
+        /// Source physical switches, one leg each, in order.
+        legs: Vec<String>,
+        /// Each host of the virtual switch and its physical switch at the start.
+        hosts: Vec<(String, String)>,
+        /// Every table, and where copies run.
+        snapshot: Snapshot,
+    },
+    /// A phase of a leg starts.
+    Phase {
+        /// Migration id.
+        id: u64,
+        /// Leg (source physical switch).
+        from: String,
+        /// Phase.
+        phase: Phase,
+    },
+    /// The clone is staged on the target, nothing written yet.
+    CloneStaged {
+        /// Migration id.
+        id: u64,
+        /// Leg.
+        from: String,
+        /// Where the clone goes, if not to the migration's target (a roll-back
+        /// re-creating the source's copy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
+        /// (entry id, datapath rule id on the target).
+        ids: Vec<(u64, u32)>,
+    },
+    /// The clone is published.
+    Cloned {
+        /// Migration id.
+        id: u64,
+        /// Leg.
+        from: String,
+        /// As in `clone-staged`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
+    },
+    /// Resuming is impossible (the target is gone): the migration is being undone.
+    RollingBack {
+        /// Migration id.
+        id: u64,
+        /// Why.
+        why: String,
+    },
+    /// A host is about to move to the target.
+    HostMoving {
+        /// Migration id.
+        id: u64,
+        /// Host.
+        host: String,
+    },
+    /// It moved.
+    HostMoved {
+        /// Migration id.
+        id: u64,
+        /// Host.
+        host: String,
+        /// Its physical switch now.
+        to: String,
+        /// How long it had no link (ms).
+        downtime_ms: f64,
+    },
+    /// A copy's rules are unpublished; their final counters, before they are reclaimed.
+    CopyRemoved {
+        /// Migration id.
+        id: u64,
+        /// Physical switch of the copy.
+        switch: String,
+        /// (entry id, final counters there).
+        finals: Vec<(u64, Counters)>,
+    },
+    /// The copy is reclaimed.
+    CopyRetired {
+        /// Migration id.
+        id: u64,
+        /// Physical switch of the copy.
+        switch: String,
+    },
+    /// A leg is over.
+    LegDone {
+        /// Migration id.
+        id: u64,
+        /// Its report.
+        report: Report,
+    },
+    /// The migration is over.
+    End {
+        /// Migration id.
+        id: u64,
+        /// How.
+        outcome: Outcome,
+        /// Why it failed, if it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+impl Record {
+    /// The record's kind, as written in `rec`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Begin { .. } => "begin",
+            Self::Phase { .. } => "phase",
+            Self::CloneStaged { .. } => "clone-staged",
+            Self::Cloned { .. } => "cloned",
+            Self::RollingBack { .. } => "rolling-back",
+            Self::HostMoving { .. } => "host-moving",
+            Self::HostMoved { .. } => "host-moved",
+            Self::CopyRemoved { .. } => "copy-removed",
+            Self::CopyRetired { .. } => "copy-retired",
+            Self::LegDone { .. } => "leg-done",
+            Self::End { .. } => "end",
+        }
+    }
+}
+
+/// A record with its sequence number, as one line of the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// 1-based, increasing.
+    pub seq: u64,
+    /// The record.
+    #[serde(flatten)]
+    pub rec: Record,
+}
+
+/// The fault-injection point (tests only): exit after the `n`th record of `kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fault {
+    kind: String,
+    n: u32,
+}
+
+impl Fault {
+    fn parse(v: &str) -> Option<Self> {
+        let (kind, n) = match v.split_once(':') {
+            Some((k, n)) => (k, n.parse().ok()?),
+            None => (v, 1),
+        };
+        (!kind.is_empty()).then(|| Self {
+            kind: kind.to_owned(),
+            n,
+        })
+    }
+}
+
+/// The fault-injection setting, if [`FAULT_ENV`] is set (for `lime run` to warn).
+#[must_use]
+pub fn fault_injection() -> Option<String> {
+    std::env::var(FAULT_ENV).ok().filter(|v| !v.is_empty())
+}
+
+/// An open journal, appending.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    seq: u64,
+    fault: Option<Fault>,
+    seen: BTreeMap<&'static str, u32>,
+}
+
+impl Journal {
+    fn open_with(path: &Path, truncate: bool) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let seq = if truncate {
+            0
+        } else {
+            read(path)?.last().map_or(0, |l| l.seq)
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        if truncate {
+            file.set_len(0).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            seq,
+            fault: fault_injection().as_deref().and_then(Fault::parse),
+            seen: BTreeMap::new(),
+        })
+    }
+
+    /// Start an empty journal at `path` (a fresh lab).
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn create(path: &Path) -> Result<Self, JournalError> {
+        Self::open_with(path, true)
+    }
+
+    /// Keep appending to the journal at `path` (a restarted control plane).
+    ///
+    /// # Errors
+    /// I/O, or a corrupt line.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        Self::open_with(path, false)
+    }
+
+    /// The file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append a record and make it durable (`fsync`) before returning.
+    ///
+    /// # Errors
+    /// I/O: the record may not be durable, and the step it announces must not go on.
+    pub fn append(&mut self, rec: Record) -> Result<(), JournalError> {
+        let io = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let kind = rec.kind();
+        let line = Line {
+            seq: self.seq + 1,
+            rec,
+        };
+        let mut bytes = serde_json::to_vec(&line).map_err(|e| io(std::io::Error::other(e)))?;
+        bytes.push(b'\n');
+        self.file.write_all(&bytes).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.seq += 1;
+        let n = self.seen.entry(kind).or_default();
+        *n += 1;
+        if let Some(f) = &self.fault
+            && f.kind == kind
+            && f.n == *n
+        {
+            eprintln!(
+                "lime: fault injection ({FAULT_ENV}): exiting right after journal record {} ({kind})",
+                self.seq
+            );
+            // SAFETY: _exit has no preconditions; it ends the process at once, without
+            // running destructors (the point: nothing is cleaned up, as with kill -9).
+            unsafe { libc::_exit(137) };
+        }
+        Ok(())
+    }
+}
+
+/// Read every record of the journal at `path` (none if there is no file). A last line
+/// cut short by a crash (no newline, not JSON) is ignored: its step never started.
+///
+/// # Errors
+/// I/O, or a corrupt line before the last.
+pub fn read(path: &Path) -> Result<Vec<Line>, JournalError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    parse(path, &text)
+}
+
+fn parse(path: &Path, text: &str) -> Result<Vec<Line>, JournalError> {
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Line>(l) {
+            Ok(line) => out.push(line),
+            Err(_) if i + 1 == lines.len() && !complete => {}
+            Err(source) => {
+                return Err(JournalError::Corrupt {
+                    path: path.to_owned(),
+                    line: i + 1,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A migration the journal shows started and not ended, with what its records say
+/// was done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unfinished {
+    /// Migration id.
+    pub id: u64,
+    /// Virtual switch.
+    pub vswitch: String,
+    /// Target.
+    pub to: String,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Legs (sources), in order.
+    pub legs: Vec<String>,
+    /// Hosts and their physical switch at the start.
+    pub hosts: Vec<(String, String)>,
+    /// The tables at the start.
+    pub snapshot: Snapshot,
+    /// Legs done, with their reports.
+    pub done: Vec<Report>,
+    /// The last leg and phase that started.
+    pub phase: Option<(String, Phase)>,
+    /// Clones staged, in order.
+    pub clones: Vec<StagedClone>,
+    /// Whether a roll-back started.
+    pub rolling_back: bool,
+    /// Hosts moved so far, with their downtime.
+    pub moved: Vec<(String, f64)>,
+    /// A host whose move started and was not journaled as done.
+    pub moving: Option<String>,
+    /// Copies whose final counters were journaled: switch → (entry, counters).
+    pub removed: BTreeMap<String, Vec<(u64, Counters)>>,
+    /// Copies journaled as reclaimed.
+    pub retired: Vec<String>,
+}
+
+/// A clone the journal shows staged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedClone {
+    /// Where it goes.
+    pub on: String,
+    /// (entry id, datapath rule id there).
+    pub ids: Vec<(u64, u32)>,
+    /// Whether its publish was journaled.
+    pub published: bool,
+}
+
+/// What a restarted control plane hands the switch core: the unfinished migration and
+/// what taking the lab over found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// The migration.
+    pub unfinished: Unfinished,
+    /// Hosts the lab had to attach again (at their place before the migration).
+    pub lost: Vec<String>,
+    /// Physical switches whose namespace is gone.
+    pub gone: Vec<String>,
+}
+
+/// The migration that `lines` show unfinished, if any (the last `begin` without its
+/// `end`).
+#[must_use]
+pub fn unfinished(lines: &[Line]) -> Option<Unfinished> {
+    let mut cur: Option<Unfinished> = None;
+    for l in lines {
+        match &l.rec {
+            Record::Begin {
+                id,
+                vswitch,
+                to,
+                strategy,
+                legs,
+                hosts,
+                snapshot,
+            } => {
+                cur = Some(Unfinished {
+                    id: *id,
+                    vswitch: vswitch.clone(),
+                    to: to.clone(),
+                    strategy: *strategy,
+                    legs: legs.clone(),
+                    hosts: hosts.clone(),
+                    snapshot: snapshot.clone(),
+                    done: Vec::new(),
+                    phase: None,
+                    clones: Vec::new(),
+                    rolling_back: false,
+                    moved: Vec::new(),
+                    moving: None,
+                    removed: BTreeMap::new(),
+                    retired: Vec::new(),
+                });
+            }
+            rec => {
+                let Some(u) = cur.as_mut() else { continue };
+                u.apply(rec);
+                if matches!(rec, Record::End { id, .. } if *id == u.id) {
+                    cur = None;
+                }
+            }
+        }
+    }
+    cur
+}
+
+impl Unfinished {
+    fn apply(&mut self, rec: &Record) {
+        match rec {
+            Record::Phase { id, from, phase } if *id == self.id => {
+                self.phase = Some((from.clone(), *phase));
+            }
+            Record::CloneStaged { id, on, ids, .. } if *id == self.id => {
+                self.clones.push(StagedClone {
+                    on: on.clone().unwrap_or_else(|| self.to.clone()),
+                    ids: ids.clone(),
+                    published: false,
+                });
+            }
+            Record::Cloned { id, on, .. } if *id == self.id => {
+                let on = on.clone().unwrap_or_else(|| self.to.clone());
+                if let Some(c) = self.clones.iter_mut().rev().find(|c| c.on == on) {
+                    c.published = true;
+                }
+            }
+            Record::RollingBack { id, .. } if *id == self.id => self.rolling_back = true,
+            Record::HostMoving { id, host } if *id == self.id => {
+                self.moving = Some(host.clone());
+            }
+            Record::HostMoved {
+                id,
+                host,
+                downtime_ms,
+                ..
+            } if *id == self.id => {
+                if self.moving.as_deref() == Some(host) {
+                    self.moving = None;
+                }
+                self.moved.push((host.clone(), *downtime_ms));
+            }
+            Record::CopyRemoved { id, switch, finals } if *id == self.id => {
+                self.removed.insert(switch.clone(), finals.clone());
+            }
+            Record::CopyRetired { id, switch } if *id == self.id => {
+                self.retired.push(switch.clone());
+            }
+            Record::LegDone { id, report } if *id == self.id => {
+                self.done.push(report.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// Copies whose counters were journaled but whose reclaim was not.
+    pub fn removed_not_retired(&self) -> impl Iterator<Item = (&String, &Vec<(u64, Counters)>)> {
+        self.removed
+            .iter()
+            .filter(|(sw, _)| !self.retired.contains(sw))
+    }
+}
+
+/// A fresh migration id (milliseconds since the epoch, made unique by the caller's
+/// journal order).
+#[must_use]
+pub fn new_id() -> u64 {
+    wall_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn begin(id: u64) -> Record {
+        Record::Begin {
+            id,
+            vswitch: "vs1".into(),
+            to: "s3".into(),
+            strategy: Strategy::Clone,
+            legs: vec!["s1".into()],
+            hosts: vec![("h1".into(), "s1".into())],
+            snapshot: Snapshot::now(vec![SavedTable {
+                vswitch: "vs1".into(),
+                copies: vec!["s1".into(), "s2".into()],
+                next_id: 2,
+                entries: vec![SavedEntry {
+                    id: 1,
+                    rule: Rule::new(
+                        0,
+                        5,
+                        crate::flow::Match::default(),
+                        crate::flow::Instructions::apply(vec![crate::flow::Action::output(1)]),
+                    ),
+                    installed: BTreeMap::from([("s1".into(), 7), ("s2".into(), 9)]),
+                    base: Counters::default(),
+                    age_ms: 1500,
+                }],
+            }]),
+        }
+    }
+
+    fn lines(recs: Vec<Record>) -> Vec<Line> {
+        recs.into_iter()
+            .enumerate()
+            .map(|(i, rec)| Line {
+                seq: i as u64 + 1,
+                rec,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_round_trip_as_tagged_json_lines() {
+        let l = Line {
+            seq: 3,
+            rec: Record::HostMoved {
+                id: 9,
+                host: "h1".into(),
+                to: "s3".into(),
+                downtime_ms: 12.5,
+            },
+        };
+        let json = serde_json::to_string(&l).expect("json");
+        assert!(json.starts_with(r#"{"seq":3,"rec":"host-moved""#), "{json}");
+        assert_eq!(serde_json::from_str::<Line>(&json).expect("parse"), l);
+        let b = Line {
+            seq: 1,
+            rec: begin(1),
+        };
+        let json = serde_json::to_string(&b).expect("json");
+        assert_eq!(serde_json::from_str::<Line>(&json).expect("parse"), b);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_a_corrupt_middle_line_is_not() {
+        let p = Path::new("j");
+        let good = serde_json::to_string(&Line {
+            seq: 1,
+            rec: Record::Cloned {
+                id: 1,
+                from: "s1".into(),
+                on: None,
+            },
+        })
+        .expect("json");
+        let torn = format!("{good}\n{{\"seq\":2,\"rec\":\"host-mo");
+        assert_eq!(parse(p, &torn).expect("torn tail").len(), 1);
+        let corrupt = format!("{{\"seq\":2,\"rec\":\"nope\"}}\n{good}\n");
+        assert!(matches!(
+            parse(p, &corrupt),
+            Err(JournalError::Corrupt { line: 1, .. })
+        ));
+        let unknown_complete = format!("{good}\n{{\"seq\":2}}\n");
+        assert!(parse(p, &unknown_complete).is_err(), "a complete bad line");
+    }
+
+    #[test]
+    fn unfinished_tracks_the_steps_of_the_last_migration() {
+        assert_eq!(unfinished(&[]), None);
+        let done = lines(vec![
+            begin(1),
+            Record::End {
+                id: 1,
+                outcome: Outcome::Done,
+                error: None,
+            },
+        ]);
+        assert_eq!(unfinished(&done), None, "an ended migration is finished");
+        let mut recs = vec![
+            begin(1),
+            Record::End {
+                id: 1,
+                outcome: Outcome::Done,
+                error: None,
+            },
+            begin(2),
+            Record::CloneStaged {
+                id: 2,
+                from: "s1".into(),
+                on: None,
+                ids: vec![(1, 4)],
+            },
+            Record::Cloned {
+                id: 2,
+                from: "s1".into(),
+                on: None,
+            },
+            Record::HostMoving {
+                id: 2,
+                host: "h1".into(),
+            },
+        ];
+        let u = unfinished(&lines(recs.clone())).expect("unfinished");
+        assert_eq!((u.id, u.moving.as_deref()), (2, Some("h1")));
+        assert_eq!(
+            u.clones,
+            [StagedClone {
+                on: "s3".into(),
+                ids: vec![(1, 4)],
+                published: true
+            }]
+        );
+        assert!(!u.rolling_back);
+        recs.push(Record::HostMoved {
+            id: 2,
+            host: "h1".into(),
+            to: "s3".into(),
+            downtime_ms: 3.0,
+        });
+        recs.push(Record::CopyRemoved {
+            id: 2,
+            switch: "s1".into(),
+            finals: vec![(
+                1,
+                Counters {
+                    packets: 5,
+                    bytes: 300,
+                    last_hit_ns: 1,
+                },
+            )],
+        });
+        let u = unfinished(&lines(recs.clone())).expect("unfinished");
+        assert_eq!(u.moving, None);
+        assert_eq!(u.moved, vec![("h1".to_owned(), 3.0)]);
+        assert_eq!(u.removed_not_retired().count(), 1);
+        recs.push(Record::CopyRetired {
+            id: 2,
+            switch: "s1".into(),
+        });
+        let u = unfinished(&lines(recs)).expect("unfinished");
+        assert_eq!(u.removed_not_retired().count(), 0);
+    }
+
+    #[test]
+    fn a_restored_table_keeps_ids_rules_counters_and_age() {
+        let Record::Begin { snapshot, .. } = begin(1) else {
+            unreachable!()
+        };
+        let t = snapshot.table("vs1").expect("vs1");
+        let v = t.restore(500);
+        let e = v.entry(1).expect("entry 1");
+        assert_eq!(e.installed.ids_on("s2"), 9);
+        assert!(e.added.elapsed() >= Duration::from_millis(2000), "age kept");
+        assert_eq!(v.next_id(), 2);
+        assert_eq!(
+            SavedTable::of(&v, t.copies.clone()).entries[0].rule,
+            t.entries[0].rule
+        );
+    }
+
+    #[test]
+    fn journal_appends_durably_and_reopens_where_it_left_off() {
+        let dir = std::env::temp_dir().join(format!("lime-journal-{}", std::process::id()));
+        let path = dir.join(JOURNAL_FILE);
+        let mut j = Journal::create(&path).expect("create");
+        j.append(begin(1)).expect("append");
+        j.append(Record::Cloned {
+            id: 1,
+            from: "s1".into(),
+            on: None,
+        })
+        .expect("append");
+        drop(j);
+        let mut j = Journal::open(&path).expect("reopen");
+        j.append(Record::End {
+            id: 1,
+            outcome: Outcome::Done,
+            error: None,
+        })
+        .expect("append");
+        let l = read(&path).expect("read");
+        assert_eq!(l.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(unfinished(&l), None);
+        Journal::create(&path).expect("truncate");
+        assert!(read(&path).expect("read").is_empty());
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn fault_points_parse() {
+        assert_eq!(
+            Fault::parse("host-moved:2"),
+            Some(Fault {
+                kind: "host-moved".into(),
+                n: 2
+            })
+        );
+        assert_eq!(Fault::parse("cloned").map(|f| f.n), Some(1));
+        assert_eq!(Fault::parse("x:y"), None);
+        assert_eq!(Fault::parse(""), None);
+    }
+}

@@ -1,0 +1,900 @@
+//! `lime status`, `lime migrate` and the migration journal, through the real `lime`
+//! binary against a real `lime run` daemon (lab `tjrnl`, pins under
+//! `/sys/fs/bpf/lime-test/`), with a scripted OpenFlow controller installing the rules.
+//!
+//! The binary is `target/<profile>/lime`, found next to this test's own directory
+//! (`cargo build` — and so `cargo xtask test` — builds it; `LIME_BIN` overrides), since
+//! `CARGO_BIN_EXE_lime` only exists for tests of the package that has the binary.
+//!
+//! The crash tests make the daemon exit at once (as `kill -9` would, nothing cleaned
+//! up) right after a chosen journal record, with the journal's fault-injection variable,
+//! then start `lime run` again and check that it resumed the migration: every host at
+//! the target, the old copy retired, counters neither lost nor counted twice, and a UDP
+//! stream between two hosts that stay put delivered in full across the crash and the
+//! restart.
+use std::{
+    collections::HashSet,
+    io::Read as _,
+    net::{Ipv4Addr, TcpListener, UdpSocket},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use lime_tests::{
+    deep_receive_buffer, fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, ping, require_root,
+    send_udp,
+};
+use lime_userspace::{migration::journal, ofswitch::client::ScriptedController};
+use serde_json::Value;
+
+const LAB: &str = "tjrnl";
+const T: Duration = Duration::from_secs(15);
+/// The stream between the hosts that stay put (h3 → h4, both on s2).
+const STREAM_PORT: u16 = 7500;
+/// Counted on s1's copy before the migration (h1 → h3).
+const COUNTED_PORT: u16 = 7501;
+
+fn lime_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("LIME_BIN") {
+        return p.into();
+    }
+    // target/<profile>/deps/journal-<hash> → target/<profile>/lime
+    let exe = std::env::current_exe().expect("the test's path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("lime");
+    assert!(
+        bin.exists(),
+        "the `lime` binary is not built: run `cargo build -p lime-userspace --bin lime` \
+         (looked for {})",
+        bin.display()
+    );
+    bin
+}
+
+fn topology(controller: u16) -> String {
+    format!(
+        r#"
+name = "{LAB}"
+[[switch]]
+name = "s1"
+[[switch]]
+name = "s2"
+[[switch]]
+name = "s3"
+[[host]]
+name = "h1"
+switch = "s1"
+[[host]]
+name = "h2"
+switch = "s1"
+[[host]]
+name = "h3"
+switch = "s2"
+[[host]]
+name = "h4"
+switch = "s2"
+[[link]]
+a = "s1"
+b = "s2"
+[[link]]
+a = "s2"
+b = "s3"
+[[vswitch]]
+name = "vs1"
+tenant = "t1"
+controllers = ["tcp:127.0.0.1:{controller}"]
+ports = [ {{ port = 1, host = "h1" }}, {{ port = 2, host = "h2" }}, {{ port = 3, host = "h3" }}, {{ port = 4, host = "h4" }} ]
+"#
+    )
+}
+
+/// Removes the lab, its pins and its state whatever happens.
+struct Cleanup {
+    dir: PathBuf,
+    pin_root: PathBuf,
+}
+
+impl Cleanup {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("lime-{LAB}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let c = Self {
+            dir,
+            pin_root: fabric_pin_root(),
+        };
+        c.wipe();
+        c
+    }
+
+    fn wipe(&self) {
+        let _ = lime_lab::Lab::down_by_name(LAB);
+        let _ = std::fs::remove_dir_all(self.pin_root.join(LAB));
+        let _ = std::fs::remove_file(journal::path_for(LAB));
+        let _ = std::fs::remove_dir(lime_lab::LabState::default_dir(LAB));
+        let _ = std::fs::remove_file(lime_userspace::ofswitch::control::socket_path(LAB));
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.wipe();
+        let _ = std::fs::remove_dir(&self.pin_root);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `lime run` child process.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+fn lime(args: &[&str]) -> Output {
+    Command::new(lime_bin())
+        .args(args)
+        .output()
+        .expect("running lime")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+impl Daemon {
+    /// Start `lime run` on `topo` and wait until its control socket answers and any
+    /// migration it resumes is over.
+    fn start(c: &Cleanup, topo: &Path, fault: Option<&str>, n: u32) -> Self {
+        let log = c.dir.join(format!("daemon-{n}.log"));
+        let out = std::fs::File::create(&log).expect("log");
+        let mut cmd = Command::new(lime_bin());
+        cmd.args(["run", "--echo-interval", "1", "--topology"])
+            .arg(topo)
+            .arg("--pin-root")
+            .arg(&c.pin_root)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .env_remove(journal::FAULT_ENV);
+        if let Some(f) = fault {
+            cmd.env(journal::FAULT_ENV, f);
+        }
+        let child = cmd.spawn().expect("spawning lime run");
+        let mut d = Self { child, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = d.child.try_wait().expect("wait") {
+                panic!("lime run exited early ({st}):\n{}", d.log());
+            }
+            let o = lime(&["status", "--lab", LAB, "--json"]);
+            if o.status.success() {
+                let v: Value = serde_json::from_slice(&o.stdout).expect("status JSON");
+                if v.get("migration").is_none_or(Value::is_null) {
+                    return d;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lime run not ready:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// SIGTERM, and wait for the clean teardown.
+    fn stop(mut self) -> ExitStatus {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill has no memory preconditions; pid is our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let st = self.wait(Duration::from_secs(30));
+        st.unwrap_or_else(|| panic!("lime run did not stop:\n{}", self.log()))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn lab_state() -> lime_lab::LabState {
+    lime_lab::LabState::load(&lime_lab::LabState::default_dir(LAB)).expect("the lab's saved state")
+}
+
+/// The controller's rules: forward by MAC and ARP target to every host, and the two
+/// UDP rules the test counts with.
+fn install_rules(c: &mut ScriptedController, st: &lime_lab::LabState) {
+    let mut mods = of_l2(st, &[(1, "h1"), (2, "h2"), (3, "h3"), (4, "h4")]);
+    mods.push(of_add(0x7500, 100, of_udp(STREAM_PORT), 4));
+    mods.push(of_add(0x7501, 100, of_udp(COUNTED_PORT), 3));
+    for m in &mods {
+        c.send(m).expect("flow-mod");
+    }
+    c.barrier(T).expect("barrier");
+}
+
+fn status() -> Value {
+    let o = lime(&["status", "--lab", LAB, "--json"]);
+    assert!(o.status.success(), "lime status: {}", text(&o));
+    serde_json::from_slice(&o.stdout).expect("status JSON")
+}
+
+/// (copies of vs1, each port's host → physical switch).
+fn placement(st: &Value) -> (Vec<String>, Vec<(String, String)>) {
+    let vs = &st["vswitches"][0];
+    assert_eq!(vs["name"], "vs1");
+    let copies = vs["copies"]
+        .as_array()
+        .expect("copies")
+        .iter()
+        .map(|c| c.as_str().expect("name").to_owned())
+        .collect();
+    let ports = vs["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            (
+                p["host"].as_str().expect("host").to_owned(),
+                p["switch"].as_str().expect("switch").to_owned(),
+            )
+        })
+        .collect();
+    (copies, ports)
+}
+
+fn at(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(h, s)| ((*h).to_owned(), (*s).to_owned()))
+        .collect()
+}
+
+/// Packets counted by `vswitch`'s entry with `cookie`, as `lime dump-flows` reports it.
+fn packets_of(vswitch: &str, cookie: u64) -> u64 {
+    let o = lime(&["dump-flows", vswitch, "--lab", LAB, "--json"]);
+    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
+        .filter(|f| f["cookie"] == cookie)
+        .map(|f| f["n_packets"].as_u64().expect("n_packets"))
+        .sum()
+}
+
+fn packets(cookie: u64) -> u64 {
+    packets_of("vs1", cookie)
+}
+
+/// Wait for the daemon to end at its fault-injection point (exit code 137).
+fn expect_crash(d: &mut Daemon) {
+    assert_eq!(
+        d.wait(T).and_then(|s| s.code()),
+        Some(137),
+        "the fault injection point ended the daemon:\n{}",
+        d.log()
+    );
+}
+
+/// A sequence-numbered UDP stream from `from` to `to`:`STREAM_PORT`, ~10 datagrams per
+/// millisecond, until `stop`; the receiver counts distinct and duplicated datagrams.
+struct Stream {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    tx: JoinHandle<()>,
+    rx: JoinHandle<(u64, u64)>,
+}
+
+impl Stream {
+    fn start(st: &lime_lab::LabState, from: &str, to: &str) -> Self {
+        let dst: Ipv4Addr = st.host(to).expect("to").ip.addr;
+        let to_ns = st.host(to).expect("to").netns.clone();
+        let from_ns = st.host(from).expect("from").netns.clone();
+        let sock = lime_lab::netns::run_in_netns(&to_ns, move || {
+            let s = UdpSocket::bind((dst, STREAM_PORT)).expect("bind");
+            s.set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+            deep_receive_buffer(&s);
+            s
+        })
+        .expect("receiver");
+        let rx = std::thread::spawn(move || {
+            let mut seen = HashSet::new();
+            let mut dup = 0;
+            let mut buf = [0u8; 64];
+            while let Ok(n) = sock.recv(&mut buf) {
+                if n >= 8 {
+                    let seq = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
+                    if !seen.insert(seq) {
+                        dup += 1;
+                    }
+                }
+            }
+            (seen.len() as u64, dup)
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (stop2, sent2) = (stop.clone(), sent.clone());
+        let tx = std::thread::spawn(move || {
+            lime_lab::netns::run_in_netns(&from_ns, move || {
+                let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+                let mut i: u64 = 0;
+                while !stop2.load(Ordering::Relaxed) {
+                    if s.send_to(&i.to_be_bytes(), (dst, STREAM_PORT)).is_ok() {
+                        sent2.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                    if i.is_multiple_of(10) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            })
+            .expect("sender");
+        });
+        Self { stop, sent, tx, rx }
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// (sent, received, duplicated).
+    fn finish(self) -> (u64, u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.tx.join().expect("sender");
+        let (got, dup) = self.rx.join().expect("receiver");
+        (self.sent.load(Ordering::Relaxed), got, dup)
+    }
+}
+
+/// Bring up the daemon (with `fault`), connect the controller, install the rules, and
+/// count `counted` datagrams h1 → h3 on s1's copy.
+fn start_lab(
+    c: &Cleanup,
+    fault: Option<&str>,
+    counted: usize,
+) -> (Daemon, TcpListener, ScriptedController, PathBuf) {
+    let (listener, cport) = ScriptedController::listen().expect("listen");
+    let topo = c.dir.join("lab.toml");
+    std::fs::write(&topo, topology(cport)).expect("topology file");
+    let d = Daemon::start(c, &topo, fault, 1);
+    let mut ctl = ScriptedController::accept(&listener, T)
+        .unwrap_or_else(|e| panic!("the daemon connects to the controller: {e}\n{}", d.log()));
+    let st = lab_state();
+    install_rules(&mut ctl, &st);
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3\n{}", d.log());
+    assert!(ping(&st, "h3", ip("h4"), 1), "h3 reaches h4\n{}", d.log());
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, counted, 32);
+    (d, listener, ctl, topo)
+}
+
+#[test]
+fn status_and_migrate_with_progress_through_the_cli() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = Cleanup::new();
+    let (d, _listener, _ctl, _topo) = start_lab(&c, None, 200);
+
+    let st = status();
+    assert_eq!(st["lab"], LAB);
+    let (copies, ports) = placement(&st);
+    assert_eq!(
+        copies,
+        ["s1", "s2", "s3"],
+        "a fresh lab runs vs1 everywhere"
+    );
+    assert_eq!(
+        ports,
+        at(&[("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")])
+    );
+    assert_eq!(
+        st["vswitches"][0]["connected"].as_array().map(Vec::len),
+        Some(1),
+        "one controller connected: {st}"
+    );
+    assert!(st.get("migration").is_none_or(Value::is_null), "{st}");
+    let human = lime(&["status", "--lab", LAB]);
+    let h = String::from_utf8_lossy(&human.stdout);
+    assert!(human.status.success(), "{}", text(&human));
+    assert!(
+        h.contains("vswitch vs1 (tenant t1") && h.contains("runs on s1, s2, s3"),
+        "{h}"
+    );
+    assert!(h.contains("no migration in progress"), "{h}");
+    assert_eq!(packets(0x7501), 200, "counted before the migration");
+
+    // `lime status` while the migration runs answers, and shows it.
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            // On the control socket directly (as `lime status` does; spawning the
+            // binary takes longer than a host move).
+            let socket = lime_userspace::ofswitch::control::socket_path(LAB);
+            let (mut seen, mut polls) = (Vec::new(), 0);
+            while !done.load(Ordering::Relaxed) {
+                let resp = lime_userspace::ofswitch::control::request(
+                    &socket,
+                    &lime_userspace::ofswitch::control::Request::Status,
+                )
+                .expect("status");
+                polls += 1;
+                if let Some(m) = resp.status.and_then(|s| s.migration) {
+                    seen.push(serde_json::to_value(m).expect("JSON"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            eprintln!(
+                "{polls} status requests, {} during the migration",
+                seen.len()
+            );
+            seen
+        })
+    };
+    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB, "--json"]);
+    done.store(true, Ordering::Relaxed);
+    let seen = poller.join().expect("status poller");
+    assert!(
+        !seen.is_empty(),
+        "lime status saw the migration in progress"
+    );
+    for m in &seen {
+        assert_eq!(
+            (&m["vswitch"], &m["from"], &m["to"], &m["strategy"]),
+            (&"vs1".into(), &"s1".into(), &"s2".into(), &"clone".into()),
+            "{m}"
+        );
+        let moved: Vec<&str> = m["hosts_moved"]
+            .as_array()
+            .expect("hosts_moved")
+            .iter()
+            .map(|h| h.as_str().expect("host"))
+            .collect();
+        assert!(
+            ["h1", "h2"].starts_with(&moved),
+            "hosts moved in order: {m}"
+        );
+    }
+    assert!(
+        o.status.success(),
+        "lime migrate: {}\n{}",
+        text(&o),
+        d.log()
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let shape: Vec<String> = events
+        .iter()
+        .map(|e| match e["event"].as_str().expect("event") {
+            "phase" => format!("phase {}", e["phase"].as_str().expect("phase")),
+            "host-moved" => format!("moved {}", e["host"].as_str().expect("host")),
+            other => other.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "phase clone",
+            "phase move",
+            "moved h1",
+            "moved h2",
+            "phase retire",
+            "done"
+        ],
+        "{events:?}"
+    );
+    let report = &events[5]["report"];
+    assert_eq!(
+        (&report["from"], &report["to"]),
+        (&"s1".into(), &"s2".into())
+    );
+    assert_eq!(report["hosts"].as_array().map(Vec::len), Some(2));
+
+    let (copies, ports) = placement(&status());
+    assert_eq!(copies, ["s2", "s3"], "s1's copy retired");
+    assert_eq!(
+        ports,
+        at(&[("h1", "s2"), ("h2", "s2"), ("h3", "s2"), ("h4", "s2")])
+    );
+    assert_eq!(packets(0x7501), 200, "the retired copy's counts are kept");
+    let human = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB]);
+    assert!(!human.status.success(), "nothing left to move");
+    assert!(
+        String::from_utf8_lossy(&human.stderr).contains("already on s2"),
+        "{}",
+        text(&human)
+    );
+
+    let log = d.log();
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st}):\n{log}");
+    assert!(
+        !lime_lab::netns::netns_exists(&format!("lime-{LAB}-s1")),
+        "the lab is torn down"
+    );
+    assert!(
+        !journal::path_for(LAB).exists(),
+        "nothing to recover after a clean stop"
+    );
+}
+
+/// Crash the daemon right after journal record `point` of a clone migration of vs1
+/// from s1 to s2 (h1 and h2 move; h3 and h4 stay put on s2 and stream to each other),
+/// start it again, and check what it resumed.
+fn crash_and_resume(point: &str, strategy: &str) {
+    let c = Cleanup::new();
+    const COUNTED: usize = 500;
+    let (mut d, listener, _ctl, topo) = start_lab(&c, Some(point), COUNTED);
+    let st = lab_state();
+    let stream = Stream::start(&st, "h3", "h4");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let o = lime(&[
+        "migrate",
+        "vs1",
+        "--to",
+        "s2",
+        "--strategy",
+        strategy,
+        "--lab",
+        LAB,
+        "--json",
+    ]);
+    assert!(
+        !o.status.success(),
+        "the daemon died mid-migration: {}",
+        text(&o)
+    );
+    expect_crash(&mut d);
+    let crash_log = d.log();
+    let sent_at_crash = stream.sent();
+    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    let u = journal::unfinished(&lines).expect("the journal shows the migration unfinished");
+    assert_eq!((u.vswitch.as_str(), u.to.as_str()), ("vs1", "s2"));
+    assert_eq!(
+        lines.last().map(|l| l.rec.kind()),
+        Some(point.split(':').next().expect("kind")),
+        "the crash came right after that record"
+    );
+    // No control plane at all for a while: the datapath forwards on its own.
+    std::thread::sleep(Duration::from_millis(700));
+    let sent_while_down = stream.sent() - sent_at_crash;
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert!(
+        log.contains("unfinished migration") && log.contains("resumed and done"),
+        "the restarted daemon resumed the migration:\n{log}"
+    );
+    let (copies, ports) = placement(&status());
+    assert_eq!(copies, ["s2", "s3"], "s1's copy retired\n{log}");
+    assert_eq!(
+        ports,
+        at(&[("h1", "s2"), ("h2", "s2"), ("h3", "s2"), ("h4", "s2")]),
+        "every host at the target"
+    );
+    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    assert_eq!(
+        journal::unfinished(&lines),
+        None,
+        "the journal shows it ended"
+    );
+    assert!(
+        matches!(
+            lines.last().map(|l| &l.rec),
+            Some(journal::Record::End {
+                outcome: journal::Outcome::Done,
+                ..
+            })
+        ),
+        "{:?}",
+        lines.last()
+    );
+
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got, dup) = stream.finish();
+    eprintln!(
+        "crash after {point}: stream h3 -> h4: {sent} sent ({sent_while_down} while no daemon ran), {got} received, {} lost, {dup} duplicated",
+        sent - got
+    );
+    assert!(
+        sent_while_down > 1000,
+        "the stream ran while the daemon was down ({sent_while_down})"
+    );
+    assert_eq!(
+        (got, dup),
+        (sent, 0),
+        "the stream between hosts that stay put lost nothing across the crash and the restart\n{crash_log}\n{log}"
+    );
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64,
+        "the counts of s1's retired copy are kept, once\n{log}"
+    );
+    assert_eq!(
+        packets(0x7500),
+        sent,
+        "the stream's rule counted every datagram once"
+    );
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 (moved) reaches h3");
+    assert!(ping(&st, "h2", ip("h4"), 1), "h2 (moved) reaches h4");
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+#[test]
+fn a_crash_after_a_host_moved_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_and_resume("host-moved:1", "clone");
+}
+
+#[test]
+fn a_crash_after_the_old_copys_counters_were_journaled_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_and_resume("copy-removed", "clone");
+}
+
+#[test]
+fn a_crash_before_a_host_moved_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_and_resume("host-moving:2", "clone");
+}
+
+#[test]
+fn a_crash_right_after_begin_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_and_resume("begin", "clone");
+}
+
+#[test]
+fn a_crash_mid_move_strategy_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    // `move` froze s1's copy (its counters journaled) before h1 moved.
+    crash_and_resume("host-moved:1", "move");
+}
+
+/// Crash right after journal record `point` while vs1 moves back from s2 to s1 — a
+/// migration that clones (s1's copy was retired by the first one) — and check the
+/// restarted daemon finished it with the table whole and counters kept.
+fn crash_during_a_clone_and_resume(point: &str) {
+    let c = Cleanup::new();
+    let (mut d, _listener, _ctl, topo) = start_lab(&c, Some(point), 500);
+    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB]);
+    assert!(
+        o.status.success(),
+        "no clone there: {}\n{}",
+        text(&o),
+        d.log()
+    );
+    let st = lab_state();
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 300, 32);
+    assert_eq!(packets(0x7501), 800);
+
+    let o = lime(&["migrate", "vs1", "--to", "s1", "--lab", LAB, "--json"]);
+    assert!(
+        !o.status.success(),
+        "the daemon died mid-clone: {}",
+        text(&o)
+    );
+    expect_crash(&mut d);
+    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    assert_eq!(lines.last().map(|l| l.rec.kind()), Some(point));
+    // While no daemon runs, vs1 still forwards from s2.
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3 with no daemon");
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert!(log.contains("resumed and done"), "{log}");
+    let (copies, ports) = placement(&status());
+    assert_eq!(
+        copies,
+        ["s1", "s3"],
+        "cloned to s1, s2's copy retired\n{log}"
+    );
+    assert_eq!(
+        ports,
+        at(&[("h1", "s1"), ("h2", "s1"), ("h3", "s1"), ("h4", "s1")])
+    );
+    assert_eq!(
+        packets(0x7501),
+        800,
+        "counters of both retired copies are kept\n{log}"
+    );
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3 on s1");
+    assert!(ping(&st, "h2", ip("h4"), 1), "h2 reaches h4 on s1");
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
+    assert_eq!(packets(0x7501), 810, "the clone counts on");
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+#[test]
+fn a_crash_after_the_clone_was_staged_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_during_a_clone_and_resume("clone-staged");
+}
+
+#[test]
+fn a_crash_after_the_clone_was_published_is_resumed_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_during_a_clone_and_resume("cloned");
+}
+
+/// vs1 (h1, h2 on s1; h3, h4 on s2) moves to s3, which has no hosts; vs2 (h5 on s1,
+/// h6 on s2, its own controller) stays put and carries the stream.
+fn topology_with_bystander(c1: u16, c2: u16) -> String {
+    let base = topology(c1).replace(
+        "[[link]]\na = \"s1\"",
+        "[[host]]\nname = \"h5\"\nswitch = \"s1\"\n[[host]]\nname = \"h6\"\nswitch = \"s2\"\n[[link]]\na = \"s1\"",
+    );
+    format!(
+        r#"{base}
+[[vswitch]]
+name = "vs2"
+tenant = "t2"
+controllers = ["tcp:127.0.0.1:{c2}"]
+ports = [ {{ port = 5, host = "h5" }}, {{ port = 6, host = "h6" }} ]
+"#
+    )
+}
+
+#[test]
+fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = Cleanup::new();
+    let (l1, p1) = ScriptedController::listen().expect("listen");
+    let (l2, p2) = ScriptedController::listen().expect("listen");
+    let topo = c.dir.join("lab.toml");
+    std::fs::write(&topo, topology_with_bystander(p1, p2)).expect("topology file");
+    // h3 is the third host to move: h1 and h2 left s1 (whose copy is then retired),
+    // h3 is on s3 when the daemon dies.
+    let mut d = Daemon::start(&c, &topo, Some("host-moved:3"), 1);
+    let mut ctl1 = ScriptedController::accept(&l1, T).expect("vs1's controller");
+    let mut ctl2 = ScriptedController::accept(&l2, T).expect("vs2's controller");
+    let st = lab_state();
+    install_rules(&mut ctl1, &st);
+    let mut mods = of_l2(&st, &[(5, "h5"), (6, "h6")]);
+    mods.push(of_add(0x7500, 100, of_udp(STREAM_PORT), 6));
+    for m in &mods {
+        ctl2.send(m).expect("flow-mod");
+    }
+    ctl2.barrier(T).expect("barrier");
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(ping(&st, "h5", ip("h6"), 1), "h5 reaches h6\n{}", d.log());
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3\n{}", d.log());
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 500, 32);
+    let stream = Stream::start(&st, "h5", "h6");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let o = lime(&["migrate", "vs1", "--to", "s3", "--lab", LAB, "--json"]);
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    expect_crash(&mut d);
+    // While no daemon runs, the target physical switch goes away.
+    lime_lab::netns::netns_del(&format!("lime-{LAB}-s3")).expect("deleting s3");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert!(
+        log.contains("physical switch s3 is gone") && log.contains("rolled back"),
+        "the restarted daemon rolled the migration back:\n{log}"
+    );
+    let (copies, ports) = placement(&status());
+    assert_eq!(
+        copies,
+        ["s1", "s2"],
+        "s1 runs a copy again, s3 is forgotten\n{log}"
+    );
+    assert_eq!(
+        ports,
+        at(&[("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")]),
+        "every host is back where it was"
+    );
+    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    assert!(
+        matches!(
+            lines.last().map(|l| &l.rec),
+            Some(journal::Record::End {
+                outcome: journal::Outcome::RolledBack,
+                ..
+            })
+        ),
+        "{:?}",
+        lines.last()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got, dup) = stream.finish();
+    eprintln!(
+        "roll-back: bystander stream h5 -> h6: {sent} sent, {got} received, {} lost, {dup} duplicated",
+        sent - got
+    );
+    assert_eq!(
+        (got, dup),
+        (sent, 0),
+        "the other tenant's stream lost nothing\n{log}"
+    );
+    assert_eq!(
+        packets_of("vs2", 0x7500),
+        sent,
+        "vs2 counted every datagram once"
+    );
+    assert_eq!(
+        packets_of("vs1", 0x7501),
+        500,
+        "what s1's retired copy counted is kept\n{log}"
+    );
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3 again\n{log}");
+    assert!(ping(&st, "h2", ip("h4"), 1), "h2 reaches h4 again");
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
+    assert_eq!(packets_of("vs1", 0x7501), 510, "s1's new copy counts on");
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
