@@ -466,7 +466,7 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
     // vs1 runs where its hosts are (s1, s2), not yet on the target: the migration
     // clones it there. Its table is still empty: no rule to retire.
     if topo.hosts.iter().all(|h| h.switch != args.to) {
-        fabric.remove_copy(VSWITCH, &args.to, &[])?;
+        fabric.remove_copy(VSWITCH, &args.to, &[], |_| Ok(()))?;
     }
     let agent = Agent::start(fabric, &AgentOptions::default())?;
     let core = agent.handle();
