@@ -66,7 +66,7 @@ use clap::Args;
 use lime_lab::{LabState, Topology};
 use lime_userspace::{
     fabric::Fabric,
-    migration::{Phase, Report, Strategy},
+    migration::{Phase, Progress, Report, Strategy},
     ofswitch::{Agent, AgentOptions, CoreHandle, FlowDump},
     osken::{OsKen, OsKenOptions},
     traffic::seqflow::{self, ArpCounter, Clock, FlowSpec, Flows},
@@ -537,6 +537,7 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
     let mut migration: Option<std::thread::JoinHandle<Result<Vec<Report>, String>>> = None;
     let mut mig_start = 0;
     let mut reports = None;
+    let (progress_tx, progress) = std::sync::mpsc::channel::<(u64, Progress)>();
     let mut last_rx = 0;
     let mut last_t = Instant::now();
     let watch = LinkWatch::start(&hosts, clock);
@@ -555,15 +556,35 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
             ));
         }
         if migration.is_none() && reports.is_none() && started.elapsed() >= lead {
-            let (h, to) = (core.clone(), args.to.clone());
+            let (h, to, tx) = (core.clone(), args.to.clone(), progress_tx.clone());
             mig_start = clock.now_ns();
             say(&format!(
                 "   t={:.2} s  migration of {VSWITCH} to {to} ({name}) starts",
                 mig_start as f64 / 1e9
             ));
             migration = Some(std::thread::spawn(move || {
-                h.migrate(VSWITCH, &to, strategy)
+                h.migrate_with_progress(VSWITCH, &to, strategy, |ev| {
+                    let _ = tx.send((clock.now_ns(), ev));
+                })
             }));
+        }
+        // The engine's steps, as they happen.
+        for (t, ev) in progress.try_iter() {
+            let at = format!("   t={:.2} s ", t as f64 / 1e9);
+            match ev {
+                Progress::Phase {
+                    from, to, phase, ..
+                } => say(&format!(
+                    "{at} {} {from} -> {to} starts",
+                    format!("{phase:?}").to_lowercase()
+                )),
+                Progress::HostMoved {
+                    host, downtime_ms, ..
+                } => say(&format!(
+                    "{at} {host} re-attached ({downtime_ms:.0} ms without a link)"
+                )),
+                Progress::Done { .. } => {}
+            }
         }
         if migration
             .as_ref()
@@ -575,7 +596,7 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
                 .map_err(|_| anyhow::anyhow!("the migration thread panicked"))?
                 .map_err(anyhow::Error::msg)?;
             say(&format!(
-                "   t={:.2} s  migration done; its phases, as the switch core reports them:",
+                "   t={:.2} s  migration done; its phases:",
                 clock.now_ns() as f64 / 1e9
             ));
             for p in Windows::new(mig_start, &r).phases {
