@@ -321,8 +321,10 @@ pub struct Sent {
     pub seq: u32,
     /// Sending host (index), or `None` for the controller (PACKET_OUT).
     pub by: Option<usize>,
-    /// When.
+    /// When the send started.
     pub at: Instant,
+    /// When it returned.
+    pub done: Instant,
     /// Whether the socket took it.
     pub ok: bool,
     /// Sent by a synchronous step with no flow-mod unanswered by a barrier.
@@ -600,6 +602,7 @@ impl Shared {
             seq,
             by,
             at,
+            done: Instant::now(),
             ok,
             candidate: sync && !unbarriered,
             epoch,
@@ -1451,8 +1454,16 @@ pub fn compare(a: &Observations, b: &Observations) -> Verdict {
         let sa: BTreeSet<u32> = xa.iter().map(|x| x.0).collect();
         let sb: BTreeSet<u32> = xb.iter().map(|x| x.0).collect();
         for (o, xs, sign) in [(a, xa, '-'), (b, xb, '+')] {
+            let sent: BTreeMap<u32, &Sent> = o
+                .sent
+                .iter()
+                .filter(|s| s.flow == *flow)
+                .map(|s| (s.seq, s))
+                .collect();
             let mut seen = BTreeSet::new();
-            let mut prev: Option<u32> = None;
+            // The latest send start among the packets that arrived so far: a packet
+            // whose send ended before it was overtaken.
+            let mut latest: Option<(Instant, u32)> = None;
             for &(s, _) in xs {
                 if !seen.insert(s) {
                     d.push(format!(
@@ -1460,14 +1471,18 @@ pub fn compare(a: &Observations, b: &Observations) -> Verdict {
                         o.label
                     ));
                 }
-                if prev.is_some_and(|p| s < p) {
+                let Some(me) = sent.get(&s) else { continue };
+                if let Some((t, q)) = latest
+                    && t > me.done
+                {
                     d.push(format!(
-                        "{sign} [{}] flow {flow} packet {s} reached {rx} after packet {}",
-                        o.label,
-                        prev.unwrap_or(0)
+                        "{sign} [{}] flow {flow} packet {s} reached {rx} after packet {q}, sent later",
+                        o.label
                     ));
                 }
-                prev = Some(s);
+                if latest.is_none_or(|(t, _)| me.at > t) {
+                    latest = Some((me.at, s));
+                }
             }
         }
         let mut missing = Vec::new();
@@ -1724,29 +1739,36 @@ fn mark_rules(o: &Observations) -> Vec<String> {
             .and_then(|m| m.iter().next().copied())
             .unwrap_or(0)
     };
-    // Per host, in time order: what it sent (with the mark it got) and what it received.
+    // Per host, in time order: a packet it sent is checked when its send starts against
+    // everything known before — packets it received, and packets it sent whose send had
+    // returned (two threads of one host may race in between).
     for h in 0..o.hosts.len() {
-        let mut events: Vec<(Instant, bool, u16, u16, u32)> = Vec::new();
+        // (time, 0: check a send / 1: learn a mark, sent?, mark, flow, seq)
+        let mut events: Vec<(Instant, u8, bool, u16, u16, u32)> = Vec::new();
         for s in o.sent.iter().filter(|s| s.by == Some(h) && s.ok) {
-            events.push((s.at, true, mark(&(s.flow, s.seq)), s.flow, s.seq));
+            let m = mark(&(s.flow, s.seq));
+            events.push((s.at, 0, true, m, s.flow, s.seq));
+            events.push((s.done, 1, true, m, s.flow, s.seq));
         }
         for x in o.arrivals.iter().filter(|x| x.host == h) {
-            events.push((x.at, false, x.mark, x.flow, x.seq));
+            events.push((x.at, 1, false, x.mark, x.flow, x.seq));
         }
         events.sort_by_key(|e| (e.0, e.1));
         let mut high: Option<(u16, String)> = None;
-        for (_, sent, m, f, s) in events {
+        for (_, kind, sent, m, f, s) in events {
             if m == 0 {
                 continue;
             }
-            if sent
-                && let Some((hm, why)) = &high
-                && m < *hm
-            {
-                out.push(format!(
-                    "[{}] {} sent flow {f} packet {s}, processed by rule set {m}, after {why} (rule set {hm})",
-                    o.label, o.hosts[h]
-                ));
+            if kind == 0 {
+                if let Some((hm, why)) = &high
+                    && m < *hm
+                {
+                    out.push(format!(
+                        "[{}] {} sent flow {f} packet {s}, processed by rule set {m}, after {why} (rule set {hm})",
+                        o.label, o.hosts[h]
+                    ));
+                }
+                continue;
             }
             if high.as_ref().is_none_or(|(hm, _)| m > *hm) {
                 let what = if sent { "sending" } else { "receiving" };
