@@ -1646,7 +1646,12 @@ pub fn compare(a: &Observations, b: &Observations) -> Verdict {
     }
 
     // --- asynchronous messages ---
-    d.extend(multiset_diff("", &a.other_async, &b.other_async, |_| false));
+    d.extend(multiset_diff(
+        "asynchronous message",
+        &a.other_async,
+        &b.other_async,
+        |_| false,
+    ));
     d.extend(multiset_diff(
         "flow-removed",
         &a.flow_removed,
@@ -1959,4 +1964,148 @@ pub fn l2_forwarding(table: u8, hosts: &[([u8; 6], u32)]) -> Vec<Message> {
 pub fn host_mac(index: u16) -> [u8; 6] {
     let [hi, lo] = (index + 1).to_be_bytes();
     [0x02, 0, 0, 0, hi, lo]
+}
+
+#[cfg(test)]
+mod tests {
+    //! The comparison on made-up observations: each planted difference is reported.
+    use super::*;
+
+    fn obs(label: &str) -> Observations {
+        Observations {
+            label: label.into(),
+            hosts: vec!["h1".into(), "h2".into()],
+            ..Observations::default()
+        }
+    }
+
+    /// Host 0 sends `seqs` of flow 0 (1 ms apart) to host 1, which receives them in
+    /// the order given with the marks given.
+    fn traffic(o: &mut Observations, t0: Instant, sent: &[u32], got: &[(u32, u16)]) {
+        for &s in sent {
+            let at = t0 + Duration::from_millis(u64::from(s));
+            o.sent.push(Sent {
+                flow: 0,
+                seq: s,
+                by: Some(0),
+                at,
+                done: at + Duration::from_micros(10),
+                ok: true,
+                candidate: false,
+                epoch: 0,
+                exact: false,
+            });
+        }
+        for (i, &(s, mark)) in got.iter().enumerate() {
+            o.arrivals.push(Arrival {
+                host: 1,
+                flow: 0,
+                seq: s,
+                mark,
+                at: t0 + Duration::from_millis(100 + i as u64),
+            });
+        }
+    }
+
+    fn reply(step: usize, live: bool, packets: u64) -> Reply {
+        Reply {
+            step,
+            live,
+            request: "flow stats".into(),
+            items: vec![Item {
+                key: "flow cookie=1".into(),
+                counters: vec![("packets", Unit::Packets, packets)],
+                packet: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn equal_runs_have_no_difference() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (obs("a"), obs("b"));
+        traffic(&mut a, t0, &[0, 1, 2], &[(0, 1), (1, 1), (2, 2)]);
+        traffic(&mut b, t0, &[0, 1, 2], &[(0, 1), (1, 2), (2, 2)]);
+        a.replies = vec![reply(3, false, 3)];
+        b.replies = vec![reply(3, false, 3)];
+        let v = compare(&a, &b);
+        assert!(v.differences.is_empty(), "{v}");
+    }
+
+    #[test]
+    fn loss_duplicates_and_reordering_are_reported() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (obs("a"), obs("b"));
+        traffic(&mut a, t0, &[0, 1, 2, 3], &[(0, 0), (1, 0), (2, 0), (3, 0)]);
+        traffic(&mut b, t0, &[0, 1, 2, 3], &[(0, 0), (2, 0), (1, 0), (2, 0)]);
+        let text = compare(&a, &b).to_string();
+        for want in [
+            "flow 0 to h2: 1 packets lost by the migration: 3",
+            "flow 0 packet 2 delivered to h2 twice",
+            "flow 0 packet 1 reached h2 after packet 2, sent later",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_loss_in_the_hosts_own_window_is_downtime() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (obs("a"), obs("b"));
+        traffic(&mut a, t0, &[0, 1, 2], &[(0, 0), (1, 0), (2, 0)]);
+        traffic(&mut b, t0, &[0, 1, 2], &[(0, 0), (2, 0)]);
+        b.windows.push(Window {
+            host: "h1".into(),
+            from: t0 + Duration::from_micros(500),
+            to: t0 + Duration::from_micros(1500),
+        });
+        a.replies = vec![reply(3, false, 3)];
+        b.replies = vec![reply(3, false, 2)];
+        let v = compare(&a, &b);
+        assert!(v.differences.is_empty(), "{v}");
+        assert_eq!(v.downtime_losses.len(), 1, "{v}");
+        // Not more than was lost.
+        b.replies = vec![reply(3, false, 1)];
+        assert!(!compare(&a, &b).differences.is_empty());
+    }
+
+    #[test]
+    fn rule_set_order_violations_are_reported() {
+        let t0 = Instant::now();
+        let (a, mut b) = (obs("a"), obs("b"));
+        // Host 0 sent 0 (processed by rule set 5), then 1 (rule set 4): older.
+        traffic(&mut b, t0, &[0, 1], &[(0, 5), (1, 4)]);
+        // The same packet seen by two rule sets (a flood and its packet-in).
+        b.pin_marks.push((0, 0, 6));
+        let mut a2 = a;
+        traffic(&mut a2, t0, &[0, 1], &[(0, 5), (1, 5)]);
+        let text = compare(&a2, &b).to_string();
+        assert!(text.contains("h1 sent flow 0 packet 1, processed by rule set 4, after sending flow 0 packet 0 (rule set 5)"), "{text}");
+        assert!(
+            text.contains("flow 0 packet 0 was processed by several rule sets: {5, 6}"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counters_that_go_down_or_differ_are_reported() {
+        let (mut a, mut b) = (obs("a"), obs("b"));
+        a.replies = vec![reply(1, true, 5), reply(2, true, 7), reply(3, false, 9)];
+        b.replies = vec![reply(1, true, 6), reply(2, true, 4), reply(3, false, 8)];
+        b.other_async
+            .push(Item::plain("port-status port 1 down".into()));
+        let text = compare(&a, &b).to_string();
+        for want in [
+            "+ packets went down in the reply to step 2: flow cookie=1",
+            "- reply to step 3: flow cookie=1 packets=9",
+            "+ reply to step 3: flow cookie=1 packets=8",
+            "+ asynchronous message (1x): port-status port 1 down",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        assert!(
+            !text.contains("reply to step 1"),
+            "live counters are not compared:\n{text}"
+        );
+    }
 }
