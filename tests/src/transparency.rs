@@ -44,13 +44,15 @@
 //!   packet they carry: exactly one per packet that hit a CONTROLLER action, with the
 //!   virtual in_port, cookie, table and reason.
 //! - **Packets delivered**, per flow and receiving host: the same sequence numbers, none
-//!   duplicated, none reordered.
+//!   duplicated, none reordered (overtaken by a packet whose send started after its own
+//!   send returned: two threads of one host may race otherwise).
 //! - **Marks**: every copy of one packet (flooded to several hosts, or sent to the
 //!   controller) carries one mark: it was processed by one rule set. A packet sent while
 //!   nothing was changing (after a barrier, settled before the next flow-mod) carries
 //!   the same mark as in the run without migration. In both runs: no packet a host sends
-//!   carries an older mark than one the host sent or received before (causality: a
-//!   reply, or the next request of a ping-pong).
+//!   carries an older mark than one the host sent (send returned) or received before its
+//!   send started (causality: a reply, or the next request of a ping-pong).
+//! - **The final flow table** with counters (os-ken workloads, through `dump-flows`).
 //!
 //! # Normalized away, and why
 //! - xids: they are the client's numbering; replies are tagged with their step instead.
@@ -69,13 +71,20 @@
 //! # The hosts' own downtime
 //! The migration re-attaches each host (its veth is recreated): while that happens the
 //! host has no link. A packet sent by or to a host while it was being re-attached (its
-//! window, from the migration report, with 2 ms before and 20 ms after for frames in
+//! window, from the migration report, with 5 ms before and after for frames in
 //! flight) may be lost; such losses are reported separately as the host's downtime, and
 //! counters are then compared with a tolerance of that many packets (a counter may lack
 //! what was never sent, never more; an aggregate, which sums entries of every table,
 //! once per table). Every other packet must be delivered exactly as
 //! without migration. Schedules that want exact counters keep moving hosts quiet while
 //! the migration runs.
+//!
+//! # Timing
+//! Steps run as fast as they can, except [`Step::Sleep`] and [`Step::At`] (a time since
+//! the schedule started, for timeouts: the run without migration does not spend the
+//! migration's time at [`Step::MigrateJoin`]). LIME's switch core runs a migration as
+//! one command: requests sent while it runs are answered when it is over (delayed, as a
+//! slow switch would; not a difference).
 //!
 //! # Not modelled
 //! Ensembles of several virtual switches joined by virtual links (the topology model has
@@ -111,8 +120,8 @@ const MAGIC: &[u8; 4] = b"LTRN";
 pub const MARK_PREFIX: [u8; 4] = [0x02, 0xee, 0, 0];
 const T: Duration = Duration::from_secs(20);
 /// Slack around a host's re-attachment window (frames in flight).
-const WINDOW_BEFORE: Duration = Duration::from_millis(2);
-const WINDOW_AFTER: Duration = Duration::from_millis(20);
+const WINDOW_BEFORE: Duration = Duration::from_millis(5);
+const WINDOW_AFTER: Duration = Duration::from_millis(5);
 /// Quiet time that ends a [`Step::Settle`].
 const SETTLE_QUIET: Duration = Duration::from_millis(150);
 
@@ -388,6 +397,8 @@ pub struct Observations {
     pub windows: Vec<Window>,
     /// Migration reports.
     pub reports: Vec<Report>,
+    /// When the migration was asked for, and when it ended.
+    pub migration: Option<(Instant, Instant)>,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -1078,6 +1089,7 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
     let mut migration: Option<MigrationThread> = None;
     let mut reports = Vec::new();
     let mut windows = Vec::new();
+    let (mut migration_started, mut migrated) = (None, None);
     for (i, step) in w.steps.iter().enumerate() {
         if let Some(r) = rec.as_mut() {
             r.live_of.insert(i, (live[i], request_text(step)));
@@ -1179,6 +1191,7 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
             }
             Step::MigrateStart => {
                 if let Some(p) = plan {
+                    migration_started = Some(Instant::now());
                     let (h, p) = (agent.handle(), p.clone());
                     migration = Some(std::thread::spawn(move || {
                         h.migrate(&p.vswitch, &p.to, p.strategy)
@@ -1193,6 +1206,7 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
                         .expect("migration thread")
                         .unwrap_or_else(|e| panic!("migration failed: {e}"));
                     windows.extend(windows_from(&r, end));
+                    migrated = migration_started.map(|s| (s, end));
                     reports.extend(r);
                 }
             }
@@ -1248,6 +1262,7 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
     obs.sent = shared.sent.lock().expect("sent").clone();
     obs.arrivals = shared.arrivals.lock().expect("arrivals").clone();
     obs.windows = windows;
+    obs.migration = migrated;
     obs.reports = reports;
     drop(keep);
     drop(agent.shutdown().expect("agent shutdown"));
@@ -1698,7 +1713,7 @@ pub fn compare(a: &Observations, b: &Observations) -> Verdict {
     v.summary = format!(
         "baseline: {} sent, {} received, {} replies, {} packet-ins, {} flow-removed, {:.1} s; \
          migration: {} sent, {} received, {} replies, {} packet-ins, {} flow-removed, {:.1} s, \
-         {} host windows, {:?}",
+         migration {:?}",
         a.sent.len(),
         a.arrivals.len(),
         a.replies.len(),
@@ -1711,12 +1726,30 @@ pub fn compare(a: &Observations, b: &Observations) -> Verdict {
         b.packet_ins.len(),
         b.flow_removed.len(),
         b.elapsed.as_secs_f64(),
-        b.windows.len(),
         b.reports
             .iter()
             .map(|r| format!("{}->{} {:.0} ms", r.from, r.to, r.total_ms))
             .collect::<Vec<_>>()
     );
+    if let Some((start, end)) = b.migration {
+        let ms = |t: Instant| {
+            if t >= start {
+                (t - start).as_secs_f64() * 1e3
+            } else {
+                -(start - t).as_secs_f64() * 1e3
+            }
+        };
+        let _ = write!(
+            v.summary,
+            " ended at {:.0} ms; hosts re-attached (ms from the request, slack included): {}",
+            ms(end),
+            b.windows
+                .iter()
+                .map(|w| format!("{} {:.0}..{:.0}", w.host, ms(w.from), ms(w.to)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     v
 }
 
@@ -1896,18 +1929,23 @@ pub fn mark_rule(k: u16, modify: bool) -> Message {
     m
 }
 
+/// Every entry of every table.
+fn all_entries() -> FlowStatsRequest {
+    FlowStatsRequest {
+        table_id: of::consts::table::ALL,
+        out_port: port::ANY,
+        out_group: group::ANY,
+        cookie: 0,
+        cookie_mask: 0,
+        r#match: of::Match::new(vec![]),
+    }
+}
+
 /// Flow stats of every entry.
 #[must_use]
 pub fn flow_stats() -> Message {
     Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
-        FlowStatsRequest {
-            table_id: of::consts::table::ALL,
-            out_port: port::ANY,
-            out_group: group::ANY,
-            cookie: 0,
-            cookie_mask: 0,
-            r#match: of::Match::new(vec![]),
-        },
+        all_entries(),
     )))
 }
 
@@ -1915,14 +1953,7 @@ pub fn flow_stats() -> Message {
 #[must_use]
 pub fn aggregate_stats() -> Message {
     Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(
-        FlowStatsRequest {
-            table_id: of::consts::table::ALL,
-            out_port: port::ANY,
-            out_group: group::ANY,
-            cookie: 0,
-            cookie_mask: 0,
-            r#match: of::Match::new(vec![]),
-        },
+        all_entries(),
     )))
 }
 
