@@ -151,7 +151,8 @@ fn flow_mod_churn_during_migration_is_transparent() {
 /// must not expire while the migration runs; Y (idle 1 s), hit from both h1's and h3's
 /// copies before, expires while the migration runs, once, with both copies' counts; Z
 /// (hard 3 s) expires 3 s after its install, not 3 s after the clone (the live flow
-/// stats at 3.3 s, migration at 0.6 s, show it gone).
+/// stats at 3.3 s, migration at 0.6 s, show it gone); W, hit from both copies and
+/// deleted while the migration runs, is reported once with every copy's counts.
 #[test]
 fn timeouts_expire_as_on_one_switch() {
     if !require_root() {
@@ -172,10 +173,16 @@ fn timeouts_expire_as_on_one_switch() {
         timed(0xa, 7006, 1, 0),
         timed(0xb, 7007, 1, 0),
         timed(0xc, 7008, 0, 3),
+        timed(0xd, 7009, 0, 0),
     ]);
+    let mut delete_w = timed(0xd, 7009, 0, 0);
+    if let Message::FlowMod(fm) = &mut delete_w {
+        fm.command = lime_openflow::consts::FlowModCommand::DeleteStrict;
+    }
     let at = Duration::from_millis;
     let mut steps = vec![Step::SendMany(rules), Step::Barrier];
     steps.extend(IDLE_Y.map(|flow| Step::Packets { flow, count: 5 }));
+    steps.extend(DELETED_W.map(|flow| Step::Packets { flow, count: 4 }));
     steps.extend([
         Step::Packets {
             flow: HARD_Z,
@@ -189,6 +196,7 @@ fn timeouts_expire_as_on_one_switch() {
         },
         Step::At(at(600)),
         Step::MigrateStart,
+        Step::Send(delete_w),
         Step::MigrateJoin,
         Step::At(at(3300)),
         Step::Request(flow_stats()),
@@ -200,8 +208,8 @@ fn timeouts_expire_as_on_one_switch() {
     let (a, _, v) = check(&workload("ttr5", steps), &plan(Strategy::Clone));
     assert_eq!(
         a.flow_removed.len(),
-        3,
-        "X, Y and Z expired: {:?}",
+        4,
+        "X, Y and Z expired, W was deleted: {:?}",
         a.flow_removed
     );
     v.assert_transparent();
@@ -278,7 +286,8 @@ fn statistics_never_go_backwards() {
 
 /// PACKET_OUT to a port whose host moved reaches it where it lives now; PACKET_OUT to
 /// FLOOD and ALL, and a datapath FLOOD while the copies run side by side, reach every
-/// other virtual port once.
+/// other virtual port once; PACKET_OUT to TABLE from a moved port's in_port runs the
+/// tables (and gets marked) where that port lives.
 #[test]
 fn packet_out_and_flood_reach_every_port_once() {
     if !require_root() {
@@ -301,6 +310,11 @@ fn packet_out_and_flood_reach_every_port_once() {
                 flow: OUT_ALL,
                 in_port: 3,
                 out: port::ALL,
+            },
+            Step::PacketOut {
+                flow: OUT_TABLE,
+                in_port: 1,
+                out: port::TABLE,
             },
         ]
     };
@@ -339,8 +353,8 @@ fn packet_out_and_flood_reach_every_port_once() {
             .count()
     };
     assert_eq!(
-        [OUT_TO_H1, OUT_FLOOD, OUT_ALL].map(|f| [0, 1, 2].map(|h| to(f as u16, h))),
-        [[15, 0, 0], [15, 15, 15], [15, 15, 0]],
+        [OUT_TO_H1, OUT_FLOOD, OUT_ALL, OUT_TABLE].map(|f| [0, 1, 2].map(|h| to(f as u16, h))),
+        [[15, 0, 0], [15, 15, 15], [15, 15, 0], [0, 0, 15]],
         "packet-outs reach (h1, h2, h3)"
     );
     v.assert_transparent();

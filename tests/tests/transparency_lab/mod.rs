@@ -70,6 +70,9 @@ pub fn flows() -> Vec<Flow> {
         Flow::new("h2", "h1", 7021),
         Flow::broadcast("h2", 7022),
         Flow::broadcast("h3", 7023),
+        Flow::new("h1", "h3", 7009),
+        Flow::new("h3", "h1", 7009),
+        Flow::new("h1", "h3", 7024),
     ]
 }
 pub const PING: usize = 4;
@@ -82,6 +85,8 @@ pub const BROADCAST: usize = 13;
 pub const OUT_TO_H1: usize = 14;
 pub const OUT_FLOOD: usize = 15;
 pub const OUT_ALL: usize = 16;
+pub const DELETED_W: [usize; 2] = [17, 18];
+pub const OUT_TABLE: usize = 19;
 
 /// Table 0 marks (generation 1) and continues in table 1, whose scenario entries
 /// continue in table 2 like its table-miss entry; table 2 forwards by destination MAC
