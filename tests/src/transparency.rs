@@ -934,39 +934,46 @@ fn liveness(steps: &[Step]) -> Vec<bool> {
         .collect()
 }
 
-/// The background migration: its reports and when it ended.
-type MigrationThread = JoinHandle<Result<(Vec<Report>, Instant), String>>;
+/// The background migration: its reports, when the core took it, when it ended.
+type MigrationThread = JoinHandle<Result<(Vec<Report>, Instant, Instant), String>>;
 
-fn windows_from(reports: &[Report], end: Instant) -> Vec<Window> {
-    // Computed backwards from the end (the migration may have waited in the core's
-    // queue before it started; it ends right before its reply).
+/// Each moved host's re-attachment, from the reports' phase times. The migration ran
+/// somewhere between `began` (the core took the command before it) and `end` (its
+/// reply came): the windows are computed forwards from the one and backwards from the
+/// other, and cover both.
+fn windows_from(reports: &[Report], began: Instant, end: Instant) -> Vec<Window> {
     let ms = |x: f64| Duration::from_secs_f64(x / 1e3);
-    let mut out = Vec::new();
-    let mut cursor = end;
-    for r in reports.iter().rev() {
-        let phase = |p: Phase| {
-            r.phases_ms
-                .iter()
-                .filter(|(q, _)| *q == p)
-                .map(|(_, m)| *m)
-                .sum::<f64>()
-        };
-        let move_start = cursor
-            .checked_sub(ms(phase(Phase::Retire) + phase(Phase::Move)))
-            .unwrap_or(cursor);
-        let mut t = move_start;
+    let phase = |r: &Report, p: Phase| {
+        r.phases_ms
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, m)| *m)
+            .sum::<f64>()
+    };
+    // (host, offset of the re-attachment from the migration's start, its length)
+    let mut spans = Vec::new();
+    let mut offset = 0.0;
+    for r in reports {
+        let mut t = offset + phase(r, Phase::Freeze) + phase(r, Phase::Clone);
         for (h, down) in &r.hosts {
-            let to = t + ms(*down);
-            out.push(Window {
-                host: h.clone(),
-                from: t.checked_sub(WINDOW_BEFORE).unwrap_or(t),
-                to: to + WINDOW_AFTER,
-            });
-            t = to;
+            spans.push((h.clone(), t, *down));
+            t += down;
         }
-        cursor = cursor.checked_sub(ms(r.total_ms)).unwrap_or(cursor);
+        offset += r.total_ms;
     }
-    out
+    let latest_start = end.checked_sub(ms(offset)).unwrap_or(end).max(began);
+    spans
+        .into_iter()
+        .map(|(host, at, down)| {
+            let from = began + ms(at);
+            let to = latest_start + ms(at + down);
+            Window {
+                host,
+                from: from.checked_sub(WINDOW_BEFORE).unwrap_or(from),
+                to: to + WINDOW_AFTER,
+            }
+        })
+        .collect()
 }
 
 /// Run `w`, with `plan` at its [`Step::MigrateStart`] if given.
@@ -1194,18 +1201,20 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
                     migration_started = Some(Instant::now());
                     let (h, p) = (agent.handle(), p.clone());
                     migration = Some(std::thread::spawn(move || {
+                        // Runs in the core right before the migration.
+                        let began = h.with_fabric(|_| Instant::now())?;
                         h.migrate(&p.vswitch, &p.to, p.strategy)
-                            .map(|r| (r, Instant::now()))
+                            .map(|r| (r, began, Instant::now()))
                     }));
                 }
             }
             Step::MigrateJoin => {
                 if let Some(m) = migration.take() {
-                    let (r, end) = m
+                    let (r, began, end) = m
                         .join()
                         .expect("migration thread")
                         .unwrap_or_else(|e| panic!("migration failed: {e}"));
-                    windows.extend(windows_from(&r, end));
+                    windows.extend(windows_from(&r, began, end));
                     migrated = migration_started.map(|s| (s, end));
                     reports.extend(r);
                 }
