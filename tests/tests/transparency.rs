@@ -147,12 +147,18 @@ fn flow_mod_churn_during_migration_is_transparent() {
     v.assert_transparent();
 }
 
-/// Timeouts across copies: X (idle 1 s) is hit every 100 ms by h3 throughout, so it
-/// must not expire while the migration runs; Y (idle 1 s), hit from both h1's and h3's
-/// copies before, expires while the migration runs, once, with both copies' counts; Z
-/// (hard 3 s) expires 3 s after its install, not 3 s after the clone (the live flow
-/// stats at 3.3 s, migration at 0.6 s, show it gone); W, hit from both copies and
-/// deleted while the migration runs, is reported once with every copy's counts.
+/// Timeouts across copies (the migration starts at 2.2 s and takes about 1.4 s):
+/// - V (idle 1 s) is hit by h1 at 0.15 and 1.35 s and by h3 at 0.75 and 1.95 s, while
+///   h1 and h3 are on different copies: idle on each copy alone, never on the virtual
+///   switch until about 2.95 s (during the migration);
+/// - X (idle 1 s) is hit every 100 ms by h3 until 5 s: it must not expire while the
+///   migration runs;
+/// - Y (idle 3 s), hit from both h1's and h3's copies at the start, expires while the
+///   migration runs, once, with both copies' counts;
+/// - Z (hard 4 s) expires 4 s after its install, not 4 s after the clone (the live flow
+///   stats at 4.5 s show it gone);
+/// - W, hit from both copies and deleted while the migration runs, is reported once
+///   with every copy's counts.
 #[test]
 fn timeouts_expire_as_on_one_switch() {
     if !require_root() {
@@ -171,9 +177,10 @@ fn timeouts_expire_as_on_one_switch() {
     let mut rules = base_rules();
     rules.extend([
         timed(0xa, 7006, 1, 0),
-        timed(0xb, 7007, 1, 0),
-        timed(0xc, 7008, 0, 3),
+        timed(0xb, 7007, 3, 0),
+        timed(0xc, 7008, 0, 4),
         timed(0xd, 7009, 0, 0),
+        timed(0xe, 7011, 1, 0),
     ]);
     let mut delete_w = timed(0xd, 7009, 0, 0);
     if let Message::FlowMod(fm) = &mut delete_w {
@@ -188,28 +195,39 @@ fn timeouts_expire_as_on_one_switch() {
             flow: HARD_Z,
             count: 5,
         },
-        Step::Settle,
+        Step::At(at(150)),
         Step::Stream {
             flow: IDLE_X,
-            count: 35,
+            count: 49,
             gap: at(100),
         },
-        Step::At(at(600)),
+        Step::Stream {
+            flow: IDLE_V[0],
+            count: 2,
+            gap: at(1200),
+        },
+        Step::At(at(750)),
+        Step::Stream {
+            flow: IDLE_V[1],
+            count: 2,
+            gap: at(1200),
+        },
+        Step::At(at(2200)),
         Step::MigrateStart,
         Step::Send(delete_w),
         Step::MigrateJoin,
-        Step::At(at(3300)),
+        Step::At(at(4500)),
         Step::Request(flow_stats()),
         Step::Join,
-        Step::At(at(5000)),
+        Step::At(at(6500)),
         Step::Settle,
         Step::Request(flow_stats()),
     ]);
     let (a, _, v) = check(&workload("ttr5", steps), &plan(Strategy::Clone));
     assert_eq!(
         a.flow_removed.len(),
-        4,
-        "X, Y and Z expired, W was deleted: {:?}",
+        5,
+        "V, X, Y and Z expired, W was deleted: {:?}",
         a.flow_removed
     );
     v.assert_transparent();

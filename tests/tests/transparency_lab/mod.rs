@@ -73,6 +73,8 @@ pub fn flows() -> Vec<Flow> {
         Flow::new("h1", "h3", 7009),
         Flow::new("h3", "h1", 7009),
         Flow::new("h1", "h3", 7024),
+        Flow::new("h1", "h3", 7011),
+        Flow::new("h3", "h1", 7011),
     ]
 }
 pub const PING: usize = 4;
@@ -87,6 +89,7 @@ pub const OUT_FLOOD: usize = 15;
 pub const OUT_ALL: usize = 16;
 pub const DELETED_W: [usize; 2] = [17, 18];
 pub const OUT_TABLE: usize = 19;
+pub const IDLE_V: [usize; 2] = [20, 21];
 
 /// Table 0 marks (generation 1) and continues in table 1, whose scenario entries
 /// continue in table 2 like its table-miss entry; table 2 forwards by destination MAC
