@@ -36,7 +36,9 @@ fn the_learning_switch_sees_one_switch() {
         .flat_map(|flow| [Step::Packets { flow, count: 1 }, Step::Settle])
         .collect();
     let bulk = |n| {
-        let mut s: Vec<Step> = (0..6).map(|flow| Step::Packets { flow, count: n }).collect();
+        let mut s: Vec<Step> = (0..6)
+            .map(|flow| Step::Packets { flow, count: n })
+            .collect();
         s.push(Step::Settle);
         s
     };
