@@ -366,6 +366,11 @@ impl VirtualSwitch {
     /// or after it. A flow-mod that fails changes nothing (its own stages are rolled
     /// back) and the others still apply; its error is in its slot of the result.
     ///
+    /// A flow-mod that does not fit because of what the batch itself staged (each
+    /// modify of one entry keeps the replaced datapath rule in its bucket until the
+    /// version is reclaimed) is retried once after publishing the batch so far: the
+    /// batch then becomes several versions, as if the flow-mods had come apart.
+    ///
     /// The outer error means publishing the version failed in the kernel: the flow
     /// tables and this mirror may then disagree.
     pub fn apply_batch(
@@ -376,10 +381,14 @@ impl VirtualSwitch {
         let mut batch = Batch::default();
         let mut results: Vec<Result<Outcome, FlowModError>> = Vec::with_capacity(fms.len());
         for (i, fm) in fms.iter().enumerate() {
-            results.push(
-                self.stage(fabric, fm, i, &mut batch)
-                    .map(|()| Outcome::default()),
-            );
+            let mut staged = self.stage(fabric, fm, i, &mut batch);
+            if matches!(&staged, Err(e) if table_full(e)) && !batch.records.is_empty() {
+                let retired = fabric.commit_staged(&self.name)?;
+                self.finish(std::mem::take(&mut batch), &retired, &mut results);
+                fabric.reclaim_due()?;
+                staged = self.stage(fabric, fm, i, &mut batch);
+            }
+            results.push(staged.map(|()| Outcome::default()));
         }
         if batch.records.is_empty() {
             return Ok(results);
@@ -654,6 +663,12 @@ impl VirtualSwitch {
             }
         }
     }
+}
+
+/// Whether a datapath ran out of room (rule ids, masks, bucket slots).
+fn table_full(e: &FlowModError) -> bool {
+    matches!(e, FlowModError::Fabric(FabricError::Datapath { source, .. })
+        if matches!(**source, crate::datapath::DatapathError::TableFull { .. }))
 }
 
 /// What the flow-mods of one batch staged, to complete once the version is published.

@@ -262,6 +262,8 @@ pub fn fabric_pin_root() -> PathBuf {
 
 pub use lime_userspace::fabric::l2_rules;
 
+pub mod transparency;
+
 /// Everything the datapaths counted, for failure messages.
 #[must_use]
 pub fn diagnostics(f: &lime_userspace::fabric::Fabric) -> String {

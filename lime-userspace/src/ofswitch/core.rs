@@ -1036,11 +1036,13 @@ impl Core {
                     .iter()
                     .filter(|p| *port_no == port::ANY || p.port_no == *port_no)
                 {
-                    let st = self
-                        .fabric
-                        .datapath(&p.switch)
-                        .and_then(|d| d.port_stats(p.ifindex).ok())
-                        .unwrap_or_default();
+                    let st = super::state::plus(
+                        p.before,
+                        self.fabric
+                            .datapath(&p.switch)
+                            .and_then(|d| d.port_stats(p.ifindex).ok())
+                            .unwrap_or_default(),
+                    );
                     out.push(PortStats {
                         port_no: p.port_no,
                         rx_packets: st.rx_packets,

@@ -288,6 +288,7 @@ pub(crate) fn ports_of(fabric: &Fabric, vs: &lime_lab::VSwitchSpec) -> Vec<state
                 ifname: sp.ifname.clone(),
                 mac: sp.mac.octets(),
                 link: state::Link::Live,
+                before: lime_common::stats::PortStats::default(),
             })
         })
         .collect()

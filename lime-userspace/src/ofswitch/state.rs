@@ -34,6 +34,25 @@ pub struct VPort {
     pub mac: [u8; 6],
     /// Link state last reported (PORT_STATUS is sent when it changes).
     pub link: Link,
+    /// Final counters of the switch-side interfaces it had before its host moved: port
+    /// statistics are these plus the current interface's, so they never go backwards.
+    pub before: lime_common::stats::PortStats,
+}
+
+/// Two sets of port counters added up.
+#[must_use]
+pub fn plus(
+    a: lime_common::stats::PortStats,
+    b: lime_common::stats::PortStats,
+) -> lime_common::stats::PortStats {
+    lime_common::stats::PortStats {
+        rx_packets: a.rx_packets + b.rx_packets,
+        rx_bytes: a.rx_bytes + b.rx_bytes,
+        tx_packets: a.tx_packets + b.tx_packets,
+        tx_bytes: a.tx_bytes + b.tx_bytes,
+        rx_dropped: a.rx_dropped + b.rx_dropped,
+        tx_errors: a.tx_errors + b.tx_errors,
+    }
 }
 
 /// A port's link as the switch last saw it.

@@ -197,6 +197,15 @@ impl Core {
         let fresh = ports_of(&self.fabric, &spec);
         for p in &mut self.vswitches[i].ports {
             if let Some(n) = fresh.iter().find(|n| n.port_no == p.port_no) {
+                if (&p.switch, p.ifindex) != (&n.switch, n.ifindex)
+                    && let Some(last) = self
+                        .fabric
+                        .datapath(&p.switch)
+                        .and_then(|d| d.port_stats(p.ifindex).ok())
+                {
+                    // The old interface is gone; its counters stay the port's.
+                    p.before = super::super::state::plus(p.before, last);
+                }
                 p.switch.clone_from(&n.switch);
                 p.ifindex = n.ifindex;
                 p.ifname.clone_from(&n.ifname);
