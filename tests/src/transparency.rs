@@ -1016,7 +1016,7 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
         });
         if !used {
             fabric
-                .remove_copy(&w.vswitch, &sw.name, &[])
+                .remove_copy(&w.vswitch, &sw.name, &[], |_| Ok(()))
                 .expect("retire an idle copy");
         }
     }
