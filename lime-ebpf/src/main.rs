@@ -172,10 +172,7 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     let f = frame(ctx);
     let s = scratch()?;
     let ck = &mut s.cache_key;
-    ck.key = FlowKey {
-        in_port: vport,
-        ..FlowKey::default()
-    };
+    ck.key.reset(vport);
     parse::parse(&f, &mut ck.key)?;
     ck.vswitch = vswitch;
     ck.used = CACHE_SLOT_USED;
@@ -311,10 +308,7 @@ pub fn start_packet(
     version: u32,
 ) -> Result<&'static mut Scratch, u32> {
     let s = scratch()?;
-    s.key = FlowKey {
-        in_port: vport,
-        ..FlowKey::default()
-    };
+    s.key.reset(vport);
     parse::parse(f, &mut s.key)?;
     reset(s, f, vswitch, vport, version);
     Ok(s)
