@@ -34,7 +34,7 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
     flow::{
-        CACHE_KEY_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, FlowKey, VSW_F_ACTIVE,
+        CACHE_KEY_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, VSW_F_ACTIVE,
         VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE,
     },
     limits::MAX_TABLES,
