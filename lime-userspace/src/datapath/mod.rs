@@ -12,6 +12,8 @@
 //! - [`packet_io`]: packet-in (perf buffers) and packet-out (live-frame injection).
 //! - [`kernel`]: the only module that makes syscalls (load, attach, map writes,
 //!   counters, `BPF_PROG_TEST_RUN`).
+//! - [`hits`]: when each rule last matched, derived from its counters (the datapath
+//!   keeps no time).
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -24,6 +26,7 @@ use lime_common::{
 
 use crate::flow::{FlowError, Rule};
 
+pub mod hits;
 pub mod kernel;
 pub mod packet_io;
 pub mod store;
