@@ -20,6 +20,22 @@
 //!    the local port named in the tunnel header (or forward to where it lives now).
 //! 4. Injection port (packet-out from the driver via BPF_PROG_TEST_RUN live frames): the
 //!    tunnel header names the in_port and either an output port or OFPP_TABLE.
+//!
+//! # The common path: a flow-cache hit with one output
+//! Four inlined array lookups (port, its rx counters, the virtual switch, the scratch
+//! area), the parse into the cache key, one hash and one inlined per-CPU array lookup
+//! with a whole-key compare, one counter update per rule of the chain, the redirect and
+//! the egress port's tx counters. No helper but `bpf_redirect`, no hash-map lookup.
+//! What keeps it that small, found in the generated code (`llvm-objdump -d` on the
+//! object, `bpftool prog dump xlated`), and worth checking again after changes here:
+//! - The flow key is cleared with word stores ([`FlowKey::reset`]): a struct
+//!   assignment compiled to a call of a byte-at-a-time `memset` (~340 instructions).
+//! - The parser moves MACs, IPv4 addresses and ports with word loads and stores
+//!   (`parse.rs`; `build.rs` lets LLVM emit unaligned packet loads), not one per byte.
+//! - No clock read: rule counters carry no time; the driver derives a rule's last hit
+//!   from its packet counter (`lime-userspace/src/datapath/hits.rs`).
+//!
+//! [`FlowKey::reset`]: lime_common::flow::FlowKey::reset
 #![no_std]
 #![no_main]
 
