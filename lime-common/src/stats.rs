@@ -3,7 +3,23 @@
 
 use crate::abi_type;
 
-/// Per-rule counters, by rule id.
+/// Per-rule counters as the datapath keeps them, by rule id (one per CPU).
+///
+/// No time of the last hit: reading the clock on every packet was a measurable part of
+/// a flow-cache hit. The driver derives it from these counters instead (see
+/// [`RuleStats::last_hit_ns`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RuleCounters {
+    /// Packets that matched.
+    pub packets: u64,
+    /// Bytes of those packets (the frame as received, without tunnel headers).
+    pub bytes: u64,
+}
+abi_type!(RuleCounters, size = 16, align = 8);
+
+/// A rule's counters as the driver reports them: [`RuleCounters`] summed over CPUs,
+/// and when the rule was last seen to match.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RuleStats {
@@ -11,8 +27,11 @@ pub struct RuleStats {
     pub packets: u64,
     /// Bytes of those packets (the frame as received, without tunnel headers).
     pub bytes: u64,
-    /// `bpf_ktime_get_coarse_ns()` of the last match (CLOCK_MONOTONIC_COARSE, a few ms
-    /// of resolution: plenty for idle timeouts in seconds); 0 if never.
+    /// CLOCK_MONOTONIC time (ns) at which the driver, reading the counters, first saw
+    /// `packets` at its current value; 0 if it never saw a packet. The datapath keeps
+    /// no time: a hit is noticed by the next read (the OpenFlow agent reads every rule
+    /// with an idle timeout each sweep, 100 ms), so this is at most one read interval
+    /// after the real last hit, never before it.
     pub last_hit_ns: u64,
 }
 abi_type!(RuleStats, size = 24, align = 8);

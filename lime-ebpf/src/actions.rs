@@ -2,7 +2,7 @@
 //! a local port, a remote port (through the tunnel) or the controller.
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_ktime_get_coarse_ns, bpf_redirect, bpf_xdp_adjust_head},
+    helpers::{bpf_redirect, bpf_xdp_adjust_head},
     programs::XdpContext,
 };
 use lime_common::{
@@ -115,27 +115,25 @@ pub struct Output {
     pub modified: bool,
 }
 
-/// Count one packet of `frame_len` bytes on each rule of a chain (per-CPU counters and
-/// the last-hit time).
+/// Count one packet of `frame_len` bytes on each rule of a chain (per-CPU counters).
 #[inline(always)]
 pub fn count_chain(rules: &[u32; MAX_TABLES], len: usize, frame_len: u64) {
-    // SAFETY: helper without side effects.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let mut r = 0;
     while r < MAX_TABLES && r < len {
-        count_rule(rules[r], frame_len, now);
+        count_rule(rules[r], frame_len);
         r += 1;
     }
 }
 
+/// Count one packet of `frame_len` bytes on a rule (no clock read: the driver derives
+/// the last hit from the counters).
 #[inline(always)]
-fn count_rule(rule_id: u32, frame_len: u64, now: u64) {
+pub fn count_rule(rule_id: u32, frame_len: u64) {
     if let Some(st) = RULE_STATS.get_ptr_mut(rule_id) {
         // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
         let st = unsafe { &mut *st };
         st.packets += 1;
         st.bytes += frame_len;
-        st.last_hit_ns = now;
     }
 }
 
@@ -143,8 +141,6 @@ fn count_rule(rule_id: u32, frame_len: u64, now: u64) {
 /// changes after the single output cannot affect what is sent and are skipped.
 #[inline(always)]
 pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option<Output>, u32> {
-    // SAFETY: helper without side effects.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
     // Fully initialised (not an Option): LLVM may otherwise spill an undefined payload,
     // which the verifier rejects ("!read_ok").
     let mut out = Output {
@@ -159,7 +155,7 @@ pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option
     while r < MAX_TABLES && r < chain.len {
         let rule_id = chain.rules[r];
         r += 1;
-        count_rule(rule_id, frame_len, now);
+        count_rule(rule_id, frame_len);
         let Some(prog) = RULE_PROGRAMS.get(rule_id) else {
             continue;
         };

@@ -20,6 +20,22 @@
 //!    the local port named in the tunnel header (or forward to where it lives now).
 //! 4. Injection port (packet-out from the driver via BPF_PROG_TEST_RUN live frames): the
 //!    tunnel header names the in_port and either an output port or OFPP_TABLE.
+//!
+//! # The common path: a flow-cache hit with one output
+//! Four inlined array lookups (port, its rx counters, the virtual switch, the scratch
+//! area), the parse into the cache key, one hash and one inlined per-CPU array lookup
+//! with a whole-key compare, one counter update per rule of the chain, the redirect and
+//! the egress port's tx counters. No helper but `bpf_redirect`, no hash-map lookup.
+//! What keeps it that small, found in the generated code (`llvm-objdump -d` on the
+//! object, `bpftool prog dump xlated`), and worth checking again after changes here:
+//! - The flow key is cleared with word stores ([`FlowKey::reset`]): a struct
+//!   assignment compiled to a call of a byte-at-a-time `memset` (~340 instructions).
+//! - The parser moves MACs, IPv4 addresses and ports with word loads and stores
+//!   (`parse.rs`; `build.rs` lets LLVM emit unaligned packet loads), not one per byte.
+//! - No clock read: rule counters carry no time; the driver derives a rule's last hit
+//!   from its packet counter (`lime-userspace/src/datapath/hits.rs`).
+//!
+//! [`FlowKey::reset`]: lime_common::flow::FlowKey::reset
 #![no_std]
 #![no_main]
 
@@ -34,7 +50,7 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
     flow::{
-        CACHE_KEY_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, FlowKey, VSW_F_ACTIVE,
+        CACHE_KEY_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, VSW_F_ACTIVE,
         VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE,
     },
     limits::MAX_TABLES,
@@ -172,10 +188,7 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     let f = frame(ctx);
     let s = scratch()?;
     let ck = &mut s.cache_key;
-    ck.key = FlowKey {
-        in_port: vport,
-        ..FlowKey::default()
-    };
+    ck.key.reset(vport);
     parse::parse(&f, &mut ck.key)?;
     ck.vswitch = vswitch;
     ck.used = CACHE_SLOT_USED;
@@ -311,10 +324,7 @@ pub fn start_packet(
     version: u32,
 ) -> Result<&'static mut Scratch, u32> {
     let s = scratch()?;
-    s.key = FlowKey {
-        in_port: vport,
-        ..FlowKey::default()
-    };
+    s.key.reset(vport);
     parse::parse(f, &mut s.key)?;
     reset(s, f, vswitch, vport, version);
     Ok(s)

@@ -12,7 +12,7 @@ use lime_common::{
     flow::{Bucket, CacheKey, CacheSlot, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
     limits,
     port::{PortInfo, VportInfo, VportKey, VswPorts},
-    stats::{PortStats, RuleStats, drop_reason},
+    stats::{PortStats, RuleCounters, drop_reason},
     wire::PacketInMeta,
 };
 
@@ -61,10 +61,11 @@ pub static RULES: HashMap<RuleKey, Bucket> =
 #[map(name = "RULE_PROGRAMS")]
 pub static RULE_PROGRAMS: Array<RuleProgram> = Array::pinned(limits::MAX_RULES, 0);
 
-/// Rule id → per-CPU packet/byte counters and last-hit time. Written by the datapath;
-/// read and reset (on rule-id reuse) by the driver.
+/// Rule id → per-CPU packet/byte counters (no time: the driver derives the last hit
+/// from the counters). Written by the datapath; read and reset (on rule-id reuse) by
+/// the driver.
 #[map(name = "RULE_STATS")]
-pub static RULE_STATS: PerCpuArray<RuleStats> = PerCpuArray::pinned(limits::MAX_RULES, 0);
+pub static RULE_STATS: PerCpuArray<RuleCounters> = PerCpuArray::pinned(limits::MAX_RULES, 0);
 
 /// ifindex → per-CPU port counters (an array, as `PORTS`). Written by the datapath.
 #[map(name = "PORT_STATS")]

@@ -56,9 +56,15 @@ impl Frame {
 
     #[inline(always)]
     fn be16_at(&self, offset: usize) -> Result<u16, u32> {
-        // SAFETY: bounds checked by ptr_at.
-        let b = unsafe { *self.ptr_at::<[u8; 2]>(offset)? };
-        Ok(u16::from_be_bytes(b))
+        Ok(u16::from_be_bytes(self.bytes_at::<2>(offset)?))
+    }
+
+    /// The `T` at `offset` (a plain integer), as it lies in the frame: one load of the
+    /// whole value where the kernel allows unaligned packet access (see `build.rs`).
+    #[inline(always)]
+    fn load<T: Copy>(&self, offset: usize) -> Result<T, u32> {
+        // SAFETY: bounds checked by ptr_at; unaligned read.
+        Ok(unsafe { core::ptr::read_unaligned(self.ptr_at::<T>(offset)?) })
     }
 
     /// The `N` bytes at `offset`, in place (reading a field through it loads just that
@@ -77,6 +83,35 @@ impl Frame {
     }
 }
 
+/// Store `v` (bytes as they were in the frame) at byte `off` of `key`: one aligned
+/// 32-bit store where a field-by-field copy of byte arrays would store each byte.
+#[inline(always)]
+fn put32(key: &mut FlowKey, off: usize, v: u32) {
+    debug_assert!(off % 4 == 0 && off + 4 <= core::mem::size_of::<FlowKey>());
+    // SAFETY: in bounds and 4-aligned (FlowKey is 8-aligned); every bit pattern is a
+    // valid FlowKey.
+    unsafe {
+        core::ptr::from_mut(key)
+            .cast::<u8>()
+            .add(off)
+            .cast::<u32>()
+            .write(v);
+    }
+}
+
+/// Byte offsets in [`FlowKey`] that the parser fills with word stores.
+const K_ETH_DST: usize = core::mem::offset_of!(FlowKey, eth_dst);
+const K_NW_SRC: usize = core::mem::offset_of!(FlowKey, nw_src);
+const K_NW_DST: usize = core::mem::offset_of!(FlowKey, nw_dst);
+const K_TP_SRC: usize = core::mem::offset_of!(FlowKey, tp_src);
+// eth_dst and eth_src are adjacent, as in the frame, and start on a word: the frame's
+// first 12 bytes are key bytes 8..20 (one 64-bit and one 32-bit store). tp_src and
+// tp_dst are adjacent as in the TCP/UDP header.
+const _: () = assert!(K_ETH_DST == 8);
+const _: () = assert!(core::mem::offset_of!(FlowKey, eth_src) == K_ETH_DST + 6);
+const _: () = assert!(K_NW_SRC % 4 == 0 && K_NW_DST % 4 == 0 && K_TP_SRC % 4 == 0);
+const _: () = assert!(core::mem::offset_of!(FlowKey, tp_dst) == K_TP_SRC + 2);
+
 /// Where the parser found things, for the action code.
 #[derive(Clone, Copy, Default)]
 pub struct Layout {
@@ -91,8 +126,10 @@ pub fn parse(f: &Frame, key: &mut FlowKey) -> Result<Layout, u32> {
         return Err(drop_reason::RUNT);
     }
     let mut layout = Layout::default();
-    key.eth_dst = f.bytes_at::<6>(0)?;
-    key.eth_src = f.bytes_at::<6>(6)?;
+    // Both MACs: frame bytes 0..12 into key bytes 8..20 (checked above: 14 bytes).
+    let macs: u64 = f.load(0)?;
+    key.words_mut()[K_ETH_DST / 8] = macs;
+    put32(key, K_ETH_DST + 8, f.load(8)?);
     let mut eth_type = f.be16_at(12)?;
     let mut l3 = ETH_HLEN;
     if eth_type == ETH_P_8021Q || eth_type == ETH_P_8021AD {
@@ -150,8 +187,8 @@ fn parse_ipv4(f: &Frame, l3: usize, key: &mut FlowKey) -> Result<(), u32> {
     }
     key.ip_dscp = hdr[1] >> 2;
     key.ip_proto = hdr[9];
-    set_ipv4(&mut key.nw_src, [hdr[12], hdr[13], hdr[14], hdr[15]]);
-    set_ipv4(&mut key.nw_dst, [hdr[16], hdr[17], hdr[18], hdr[19]]);
+    put32(key, K_NW_SRC, f.load(l3 + 12)?);
+    put32(key, K_NW_DST, f.load(l3 + 16)?);
     let frag_off = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
     if frag_off != 0 {
         // Later fragments carry no transport header.
@@ -215,9 +252,8 @@ fn parse_ipv6(f: &Frame, l3: usize, key: &mut FlowKey) -> Result<(), u32> {
 #[inline(always)]
 fn parse_l4(f: &Frame, l4: usize, proto: u8, icmp: u8, key: &mut FlowKey) -> Result<(), u32> {
     if proto == IPPROTO_TCP || proto == IPPROTO_UDP {
-        let ports = f.bytes_at::<4>(l4)?;
-        key.tp_src = [ports[0], ports[1]];
-        key.tp_dst = [ports[2], ports[3]];
+        // Source and destination port, adjacent in the header and in the key.
+        put32(key, K_TP_SRC, f.load(l4)?);
     } else if proto == icmp {
         let tc = f.bytes_at::<2>(l4)?;
         key.tp_src = [0, tc[0]];

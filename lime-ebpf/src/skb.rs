@@ -12,7 +12,7 @@
 //! built across tables is dropped here (`BAD_ACTION`).
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT},
-    helpers::{bpf_ktime_get_coarse_ns, bpf_skb_change_head},
+    helpers::bpf_skb_change_head,
     macros::classifier,
     programs::TcContext,
 };
@@ -25,10 +25,12 @@ use lime_common::{
 };
 
 use crate::{
-    Step, classify_step, current_version,
+    Step,
+    actions::count_rule,
+    classify_step, current_version,
     maps::{
-        PACKET_IN, PORTS, RULE_PROGRAMS, RULE_STATS, Scratch, TC_TABLE_PROGS, VPORTS, VSW_PORTS,
-        count_drop, port_stats, scratch,
+        PACKET_IN, PORTS, RULE_PROGRAMS, Scratch, TC_TABLE_PROGS, VPORTS, VSW_PORTS, count_drop,
+        port_stats, scratch,
     },
     parse::Frame,
     start_packet,
@@ -153,20 +155,12 @@ fn collect(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
     copies.flood = 0;
     copies.controller = 0;
     copies.n_remote = 0;
-    // SAFETY: helper without side effects.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let mut seen_output = false;
     let mut r = 0;
     while r < MAX_TABLES && r < chain.len {
         let rule_id = chain.rules[r];
         r += 1;
-        if let Some(st) = RULE_STATS.get_ptr_mut(rule_id) {
-            // SAFETY: per-CPU slot.
-            let st = unsafe { &mut *st };
-            st.packets += 1;
-            st.bytes += *frame_len;
-            st.last_hit_ns = now;
-        }
+        count_rule(rule_id, *frame_len);
         let Some(prog) = RULE_PROGRAMS.get(rule_id) else {
             continue;
         };

@@ -650,6 +650,54 @@ fn timeouts_send_flow_removed_with_final_counters() {
     drop(agent.shutdown().expect("shutdown"));
 }
 
+/// The datapath keeps no hit times; the driver derives them from the counters. A rule
+/// in use must never idle out, and must once it is left alone.
+#[test]
+fn idle_timeout_spares_a_rule_in_use() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (agent, mut c, st) = start_with_l2("tofib");
+    let mut busy = flow_mod(30, udp(7100), vec![out(3)]);
+    busy.idle_timeout = 1;
+    busy.cookie = 7100;
+    busy.flags = flow_mod_flags::SEND_FLOW_REM;
+    c.send_many(&[Message::FlowMod(busy)]).expect("timed rule");
+    c.barrier(T).expect("barrier");
+    let h3 = st.host("h3").expect("h3").ip.addr;
+    assert!(ping(&st, "h1", h3, 1));
+    // Three idle timeouts long, one datagram every 250 ms: it stays.
+    let start = std::time::Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < Duration::from_secs(3) {
+        send_udp(&st, "h1", h3, 7100, 1, 20);
+        sent += 1;
+        if let Ok(got) = c.recv_until(Duration::from_millis(250), |_, m| {
+            matches!(m, Message::FlowRemoved(_))
+        }) {
+            panic!("removed while in use, after {sent} datagrams: {got:?}");
+        }
+    }
+    // Left alone, it goes.
+    let got = c
+        .recv_until(Duration::from_secs(4), |_, m| {
+            matches!(m, Message::FlowRemoved(_))
+        })
+        .expect("removed once idle");
+    let Some((_, Message::FlowRemoved(fr))) = got.last() else {
+        unreachable!()
+    };
+    assert_eq!(fr.reason, FlowRemovedReason::IdleTimeout.to_raw());
+    assert_eq!(fr.cookie, 7100);
+    assert_eq!(
+        (fr.packet_count, fr.byte_count),
+        (sent, sent * (14 + 20 + 8 + 20))
+    );
+    c.close();
+    drop(agent.shutdown().expect("shutdown"));
+}
+
 #[test]
 fn fail_modes_without_a_controller() {
     if !require_root() {

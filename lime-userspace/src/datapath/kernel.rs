@@ -25,11 +25,11 @@ use lime_common::{
     flow::{Bucket, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
     names,
     port::{PortInfo, VportInfo, VportKey, VswPorts},
-    stats::{PortStats, RuleStats, drop_reason},
+    stats::{PortStats, RuleCounters, RuleStats, drop_reason},
     wire::PacketInMeta,
 };
 
-use super::{DatapathError, batch, store::MapOp};
+use super::{DatapathError, batch, hits::LastHits, store::MapOp};
 
 /// The compiled eBPF object (built by build.rs from `lime-ebpf`).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lime"));
@@ -82,7 +82,7 @@ pub struct Maps {
     masks: Array<MapData, FlowKey>,
     rules: HashMap<MapData, RuleKey, Bucket>,
     programs: Array<MapData, RuleProgram>,
-    rule_stats: PerCpuArray<MapData, RuleStats>,
+    rule_stats: PerCpuArray<MapData, RuleCounters>,
     port_stats: PerCpuArray<MapData, PortStats>,
     drops: PerCpuArray<MapData, u64>,
     floor: Array<MapData, u32>,
@@ -95,6 +95,8 @@ pub struct Kernel {
     maps: Maps,
     pin_dir: PathBuf,
     cpus: usize,
+    /// When each rule was last seen to match (from its counters).
+    hits: LastHits,
 }
 
 /// Frames per batch of a live-frames test run: the kernel's default. A veth's XDP ring
@@ -178,6 +180,7 @@ impl Kernel {
             maps,
             pin_dir: pin_dir.to_owned(),
             cpus,
+            hits: LastHits::default(),
         })
     }
 
@@ -281,6 +284,13 @@ impl Kernel {
                 self.apply_one(first)?;
             } else {
                 self.apply_run(kind, run)?;
+                if kind == Run::ResetStats {
+                    for op in run {
+                        if let MapOp::ResetStats(id) = op {
+                            self.hits.forget(*id);
+                        }
+                    }
+                }
             }
             rest = tail;
         }
@@ -294,10 +304,11 @@ impl Kernel {
             MapOp::Program(id, p) => k!(m.programs.set(*id, p, 0), "writing a rule program")?,
             MapOp::ResetStats(id) => {
                 let zero = k!(
-                    PerCpuValues::try_from(vec![RuleStats::default(); self.cpus]),
+                    PerCpuValues::try_from(vec![RuleCounters::default(); self.cpus]),
                     "building per-CPU values"
                 )?;
                 k!(m.rule_stats.set(*id, zero, 0), "resetting rule counters")?;
+                self.hits.forget(*id);
             }
             MapOp::Mask(id, mask) => k!(m.masks.set(*id, mask, 0), "writing a mask")?,
             MapOp::Bucket(k, Some(b)) => k!(m.rules.insert(k, b, 0), "writing a rule bucket")?,
@@ -361,7 +372,7 @@ impl Kernel {
                     })
                     .collect();
                 // Per-CPU values: one slot per possible CPU, each rounded up to 8 bytes.
-                let slot = std::mem::size_of::<RuleStats>().next_multiple_of(8);
+                let slot = std::mem::size_of::<RuleCounters>().next_multiple_of(8);
                 let zeros = vec![0u8; n * self.cpus * slot];
                 put(
                     fd(&m.rule_stats),
@@ -522,14 +533,18 @@ impl Kernel {
         let _ = self.maps.vports.remove(&key);
     }
 
-    /// A rule id's counters, summed over CPUs (last hit: the latest).
+    /// A rule id's counters, summed over CPUs, with the time of its last hit as this
+    /// read determines it (see [`super::hits`]).
     pub fn rule_stats(&self, id: u32) -> Result<RuleStats, DatapathError> {
         let v = k!(self.maps.rule_stats.get(&id, 0), "reading rule counters")?;
-        Ok(v.iter().fold(RuleStats::default(), |a, s| RuleStats {
-            packets: a.packets + s.packets,
-            bytes: a.bytes + s.bytes,
-            last_hit_ns: a.last_hit_ns.max(s.last_hit_ns),
-        }))
+        let (packets, bytes) = v
+            .iter()
+            .fold((0, 0), |(p, b), s| (p + s.packets, b + s.bytes));
+        Ok(RuleStats {
+            packets,
+            bytes,
+            last_hit_ns: self.hits.observe(id, packets, super::hits::mono_ns()),
+        })
     }
 
     /// A port's counters, summed over CPUs.

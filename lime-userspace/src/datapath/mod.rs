@@ -13,6 +13,8 @@
 //! - [`kernel`]: the only module that makes syscalls (load, attach, map writes,
 //!   counters, `BPF_PROG_TEST_RUN`), with `batch`, the raw batched map writes aya does
 //!   not wrap (consecutive writes to one map go to the kernel as one system call).
+//! - [`hits`]: when each rule last matched, derived from its counters (the datapath
+//!   keeps no time).
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -26,6 +28,7 @@ use lime_common::{
 use crate::flow::{FlowError, Rule};
 
 mod batch;
+pub mod hits;
 pub mod kernel;
 pub mod packet_io;
 pub mod store;

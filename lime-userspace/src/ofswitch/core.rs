@@ -159,14 +159,9 @@ pub struct CoreStats {
     pub packet_ins_dropped: u64,
 }
 
+/// The clock rule counters' last-hit times are in (the driver's).
 fn now_mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+    crate::datapath::hits::mono_ns()
 }
 
 fn duration_parts(d: Duration) -> (u32, u32) {
