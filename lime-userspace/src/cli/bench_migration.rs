@@ -310,6 +310,7 @@ struct BulkLoad {
     sampler: std::thread::JoinHandle<Vec<(Instant, u64)>>,
     stop: Arc<AtomicBool>,
     rate: f64,
+    pins: PathBuf,
 }
 
 impl BulkLoad {
@@ -381,6 +382,7 @@ impl BulkLoad {
             sampler,
             stop,
             rate,
+            pins,
         })
     }
 
@@ -393,6 +395,8 @@ impl BulkLoad {
             .map_err(|_| anyhow::anyhow!("the load generator panicked"))??;
         self.stop.store(true, Ordering::Relaxed);
         let samples = self.sampler.join().unwrap_or_default();
+        // The generator and the sink removed their pins; their directory goes too.
+        let _ = std::fs::remove_dir(&self.pins);
         // Average delivery rates over the time before the migration and over the
         // migration itself (the generator sends in large bursts, so shorter intervals
         // would measure its bursts, not the path).
