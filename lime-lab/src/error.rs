@@ -235,6 +235,54 @@ pub enum TopologyError {
         /// The second virtual switch.
         second: String,
     },
+    /// A virtual link end names no physical switch and its virtual switch has no host
+    /// to place it by.
+    #[error(
+        "virtual link {link}: the end on {vswitch:?} needs a `switch` (the virtual switch has no host to place it by)"
+    )]
+    VLinkNoSwitch {
+        /// The link, 1-based in file order.
+        link: usize,
+        /// The end's virtual switch.
+        vswitch: String,
+    },
+    /// A virtual link end names a virtual switch the topology does not have.
+    #[error("virtual link {link} refers to unknown virtual switch {vswitch:?}")]
+    UnknownVSwitch {
+        /// The link, 1-based in file order.
+        link: usize,
+        /// The virtual switch named.
+        vswitch: String,
+    },
+    /// A virtual link end uses a virtual port already bound to a host or to another
+    /// link end.
+    #[error("virtual link {link}: port {port} of {vswitch:?} is already {by}")]
+    VLinkPortTaken {
+        /// The link, 1-based in file order.
+        link: usize,
+        /// The virtual switch.
+        vswitch: String,
+        /// The port number.
+        port: u32,
+        /// What holds it (`bound to host "h1"`, `an end of virtual link 1`).
+        by: String,
+    },
+    /// Both ends of a virtual link are on the same virtual switch.
+    #[error("virtual link {link} joins virtual switch {vswitch:?} to itself")]
+    VLinkSameVSwitch {
+        /// The link, 1-based in file order.
+        link: usize,
+        /// The virtual switch.
+        vswitch: String,
+    },
+    /// More virtual links than their port names allow.
+    #[error("{count} virtual links, more than the {max} allowed")]
+    TooManyVLinks {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A controller string is not `tcp:HOST:PORT` or `ptcp:PORT[:ADDR]`.
     #[error("virtual switch {vswitch:?}: bad controller {value:?}: {reason}")]
     BadController {

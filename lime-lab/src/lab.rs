@@ -8,6 +8,11 @@
 //!   checksums) and `<host>` in its switch's namespace;
 //! - per underlay link `a`–`b`, a veth pair `u-b` in `a` and `u-a` in `b`, MTU
 //!   [`UNDERLAY_MTU`];
+//! - per virtual link `N` (1-based), a veth pair `vlNa` in the namespace of the physical
+//!   switch its `a` end is placed on and `vlNb` in `b`'s (both in one namespace if the
+//!   same switch); moving an end later makes a new pair first
+//!   ([`Lab::add_vlink_pair`], names `vlNa-G`/`vlNb-G`) and removes the old one after
+//!   ([`Lab::remove_vlink_pair`]), so the link never stops carrying frames;
 //! - quiet namespaces: switches have IPv6 disabled (their ports carry no addresses, so the
 //!   switch kernel never transmits on them); hosts send no router solicitations and
 //!   have no IPv6 link-local address, and hosts without an IPv6 address have IPv6
@@ -21,8 +26,10 @@ use std::process::{Child, Command, Output};
 use crate::addr::MacAddr;
 use crate::error::{LabError, NameKind};
 use crate::netns::{self, LinkInfo};
-use crate::state::{HostIface, LabState, PortKind, SwitchPort};
-use crate::topology::{HOST_IFNAME, HostSpec, Topology, UNDERLAY_MTU, underlay_ifname};
+use crate::state::{HostIface, LabState, PortKind, SwitchPort, VLinkPair};
+use crate::topology::{
+    HOST_IFNAME, HostSpec, Topology, UNDERLAY_MTU, VLinkSide, underlay_ifname, vlink_ifname,
+};
 
 /// Sysctls of physical switch namespaces, set before any port exists.
 const SWITCH_SYSCTLS: &[(&str, &str)] = &[
@@ -86,6 +93,7 @@ impl Lab {
                 namespaces: Vec::new(),
                 hosts: Vec::new(),
                 ports: Vec::new(),
+                vlink_pairs: Vec::new(),
             },
             teardown_on_drop: true,
             saved_in: None,
@@ -114,36 +122,22 @@ impl Lab {
         for link in &topology.links {
             let (ns_a, ns_b) = (topology.netns_name(&link.a), topology.netns_name(&link.b));
             let (if_a, if_b) = (underlay_ifname(&link.b), underlay_ifname(&link.a));
-            let mtu = UNDERLAY_MTU.to_string();
-            let queues = topology.veth_queues.to_string();
-            netns::ip(&[
-                "-n",
-                &ns_a,
-                "link",
-                "add",
-                &if_a,
-                "mtu",
-                &mtu,
-                "numtxqueues",
-                &queues,
-                "numrxqueues",
-                &queues,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &if_b,
-                "netns",
-                &ns_b,
-                "mtu",
-                &mtu,
-                "numtxqueues",
-                &queues,
-                "numrxqueues",
-                &queues,
-            ])?;
-            netns::ip(&["-n", &ns_a, "link", "set", &if_a, "up"])?;
-            netns::ip(&["-n", &ns_b, "link", "set", &if_b, "up"])?;
+            veth_pair(
+                &topology,
+                (&ns_a, &if_a),
+                (&ns_b, &if_b),
+                Some(UNDERLAY_MTU),
+            )?;
+        }
+        for (i, l) in topology.vlinks.iter().enumerate() {
+            let pair = VLinkPair {
+                link: i,
+                generation: 0,
+                a_switch: l.a.switch.clone(),
+                b_switch: l.b.switch.clone(),
+            };
+            make_vlink_pair(&topology, &pair)?;
+            self.state.vlink_pairs.push(pair);
         }
         self.refresh()
     }
@@ -205,7 +199,29 @@ impl Lab {
                     )
                 })
                 .chain(peers.map(|p| (underlay_ifname(p), PortKind::Underlay { peer: p.clone() })));
-            for (ifname, kind) in wanted {
+            let vlinks = self.state.vlink_pairs.iter().flat_map(|pair| {
+                let l = &topology.vlinks[pair.link];
+                [
+                    (VLinkSide::A, &pair.a_switch, &l.a, &l.b),
+                    (VLinkSide::B, &pair.b_switch, &l.b, &l.a),
+                ]
+                .into_iter()
+                .filter(|(_, on, _, _)| **on == switch.name)
+                .map(|(side, _, end, other)| {
+                    (
+                        vlink_ifname(pair.link, pair.generation, side),
+                        PortKind::VLink {
+                            link: pair.link,
+                            generation: pair.generation,
+                            vswitch: end.vswitch.clone(),
+                            port: end.port,
+                            peer_vswitch: other.vswitch.clone(),
+                            peer_port: other.port,
+                        },
+                    )
+                })
+            });
+            for (ifname, kind) in wanted.chain(vlinks) {
                 let info = find_link(&links, &ns, &ifname)?;
                 ports.push(SwitchPort {
                     switch: switch.name.clone(),
@@ -362,6 +378,74 @@ impl Lab {
         Ok(port.clone())
     }
 
+    /// Make a new veth pair for virtual link `link` with its `side` end on physical
+    /// switch `to` (the other end stays where it is), next to the current pair, and make
+    /// it the link's current one (the topology's end placement follows). Returns the new
+    /// pair's generation. The old pair keeps carrying frames until
+    /// [`Lab::remove_vlink_pair`] removes it: an end moves make-before-break.
+    ///
+    /// # Errors
+    /// [`LabError::UnknownNode`] for an unknown link or switch, else a failing command
+    /// (the new pair is then removed again).
+    pub fn add_vlink_pair(
+        &mut self,
+        link: usize,
+        side: VLinkSide,
+        to: &str,
+    ) -> Result<u32, LabError> {
+        let unknown = |node: String| LabError::UnknownNode {
+            lab: self.name().to_owned(),
+            node,
+        };
+        let current = self
+            .state
+            .vlink_pairs
+            .iter()
+            .filter(|p| p.link == link)
+            .max_by_key(|p| p.generation)
+            .cloned()
+            .ok_or_else(|| unknown(format!("virtual link {}", link + 1)))?;
+        if self.state.topology.switch(to).is_none() {
+            return Err(unknown(to.to_owned()));
+        }
+        let mut pair = current;
+        pair.generation += 1;
+        match side {
+            VLinkSide::A => to.clone_into(&mut pair.a_switch),
+            VLinkSide::B => to.clone_into(&mut pair.b_switch),
+        }
+        if let Err(e) = make_vlink_pair(&self.state.topology, &pair) {
+            let _ = del_vlink_pair(&self.state.topology, &pair);
+            return Err(e);
+        }
+        let l = &mut self.state.topology.vlinks[link];
+        l.a.switch.clone_from(&pair.a_switch);
+        l.b.switch.clone_from(&pair.b_switch);
+        let generation = pair.generation;
+        self.state.vlink_pairs.push(pair);
+        self.refresh()?;
+        Ok(generation)
+    }
+
+    /// Remove generation `generation` of virtual link `link`'s veth pairs (an old pair,
+    /// once its successor carries the link). Removing one that is gone is fine.
+    ///
+    /// # Errors
+    /// A failing command.
+    pub fn remove_vlink_pair(&mut self, link: usize, generation: u32) -> Result<(), LabError> {
+        let Some(i) = self
+            .state
+            .vlink_pairs
+            .iter()
+            .position(|p| p.link == link && p.generation == generation)
+        else {
+            return Ok(());
+        };
+        let pair = self.state.vlink_pairs.remove(i);
+        del_vlink_pair(&self.state.topology, &pair)?;
+        self.refresh()
+    }
+
     /// Keep the lab running after this value is dropped; return its state (to
     /// [`save`](LabState::save) it, for example).
     #[must_use]
@@ -443,6 +527,21 @@ impl Lab {
                 links.into_iter().map(|l| l.ifname).collect(),
             ));
         }
+        // A virtual link pair a crash cut short (or whose switch is gone) is forgotten.
+        let has = |sw: &str, ifname: &str| {
+            names
+                .iter()
+                .any(|(s, ifs)| s == sw && ifs.iter().any(|i| i == ifname))
+        };
+        state.vlink_pairs.retain(|p| {
+            has(
+                &p.a_switch,
+                &vlink_ifname(p.link, p.generation, VLinkSide::A),
+            ) && has(
+                &p.b_switch,
+                &vlink_ifname(p.link, p.generation, VLinkSide::B),
+            )
+        });
         let mut lost = Vec::new();
         for i in 0..state.topology.hosts.len() {
             let name = state.topology.hosts[i].name.clone();
@@ -577,6 +676,51 @@ fn find_link<'a>(
             netns: netns.to_owned(),
             ifname: ifname.to_owned(),
         })
+}
+
+/// Create a veth pair `a.1` in namespace `a.0` and `b.1` in `b.0` (the same namespace
+/// is fine), both up, with the topology's queues and MTU `mtu` (else the default).
+fn veth_pair(
+    topology: &Topology,
+    (ns_a, if_a): (&str, &str),
+    (ns_b, if_b): (&str, &str),
+    mtu: Option<u32>,
+) -> Result<(), LabError> {
+    let queues = topology.veth_queues.to_string();
+    let mtu = mtu.map(|m| m.to_string());
+    let mtu_args: Vec<&str> = mtu.iter().flat_map(|m| ["mtu", m.as_str()]).collect();
+    let q: [&str; 4] = ["numtxqueues", &queues, "numrxqueues", &queues];
+    let mut argv: Vec<&str> = vec!["-n", ns_a, "link", "add", if_a];
+    argv.extend(&mtu_args);
+    argv.extend(q);
+    argv.extend(["type", "veth", "peer", "name", if_b, "netns", ns_b]);
+    argv.extend(&mtu_args);
+    argv.extend(q);
+    netns::ip(&argv)?;
+    netns::ip(&["-n", ns_a, "link", "set", if_a, "up"])?;
+    netns::ip(&["-n", ns_b, "link", "set", if_b, "up"]).map(drop)
+}
+
+/// Create the veth pair of a virtual link's generation.
+fn make_vlink_pair(topology: &Topology, pair: &VLinkPair) -> Result<(), LabError> {
+    let (ns_a, ns_b) = (
+        topology.netns_name(&pair.a_switch),
+        topology.netns_name(&pair.b_switch),
+    );
+    let if_a = vlink_ifname(pair.link, pair.generation, VLinkSide::A);
+    let if_b = vlink_ifname(pair.link, pair.generation, VLinkSide::B);
+    veth_pair(topology, (&ns_a, &if_a), (&ns_b, &if_b), None)
+}
+
+/// Delete the veth pair of a virtual link's generation (deleting one end deletes both),
+/// if it exists.
+fn del_vlink_pair(topology: &Topology, pair: &VLinkPair) -> Result<(), LabError> {
+    let ns_a = topology.netns_name(&pair.a_switch);
+    let if_a = vlink_ifname(pair.link, pair.generation, VLinkSide::A);
+    if netns::link(&ns_a, &if_a).is_ok() {
+        netns::ip(&["-n", &ns_a, "link", "del", &if_a])?;
+    }
+    Ok(())
 }
 
 /// Create host `host`'s veth towards `switch` and configure the host side.

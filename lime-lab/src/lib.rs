@@ -52,8 +52,8 @@ pub use controller::Controller;
 pub use error::{LabError, NameKind, TopologyError};
 pub use lab::Lab;
 pub use netns::{LinkInfo, run_in_netns};
-pub use state::{HostIface, LabState, PortKind, SwitchPort};
+pub use state::{HostIface, LabState, PortKind, SwitchPort, VLinkPair};
 pub use topology::{
     FailMode, HOST_IFNAME, HostSpec, LinkSpec, MAX_VETH_QUEUES, SwitchSpec, Topology, UNDERLAY_MTU,
-    VPortSpec, VSwitchSpec, underlay_ifname,
+    VLinkEnd, VLinkSide, VLinkSpec, VPortSpec, VSwitchSpec, underlay_ifname, vlink_ifname,
 };

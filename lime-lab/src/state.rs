@@ -31,6 +31,37 @@ pub enum PortKind {
         /// The switch at the other end.
         peer: String,
     },
+    /// One end of a virtual link's veth pair (named `vl<N>a` / `vl<N>b`, see
+    /// [`crate::vlink_ifname`]): virtual port `port` of `vswitch`; the other end is
+    /// `peer_port` of `peer_vswitch`.
+    VLink {
+        /// The virtual link's index in the topology's `vlinks`.
+        link: usize,
+        /// The veth pair's generation (a new one each time an end moves).
+        generation: u32,
+        /// The virtual switch of this end.
+        vswitch: String,
+        /// Its virtual port.
+        port: u32,
+        /// The virtual switch of the other end.
+        peer_vswitch: String,
+        /// Its virtual port.
+        peer_port: u32,
+    },
+}
+
+/// A veth pair realising a virtual link, with the physical switch of each end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VLinkPair {
+    /// The virtual link's index in the topology's `vlinks`.
+    pub link: usize,
+    /// Its generation: 0 when the lab is built, one more for each pair made when an end
+    /// moves (the newest pair is the link's current one).
+    pub generation: u32,
+    /// The physical switch holding the `a` end.
+    pub a_switch: String,
+    /// The physical switch holding the `b` end.
+    pub b_switch: String,
 }
 
 /// A port of a physical switch: an interface in the switch's namespace.
@@ -82,9 +113,13 @@ pub struct LabState {
     pub namespaces: Vec<String>,
     /// Each host's interface, in topology order.
     pub hosts: Vec<HostIface>,
-    /// Every physical switch port: per switch in topology order, host ports then
-    /// underlay ports.
+    /// Every physical switch port: per switch in topology order, host ports, underlay
+    /// ports, then virtual link ends.
     pub ports: Vec<SwitchPort>,
+    /// The veth pairs of virtual links, in link order (two for a link while one of its
+    /// ends moves).
+    #[serde(default)]
+    pub vlink_pairs: Vec<VLinkPair>,
 }
 
 impl LabState {
@@ -134,6 +169,31 @@ impl LabState {
         self.ports.iter().find(|p| {
             p.switch == switch && matches!(&p.kind, PortKind::Underlay { peer: q } if q == peer)
         })
+    }
+
+    /// The current switch port of virtual port `port` of `vswitch` if a virtual link
+    /// ends there (the end of the link's newest veth pair).
+    #[must_use]
+    pub fn vlink_port(&self, vswitch: &str, port: u32) -> Option<&SwitchPort> {
+        self.ports
+            .iter()
+            .filter(|p| {
+                matches!(&p.kind, PortKind::VLink { vswitch: v, port: n, .. } if v == vswitch && *n == port)
+            })
+            .max_by_key(|p| match p.kind {
+                PortKind::VLink { generation, .. } => generation,
+                _ => 0,
+            })
+    }
+
+    /// The newest generation of virtual link `link`'s veth pair.
+    #[must_use]
+    pub fn vlink_generation(&self, link: usize) -> Option<u32> {
+        self.vlink_pairs
+            .iter()
+            .filter(|p| p.link == link)
+            .map(|p| p.generation)
+            .max()
     }
 
     /// The port of `switch` with interface index `ifindex`.
@@ -254,6 +314,52 @@ mod tests {
                     mtu: 1600,
                     kind: PortKind::Underlay { peer: "s2".into() },
                 },
+                SwitchPort {
+                    switch: "s1".into(),
+                    netns: "lime-demo-s1".into(),
+                    ifname: "vl1a".into(),
+                    ifindex: 5,
+                    mac: MacAddr([2, 9, 9, 9, 9, 7]),
+                    mtu: 1500,
+                    kind: PortKind::VLink {
+                        link: 0,
+                        generation: 0,
+                        vswitch: "vs1".into(),
+                        port: 5,
+                        peer_vswitch: "vs2".into(),
+                        peer_port: 5,
+                    },
+                },
+                SwitchPort {
+                    switch: "s1".into(),
+                    netns: "lime-demo-s1".into(),
+                    ifname: "vl1a-1".into(),
+                    ifindex: 6,
+                    mac: MacAddr([2, 9, 9, 9, 9, 6]),
+                    mtu: 1500,
+                    kind: PortKind::VLink {
+                        link: 0,
+                        generation: 1,
+                        vswitch: "vs1".into(),
+                        port: 5,
+                        peer_vswitch: "vs2".into(),
+                        peer_port: 5,
+                    },
+                },
+            ],
+            vlink_pairs: vec![
+                VLinkPair {
+                    link: 0,
+                    generation: 0,
+                    a_switch: "s1".into(),
+                    b_switch: "s1".into(),
+                },
+                VLinkPair {
+                    link: 0,
+                    generation: 1,
+                    a_switch: "s1".into(),
+                    b_switch: "s2".into(),
+                },
             ],
             topology,
         }
@@ -271,7 +377,15 @@ mod tests {
             s.port_by_ifindex("s1", 4).unwrap().kind,
             PortKind::Underlay { peer: "s2".into() }
         );
-        assert_eq!(s.switch_ports("s1").count(), 2);
+        assert_eq!(s.switch_ports("s1").count(), 4);
+        assert_eq!(
+            s.vlink_port("vs1", 5).unwrap().ifname,
+            "vl1a-1",
+            "the newest pair is the link's current one"
+        );
+        assert!(s.vlink_port("vs1", 6).is_none());
+        assert_eq!(s.vlink_generation(0), Some(1));
+        assert_eq!(s.vlink_generation(1), None);
         assert_eq!(
             s.host("h1").unwrap().ipv6.unwrap().to_string(),
             "fd00::1/64"

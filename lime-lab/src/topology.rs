@@ -28,7 +28,18 @@
 //! controllers = ["tcp:127.0.0.1:6653"]   # optional
 //! fail_mode = "secure"             # optional: "secure" (default) or "standalone"
 //! ports = [ { port = 1, host = "h1" } ]  # virtual port number -> host
+//!
+//! [[vlink]]                        # a virtual link: virtual port 5 of vs1 <-> port 5 of vs2
+//! a = { vswitch = "vs1", port = 5, switch = "s1" }   # switch: optional, see below
+//! b = { vswitch = "vs2", port = 5 }
 //! ```
+//!
+//! A virtual link joins a virtual port of one virtual switch to a virtual port of
+//! another; a frame one sends out of its end enters the other at its end. The lab makes
+//! it a veth pair (see [`vlink_ifname`]) whose ends sit in the namespaces of the physical
+//! switches named by `switch` (both in one namespace if they are the same). `switch`
+//! defaults to the physical switch of the virtual switch's first host (in `ports` order);
+//! a virtual switch without hosts needs it spelled out.
 //!
 //! A [`Topology`] value always has its defaults filled in (a host always has a MAC and
 //! an IPv4 address, a virtual switch a dpid), so writing it back with
@@ -59,6 +70,12 @@ pub const UNDERLAY_PREFIX: &str = "u-";
 /// Name of a host's only interface, inside the host namespace.
 pub const HOST_IFNAME: &str = "eth0";
 
+/// Prefix of virtual link port names: `vl<N>a`, `vl<N>b` (see [`vlink_ifname`]).
+pub const VLINK_PREFIX: &str = "vl";
+
+/// Most virtual links in a topology (keeps their port names short).
+pub const MAX_VLINKS: usize = 9999;
+
 /// MTU of underlay links: tunnelled frames carry an extra header.
 pub const UNDERLAY_MTU: u32 = 1600;
 
@@ -79,6 +96,10 @@ pub struct Topology {
     /// Tenants' virtual switches.
     #[serde(rename = "vswitch", default)]
     pub vswitches: Vec<VSwitchSpec>,
+    /// Virtual links between virtual switches (their ends' `switch` follow
+    /// [`crate::Lab::add_vlink_pair`]).
+    #[serde(rename = "vlink", default, skip_serializing_if = "Vec::is_empty")]
+    pub vlinks: Vec<VLinkSpec>,
     /// Receive and transmit queues of every veth the lab makes (default 1). Frames that
     /// XDP redirects into a veth land in the peer's queue of the CPU that redirected
     /// them: with one queue every flow stays in order (one ring), but senders on several
@@ -198,6 +219,69 @@ pub struct VPortSpec {
     pub host: String,
 }
 
+/// One end of a virtual link: a virtual port and where it is placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VLinkEnd {
+    /// The virtual switch.
+    pub vswitch: String,
+    /// Its virtual port number (not bound to a host).
+    pub port: u32,
+    /// The physical switch whose namespace holds this end's veth.
+    pub switch: String,
+}
+
+/// A virtual link between two virtual switches (virtual port to virtual port).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VLinkSpec {
+    /// One end.
+    pub a: VLinkEnd,
+    /// The other end.
+    pub b: VLinkEnd,
+}
+
+impl VLinkSpec {
+    /// The end on `vswitch` port `port`, and the other end.
+    #[must_use]
+    pub fn end(&self, vswitch: &str, port: u32) -> Option<(&VLinkEnd, &VLinkEnd)> {
+        if self.a.vswitch == vswitch && self.a.port == port {
+            Some((&self.a, &self.b))
+        } else if self.b.vswitch == vswitch && self.b.port == port {
+            Some((&self.b, &self.a))
+        } else {
+            None
+        }
+    }
+}
+
+/// Which end of a virtual link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VLinkSide {
+    /// The `a` end.
+    A,
+    /// The `b` end.
+    B,
+}
+
+/// The interface name of one end of virtual link `index` (0-based in
+/// [`Topology::vlinks`]) in its `generation`: `vl<index+1>a` / `vl<index+1>b` for
+/// generation 0, `vl<index+1>a-<g>` after (g = generation mod 1000; only two generations
+/// of a link ever exist at once, while an end moves make-before-break).
+#[must_use]
+pub fn vlink_ifname(index: usize, generation: u32, side: VLinkSide) -> String {
+    let s = match side {
+        VLinkSide::A => 'a',
+        VLinkSide::B => 'b',
+    };
+    if generation == 0 {
+        format!("{VLINK_PREFIX}{}{s}", index + 1)
+    } else {
+        format!("{VLINK_PREFIX}{}{s}-{}", index + 1, generation % 1000)
+    }
+}
+
 /// The file form of a topology: optional fields still optional, addresses still strings
 /// (so that a bad one is reported as a typed error, not as a TOML error).
 #[derive(Deserialize)]
@@ -214,6 +298,23 @@ struct RawTopology {
     link: Vec<LinkSpec>,
     #[serde(default)]
     vswitch: Vec<RawVSwitch>,
+    #[serde(default)]
+    vlink: Vec<RawVLink>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVLinkEnd {
+    vswitch: String,
+    port: u32,
+    switch: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVLink {
+    a: RawVLinkEnd,
+    b: RawVLinkEnd,
 }
 
 #[derive(Deserialize)]
@@ -243,7 +344,7 @@ struct RawVSwitch {
 impl RawTopology {
     /// Fill in defaults and parse addresses.
     fn resolve(self) -> Result<Topology, TopologyError> {
-        let hosts = self
+        let hosts: Vec<HostSpec> = self
             .host
             .into_iter()
             .enumerate()
@@ -300,16 +401,55 @@ impl RawTopology {
                 fail_mode: raw.fail_mode,
                 ports: raw.ports,
             })
-            .collect();
+            .collect::<Vec<VSwitchSpec>>();
+        let place = |index: usize, raw: RawVLinkEnd| -> Result<VLinkEnd, TopologyError> {
+            let switch = match raw.switch {
+                Some(s) => s,
+                None => vswitches
+                    .iter()
+                    .find(|v| v.name == raw.vswitch)
+                    .and_then(|v| v.ports.first())
+                    .and_then(|p| hosts_ref(&hosts, &p.host))
+                    .ok_or_else(|| TopologyError::VLinkNoSwitch {
+                        link: index + 1,
+                        vswitch: raw.vswitch.clone(),
+                    })?,
+            };
+            Ok(VLinkEnd {
+                vswitch: raw.vswitch,
+                port: raw.port,
+                switch,
+            })
+        };
+        let vlinks = self
+            .vlink
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                Ok(VLinkSpec {
+                    a: place(i, raw.a)?,
+                    b: place(i, raw.b)?,
+                })
+            })
+            .collect::<Result<_, TopologyError>>()?;
         Ok(Topology {
             name: self.name,
             switches: self.switch,
             hosts,
             links: self.link,
             vswitches,
+            vlinks,
             veth_queues: self.veth_queues,
         })
     }
+}
+
+/// The physical switch of host `name`, if it is one of `hosts`.
+fn hosts_ref(hosts: &[HostSpec], name: &str) -> Option<String> {
+    hosts
+        .iter()
+        .find(|h| h.name == name)
+        .map(|h| h.switch.clone())
 }
 
 impl Topology {
@@ -363,6 +503,7 @@ impl Topology {
                     })
                     .collect(),
             }],
+            vlinks: Vec::new(),
             veth_queues: 1,
         }
     }
@@ -453,6 +594,37 @@ impl Topology {
         self.hosts.iter().filter(move |h| h.switch == switch)
     }
 
+    /// The virtual link with an end on `vswitch` port `port`: its index, which end,
+    /// that end and the other end.
+    #[must_use]
+    pub fn vlink_at(
+        &self,
+        vswitch: &str,
+        port: u32,
+    ) -> Option<(usize, VLinkSide, &VLinkEnd, &VLinkEnd)> {
+        self.vlinks.iter().enumerate().find_map(|(i, l)| {
+            let (end, other) = l.end(vswitch, port)?;
+            let side = if std::ptr::eq(end, &l.a) {
+                VLinkSide::A
+            } else {
+                VLinkSide::B
+            };
+            Some((i, side, end, other))
+        })
+    }
+
+    /// The virtual link ends of virtual switch `vswitch`: (its port, the other end).
+    pub fn vlink_ends_of<'a>(
+        &'a self,
+        vswitch: &'a str,
+    ) -> impl Iterator<Item = (&'a VLinkEnd, &'a VLinkEnd)> + 'a {
+        self.vlinks.iter().flat_map(move |l| {
+            [(&l.a, &l.b), (&l.b, &l.a)]
+                .into_iter()
+                .filter(move |(e, _)| e.vswitch == vswitch)
+        })
+    }
+
     /// The virtual switch and port number a host is bound to, if any.
     #[must_use]
     pub fn vport_of(&self, host: &str) -> Option<(&VSwitchSpec, u32)> {
@@ -526,6 +698,29 @@ mod tests {
         assert_eq!(t.vswitches[0].dpid, 1);
         assert_eq!(t.vswitches[1].dpid, 2, "default dpid is index+1");
         assert_eq!(t.vswitches[0].controllers, ["tcp:127.0.0.1:6653"]);
+        let l = &t.vlinks[0];
+        assert_eq!(
+            (l.a.vswitch.as_str(), l.a.port, l.a.switch.as_str()),
+            ("vs1", 5, "s1"),
+            "an end's switch defaults to its virtual switch's first host's"
+        );
+        assert_eq!((l.b.vswitch.as_str(), l.b.switch.as_str()), ("vs2", "s1"));
+        let (i, side, end, other) = t.vlink_at("vs2", 5).unwrap();
+        assert_eq!(
+            (i, side, end.port, other.vswitch.as_str()),
+            (0, VLinkSide::B, 5, "vs1")
+        );
+        assert_eq!(t.vlink_ends_of("vs1").count(), 1);
+        assert!(t.vlink_at("vs1", 1).is_none());
+    }
+
+    #[test]
+    fn vlink_port_names() {
+        assert_eq!(vlink_ifname(0, 0, VLinkSide::A), "vl1a");
+        assert_eq!(vlink_ifname(11, 0, VLinkSide::B), "vl12b");
+        assert_eq!(vlink_ifname(0, 3, VLinkSide::B), "vl1b-3");
+        let longest = vlink_ifname(MAX_VLINKS - 1, 999, VLinkSide::A);
+        assert!(longest.len() <= MAX_IFNAME_LEN, "{longest}");
     }
 
     #[test]
@@ -614,5 +809,9 @@ name = "vs2"
 tenant = "t2"
 controllers = ["ptcp:6654", "ptcp:6655:127.0.0.1"]
 ports = [ { port = 7, host = "h2" } ]
+
+[[vlink]]
+a = { vswitch = "vs1", port = 5 }
+b = { vswitch = "vs2", port = 5, switch = "s1" }
 "#;
 }

@@ -19,6 +19,11 @@
 //! Virtual switches: unique names and dpids; ports numbered 1..=0xffffff00 (OpenFlow 1.3
 //! `OFPP_MAX`, §7.2.1), unique per virtual switch, bound to known hosts; a host is bound to
 //! at most one virtual port overall; controllers parse as [`crate::Controller`].
+//!
+//! Virtual links: at most [`MAX_VLINKS`]; each end on a known virtual switch, a port
+//! number 1..=`OFPP_MAX` not bound to a host nor used by another link end, placed on a
+//! known physical switch; the two ends on different virtual switches. Host names
+//! `vl<digit>…` are reserved (virtual link ports in switch namespaces, [`VLINK_PREFIX`]).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -26,7 +31,8 @@ use std::collections::{HashMap, HashSet};
 use crate::controller::Controller;
 use crate::error::{NameKind, TopologyError};
 use crate::topology::{
-    MAX_IFNAME_LEN, MAX_NETNS_NAME_LEN, MAX_VETH_QUEUES, Topology, UNDERLAY_PREFIX, underlay_ifname,
+    MAX_IFNAME_LEN, MAX_NETNS_NAME_LEN, MAX_VETH_QUEUES, MAX_VLINKS, Topology, UNDERLAY_PREFIX,
+    VLINK_PREFIX, underlay_ifname,
 };
 
 /// Largest OpenFlow 1.3 physical/virtual port number (`OFPP_MAX`).
@@ -105,7 +111,60 @@ impl Topology {
         }
         self.check_nodes()?;
         self.check_links()?;
-        self.check_vswitches()
+        self.check_vswitches()?;
+        self.check_vlinks()
+    }
+
+    fn check_vlinks(&self) -> Result<(), TopologyError> {
+        if self.vlinks.len() > MAX_VLINKS {
+            return Err(TopologyError::TooManyVLinks {
+                count: self.vlinks.len(),
+                max: MAX_VLINKS,
+            });
+        }
+        let mut ends: HashMap<(&str, u32), usize> = HashMap::new();
+        for (i, l) in self.vlinks.iter().enumerate() {
+            let link = i + 1;
+            for end in [&l.a, &l.b] {
+                let Some(vs) = self.vswitch(&end.vswitch) else {
+                    return Err(TopologyError::UnknownVSwitch {
+                        link,
+                        vswitch: end.vswitch.clone(),
+                    });
+                };
+                if self.switch(&end.switch).is_none() {
+                    return Err(TopologyError::UnknownSwitch {
+                        referrer: format!("virtual link {link}"),
+                        switch: end.switch.clone(),
+                    });
+                }
+                if end.port == 0 || end.port > OFPP_MAX {
+                    return Err(TopologyError::BadPortNumber {
+                        vswitch: vs.name.clone(),
+                        port: end.port,
+                    });
+                }
+                let taken = |by: String| TopologyError::VLinkPortTaken {
+                    link,
+                    vswitch: vs.name.clone(),
+                    port: end.port,
+                    by,
+                };
+                if let Some(p) = vs.ports.iter().find(|p| p.port == end.port) {
+                    return Err(taken(format!("bound to host {:?}", p.host)));
+                }
+                if let Some(first) = ends.insert((end.vswitch.as_str(), end.port), link) {
+                    return Err(taken(format!("an end of virtual link {first}")));
+                }
+            }
+            if l.a.vswitch == l.b.vswitch {
+                return Err(TopologyError::VLinkSameVSwitch {
+                    link,
+                    vswitch: l.a.vswitch.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn check_nodes<'a>(&'a self) -> Result<(), TopologyError> {
@@ -134,11 +193,14 @@ impl Topology {
             let name = host.name.as_str();
             add_node(NameKind::Host, name)?;
             check_len(NameKind::Interface, name, MAX_IFNAME_LEN)?;
-            if name == "lo" || name.starts_with(UNDERLAY_PREFIX) {
+            let vlink_like = name
+                .strip_prefix(VLINK_PREFIX)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+            if name == "lo" || name.starts_with(UNDERLAY_PREFIX) || vlink_like {
                 return Err(TopologyError::InvalidName {
                     kind: NameKind::Host,
                     name: name.to_owned(),
-                    reason: "reserved in switch namespaces (\"lo\" and \"u-...\" are taken)",
+                    reason: "reserved in switch namespaces (\"lo\", \"u-...\" and \"vl<digit>...\" are taken)",
                 });
             }
             if self.switch(&host.switch).is_none() {
@@ -676,6 +738,92 @@ mod tests {
     }
 
     #[test]
+    fn bad_vlinks() {
+        let base = with(
+            "[[host]]\nname=\"h1\"\nswitch=\"s1\"\n[[host]]\nname=\"h2\"\nswitch=\"s2\"\n\
+             [[vswitch]]\nname=\"v\"\ntenant=\"t\"\nports=[{port=1, host=\"h1\"}]\n\
+             [[vswitch]]\nname=\"w\"\ntenant=\"t\"\nports=[{port=1, host=\"h2\"}]\n\
+             [[vswitch]]\nname=\"empty\"\ntenant=\"t\"\n",
+        );
+        let link = |a: &str, b: &str| format!("{base}[[vlink]]\na = {{ {a} }}\nb = {{ {b} }}\n");
+        let t = Topology::from_toml_str(&link("vswitch=\"v\", port=5", "vswitch=\"w\", port=5"))
+            .expect("a valid link");
+        assert_eq!(
+            (t.vlinks[0].a.switch.as_str(), t.vlinks[0].b.switch.as_str()),
+            ("s1", "s2")
+        );
+        let e = err(&link(
+            "vswitch=\"x\", port=5, switch=\"s1\"",
+            "vswitch=\"w\", port=5",
+        ));
+        assert!(
+            matches!(e, TopologyError::UnknownVSwitch { link: 1, ref vswitch } if vswitch == "x"),
+            "{e}"
+        );
+        let e = err(&link(
+            "vswitch=\"v\", port=5, switch=\"s9\"",
+            "vswitch=\"w\", port=5",
+        ));
+        assert!(
+            matches!(e, TopologyError::UnknownSwitch { ref switch, .. } if switch == "s9"),
+            "{e}"
+        );
+        let e = err(&link("vswitch=\"v\", port=1", "vswitch=\"w\", port=5"));
+        assert!(
+            matches!(e, TopologyError::VLinkPortTaken { port: 1, ref by, .. } if by.contains("h1")),
+            "{e}"
+        );
+        let e = err(&link("vswitch=\"v\", port=5", "vswitch=\"v\", port=6"));
+        assert!(matches!(e, TopologyError::VLinkSameVSwitch { .. }), "{e}");
+        let e = err(&link("vswitch=\"v\", port=0", "vswitch=\"w\", port=5"));
+        assert!(
+            matches!(e, TopologyError::BadPortNumber { port: 0, .. }),
+            "{e}"
+        );
+        let e = err(&link("vswitch=\"empty\", port=5", "vswitch=\"w\", port=5"));
+        assert!(
+            matches!(e, TopologyError::VLinkNoSwitch { link: 1, .. }),
+            "{e}"
+        );
+        Topology::from_toml_str(&link(
+            "vswitch=\"empty\", port=5, switch=\"s2\"",
+            "vswitch=\"w\", port=5",
+        ))
+        .expect("placed explicitly");
+        let two = format!(
+            "{}[[vlink]]\na = {{ vswitch=\"w\", port=5 }}\nb = {{ vswitch=\"empty\", port=1, switch=\"s1\" }}\n",
+            link("vswitch=\"v\", port=5", "vswitch=\"w\", port=5")
+        );
+        let e = err(&two);
+        assert!(
+            matches!(e, TopologyError::VLinkPortTaken { link: 2, port: 5, ref by, .. } if by == "an end of virtual link 1"),
+            "{e}"
+        );
+        let e = err(&with("[[host]]\nname=\"vl1a\"\nswitch=\"s1\"\n"));
+        assert!(
+            matches!(
+                e,
+                TopologyError::InvalidName {
+                    kind: NameKind::Host,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        Topology::from_toml_str(&with("[[host]]\nname=\"vlan\"\nswitch=\"s1\"\n"))
+            .expect("only vl<digit> is reserved");
+        let mut t =
+            Topology::from_toml_str(&link("vswitch=\"v\", port=5", "vswitch=\"w\", port=5"))
+                .unwrap();
+        let l = t.vlinks[0].clone();
+        t.vlinks = vec![l; MAX_VLINKS + 1];
+        assert!(matches!(
+            t.validate(),
+            Err(TopologyError::TooManyVLinks { .. })
+        ));
+    }
+
+    #[test]
     fn built_in_code_is_validated_too() {
         let t = Topology {
             name: "t".into(),
@@ -696,6 +844,7 @@ mod tests {
                     host: "h1".into(),
                 }],
             }],
+            vlinks: Vec::new(),
             veth_queues: 1,
         };
         assert!(matches!(t.validate(), Err(TopologyError::SelfLink { .. })));

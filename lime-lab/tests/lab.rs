@@ -92,6 +92,7 @@ impl TestLab {
                     })
                     .collect(),
             }],
+            vlinks: Vec::new(),
             veth_queues: 1,
         }
     }
@@ -566,4 +567,62 @@ fn default_demo_comes_up() {
     }
     drop(lab);
     assert_eq!(t.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn vlinks_are_veth_pairs_and_move_make_before_break() {
+    let Some(t) = TestLab::new('v') else { return };
+    let mut topo = t.topology();
+    topo.vswitches[0].ports.truncate(2);
+    let mut vs2 = topo.vswitches[0].clone();
+    vs2.name = "vs2".into();
+    vs2.dpid = 2;
+    vs2.ports = vec![VPortSpec {
+        port: 1,
+        host: "h3".into(),
+    }];
+    topo.vswitches.push(vs2);
+    let text = format!(
+        "{}\n[[vlink]]\na = {{ vswitch = \"vs1\", port = 5 }}\nb = {{ vswitch = \"vs2\", port = 5 }}\n\
+         [[vlink]]\na = {{ vswitch = \"vs1\", port = 6 }}\nb = {{ vswitch = \"vs2\", port = 6, switch = \"s1\" }}\n",
+        topo.to_toml_string().unwrap()
+    );
+    let topo = Topology::from_toml_str(&text).expect("topology with virtual links");
+    let mut lab = Lab::up(&topo).expect("lab up");
+    let a = lab.vlink_port("vs1", 5).unwrap().clone();
+    let b = lab.vlink_port("vs2", 5).unwrap().clone();
+    assert_eq!((a.switch.as_str(), a.ifname.as_str()), ("s1", "vl1a"));
+    assert_eq!((b.switch.as_str(), b.ifname.as_str()), ("s2", "vl1b"));
+    assert!(matches!(
+        &b.kind,
+        PortKind::VLink { vswitch, port: 5, peer_vswitch, peer_port: 5, generation: 0, .. }
+            if vswitch == "vs2" && peer_vswitch == "vs1"
+    ));
+    let same: Vec<&str> = ["vs1", "vs2"]
+        .iter()
+        .map(|v| lab.vlink_port(v, 6).unwrap().switch.as_str())
+        .collect();
+    assert_eq!(same, ["s1", "s1"], "both ends of link 2 in s1's namespace");
+    assert!(netns::link(&b.netns, "vl1b").unwrap().is_up());
+
+    // Move vs2's end of link 1 to s1: the new pair exists next to the old one.
+    let g = lab
+        .add_vlink_pair(0, lime_lab::VLinkSide::B, "s1")
+        .expect("new pair");
+    assert_eq!(g, 1);
+    let nb = lab.vlink_port("vs2", 5).unwrap().clone();
+    assert_eq!((nb.switch.as_str(), nb.ifname.as_str()), ("s1", "vl1b-1"));
+    assert_eq!(lab.vlink_port("vs1", 5).unwrap().ifname, "vl1a-1");
+    assert_eq!(lab.topology.vlinks[0].b.switch, "s1");
+    assert!(lab.ifindex("s2", "vl1b").is_ok(), "old pair still there");
+    lab.remove_vlink_pair(0, 0).expect("old pair removed");
+    assert!(matches!(
+        lab.ifindex("s2", "vl1b"),
+        Err(LabError::InterfaceNotFound { .. })
+    ));
+    assert!(lab.ifindex("s1", "vl1a").is_err());
+    assert_eq!(lab.vlink_pairs.len(), 2);
+    assert!(lab.add_vlink_pair(7, lime_lab::VLinkSide::A, "s1").is_err());
+    assert!(lab.add_vlink_pair(0, lime_lab::VLinkSide::A, "s9").is_err());
+    lab.down().expect("down");
 }

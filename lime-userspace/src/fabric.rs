@@ -8,6 +8,15 @@
 //! host's switch (breadth-first over underlay links). A virtual switch's rules are
 //! installed on every physical switch, so each packet is classified once, where it
 //! enters, and delivered by the switch that owns the egress virtual port.
+//!
+//! Virtual links: each end of a `[[vlink]]` (a veth pair the lab makes, see
+//! [`lime_lab::Lab::add_vlink_pair`]) is attached exactly like a host port — LIME's
+//! program on the switch-side interface, classified as the end's virtual port — and its
+//! virtual port is LOCAL on the physical switch holding that end, REMOTE elsewhere, and
+//! in the virtual switch's flood list. A frame one virtual switch outputs to its link
+//! port crosses the veth and enters the other virtual switch at its link port, where
+//! that one classifies it: the eBPF datapath knows nothing of links. An end moves
+//! make-before-break ([`Fabric::move_vlink_end`]).
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     path::{Path, PathBuf},
@@ -17,7 +26,7 @@ use lime_common::{
     port::{PortInfo, VportInfo, kind, location},
     stats::RuleStats,
 };
-use lime_lab::{Lab, PortKind, Topology};
+use lime_lab::{Lab, PortKind, SwitchPort, Topology};
 
 use crate::{
     datapath::{Datapath, DatapathError},
@@ -280,6 +289,12 @@ impl Fabric {
                         vport,
                     }
                 }
+                PortKind::VLink { vswitch, port, .. } => PortInfo {
+                    kind: kind::HOST,
+                    _pad: 0,
+                    vswitch: self.vswitch_id(vswitch)?,
+                    vport: *port,
+                },
             };
             let dp = self
                 .datapaths
@@ -367,7 +382,12 @@ impl Fabric {
                     .add_vswitch(id)
                     .map_err(dp_err(sw))?;
             }
-            let ports: Vec<u32> = vs.ports.iter().map(|p| p.port).collect();
+            let ports: Vec<u32> = vs
+                .ports
+                .iter()
+                .map(|p| p.port)
+                .chain(state.topology.vlink_ends_of(&vs.name).map(|(e, _)| e.port))
+                .collect();
             for sw in &switches {
                 self.datapaths
                     .get_mut(sw)
@@ -385,6 +405,44 @@ impl Fabric {
                         .map_err(dp_err(sw))?;
                 }
             }
+            for (end, _) in state.topology.vlink_ends_of(&vs.name) {
+                self.point_vlink_end(&state, id, &vs.name, end.port, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tell every physical switch (`first` first) where the link end on virtual port
+    /// `port` of `vswitch` (id `id`) lives: the current pair's end in `state`.
+    fn point_vlink_end(
+        &mut self,
+        state: &lime_lab::LabState,
+        id: u16,
+        vswitch: &str,
+        port: u32,
+        first: Option<&str>,
+    ) -> Result<(), FabricError> {
+        let local = state
+            .vlink_port(vswitch, port)
+            .ok_or_else(|| FabricError::Unknown {
+                kind: "virtual link port",
+                name: format!("{vswitch}:{port}"),
+            })?
+            .clone();
+        let mut order: Vec<String> = first.map(str::to_owned).into_iter().collect();
+        order.extend(
+            self.datapaths
+                .keys()
+                .filter(|s| Some(s.as_str()) != first)
+                .cloned(),
+        );
+        for sw in order {
+            let info = self.vport_info_at(state, &sw, &local)?;
+            self.datapaths
+                .get_mut(&sw)
+                .expect("datapath exists")
+                .set_vport(id, port, info)
+                .map_err(dp_err(&sw))?;
         }
         Ok(())
     }
@@ -398,22 +456,30 @@ impl Fabric {
         sw: &str,
         host: &str,
     ) -> Result<VportInfo, FabricError> {
-        let h = state.host(host).ok_or_else(|| FabricError::Unknown {
-            kind: "host",
+        let port = state.host_port(host).ok_or_else(|| FabricError::Unknown {
+            kind: "host port",
             name: host.to_owned(),
         })?;
-        if sw == h.switch {
-            let port = state.host_port(host).ok_or_else(|| FabricError::Unknown {
-                kind: "host port",
-                name: host.to_owned(),
-            })?;
+        self.vport_info_at(state, sw, port)
+    }
+
+    /// Where a virtual port whose switch-side interface is `local` lives, as seen from
+    /// physical switch `sw`: that interface on its own switch, else the underlay port of
+    /// the next hop towards it.
+    fn vport_info_at(
+        &self,
+        state: &lime_lab::LabState,
+        sw: &str,
+        local: &SwitchPort,
+    ) -> Result<VportInfo, FabricError> {
+        if sw == local.switch {
             return Ok(VportInfo {
                 location: location::LOCAL,
-                ifindex: port.ifindex,
+                ifindex: local.ifindex,
                 ..VportInfo::default()
             });
         }
-        let hop = self.next_hop(sw, &h.switch)?;
+        let hop = self.next_hop(sw, &local.switch)?;
         let up = state
             .underlay_port(sw, &hop)
             .ok_or_else(|| FabricError::NoPath {
@@ -773,6 +839,11 @@ impl Fabric {
         if still_here {
             return Err(refuse("still has hosts of the virtual switch attached"));
         }
+        if !self.vlink_ends_on(vswitch, switch).is_empty() {
+            return Err(refuse(
+                "still holds virtual link ends of the virtual switch",
+            ));
+        }
         self.drop_copy(id, switch, rule_ids, removed)
     }
 
@@ -983,20 +1054,99 @@ impl Fabric {
         // The kernel reports a new veth's carrier a little later (linkwatch): wait
         // until both ends are running, so the move is over when this returns (and no
         // one sees the port down afterwards).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        for (ns, ifname) in [(&port.netns, &port.ifname), (&h.netns, &h.ifname)] {
-            while std::time::Instant::now() < deadline
-                && !lime_lab::netns::link(ns, ifname).is_ok_and(|l| l.operstate == "UP")
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        }
+        wait_up([(&port.netns, &port.ifname), (&h.netns, &h.ifname)]);
         // What the host sent between its link coming up and LIME's program being
         // attached (its first ARP, say) went to the switch's own stack; a host whose
         // neighbour lookup is pending would wait a whole retransmit interval. Let it
         // ask again now, as a migrated VM announces itself.
         self.lab
             .exec(host, &["ip", "neigh", "flush", "dev", &h.ifname])?;
+        Ok(started.elapsed())
+    }
+
+    /// The virtual ports of `vswitch` where a virtual link ends on physical switch
+    /// `switch`.
+    #[must_use]
+    pub fn vlink_ends_on(&self, vswitch: &str, switch: &str) -> Vec<u32> {
+        let topo = &self.lab.state().topology;
+        topo.vlink_ends_of(vswitch)
+            .filter(|(e, _)| e.switch == switch)
+            .map(|(e, _)| e.port)
+            .collect()
+    }
+
+    /// Move the end of a virtual link on virtual port `port` of `vswitch` to physical
+    /// switch `to`, make-before-break, so the link loses nothing (unlike a host's
+    /// re-attach): a new veth pair is made with this end at `to` and the other end
+    /// where it is, LIME's program is attached to both new ends, every physical switch
+    /// is told where each of the two virtual ports lives now (this end's new switch
+    /// first, then the other end's), and only then, after the grace period (frames on
+    /// their way through the old pair arrive), is the old pair removed. Returns how long
+    /// it took.
+    pub fn move_vlink_end(
+        &mut self,
+        vswitch: &str,
+        port: u32,
+        to: &str,
+    ) -> Result<std::time::Duration, FabricError> {
+        let started = std::time::Instant::now();
+        if !self.datapaths.contains_key(to) {
+            return Err(unknown_switch(to));
+        }
+        let topo = &self.lab.state().topology;
+        let (link, side, _, other) =
+            topo.vlink_at(vswitch, port)
+                .ok_or_else(|| FabricError::Unknown {
+                    kind: "virtual link end",
+                    name: format!("{vswitch}:{port}"),
+                })?;
+        let (peer, peer_port) = (other.vswitch.clone(), other.port);
+        let (id, peer_id) = (self.vswitch_id(vswitch)?, self.vswitch_id(&peer)?);
+        let old_gen = self.lab.state().vlink_generation(link).unwrap_or(0);
+        let old: Vec<SwitchPort> = [(vswitch, port), (peer.as_str(), peer_port)]
+            .iter()
+            .filter_map(|(v, p)| self.lab.state().vlink_port(v, *p).cloned())
+            .collect();
+        self.lab.add_vlink_pair(link, side, to)?;
+        let state = self.lab.state().clone();
+        let new: Vec<(SwitchPort, u16, u32)> =
+            [(vswitch, port, id), (peer.as_str(), peer_port, peer_id)]
+                .iter()
+                .filter_map(|(v, p, i)| state.vlink_port(v, *p).map(|sp| (sp.clone(), *i, *p)))
+                .collect();
+        for (sp, i, p) in &new {
+            let dp = self
+                .datapaths
+                .get_mut(&sp.switch)
+                .ok_or_else(|| unknown_switch(&sp.switch))?;
+            dp.attach_port(
+                &sp.ifname,
+                sp.ifindex,
+                PortInfo {
+                    kind: kind::HOST,
+                    _pad: 0,
+                    vswitch: *i,
+                    vport: *p,
+                },
+            )
+            .map_err(dp_err(&sp.switch))?;
+        }
+        // Carrier first: a veth drops what is redirected into it until both ends run.
+        wait_running(new.iter().map(|(sp, _, _)| sp));
+        self.point_vlink_end(&state, id, vswitch, port, Some(to))?;
+        let peer_at = new.get(1).map(|(sp, _, _)| sp.switch.clone());
+        self.point_vlink_end(&state, peer_id, &peer, peer_port, peer_at.as_deref())?;
+        // Frames already redirected into the old pair, or tunnelled towards its ends,
+        // arrive within the grace period; then the old pair goes.
+        std::thread::sleep(crate::datapath::GRACE);
+        for sp in &old {
+            if let Some(dp) = self.datapaths.get_mut(&sp.switch) {
+                dp.kernel_mut().remove_port(sp.ifindex);
+                let _ = dp.kernel().detach(&format!("link-{}", sp.ifname));
+                let _ = dp.kernel().detach(&format!("tc-{}", sp.ifname));
+            }
+        }
+        self.lab.remove_vlink_pair(link, old_gen)?;
         Ok(started.elapsed())
     }
 
@@ -1084,18 +1234,49 @@ impl Drop for Fabric {
     }
 }
 
+/// Wait (up to 3 s) until every interface `(namespace, name)` reports its carrier up
+/// (the kernel tells a new veth's carrier a little later, through linkwatch).
+fn wait_up<'a>(ifaces: impl IntoIterator<Item = (&'a String, &'a String)>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    for (ns, ifname) in ifaces {
+        while std::time::Instant::now() < deadline
+            && !lime_lab::netns::link(ns, ifname).is_ok_and(|l| l.operstate == "UP")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+/// [`wait_up`] for switch ports.
+fn wait_running<'a>(ports: impl IntoIterator<Item = &'a SwitchPort>) {
+    wait_up(ports.into_iter().map(|p| (&p.netns, &p.ifname)));
+}
+
 /// Rules that forward by destination MAC and send ARP by target address, for every host
-/// of a virtual switch: the static L2 forwarding of the demo (no flooding needed).
-/// Priority 10 for MACs, 20 for ARP.
+/// of a virtual switch and every host of the virtual switches its virtual links lead to
+/// (one link away: out of the link's port): the static L2 forwarding of the demo (no
+/// flooding needed). Priority 10 for MACs, 20 for ARP.
 #[must_use]
 pub fn l2_rules(state: &lime_lab::LabState, vswitch: &str) -> Vec<Rule> {
     use crate::flow::{Action, Instructions, Masked, Match, matching::ethertype};
     let Some(vs) = state.topology.vswitch(vswitch) else {
         return Vec::new();
     };
+    let own = vs.ports.iter().map(|p| (p.port, p.host.as_str()));
+    let beyond = state
+        .topology
+        .vlink_ends_of(vswitch)
+        .flat_map(|(end, other)| {
+            state
+                .topology
+                .vswitch(&other.vswitch)
+                .into_iter()
+                .flat_map(|w| w.ports.iter())
+                .map(move |p| (end.port, p.host.as_str()))
+        });
     let mut rules = Vec::new();
-    for p in &vs.ports {
-        let Some(h) = state.host(&p.host) else {
+    for (port, host) in own.chain(beyond) {
+        let Some(h) = state.host(host) else {
             continue;
         };
         rules.push(Rule::new(
@@ -1105,7 +1286,7 @@ pub fn l2_rules(state: &lime_lab::LabState, vswitch: &str) -> Vec<Rule> {
                 eth_dst: Some(Masked::exact(h.mac.octets())),
                 ..Match::default()
             },
-            Instructions::apply(vec![Action::output(p.port)]),
+            Instructions::apply(vec![Action::output(port)]),
         ));
         rules.push(Rule::new(
             0,
@@ -1115,7 +1296,7 @@ pub fn l2_rules(state: &lime_lab::LabState, vswitch: &str) -> Vec<Rule> {
                 arp_tpa: Some(Masked::exact(h.ip.addr)),
                 ..Match::default()
             },
-            Instructions::apply(vec![Action::output(p.port)]),
+            Instructions::apply(vec![Action::output(port)]),
         ));
     }
     rules

@@ -86,9 +86,17 @@
 //! one command: requests sent while it runs are answered when it is over (delayed, as a
 //! slow switch would; not a difference).
 //!
-//! # Not modelled
-//! Ensembles of several virtual switches joined by virtual links (the topology model has
-//! no virtual links yet).
+//! # Ensembles
+//! A topology may join the virtual switch under test to others by virtual links
+//! (`[[vlink]]`). A virtual switch whose controller is `tcp:127.0.0.1:{peer}` is
+//! programmed by the harness (one such virtual switch per topology): static L2
+//! forwarding to its own hosts and to the hosts one virtual link away (out of the link's
+//! port), broadcasts flooded; the connection is kept alive (echoes answered) and
+//! observes nothing. A plan whose `vswitch` is a comma-separated list migrates those
+//! virtual switches one after the other (an ensemble, as `lime migrate vs1 vs2`): their
+//! hosts' re-attachments are excused as usual; the link ends move make-before-break,
+//! so nothing crossing a link may be lost. Before the schedule, every virtual switch
+//! runs only where its hosts or link ends are.
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
@@ -999,27 +1007,43 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
         (k, p)
     });
     let ctl_port = osken.as_ref().map_or(port, |(_, p)| *p);
+    let (peer_listener, peer_port) = ScriptedController::listen().expect("listen");
     let toml = w
         .topology
         .replace("{lab}", &w.lab)
-        .replace("{port}", &ctl_port.to_string());
+        .replace("{port}", &ctl_port.to_string())
+        .replace("{peer}", &peer_port.to_string());
     let topo = lime_lab::Topology::from_toml_str(&toml).expect("workload topology");
     let mut fabric = Fabric::up(&topo, &crate::fabric_pin_root()).expect("fabric");
-    // A virtual switch runs only where its hosts are: a migration to a switch without
-    // its hosts is then a real clone.
+    // A virtual switch runs only where its hosts (or virtual link ends) are: a migration
+    // to a switch without them is then a real clone.
     let st = fabric.lab().state().clone();
-    for sw in &st.topology.switches {
-        let used = st.topology.vswitch(&w.vswitch).is_some_and(|vs| {
-            vs.ports
+    for vs in &st.topology.vswitches {
+        if vs.name != w.vswitch && st.topology.vlinks.is_empty() {
+            continue;
+        }
+        for sw in &st.topology.switches {
+            let used = vs
+                .ports
                 .iter()
                 .any(|p| st.host(&p.host).is_some_and(|h| h.switch == sw.name))
-        });
-        if !used {
-            fabric
-                .remove_copy(&w.vswitch, &sw.name, &[], |_| Ok(()))
-                .expect("retire an idle copy");
+                || !fabric.vlink_ends_on(&vs.name, &sw.name).is_empty();
+            if !used {
+                fabric
+                    .remove_copy(&vs.name, &sw.name, &[], |_| Ok(()))
+                    .expect("retire an idle copy");
+            }
         }
     }
+    let peer_target = format!("tcp:127.0.0.1:{peer_port}");
+    let peers: Vec<String> = st
+        .topology
+        .vswitches
+        .iter()
+        .filter(|v| v.controllers.contains(&peer_target))
+        .map(|v| v.name.clone())
+        .collect();
+    assert!(peers.len() <= 1, "one {{peer}} virtual switch at most");
     let agent = Agent::start(
         fabric,
         &AgentOptions {
@@ -1078,6 +1102,9 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
         pin_marks: Vec::new(),
         live_of: BTreeMap::new(),
     });
+    let peer = peers
+        .first()
+        .map(|name| program_peer(&peer_listener, &st, name));
     if w.control == Control::OsKen {
         // The learning switch installs its table-miss entry when it connects.
         let deadline = Instant::now() + T;
@@ -1203,8 +1230,12 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
                     migration = Some(std::thread::spawn(move || {
                         // Runs in the core right before the migration.
                         let began = h.with_fabric(|_| Instant::now())?;
-                        h.migrate(&p.vswitch, &p.to, p.strategy)
-                            .map(|r| (r, began, Instant::now()))
+                        let mut reports = Vec::new();
+                        // An ensemble: its virtual switches one after the other.
+                        for v in p.vswitch.split(',') {
+                            reports.extend(h.migrate(v.trim(), &p.to, p.strategy)?);
+                        }
+                        Ok((reports, began, Instant::now()))
                     }));
                 }
             }
@@ -1274,6 +1305,10 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
     obs.migration = migrated;
     obs.reports = reports;
     drop(keep);
+    if let Some((stop, t)) = peer {
+        stop.store(true, Ordering::Relaxed);
+        t.join().expect("peer controller");
+    }
     drop(agent.shutdown().expect("agent shutdown"));
     if let Some((k, _)) = osken {
         drop(k);
@@ -1281,6 +1316,45 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
     }
     obs.elapsed = started.elapsed();
     obs
+}
+
+/// Accept the connection of peer virtual switch `name` (see the module docs on
+/// ensembles), install its static L2 forwarding, wait for the barrier, and keep the
+/// connection alive in a thread until the returned flag is set.
+fn program_peer(
+    listener: &std::net::TcpListener,
+    st: &lime_lab::LabState,
+    name: &str,
+) -> (Arc<AtomicBool>, JoinHandle<()>) {
+    let mut c = ScriptedController::accept(listener, T).expect("the peer switch connects");
+    let topo = &st.topology;
+    let vs = topo.vswitch(name).expect("peer virtual switch");
+    let mac = |h: &str| st.host(h).expect("host").mac.octets();
+    let mut to: Vec<([u8; 6], u32)> = vs.ports.iter().map(|p| (mac(&p.host), p.port)).collect();
+    for (end, other) in topo.vlink_ends_of(name) {
+        let beyond = topo.vswitch(&other.vswitch).expect("linked virtual switch");
+        to.extend(beyond.ports.iter().map(|p| (mac(&p.host), end.port)));
+    }
+    let mut rules = l2_forwarding(0, &to);
+    rules.push(add_flow(
+        0,
+        5,
+        0x1f,
+        vec![OxmField::EthDst(of::Masked::exact([0xff; 6]))],
+        output(port::FLOOD),
+    ));
+    c.send_many(rules.iter()).expect("peer rules");
+    c.barrier(T).expect("peer barrier");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let t = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            if c.recv(Duration::from_millis(100)).is_err() {
+                return;
+            }
+        }
+    });
+    (stop, t)
 }
 
 fn dump_item(f: &FlowDump) -> Item {

@@ -23,8 +23,11 @@ pub enum Strategy {
 /// `lime migrate` arguments.
 #[derive(Args)]
 pub struct MigrateArgs {
-    /// Virtual switch to move (as in the topology).
-    vswitch: String,
+    /// Virtual switches to move (as in the topology), one after the other: several
+    /// names migrate an ensemble (virtual switches joined by virtual links, with their
+    /// hosts; the link ends move with their virtual switch).
+    #[arg(required = true, num_args = 1..)]
+    vswitch: Vec<String>,
     /// Physical switch every host of the virtual switch moves to.
     #[arg(long)]
     to: String,
@@ -171,6 +174,13 @@ fn print_report(r: &serde_json::Value) {
             h[1].as_f64().unwrap_or(0.0)
         );
     }
+    for l in f("links").as_array().into_iter().flatten() {
+        println!(
+            "  link  port {:<5} moved make-before-break in {:.1} ms (nothing lost)",
+            l[0],
+            l[1].as_f64().unwrap_or(0.0)
+        );
+    }
 }
 
 /// Ask the daemon to migrate; show its progress as it comes, then the reports.
@@ -182,10 +192,23 @@ pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         Strategy::Clone => migration::Strategy::Clone,
         Strategy::Move => migration::Strategy::Move,
     };
+    for vswitch in &a.vswitch {
+        migrate_one(a, &socket, vswitch, strategy)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Migrate one virtual switch (of an ensemble) and show its progress.
+fn migrate_one(
+    a: &MigrateArgs,
+    socket: &std::path::Path,
+    vswitch: &str,
+    strategy: migration::Strategy,
+) -> anyhow::Result<()> {
     if !a.json {
         println!(
             "migrating {} to {} ({}) ...",
-            a.vswitch,
+            vswitch,
             a.to,
             match a.strategy {
                 Strategy::Clone => "clone: copy the tables, move the hosts, retire the old copy",
@@ -196,9 +219,9 @@ pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let json = a.json;
     let mut printed = Ok(());
     let resp = control::request_with_events(
-        &socket,
+        socket,
         &Request::Migrate {
-            vswitch: a.vswitch.clone(),
+            vswitch: vswitch.to_owned(),
             to: a.to.clone(),
             strategy,
             progress: true,
@@ -240,5 +263,5 @@ pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
             resp.error.unwrap_or_else(|| "migration failed".into())
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -14,6 +14,11 @@
 //!    being lost. Flow-cache entries that remembered the old place are retired by the
 //!    port generation the driver bumps. Each packet is classified once, by the copy
 //!    where it enters, and delivered by the one owning the egress port.
+//!    Then the virtual switch's **virtual link ends** on the source move
+//!    ([`Fabric::move_vlink_end`]), make-before-break: a new veth pair with the end at
+//!    the target carries the link before the old pair goes, so the link itself loses
+//!    nothing. An *ensemble* (several virtual switches joined by virtual links) migrates
+//!    as its virtual switches one after the other (`lime migrate vs1 vs2 --to s3`).
 //! 3. **Retire** the old copy ([`VirtualSwitch::retire_copy`]): its rules are removed
 //!    there, and their final counters are folded into each entry's totals, so no
 //!    counter ever goes backwards.
@@ -125,6 +130,10 @@ pub struct Report {
     /// Hosts moved, each with how long it had no link (its own downtime, not a loss of
     /// the migration).
     pub hosts: Vec<(String, f64)>,
+    /// Virtual link ends moved (the virtual port), each with how long its
+    /// make-before-break move took (the link carried frames all along).
+    #[serde(default)]
+    pub links: Vec<(u32, f64)>,
     /// Total milliseconds.
     pub total_ms: f64,
     /// Frames the source dropped as table misses while the virtual switch was frozen
@@ -324,6 +333,7 @@ pub fn migrate_with(
         rules: vsw.entries().count(),
         phases_ms: Vec::new(),
         hosts: Vec::new(),
+        links: Vec::new(),
         total_ms: 0.0,
         frozen_drops: 0,
     };
@@ -363,6 +373,12 @@ pub fn migrate_with(
         })
         .map_err(stopped(Phase::Move))?;
         report.hosts.push((h, down));
+    }
+    for port in fabric.vlink_ends_on(&name, from) {
+        let took = ms(fabric
+            .move_vlink_end(&name, port, to)
+            .map_err(step(Phase::Move))?);
+        report.links.push((port, took));
     }
     report.phases_ms.push((Phase::Move, ms(t.elapsed())));
 

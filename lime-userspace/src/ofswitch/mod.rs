@@ -273,25 +273,37 @@ pub struct Agent {
     lab: lime_lab::LabState,
 }
 
+/// The OpenFlow ports of a virtual switch: one per host, then one per virtual link end
+/// (named `link:<peer vswitch>:<peer port>` where a host's name would be), each on the
+/// physical switch and switch-side interface that hold it now.
 pub(crate) fn ports_of(fabric: &Fabric, vs: &lime_lab::VSwitchSpec) -> Vec<state::VPort> {
     let st = fabric.lab().state();
-    vs.ports
-        .iter()
-        .filter_map(|p| {
-            let host = st.host(&p.host)?;
-            let sp = st.host_port(&p.host)?;
-            Some(state::VPort {
-                port_no: p.port,
-                host: p.host.clone(),
-                switch: host.switch.clone(),
-                ifindex: sp.ifindex,
-                ifname: sp.ifname.clone(),
-                mac: sp.mac.octets(),
-                link: state::Link::Live,
-                before: lime_common::stats::PortStats::default(),
-            })
-        })
-        .collect()
+    let vport = |port_no, host: String, sp: &lime_lab::SwitchPort| state::VPort {
+        port_no,
+        host,
+        switch: sp.switch.clone(),
+        ifindex: sp.ifindex,
+        ifname: sp.ifname.clone(),
+        mac: sp.mac.octets(),
+        link: state::Link::Live,
+        before: lime_common::stats::PortStats::default(),
+    };
+    let hosts = vs.ports.iter().filter_map(|p| {
+        st.host(&p.host)?;
+        Some(vport(p.port, p.host.clone(), st.host_port(&p.host)?))
+    });
+    let links = st
+        .topology
+        .vlink_ends_of(&vs.name)
+        .filter_map(|(end, other)| {
+            let sp = st.vlink_port(&vs.name, end.port)?;
+            Some(vport(
+                end.port,
+                format!("link:{}:{}", other.vswitch, other.port),
+                sp,
+            ))
+        });
+    hosts.chain(links).collect()
 }
 
 impl Agent {

@@ -278,10 +278,17 @@ impl Core {
                     .map(|h| (p.host.clone(), h.switch.clone()))
             })
             .collect();
+        // Virtual link ends move with their virtual switch, hosts or not.
+        let link_ends = state
+            .topology
+            .vlink_ends_of(vswitch)
+            .map(|(e, _)| &e.switch);
         let sources: BTreeSet<String> = hosts
             .iter()
-            .map(|(_, s)| s.clone())
-            .filter(|s| s != to)
+            .map(|(_, s)| s)
+            .chain(link_ends)
+            .filter(|s| *s != to)
+            .cloned()
             .collect();
         if sources.is_empty() {
             return Err(format!("every host of {vswitch} is already on {to}"));
@@ -327,8 +334,11 @@ impl Core {
                 strategy,
             )
         };
-        // Whatever moved, the ports' places are refreshed.
-        self.refresh_ports(i);
+        // Whatever moved, the ports' places are refreshed (a virtual link end that moved
+        // gave its peer virtual switch's port a new interface too).
+        for j in 0..self.vswitches.len() {
+            self.refresh_ports(j);
+        }
         self.end(id, &result, Outcome::Done);
         self.live_stop();
         result
