@@ -86,7 +86,7 @@ fn restart_under_traffic_loses_nothing_and_keeps_counting() {
                     s.send_to(&i.to_be_bytes(), (dst, 7100)).expect("send");
                     i += 1;
                     sent.store(i, Ordering::Relaxed);
-                    if i % 10 == 0 {
+                    if i.is_multiple_of(10) {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
