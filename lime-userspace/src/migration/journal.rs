@@ -374,6 +374,14 @@ pub enum Record {
         /// Physical switch of the copy.
         switch: String,
     },
+    /// The tables changed between two steps (flow-mods, timeouts): every table as
+    /// it is now; it replaces the snapshot of `begin` for recovery.
+    Tables {
+        /// Migration id.
+        id: u64,
+        /// Every table, and where copies run.
+        snapshot: Snapshot,
+    },
     /// A leg is over.
     LegDone {
         /// Migration id.
@@ -407,6 +415,7 @@ impl Record {
             Self::HostMoved { .. } => "host-moved",
             Self::CopyRemoved { .. } => "copy-removed",
             Self::CopyRetired { .. } => "copy-retired",
+            Self::Tables { .. } => "tables",
             Self::LegDone { .. } => "leg-done",
             Self::End { .. } => "end",
         }
@@ -608,7 +617,7 @@ pub struct Unfinished {
     pub legs: Vec<String>,
     /// Hosts and their physical switch at the start.
     pub hosts: Vec<(String, String)>,
-    /// The tables at the start.
+    /// The tables at the start, or as the last `tables` record left them.
     pub snapshot: Snapshot,
     /// Legs done, with their reports.
     pub done: Vec<Report>,
@@ -736,6 +745,14 @@ impl Unfinished {
             }
             Record::CopyRetired { id, switch } if *id == self.id => {
                 self.retired.push(switch.clone());
+            }
+            Record::Tables { id, snapshot } if *id == self.id => {
+                // The tables as they are after every step so far: clones published and
+                // copies retired before it are in them (their rule ids, their folded
+                // counters), so they are not settled again.
+                self.snapshot = snapshot.clone();
+                self.clones.clear();
+                self.removed.clear();
             }
             Record::LegDone { id, report } if *id == self.id => {
                 self.done.push(report.clone());

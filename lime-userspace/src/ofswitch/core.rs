@@ -10,6 +10,7 @@
 //! message (a barrier in particular) ends the batch.
 use std::{
     collections::BTreeMap,
+    collections::VecDeque,
     sync::mpsc::{Receiver, RecvTimeoutError},
     time::{Duration, Instant},
 };
@@ -52,6 +53,10 @@ pub const SWEEP: Duration = Duration::from_millis(100);
 
 /// How often port links are looked at (for PORT_STATUS).
 pub const LINK_CHECK: Duration = Duration::from_secs(1);
+
+/// Commands handled at most between two steps of a migration (with a controller that
+/// never stops sending, the migration still advances).
+pub const BETWEEN_STEPS: usize = 256;
 
 /// Flow-mods applied as one batch at most.
 pub const MAX_BATCH: usize = 200_000;
@@ -144,6 +149,10 @@ pub struct Core {
     recovery: Option<crate::migration::journal::Recovery>,
     /// The status view while a migration runs.
     live: super::status::Live,
+    /// The migration running, between two of its steps.
+    active: Option<migrate::Active>,
+    /// Migrations asked for while one runs, in order.
+    queued: VecDeque<Cmd>,
 }
 
 /// What the core did.
@@ -194,6 +203,8 @@ impl Core {
             journal: None,
             recovery: None,
             live: super::status::Live::default(),
+            active: None,
+            queued: VecDeque::new(),
         }
     }
 
@@ -256,7 +267,29 @@ impl Core {
             self.update_fail_mode(i);
         }
         let mut next_sweep = Instant::now() + SWEEP;
+        let mut since_step = 0usize;
         loop {
+            // While a migration runs, what is queued is handled between its steps.
+            if self.migrating() && self.pending.is_none() {
+                let next = if since_step >= BETWEEN_STEPS {
+                    None
+                } else {
+                    rx.try_recv().ok()
+                };
+                match next {
+                    Some(c) => self.pending = Some(c),
+                    None => {
+                        since_step = 0;
+                        if Instant::now() >= next_sweep {
+                            self.sweep();
+                            next_sweep = Instant::now() + SWEEP;
+                        }
+                        self.migration_step();
+                        self.start_queued();
+                        continue;
+                    }
+                }
+            }
             let cmd = match self.pending.take() {
                 Some(c) => c,
                 None => {
@@ -272,6 +305,7 @@ impl Core {
                     }
                 }
             };
+            since_step += 1;
             if Instant::now() >= next_sweep {
                 self.sweep();
                 next_sweep = Instant::now() + SWEEP;
@@ -285,9 +319,16 @@ impl Core {
                     head,
                 } if matches!(*msg, Message::FlowMod(_)) => {
                     self.flow_mod_batch(rx, conn, xid, *msg, head);
+                    self.journal_tables();
                 }
                 other => self.handle(other),
             }
+        }
+        // A migration is not left half-way by a clean stop.
+        self.finish_migration();
+        while let Some(c) = self.queued.pop_front() {
+            self.handle(c);
+            self.finish_migration();
         }
         let s = self.stats;
         eprintln!(
@@ -319,6 +360,7 @@ impl Core {
                     );
                     self.conn_vsw.insert(conn, vswitch);
                     self.update_fail_mode(vswitch);
+                    self.journal_tables();
                 }
             }
             Cmd::Disconnect { conn } => {
@@ -330,6 +372,7 @@ impl Core {
                         );
                     }
                     self.update_fail_mode(i);
+                    self.journal_tables();
                 }
             }
             Cmd::Msg {
@@ -356,10 +399,30 @@ impl Core {
                 reply,
                 events,
             } => {
-                let _ = reply.send(self.migrate(&vswitch, &to, strategy, events.as_ref()));
+                if self.migrating() {
+                    self.queued.push_back(Cmd::Migrate {
+                        vswitch,
+                        to,
+                        strategy,
+                        reply,
+                        events,
+                    });
+                } else {
+                    self.start_migration(&vswitch, &to, strategy, reply, events);
+                }
             }
             Cmd::WithFabric(f) => f(&mut self.fabric),
             Cmd::Shutdown => {}
+        }
+    }
+
+    /// Start the next migration asked for while one ran, once none runs.
+    fn start_queued(&mut self) {
+        while !self.migrating() {
+            let Some(c) = self.queued.pop_front() else {
+                return;
+            };
+            self.handle(c);
         }
     }
 
@@ -637,6 +700,7 @@ impl Core {
                 }
                 Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
             }
+            self.journal_tables();
         }
     }
 
