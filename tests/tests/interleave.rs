@@ -1,0 +1,296 @@
+//! The controller's updates keep flowing during a migration: the switch core runs a
+//! migration one step at a time (clone, each host, retire) and serves the controller
+//! between steps. A scripted controller sends flow-mods and barriers while the virtual
+//! switch moves; each BARRIER_REPLY comes while the migration is still running (before
+//! its last leg is reported and before the migrate call returns), and the new rules
+//! take effect on every copy: traffic entering the old copy and the new one hits them.
+//!
+//! Prints the flow-mod → BARRIER_REPLY latency during the migration, next to what a
+//! core that runs the whole migration as one command would have made the controller
+//! wait (until the migration ended).
+use std::{
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use lime_openflow::{
+    self as of, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+    consts::{group, port, table},
+    multipart::flow::FlowStatsRequest,
+};
+use lime_tests::{fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, require_root, send_udp};
+use lime_userspace::{
+    fabric::Fabric,
+    migration::{Phase, Progress, Strategy},
+    ofswitch::{Agent, AgentOptions, client::ScriptedController},
+};
+
+const T: Duration = Duration::from_secs(20);
+
+fn topology(port: u16) -> lime_lab::Topology {
+    let toml = format!(
+        r#"
+name = "tintl"
+[[switch]]
+name = "s1"
+[[switch]]
+name = "s2"
+[[switch]]
+name = "s3"
+[[host]]
+name = "h1"
+switch = "s1"
+[[host]]
+name = "h2"
+switch = "s1"
+[[host]]
+name = "h3"
+switch = "s2"
+[[host]]
+name = "h4"
+switch = "s2"
+[[link]]
+a = "s1"
+b = "s2"
+[[link]]
+a = "s2"
+b = "s3"
+[[vswitch]]
+name = "vs1"
+tenant = "t1"
+controllers = ["tcp:127.0.0.1:{port}"]
+ports = [ {{ port = 1, host = "h1" }}, {{ port = 2, host = "h2" }}, {{ port = 4, host = "h4" }}, {{ port = 3, host = "h3" }} ]
+"#
+    );
+    lime_lab::Topology::from_toml_str(&toml).expect("test topology")
+}
+
+/// Packets counted by the entry with `cookie`, as the controller sees it.
+fn packets_of(c: &mut ScriptedController, cookie: u64) -> u64 {
+    let req = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+        FlowStatsRequest {
+            table_id: table::ALL,
+            out_port: port::ANY,
+            out_group: group::ANY,
+            cookie,
+            cookie_mask: u64::MAX,
+            r#match: of::Match::new(vec![]),
+        },
+    )));
+    let mut n = 0;
+    for m in c.request(&req, T).expect("flow stats") {
+        if let Message::MultipartReply(r) = m
+            && let MultipartReplyBody::Flow(f) = r.body
+        {
+            n += f.iter().map(|s| s.packet_count).sum::<u64>();
+        }
+    }
+    n
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+#[test]
+fn flow_mods_are_answered_between_migration_steps_and_reach_every_copy() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let (listener, p) = ScriptedController::listen().expect("listen");
+    let fabric = Fabric::up(&topology(p), &fabric_pin_root()).expect("fabric");
+    let agent = Agent::start(
+        fabric,
+        &AgentOptions {
+            echo_interval: Duration::from_secs(1),
+        },
+    )
+    .expect("agent");
+    let mut c = ScriptedController::accept(&listener, T).expect("the switch connects");
+    let st = agent.lab_state().clone();
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    for m in &of_l2(&st, &[(1, "h1"), (2, "h2"), (3, "h3"), (4, "h4")]) {
+        c.send(m).expect("flow-mod");
+    }
+    c.barrier(T).expect("barrier");
+
+    // The migration runs on its own thread; its progress events and its end are
+    // stamped as they arrive.
+    let (ev_tx, ev_rx) = mpsc::channel::<(Instant, Option<Progress>)>();
+    let handle = agent.handle().clone();
+    let migration = std::thread::spawn(move || {
+        let tx = ev_tx.clone();
+        let r = handle.migrate_with_progress("vs1", "s3", Strategy::Clone, move |p| {
+            let _ = tx.send((Instant::now(), Some(p)));
+        });
+        let _ = ev_tx.send((Instant::now(), None));
+        r
+    });
+    let mut events: Vec<(Instant, Option<Progress>)> = Vec::new();
+    // Start once h1 is on s3's copy (h2 still on s1's; h4, then h3, move from s2's
+    // in the second leg).
+    loop {
+        let ev = ev_rx.recv_timeout(T).expect("migration progress");
+        let go = matches!(&ev.1, Some(Progress::HostMoved { host, .. }) if host == "h1");
+        let over = ev.1.is_none();
+        events.push(ev);
+        assert!(!over, "the migration ended before h1 moved: {events:?}");
+        if go {
+            break;
+        }
+    }
+
+    // Round 0: the rules the traffic below must hit.
+    let t0 = Instant::now();
+    c.send(&of_add(0x7500, 200, of_udp(7500), 3))
+        .expect("flow-mod");
+    c.send(&of_add(0x7501, 200, of_udp(7501), 1))
+        .expect("flow-mod");
+    c.barrier(T).expect("barrier during the migration");
+    let mut answered: Vec<(Instant, Instant)> = vec![(t0, Instant::now())];
+    let during = agent.handle().status().expect("status");
+    let m = during
+        .migration
+        .clone()
+        .expect("the migration is still running");
+    let vs = &during.vswitches[0];
+    let place = |h: &str| {
+        vs.ports
+            .iter()
+            .find(|p| p.host == h)
+            .map(|p| p.switch.clone())
+    };
+    eprintln!(
+        "during the migration: phase {:?}, copies {:?}, h1 on {:?}, h3 on {:?}",
+        m.phase,
+        vs.copies,
+        place("h1"),
+        place("h3")
+    );
+    // h3 enters s2's copy (the old one), h1 enters s3's (the new one).
+    send_udp(&st, "h3", ip("h1"), 7501, 40, 32);
+    send_udp(&st, "h1", ip("h3"), 7500, 40, 32);
+    let after = agent.handle().status().expect("status");
+    let vs_after = &after.vswitches[0];
+    let still = |h: &str, sw: &str| vs_after.ports.iter().any(|p| p.host == h && p.switch == sw);
+    let both_copies = still("h3", "s2") && still("h1", "s3") && after.migration.is_some();
+    assert!(
+        both_copies,
+        "the traffic was sent with h3 on s2's copy and h1 on s3's, the migration running: {after:?}"
+    );
+
+    // More rounds until the migration is over: flow-mod + barrier, one at a time.
+    let mut k = 2u64;
+    loop {
+        while let Ok(ev) = ev_rx.try_recv() {
+            events.push(ev);
+        }
+        if events.iter().any(|(_, e)| e.is_none()) {
+            break;
+        }
+        let t = Instant::now();
+        c.send(&of_add(
+            0x7500 + k,
+            100,
+            of_udp(7500 + u16::try_from(k).unwrap_or(0)),
+            3,
+        ))
+        .expect("flow-mod");
+        c.barrier(T).expect("barrier");
+        answered.push((t, Instant::now()));
+        k += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let reports = migration
+        .join()
+        .expect("migration thread")
+        .expect("migrate");
+    for ev in ev_rx.try_iter() {
+        events.push(ev);
+    }
+    let end = events
+        .iter()
+        .find(|(_, e)| e.is_none())
+        .map(|(t, _)| *t)
+        .expect("the migration's end");
+    let last_leg = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Some(Progress::Done { .. })))
+        .map(|(t, _)| *t)
+        .next_back()
+        .expect("the last leg's report");
+    let retire_s2 = events
+        .iter()
+        .find(|(_, e)| {
+            matches!(e, Some(Progress::Phase { from, phase: Phase::Retire, .. }) if from == "s2")
+        })
+        .map(|(t, _)| *t)
+        .expect("the retire of s2's copy");
+
+    // Every barrier sent after h1 moved and answered before the last leg was reported
+    // was answered while the migration ran; round 0 in particular.
+    let in_time = answered.iter().filter(|(_, r)| *r < last_leg).count();
+    assert!(
+        answered[0].1 < retire_s2,
+        "the first barrier during the migration was answered before its last retire"
+    );
+    assert!(in_time >= 1, "no barrier answered during the migration");
+    let mut lat: Vec<f64> = answered
+        .iter()
+        .filter(|(_, r)| *r < last_leg)
+        .map(|(s, r)| (*r - *s).as_secs_f64() * 1e3)
+        .collect();
+    let mut blocked: Vec<f64> = answered
+        .iter()
+        .filter(|(_, r)| *r < last_leg)
+        .map(|(s, _)| end.saturating_duration_since(*s).as_secs_f64() * 1e3)
+        .collect();
+    let total: f64 = reports.iter().map(|r| r.total_ms).sum();
+    let first_ms = (answered[0].1 - answered[0].0).as_secs_f64() * 1e3;
+    let first_blocked_ms = end.saturating_duration_since(answered[0].0).as_secs_f64() * 1e3;
+    eprintln!(
+        "the first flow-mods after h1 moved: BARRIER_REPLY after {first_ms:.1} ms; a core running the migration as one command: {first_blocked_ms:.0} ms (when the migration ended)"
+    );
+    let max = lat.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "flow-mod -> BARRIER_REPLY during a {total:.0} ms migration: {} barriers answered while it ran, median {:.2} ms, max {max:.2} ms; a core running the migration as one command would have answered them when it ended: median {:.0} ms after the flow-mod",
+        lat.len(),
+        median(&mut lat),
+        median(&mut blocked),
+    );
+    println!(
+        "{{\"bench\":\"barrier_during_migration\",\"first_ms\":{first_ms:.3},\"first_blocking_core_ms\":{first_blocked_ms:.1},\"barriers\":{},\"median_ms\":{:.3},\"max_ms\":{max:.3},\"blocking_core_median_ms\":{:.1},\"migration_ms\":{total:.1}}}",
+        lat.len(),
+        median(&mut lat),
+        median(&mut blocked)
+    );
+
+    // The rules sent during the migration took effect wherever the packets entered:
+    // every packet of both flows hit them, on the old copy and on the new one (the
+    // retired copies' counts are folded in).
+    assert_eq!(
+        packets_of(&mut c, 0x7501),
+        40,
+        "h3's packets, entering s2's copy"
+    );
+    assert_eq!(
+        packets_of(&mut c, 0x7500),
+        40,
+        "h1's packets, entering s3's copy"
+    );
+    let copies = agent
+        .handle()
+        .with_fabric(|f| f.copies("vs1").expect("copies"))
+        .expect("core");
+    assert_eq!(copies, ["s3"], "only the target's copy is left");
+    let dump = agent.handle().dump_flows("vs1").expect("dump");
+    for cookie in 0x7500..0x7500 + k {
+        assert!(
+            dump.iter().any(|d| d.cookie == cookie),
+            "the rule with cookie {cookie:#x} is in the table"
+        );
+    }
+    drop(agent);
+}
