@@ -24,9 +24,16 @@
 //! tables to the target, move the hosts, done. What was dropped while frozen is
 //! reported ([`Report::frozen_drops`]); it is what `clone` avoids.
 //!
-//! Atomicity with respect to the controller: the caller runs a migration step inside
-//! the one thread that also applies flow-mods (the OpenFlow switch core), so no update
-//! can reach one copy and miss another, and none is applied twice.
+//! # Steps, and the controller's updates in between
+//! A [`Leg`] (one source physical switch) runs as steps: *clone* (with `move`: freeze
+//! and clone together), one step per *host*, *retire*. The caller — the OpenFlow
+//! switch core, the one thread that also applies flow-mods — runs one step at a time
+//! and serves the controllers in between, so their updates keep flowing during a
+//! migration. Each step is atomic with respect to that work: the clone copies one
+//! snapshot of the table (a flow-mod lands before it, and is copied, or after it, and
+//! then reaches both copies as one tagged version through [`Fabric::stage`] /
+//! [`Fabric::commit_staged`]); no update can reach one copy and miss another, and
+//! none is applied twice. [`migrate_with`] runs every step of a leg at once.
 //!
 //! # Failure
 //! Clone is all or nothing: if the target refuses (unknown switch, table full), nothing

@@ -4,6 +4,21 @@
 //! and a BARRIER_REPLY, queued after the core finished everything before it, is sent
 //! only once those changes are in the kernel.
 //!
+//! A migration ([`Cmd::Migrate`]) does not block the core: it becomes the *active*
+//! migration and runs one step at a time (a clone, one host's move, a retire; see
+//! [`crate::migration::Leg`]); between two steps the core handles whatever is queued
+//! (at most [`BETWEEN_STEPS`] commands, so a controller that never stops sending
+//! cannot stall the migration): flow-mods (applied to every copy as one version),
+//! barriers, statistics, packet-ins and packet-outs, echo. A BARRIER_REPLY still goes
+//! out only after everything before it is in every copy. A flow-mod thus waits at most
+//! one step (a host's move, ~100 ms here) instead of the whole migration. Migrations
+//! asked for while one runs wait their turn; a clean stop finishes the active one.
+//!
+//! Where the core still waits: a batch that removes or modifies rules publishes a new
+//! version and then reclaims the old one after the datapath's grace period
+//! ([`Fabric::commit_staged`], ~10 ms), inline; so does a retire step. Batches that
+//! only add leave the reclaim to the sweep ([`Fabric::reclaim_due`]).
+//!
 //! Consecutive FLOW_MODs of one virtual switch waiting in the channel are applied as one
 //! batch (one datapath version, one reclaim grace): ordering inside the batch is kept,
 //! each failing flow-mod is answered on its own xid and changes nothing, and any other

@@ -1,5 +1,7 @@
 //! The core's side of a migration: run the engine on the virtual switch's table inside
-//! the core thread (so no flow-mod can interleave with a step), journal every step
+//! the core thread, one step at a time ([`Core::migration_step`]; the core serves the
+//! controllers between steps, none interleaves inside one), journal every step and
+//! the tables after changes between steps (`tables`),
 //! ([`crate::migration::journal`]) and stream it to whoever asked ([`Progress`]),
 //! keep the status view current ([`super::super::status`]), then refresh where the
 //! virtual ports live, keeping their link state (a host that moved is not a port that
