@@ -13,11 +13,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lime_openflow::{
-    self as of, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
-    consts::{group, port, table},
-    multipart::flow::FlowStatsRequest,
-};
 use lime_tests::{fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, require_root, send_udp};
 use lime_userspace::{
     fabric::Fabric,
@@ -67,25 +62,7 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 2, host = "h2" }}, {{ port = 4,
 
 /// Packets counted by the entry with `cookie`, as the controller sees it.
 fn packets_of(c: &mut ScriptedController, cookie: u64) -> u64 {
-    let req = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
-        FlowStatsRequest {
-            table_id: table::ALL,
-            out_port: port::ANY,
-            out_group: group::ANY,
-            cookie,
-            cookie_mask: u64::MAX,
-            r#match: of::Match::new(vec![]),
-        },
-    )));
-    let mut n = 0;
-    for m in c.request(&req, T).expect("flow stats") {
-        if let Message::MultipartReply(r) = m
-            && let MultipartReplyBody::Flow(f) = r.body
-        {
-            n += f.iter().map(|s| s.packet_count).sum::<u64>();
-        }
-    }
-    n
+    lime_tests::of_packets_of(c, cookie, T)
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -559,6 +559,22 @@ fn status_and_migrate_with_progress_through_the_cli() {
     );
 }
 
+/// The restarted daemon (its log `log`) resumed the migration of vs1 to s2 and
+/// finished it: s1's copy retired, every host at s2.
+fn assert_resumed_to_s2(log: &str) {
+    assert!(
+        log.contains("unfinished migration") && log.contains("resumed and done"),
+        "the restarted daemon resumed the migration:\n{log}"
+    );
+    let (copies, ports) = placement(&status());
+    assert_eq!(copies, ["s2", "s3"], "s1's copy retired\n{log}");
+    assert_eq!(
+        ports,
+        at(&[("h1", "s2"), ("h2", "s2"), ("h3", "s2"), ("h4", "s2")]),
+        "every host at the target"
+    );
+}
+
 /// Crash the daemon right after journal record `point` of a clone migration of vs1
 /// from s1 to s2 (h1 and h2 move; h3 and h4 stay put on s2 and stream to each other),
 /// start it again, and check what it resumed.
@@ -603,17 +619,7 @@ fn crash_and_resume(point: &str, strategy: &str) {
 
     let d = Daemon::start(&c, &topo, None, 2);
     let log = d.log();
-    assert!(
-        log.contains("unfinished migration") && log.contains("resumed and done"),
-        "the restarted daemon resumed the migration:\n{log}"
-    );
-    let (copies, ports) = placement(&status());
-    assert_eq!(copies, ["s2", "s3"], "s1's copy retired\n{log}");
-    assert_eq!(
-        ports,
-        at(&[("h1", "s2"), ("h2", "s2"), ("h3", "s2"), ("h4", "s2")]),
-        "every host at the target"
-    );
+    assert_resumed_to_s2(&log);
     let lines = journal::read(&journal::path_for(LAB)).expect("journal");
     assert_eq!(
         journal::unfinished(&lines),
@@ -958,17 +964,7 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
 
     let d = Daemon::start(&c, &topo, None, 2);
     let log = d.log();
-    assert!(
-        log.contains("resumed and done"),
-        "the restarted daemon resumed the migration:\n{log}"
-    );
-    let (copies, ports) = placement(&status());
-    assert_eq!(copies, ["s2", "s3"], "s1's copy retired\n{log}");
-    assert_eq!(
-        ports,
-        at(&[("h1", "s2"), ("h2", "s2"), ("h3", "s2"), ("h4", "s2")]),
-        "every host at the target"
-    );
+    assert_resumed_to_s2(&log);
     let o = lime(&["dump-flows", "vs1", "--lab", LAB, "--json"]);
     assert!(o.status.success(), "lime dump-flows: {}", text(&o));
     let cookies: Vec<u64> = String::from_utf8_lossy(&o.stdout)
