@@ -12,7 +12,8 @@
 //! barriers, statistics, packet-ins and packet-outs, echo. A BARRIER_REPLY still goes
 //! out only after everything before it is in every copy. A flow-mod thus waits at most
 //! one step (a host's move, ~100 ms here) instead of the whole migration. Migrations
-//! asked for while one runs wait their turn; a clean stop finishes the active one.
+//! asked for while one runs wait their turn; a clean stop finishes the active one (and
+//! refuses those still waiting).
 //!
 //! Where the core still waits: a batch that removes or modifies rules publishes a new
 //! version and then reclaims the old one after the datapath's grace period
@@ -24,8 +25,7 @@
 //! each failing flow-mod is answered on its own xid and changes nothing, and any other
 //! message (a barrier in particular) ends the batch.
 use std::{
-    collections::BTreeMap,
-    collections::VecDeque,
+    collections::{BTreeMap, VecDeque},
     sync::mpsc::{Receiver, RecvTimeoutError},
     time::{Duration, Instant},
 };
@@ -339,11 +339,13 @@ impl Core {
                 other => self.handle(other),
             }
         }
-        // A migration is not left half-way by a clean stop.
+        // A migration is not left half-way by a clean stop; those still waiting do not
+        // start.
         self.finish_migration();
-        while let Some(c) = self.queued.pop_front() {
-            self.handle(c);
-            self.finish_migration();
+        for c in self.queued.drain(..) {
+            if let Cmd::Migrate { reply, .. } = c {
+                let _ = reply.send(Err("the switch core stopped".to_owned()));
+            }
         }
         let s = self.stats;
         eprintln!(
