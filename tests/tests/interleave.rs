@@ -105,67 +105,64 @@ fn flow_mods_are_answered_between_migration_steps_and_reach_every_copy() {
         let _ = ev_tx.send((Instant::now(), None));
         r
     });
-    let mut events: Vec<(Instant, Option<Progress>)> = Vec::new();
-    // Start once h1 is on s3's copy (h2 still on s1's; h4, then h3, move from s2's
-    // in the second leg).
-    loop {
-        let ev = ev_rx.recv_timeout(T).expect("migration progress");
-        let go = matches!(&ev.1, Some(Progress::HostMoved { host, .. }) if host == "h1");
-        let over = ev.1.is_none();
-        events.push(ev);
-        assert!(!over, "the migration ended before h1 moved: {events:?}");
-        if go {
-            break;
-        }
-    }
-
-    // Round 0: the rules the traffic below must hit.
-    let t0 = Instant::now();
-    c.send(&of_add(0x7500, 200, of_udp(7500), 3))
-        .expect("flow-mod");
-    c.send(&of_add(0x7501, 200, of_udp(7501), 1))
-        .expect("flow-mod");
-    c.barrier(T).expect("barrier during the migration");
-    let mut answered: Vec<(Instant, Instant)> = vec![(t0, Instant::now())];
-    let during = agent.handle().status().expect("status");
-    let m = during
-        .migration
-        .clone()
-        .expect("the migration is still running");
-    let vs = &during.vswitches[0];
-    let place = |h: &str| {
-        vs.ports
-            .iter()
-            .find(|p| p.host == h)
-            .map(|p| p.switch.clone())
-    };
-    eprintln!(
-        "during the migration: phase {:?}, copies {:?}, h1 on {:?}, h3 on {:?}",
-        m.phase,
-        vs.copies,
-        place("h1"),
-        place("h3")
-    );
-    // h3 enters s2's copy (the old one), h1 enters s3's (the new one).
-    send_udp(&st, "h3", ip("h1"), 7501, 40, 32);
-    send_udp(&st, "h1", ip("h3"), 7500, 40, 32);
-    let after = agent.handle().status().expect("status");
-    let vs_after = &after.vswitches[0];
-    let still = |h: &str, sw: &str| vs_after.ports.iter().any(|p| p.host == h && p.switch == sw);
-    let both_copies = still("h3", "s2") && still("h1", "s3") && after.migration.is_some();
-    assert!(
-        both_copies,
-        "the traffic was sent with h3 on s2's copy and h1 on s3's, the migration running: {after:?}"
-    );
-
-    // More rounds until the migration is over: flow-mod + barrier, one at a time.
+    let mut events: Vec<(Instant, Option<Progress>)> =
+        vec![ev_rx.recv_timeout(T).expect("the migration starts")];
+    let mut answered: Vec<(Instant, Instant)> = Vec::new();
     let mut k = 2u64;
+    let mut traffic_checked = false;
+    // Rounds of flow-mod + barrier, one at a time, from the migration's first step to
+    // its end. Once h1 is on s3's copy (h2 still on s1's; h4, then h3, move from s2's
+    // in the second leg), the rules the traffic below must hit.
     loop {
         while let Ok(ev) = ev_rx.try_recv() {
             events.push(ev);
         }
         if events.iter().any(|(_, e)| e.is_none()) {
             break;
+        }
+        let h1_moved = events
+            .iter()
+            .any(|(_, e)| matches!(e, Some(Progress::HostMoved { host, .. }) if host == "h1"));
+        if h1_moved && !traffic_checked {
+            traffic_checked = true;
+            let t0 = Instant::now();
+            c.send(&of_add(0x7500, 200, of_udp(7500), 3))
+                .expect("flow-mod");
+            c.send(&of_add(0x7501, 200, of_udp(7501), 1))
+                .expect("flow-mod");
+            c.barrier(T).expect("barrier during the migration");
+            answered.push((t0, Instant::now()));
+            let during = agent.handle().status().expect("status");
+            let m = during
+                .migration
+                .clone()
+                .expect("the migration is still running");
+            let vs = &during.vswitches[0];
+            let place = |h: &str| {
+                vs.ports
+                    .iter()
+                    .find(|p| p.host == h)
+                    .map(|p| p.switch.clone())
+            };
+            eprintln!(
+                "during the migration: phase {:?}, copies {:?}, h1 on {:?}, h3 on {:?}",
+                m.phase,
+                vs.copies,
+                place("h1"),
+                place("h3")
+            );
+            // h3 enters s2's copy (the old one), h1 enters s3's (the new one).
+            send_udp(&st, "h3", ip("h1"), 7501, 40, 32);
+            send_udp(&st, "h1", ip("h3"), 7500, 40, 32);
+            let after = agent.handle().status().expect("status");
+            let vs_after = &after.vswitches[0];
+            let still =
+                |h: &str, sw: &str| vs_after.ports.iter().any(|p| p.host == h && p.switch == sw);
+            assert!(
+                still("h3", "s2") && still("h1", "s3") && after.migration.is_some(),
+                "the traffic was sent with h3 on s2's copy and h1 on s3's, the migration running: {after:?}"
+            );
+            continue;
         }
         let t = Instant::now();
         c.send(&of_add(
@@ -180,6 +177,10 @@ fn flow_mods_are_answered_between_migration_steps_and_reach_every_copy() {
         k += 1;
         std::thread::sleep(Duration::from_millis(5));
     }
+    assert!(
+        traffic_checked,
+        "h1 moved while the migration ran: {events:?}"
+    );
     let reports = migration
         .join()
         .expect("migration thread")
@@ -228,8 +229,11 @@ fn flow_mods_are_answered_between_migration_steps_and_reach_every_copy() {
     let first_ms = (answered[0].1 - answered[0].0).as_secs_f64() * 1e3;
     let first_blocked_ms = end.saturating_duration_since(answered[0].0).as_secs_f64() * 1e3;
     eprintln!(
-        "the first flow-mods after h1 moved: BARRIER_REPLY after {first_ms:.1} ms; a core running the migration as one command: {first_blocked_ms:.0} ms (when the migration ended)"
+        "the first flow-mod, sent as the migration started: BARRIER_REPLY after {first_ms:.1} ms; a core running the migration as one command: {first_blocked_ms:.0} ms (when the migration ended)"
     );
+    for r in &reports {
+        eprintln!("leg {} -> {}: {:?}", r.from, r.to, r.phases_ms);
+    }
     let max = lat.iter().copied().fold(0.0, f64::max);
     eprintln!(
         "flow-mod -> BARRIER_REPLY during a {total:.0} ms migration: {} barriers answered while it ran, median {:.2} ms, max {max:.2} ms; a core running the migration as one command would have answered them when it ended: median {:.0} ms after the flow-mod",
