@@ -1,11 +1,11 @@
 //! The core's side of a migration: run the engine on the virtual switch's table inside
-//! the core thread, one step at a time ([`Core::migration_step`]; the core serves the
-//! controllers between steps, none interleaves inside one), journal every step and
-//! the tables after changes between steps (`tables`),
-//! ([`crate::migration::journal`]) and stream it to whoever asked ([`Progress`]),
-//! keep the status view current ([`super::super::status`]), then refresh where the
-//! virtual ports live, keeping their link state (a host that moved is not a port that
-//! went down: no PORT_STATUS).
+//! the core thread, one step at a time ([`Core::migration_step`]: the core serves the
+//! controllers between steps, nothing interleaves inside one); journal every step, and
+//! the tables again after changes between steps (a `tables` record, see
+//! [`crate::migration::journal`]); stream the steps to whoever asked ([`Progress`]);
+//! keep the status view current ([`super::super::status`]); and after every step
+//! refresh where the virtual ports live, keeping their link state (a host that moved
+//! is not a port that went down: no PORT_STATUS).
 //!
 //! After a crash, [`Core::recover`] settles the steps the journal shows in doubt and
 //! resumes the migration (see the journal's module docs for the rules).
