@@ -546,3 +546,40 @@ pub fn of_l2(lab: &lime_lab::LabState, hosts: &[(u32, &str)]) -> Vec<lime_openfl
     }
     mods
 }
+
+/// Packets counted by the entries with `cookie`, as a (scripted) controller sees them in
+/// a flow statistics reply.
+///
+/// # Panics
+/// If the switch does not answer within `timeout`.
+#[must_use]
+pub fn of_packets_of(
+    c: &mut lime_userspace::ofswitch::client::ScriptedController,
+    cookie: u64,
+    timeout: std::time::Duration,
+) -> u64 {
+    use lime_openflow::{
+        Match, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+        consts::{group, port, table},
+        multipart::flow::FlowStatsRequest,
+    };
+    let req = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+        FlowStatsRequest {
+            table_id: table::ALL,
+            out_port: port::ANY,
+            out_group: group::ANY,
+            cookie,
+            cookie_mask: u64::MAX,
+            r#match: Match::new(vec![]),
+        },
+    )));
+    let mut n = 0;
+    for m in c.request(&req, timeout).expect("flow stats") {
+        if let Message::MultipartReply(r) = m
+            && let MultipartReplyBody::Flow(f) = r.body
+        {
+            n += f.iter().map(|s| s.packet_count).sum::<u64>();
+        }
+    }
+    n
+}

@@ -559,6 +559,22 @@ fn status_and_migrate_with_progress_through_the_cli() {
     );
 }
 
+/// The restarted daemon (its log `log`) resumed the migration of vs1 to s2 and
+/// finished it: s1's copy retired, every host at s2.
+fn assert_resumed_to_s2(log: &str) {
+    assert!(
+        log.contains("unfinished migration") && log.contains("resumed and done"),
+        "the restarted daemon resumed the migration:\n{log}"
+    );
+    let (copies, ports) = placement(&status());
+    assert_eq!(copies, ["s2", "s3"], "s1's copy retired\n{log}");
+    assert_eq!(
+        ports,
+        at(&[("h1", "s2"), ("h2", "s2"), ("h3", "s2"), ("h4", "s2")]),
+        "every host at the target"
+    );
+}
+
 /// Crash the daemon right after journal record `point` of a clone migration of vs1
 /// from s1 to s2 (h1 and h2 move; h3 and h4 stay put on s2 and stream to each other),
 /// start it again, and check what it resumed.
@@ -603,17 +619,7 @@ fn crash_and_resume(point: &str, strategy: &str) {
 
     let d = Daemon::start(&c, &topo, None, 2);
     let log = d.log();
-    assert!(
-        log.contains("unfinished migration") && log.contains("resumed and done"),
-        "the restarted daemon resumed the migration:\n{log}"
-    );
-    let (copies, ports) = placement(&status());
-    assert_eq!(copies, ["s2", "s3"], "s1's copy retired\n{log}");
-    assert_eq!(
-        ports,
-        at(&[("h1", "s2"), ("h2", "s2"), ("h3", "s2"), ("h4", "s2")]),
-        "every host at the target"
-    );
+    assert_resumed_to_s2(&log);
     let lines = journal::read(&journal::path_for(LAB)).expect("journal");
     assert_eq!(
         journal::unfinished(&lines),
@@ -895,6 +901,101 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
     assert!(ping(&st, "h2", ip("h4"), 1), "h2 reaches h4 again");
     send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
     assert_eq!(packets_of("vs1", 0x7501), 510, "s1's new copy counts on");
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+/// Flow-mods the controller sends while a migration runs are applied between its
+/// steps (and answered: a BARRIER_REPLY before the migration ends), so they change the
+/// tables after `begin`'s snapshot: the journal records the tables after them. The
+/// daemon crashes right before the second host moves; the restarted one must know
+/// every rule whose barrier was answered — in its table and in the kernel, on the
+/// same datapath rules (traffic hits them, counted once) — and finish the migration.
+#[test]
+fn flow_mods_applied_between_migration_steps_survive_a_crash() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = Cleanup::new();
+    const COUNTED: usize = 300;
+    let (mut d, listener, mut ctl, topo) = start_lab(&c, Some("host-moving:2"), COUNTED);
+    let st = lab_state();
+    let migrate = std::thread::spawn(|| lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB]));
+    // Flow-mod + barrier, one round after the other, until the daemon dies.
+    let mut answered: Vec<u16> = Vec::new();
+    for k in 0..2000u16 {
+        let port = 7600 + k;
+        if ctl
+            .send(&of_add(0x7600 + u64::from(k), 150, of_udp(port), 3))
+            .is_err()
+            || ctl.barrier(T).is_err()
+        {
+            break;
+        }
+        answered.push(port);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let o = migrate.join().expect("migrate thread");
+    assert!(
+        !o.status.success(),
+        "the daemon died mid-migration: {}",
+        text(&o)
+    );
+    expect_crash(&mut d);
+    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    let begin = lines
+        .iter()
+        .position(|l| l.rec.kind() == "begin")
+        .expect("begin");
+    let tables = lines[begin..]
+        .iter()
+        .filter(|l| l.rec.kind() == "tables")
+        .count();
+    assert!(
+        tables >= 1,
+        "flow-mods were applied (and journaled) during the migration: {:?}",
+        lines.iter().map(|l| l.rec.kind()).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "{} flow-mods answered before the crash, {tables} `tables` records after `begin`",
+        answered.len()
+    );
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert_resumed_to_s2(&log);
+    let o = lime(&["dump-flows", "vs1", "--lab", LAB, "--json"]);
+    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
+    let cookies: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
+        .filter_map(|f| f["cookie"].as_u64())
+        .collect();
+    for p in &answered {
+        let cookie = 0x7600 + u64::from(p - 7600);
+        assert_eq!(
+            cookies.iter().filter(|c| **c == cookie).count(),
+            1,
+            "the rule with cookie {cookie:#x}, answered before the crash, is in the table once\n{log}"
+        );
+    }
+    // The last answered rules really are the kernel's: h1 (moved) and h4 (stayed) hit them.
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    let last = *answered.last().expect("a flow-mod answered");
+    send_udp(&st, "h1", ip("h3"), last, 25, 32);
+    send_udp(&st, "h4", ip("h3"), last, 25, 32);
+    assert_eq!(
+        packets(0x7600 + u64::from(last - 7600)),
+        50,
+        "the rule sent mid-migration counts its traffic, once\n{log}"
+    );
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64,
+        "the counts of s1's retired copy are kept, once\n{log}"
+    );
+    drop(listener);
     let st = d.stop();
     assert!(st.success(), "lime run stopped cleanly ({st})");
 }

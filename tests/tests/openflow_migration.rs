@@ -4,11 +4,7 @@
 //! same virtual in_port, and no PORT_STATUS reports a moved port going down.
 use std::time::Duration;
 
-use lime_openflow::{
-    self as of, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody, OxmField,
-    consts::{group, port, table},
-    multipart::flow::FlowStatsRequest,
-};
+use lime_openflow::{self as of, Message, OxmField, consts::port};
 use lime_tests::{
     fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, ping, require_root, send_udp,
 };
@@ -54,25 +50,7 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
 
 /// Packets counted by the entry with `cookie`, as the controller sees it.
 fn packets_of(c: &mut ScriptedController, cookie: u64) -> u64 {
-    let req = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
-        FlowStatsRequest {
-            table_id: table::ALL,
-            out_port: port::ANY,
-            out_group: group::ANY,
-            cookie,
-            cookie_mask: u64::MAX,
-            r#match: of::Match::new(vec![]),
-        },
-    )));
-    let mut n = 0;
-    for m in c.request(&req, T).expect("flow stats") {
-        if let Message::MultipartReply(r) = m
-            && let MultipartReplyBody::Flow(f) = r.body
-        {
-            n += f.iter().map(|s| s.packet_count).sum::<u64>();
-        }
-    }
-    n
+    lime_tests::of_packets_of(c, cookie, T)
 }
 
 #[test]

@@ -25,12 +25,30 @@
 //! | `host-moved` | after it is, and every physical switch knows | host, downtime |
 //! | `copy-removed` | after a copy's rules are unpublished and past the grace period, before the datapath forgets them | switch, each entry's final counters there |
 //! | `copy-retired` | after the copy is reclaimed | switch |
+//! | `tables` | after flow-mods or timeouts changed a table between two steps, before anything after them is answered | a [`Snapshot`] as in `begin`, which it replaces |
 //! | `leg-done` | after a leg | its report |
 //! | `end` | last | outcome (`done`, `failed`, `rolled-back`), error |
 //!
-//! No flow-mod interleaves with a migration (the switch core runs all of it, every
-//! leg, as one command), so the snapshot in `begin` plus the records after it are the
-//! whole truth about the tables until `end`.
+//! The switch core runs a migration one step at a time (a clone, one host's move, a
+//! retire; [`crate::migration::Leg`]) and serves the controllers between steps, so
+//! flow-mods (and expiring timeouts) change the tables after `begin`'s snapshot. No
+//! change happens *inside* a step, though, and after every batch of changes the core
+//! journals the tables again (`tables`, every table as it is then: entries, their
+//! datapath rule ids on every copy, folded counters) before it answers anything that
+//! comes after the batch — a BARRIER_REPLY in particular. So the last snapshot (from
+//! `begin` or the last `tables`) plus the step records after it are the whole truth
+//! about the tables until `end`: a clone published or a copy retired before a `tables`
+//! record is already in it (its rule ids, its folded counters) and is not settled again.
+//!
+//! One window stays open: a crash after a batch is published in the kernel and before
+//! its `tables` record is durable (one `fsync`). The controller got no BARRIER_REPLY
+//! for that batch, but the kernel runs it while the restored tables do not know it
+//! (its rules stay in the datapath, unknown to the control plane, until the lab is torn
+//! down). Closing it needs the record written between staging and publishing the
+//! batch, and recovery settling a staged-but-unpublished version — not done yet.
+//!
+//! Cost: a `tables` record carries every table (a few hundred bytes per entry), once
+//! per flow-mod batch while a migration runs; outside a migration nothing is written.
 //!
 //! # Recovery (`lime run` finding a `begin` without an `end`)
 //! The lab is adopted as it is ([`crate::fabric::Fabric::adopt`]: namespaces, hosts where
@@ -374,6 +392,14 @@ pub enum Record {
         /// Physical switch of the copy.
         switch: String,
     },
+    /// The tables changed between two steps (flow-mods, timeouts): every table as
+    /// it is now; it replaces the snapshot of `begin` for recovery.
+    Tables {
+        /// Migration id.
+        id: u64,
+        /// Every table, and where copies run.
+        snapshot: Snapshot,
+    },
     /// A leg is over.
     LegDone {
         /// Migration id.
@@ -407,6 +433,7 @@ impl Record {
             Self::HostMoved { .. } => "host-moved",
             Self::CopyRemoved { .. } => "copy-removed",
             Self::CopyRetired { .. } => "copy-retired",
+            Self::Tables { .. } => "tables",
             Self::LegDone { .. } => "leg-done",
             Self::End { .. } => "end",
         }
@@ -608,7 +635,7 @@ pub struct Unfinished {
     pub legs: Vec<String>,
     /// Hosts and their physical switch at the start.
     pub hosts: Vec<(String, String)>,
-    /// The tables at the start.
+    /// The tables at the start, or as the last `tables` record left them.
     pub snapshot: Snapshot,
     /// Legs done, with their reports.
     pub done: Vec<Report>,
@@ -736,6 +763,14 @@ impl Unfinished {
             }
             Record::CopyRetired { id, switch } if *id == self.id => {
                 self.retired.push(switch.clone());
+            }
+            Record::Tables { id, snapshot } if *id == self.id => {
+                // The tables as they are after every step so far: clones published and
+                // copies retired before it are in them (their rule ids, their folded
+                // counters), so they are not settled again.
+                self.snapshot = snapshot.clone();
+                self.clones.clear();
+                self.removed.clear();
             }
             Record::LegDone { id, report } if *id == self.id => {
                 self.done.push(report.clone());
@@ -921,6 +956,58 @@ mod tests {
         });
         let u = unfinished(&lines(recs)).expect("unfinished");
         assert_eq!(u.removed_not_retired().count(), 0);
+    }
+
+    #[test]
+    fn a_tables_record_replaces_the_snapshot_and_settles_what_came_before_it() {
+        let Record::Begin { snapshot, .. } = begin(1) else {
+            unreachable!()
+        };
+        let mut later = snapshot.clone();
+        later.tables[0].next_id = 9;
+        later.tables[0].copies.push("s3".into());
+        let recs = vec![
+            begin(1),
+            Record::CloneStaged {
+                id: 1,
+                from: "s1".into(),
+                on: None,
+                ids: vec![(1, 4)],
+            },
+            Record::Cloned {
+                id: 1,
+                from: "s1".into(),
+                on: None,
+            },
+            Record::Tables {
+                id: 2,
+                snapshot: snapshot.clone(),
+            },
+            Record::Tables {
+                id: 1,
+                snapshot: later.clone(),
+            },
+        ];
+        let json = serde_json::to_string(&recs[4]).expect("json");
+        assert!(json.starts_with(r#"{"rec":"tables""#), "{json}");
+        let u = unfinished(&lines(recs.clone())).expect("unfinished");
+        assert_eq!(
+            u.snapshot, later,
+            "the last tables record of this migration"
+        );
+        assert!(u.clones.is_empty(), "the published clone is in the tables");
+        let mut recs = recs;
+        recs.push(Record::CopyRemoved {
+            id: 1,
+            switch: "s1".into(),
+            finals: Vec::new(),
+        });
+        let u = unfinished(&lines(recs)).expect("unfinished");
+        assert_eq!(
+            u.removed_not_retired().count(),
+            1,
+            "after it: still in doubt"
+        );
     }
 
     #[test]

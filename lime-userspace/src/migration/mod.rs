@@ -29,9 +29,16 @@
 //! tables to the target, move the hosts, done. What was dropped while frozen is
 //! reported ([`Report::frozen_drops`]); it is what `clone` avoids.
 //!
-//! Atomicity with respect to the controller: the caller runs a migration step inside
-//! the one thread that also applies flow-mods (the OpenFlow switch core), so no update
-//! can reach one copy and miss another, and none is applied twice.
+//! # Steps, and the controller's updates in between
+//! A [`Leg`] (one source physical switch) runs as steps: *clone* (with `move`: freeze
+//! and clone together), one step per *host*, *retire*. The caller — the OpenFlow
+//! switch core, the one thread that also applies flow-mods — runs one step at a time
+//! and serves the controllers in between, so their updates keep flowing during a
+//! migration. Each step is atomic with respect to that work: the clone copies one
+//! snapshot of the table (a flow-mod lands before it, and is copied, or after it, and
+//! then reaches both copies as one tagged version through [`Fabric::stage`] /
+//! [`Fabric::commit_staged`]); no update can reach one copy and miss another, and
+//! none is applied twice. [`migrate_with`] runs every step of a leg at once.
 //!
 //! # Failure
 //! Clone is all or nothing: if the target refuses (unknown switch, table full), nothing
@@ -268,6 +275,8 @@ pub fn migrate(
 /// half-way (a restarted control plane): no clone if the target already runs a copy,
 /// only the hosts still on the source move, no freeze if the source runs no copy any
 /// more (`move`), no retire if it is already retired.
+///
+/// This runs every step of the leg at once; [`Leg`] runs them one at a time.
 pub fn migrate_with(
     fabric: &mut Fabric,
     vsw: &mut VirtualSwitch,
@@ -276,133 +285,276 @@ pub fn migrate_with(
     strategy: Strategy,
     mut observe: impl FnMut(Step<'_>) -> Result<(), String>,
 ) -> Result<Report, MigrationError> {
-    let name = vsw.name().to_owned();
-    let refuse = |why| MigrationError::Refused {
-        vswitch: name.clone(),
-        from: from.to_owned(),
-        to: to.to_owned(),
-        why,
-    };
-    let step = |phase| {
-        let vswitch = name.clone();
+    let mut leg = Leg::start(fabric, vsw, from, to, strategy)?;
+    while !leg.step(fabric, vsw, &mut observe)? {}
+    Ok(leg.into_report())
+}
+
+/// What a [`Leg`] does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Clone (after freezing the source, with `move`).
+    Clone,
+    /// Move the next host (the first one also starts the move phase).
+    Host,
+    /// Move the virtual switch's link ends on the source (make-before-break; ends the
+    /// move phase).
+    Links,
+    /// Retire the source's copy (`clone`), or finish.
+    Retire,
+    /// Nothing: the report is complete.
+    Done,
+}
+
+/// One leg of a migration (one source physical switch), run one step at a time: the
+/// caller (the switch core) may do other work on the same fabric and table between
+/// two steps — apply flow-mods, answer barriers and statistics — and each step finds
+/// the state as that work left it.
+///
+/// The steps: *clone* (with `move`: freeze, then clone, as one step — the naive
+/// baseline stops the virtual switch anyway), one step per *host* moved, one for its
+/// *virtual link ends* on the source (if any), *retire*.
+/// Each step is atomic with respect to whatever runs between steps: a flow-mod lands
+/// before the clone's snapshot or after it (and then reaches every copy as one version,
+/// since [`Fabric::stage`] iterates the copies), never inside.
+pub struct Leg {
+    name: String,
+    from: String,
+    to: String,
+    strategy: Strategy,
+    hosts: std::collections::VecDeque<String>,
+    next: Next,
+    started: Instant,
+    /// When the current phase started (move phase: its first host).
+    phase_started: Instant,
+    misses_before: u64,
+    report: Report,
+}
+
+impl Leg {
+    /// Check that the leg can run and note what it has to do (which hosts are on the
+    /// source now). Nothing changes yet.
+    ///
+    /// # Errors
+    /// [`MigrationError::Refused`] for a request that cannot run.
+    pub fn start(
+        fabric: &Fabric,
+        vsw: &VirtualSwitch,
+        from: &str,
+        to: &str,
+        strategy: Strategy,
+    ) -> Result<Self, MigrationError> {
+        let name = vsw.name().to_owned();
+        let refuse = |why| MigrationError::Refused {
+            vswitch: name.clone(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            why,
+        };
+        if from == to {
+            return Err(refuse("source and target are the same physical switch"));
+        }
+        let copies = fabric
+            .copies(&name)
+            .map_err(|source| MigrationError::Step {
+                vswitch: name.clone(),
+                phase: Phase::Clone,
+                source: Box::new(source),
+            })?;
+        let state = fabric.lab().state();
+        let hosts = state
+            .topology
+            .vswitch(&name)
+            .map(|vs| {
+                vs.ports
+                    .iter()
+                    .filter(|p| state.host(&p.host).is_some_and(|h| h.switch == from))
+                    .map(|p| p.host.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // (A source without a copy is fine once the target runs one: a resumed migration
+        // whose old copy is retired, or frozen by `move`.)
+        if !copies.iter().any(|c| c == from) && !copies.iter().any(|c| c == to) {
+            return Err(refuse("the virtual switch runs no copy on the source"));
+        }
+        let now = Instant::now();
+        Ok(Self {
+            report: Report {
+                strategy,
+                vswitch: name.clone(),
+                from: from.to_owned(),
+                to: to.to_owned(),
+                rules: vsw.entries().count(),
+                phases_ms: Vec::new(),
+                hosts: Vec::new(),
+                links: Vec::new(),
+                total_ms: 0.0,
+                frozen_drops: 0,
+            },
+            misses_before: table_misses(fabric, from),
+            name,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            strategy,
+            hosts,
+            next: Next::Clone,
+            started: now,
+            phase_started: now,
+        })
+    }
+
+    /// Whether every step ran.
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        self.next == Next::Done
+    }
+
+    /// The report (complete once [`Leg::step`] returned `true`).
+    #[must_use]
+    pub fn into_report(self) -> Report {
+        self.report
+    }
+
+    fn fail(&self, phase: Phase) -> impl Fn(FabricError) -> MigrationError + use<> {
+        let vswitch = self.name.clone();
         move |source| MigrationError::Step {
-            vswitch,
+            vswitch: vswitch.clone(),
             phase,
             source: Box::new(source),
         }
-    };
-    let stopped = |phase: Phase| {
-        let vswitch = name.clone();
-        move |why: String| MigrationError::Step {
-            vswitch,
+    }
+
+    fn stopped(&self, phase: Phase) -> impl Fn(String) -> MigrationError + use<> {
+        let vswitch = self.name.clone();
+        move |why| MigrationError::Step {
+            vswitch: vswitch.clone(),
             phase,
             source: Box::new(FabricError::Stopped {
                 step: "the next step",
                 why,
             }),
         }
-    };
-    if from == to {
-        return Err(refuse("source and target are the same physical switch"));
-    }
-    let copies = fabric.copies(&name).map_err(step(Phase::Clone))?;
-    let state = fabric.lab().state();
-    let hosts: Vec<String> = state
-        .topology
-        .vswitch(&name)
-        .map(|vs| {
-            vs.ports
-                .iter()
-                .filter(|p| state.host(&p.host).is_some_and(|h| h.switch == from))
-                .map(|p| p.host.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let source_runs = copies.iter().any(|c| c == from);
-    // (A source without a copy is fine once the target runs one: a resumed migration
-    // whose old copy is retired, or frozen by `move`.)
-    if !source_runs && !copies.iter().any(|c| c == to) {
-        return Err(refuse("the virtual switch runs no copy on the source"));
-    }
-    let started = Instant::now();
-    let mut report = Report {
-        strategy,
-        vswitch: name.clone(),
-        from: from.to_owned(),
-        to: to.to_owned(),
-        rules: vsw.entries().count(),
-        phases_ms: Vec::new(),
-        hosts: Vec::new(),
-        links: Vec::new(),
-        total_ms: 0.0,
-        frozen_drops: 0,
-    };
-
-    let misses_before = table_misses(fabric, from);
-    if strategy == Strategy::Move && source_runs {
-        observe(Step::Phase(Phase::Freeze)).map_err(stopped(Phase::Freeze))?;
-        let t = Instant::now();
-        vsw.freeze_copy_with(fabric, from, |finals| {
-            observe(Step::CopyRemoved {
-                switch: from,
-                finals,
-            })
-        })
-        .map_err(step(Phase::Freeze))?;
-        observe(Step::CopyRetired { switch: from }).map_err(stopped(Phase::Freeze))?;
-        report.phases_ms.push((Phase::Freeze, ms(t.elapsed())));
     }
 
-    observe(Step::Phase(Phase::Clone)).map_err(stopped(Phase::Clone))?;
-    let t = Instant::now();
-    if !copies.iter().any(|c| c == to) {
-        vsw.clone_to_with(fabric, to, |ids| observe(Step::CloneStaged { ids }))
-            .map_err(step(Phase::Clone))?;
-        observe(Step::Cloned).map_err(stopped(Phase::Clone))?;
+    fn end_phase(&mut self, phase: Phase) {
+        self.report
+            .phases_ms
+            .push((phase, ms(self.phase_started.elapsed())));
     }
-    report.phases_ms.push((Phase::Clone, ms(t.elapsed())));
 
-    observe(Step::Phase(Phase::Move)).map_err(stopped(Phase::Move))?;
-    let t = Instant::now();
-    for h in hosts {
-        observe(Step::HostMoving { host: &h }).map_err(stopped(Phase::Move))?;
-        let down = ms(fabric.move_host(&h, to).map_err(step(Phase::Move))?);
-        observe(Step::HostMoved {
-            host: &h,
-            downtime_ms: down,
-        })
-        .map_err(stopped(Phase::Move))?;
-        report.hosts.push((h, down));
-    }
-    for port in fabric.vlink_ends_on(&name, from) {
-        let took = ms(fabric
-            .move_vlink_end(&name, port, to)
-            .map_err(step(Phase::Move))?);
-        report.links.push((port, took));
-    }
-    report.phases_ms.push((Phase::Move, ms(t.elapsed())));
-
-    if strategy == Strategy::Clone {
-        observe(Step::Phase(Phase::Retire)).map_err(stopped(Phase::Retire))?;
-        let t = Instant::now();
-        if fabric
-            .copies(&name)
-            .map_err(step(Phase::Retire))?
-            .iter()
-            .any(|c| c == from)
-        {
-            vsw.retire_copy_with(fabric, from, |finals| {
-                observe(Step::CopyRemoved {
-                    switch: from,
-                    finals,
-                })
-            })
-            .map_err(step(Phase::Retire))?;
-            observe(Step::CopyRetired { switch: from }).map_err(stopped(Phase::Retire))?;
+    /// Run the next step; `true` once the leg is over (then the report is complete).
+    /// An error from `observe` stops the leg before the step it was told about; a
+    /// failing step leaves the consistent state the module docs describe.
+    ///
+    /// # Errors
+    /// The step failed, or `observe` refused it.
+    pub fn step(
+        &mut self,
+        fabric: &mut Fabric,
+        vsw: &mut VirtualSwitch,
+        observe: &mut impl FnMut(Step<'_>) -> Result<(), String>,
+    ) -> Result<bool, MigrationError> {
+        let (from, to) = (self.from.clone(), self.to.clone());
+        match self.next {
+            Next::Clone => {
+                let copies = fabric.copies(&self.name).map_err(self.fail(Phase::Clone))?;
+                if self.strategy == Strategy::Move && copies.contains(&from) {
+                    observe(Step::Phase(Phase::Freeze)).map_err(self.stopped(Phase::Freeze))?;
+                    self.phase_started = Instant::now();
+                    vsw.freeze_copy_with(fabric, &from, |finals| {
+                        observe(Step::CopyRemoved {
+                            switch: &from,
+                            finals,
+                        })
+                    })
+                    .map_err(self.fail(Phase::Freeze))?;
+                    observe(Step::CopyRetired { switch: &from })
+                        .map_err(self.stopped(Phase::Freeze))?;
+                    self.end_phase(Phase::Freeze);
+                }
+                observe(Step::Phase(Phase::Clone)).map_err(self.stopped(Phase::Clone))?;
+                self.phase_started = Instant::now();
+                if !copies.contains(&to) {
+                    vsw.clone_to_with(fabric, &to, |ids| observe(Step::CloneStaged { ids }))
+                        .map_err(self.fail(Phase::Clone))?;
+                    observe(Step::Cloned).map_err(self.stopped(Phase::Clone))?;
+                }
+                self.end_phase(Phase::Clone);
+                self.next = Next::Host;
+                observe(Step::Phase(Phase::Move)).map_err(self.stopped(Phase::Move))?;
+                self.phase_started = Instant::now();
+            }
+            Next::Host => match self.hosts.pop_front() {
+                Some(h) => {
+                    let put_back = |leg: &mut Self, e| {
+                        leg.hosts.push_front(h.clone());
+                        e
+                    };
+                    if let Err(e) = observe(Step::HostMoving { host: &h }) {
+                        return Err(put_back(self, self.stopped(Phase::Move)(e)));
+                    }
+                    let down = match fabric.move_host(&h, &to) {
+                        Ok(d) => ms(d),
+                        Err(e) => return Err(put_back(self, self.fail(Phase::Move)(e))),
+                    };
+                    observe(Step::HostMoved {
+                        host: &h,
+                        downtime_ms: down,
+                    })
+                    .map_err(self.stopped(Phase::Move))?;
+                    self.report.hosts.push((h, down));
+                    if self.hosts.is_empty() {
+                        self.next = Next::Links;
+                    }
+                }
+                None => {
+                    self.next = Next::Links;
+                    return self.step(fabric, vsw, observe);
+                }
+            },
+            Next::Links => {
+                let ends = fabric.vlink_ends_on(&self.name, &from);
+                for port in &ends {
+                    let took = ms(fabric
+                        .move_vlink_end(&self.name, *port, &to)
+                        .map_err(self.fail(Phase::Move))?);
+                    self.report.links.push((*port, took));
+                }
+                self.end_phase(Phase::Move);
+                self.next = Next::Retire;
+                if ends.is_empty() {
+                    return self.step(fabric, vsw, observe);
+                }
+            }
+            Next::Retire => {
+                if self.strategy == Strategy::Clone {
+                    observe(Step::Phase(Phase::Retire)).map_err(self.stopped(Phase::Retire))?;
+                    self.phase_started = Instant::now();
+                    if fabric
+                        .copies(&self.name)
+                        .map_err(self.fail(Phase::Retire))?
+                        .contains(&from)
+                    {
+                        vsw.retire_copy_with(fabric, &from, |finals| {
+                            observe(Step::CopyRemoved {
+                                switch: &from,
+                                finals,
+                            })
+                        })
+                        .map_err(self.fail(Phase::Retire))?;
+                        observe(Step::CopyRetired { switch: &from })
+                            .map_err(self.stopped(Phase::Retire))?;
+                    }
+                    self.end_phase(Phase::Retire);
+                }
+                self.report.total_ms = ms(self.started.elapsed());
+                self.report.frozen_drops =
+                    table_misses(fabric, &from).saturating_sub(self.misses_before);
+                self.next = Next::Done;
+            }
+            Next::Done => {}
         }
-        report.phases_ms.push((Phase::Retire, ms(t.elapsed())));
+        Ok(self.next == Next::Done)
     }
-    report.total_ms = ms(started.elapsed());
-    report.frozen_drops = table_misses(fabric, from).saturating_sub(misses_before);
-    Ok(report)
 }

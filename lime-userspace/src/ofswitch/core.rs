@@ -4,12 +4,30 @@
 //! and a BARRIER_REPLY, queued after the core finished everything before it, is sent
 //! only once those changes are in the kernel.
 //!
+//! A migration ([`Cmd::Migrate`]) does not block the core: it becomes the *active*
+//! migration and runs one step at a time (a clone, one host's move, a retire; see
+//! [`crate::migration::Leg`]); between two steps the core handles whatever is queued
+//! (at most [`BETWEEN_STEPS`] commands, so a controller that never stops sending
+//! cannot stall the migration): flow-mods (applied to every copy as one version),
+//! barriers, statistics, packet-ins and packet-outs, echo. A BARRIER_REPLY still goes
+//! out only after everything before it is in every copy. A flow-mod thus waits at most
+//! one step instead of the whole migration: a host's move is the longest (~100 ms here,
+//! ~1 s for the first host on a physical switch new to the virtual switch, most of it
+//! [`Fabric::move_host`] waiting for the new link's carrier). Migrations
+//! asked for while one runs wait their turn; a clean stop finishes the active one (and
+//! refuses those still waiting).
+//!
+//! Where the core still waits: a batch that removes or modifies rules publishes a new
+//! version and then reclaims the old one after the datapath's grace period
+//! ([`Fabric::commit_staged`], ~10 ms), inline; so does a retire step. Batches that
+//! only add leave the reclaim to the sweep ([`Fabric::reclaim_due`]).
+//!
 //! Consecutive FLOW_MODs of one virtual switch waiting in the channel are applied as one
 //! batch (one datapath version, one reclaim grace): ordering inside the batch is kept,
 //! each failing flow-mod is answered on its own xid and changes nothing, and any other
 //! message (a barrier in particular) ends the batch.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     sync::mpsc::{Receiver, RecvTimeoutError},
     time::{Duration, Instant},
 };
@@ -52,6 +70,10 @@ pub const SWEEP: Duration = Duration::from_millis(100);
 
 /// How often port links are looked at (for PORT_STATUS).
 pub const LINK_CHECK: Duration = Duration::from_secs(1);
+
+/// Commands handled at most between two steps of a migration (with a controller that
+/// never stops sending, the migration still advances).
+pub const BETWEEN_STEPS: usize = 256;
 
 /// Flow-mods applied as one batch at most.
 pub const MAX_BATCH: usize = 200_000;
@@ -144,6 +166,10 @@ pub struct Core {
     recovery: Option<crate::migration::journal::Recovery>,
     /// The status view while a migration runs.
     live: super::status::Live,
+    /// The migration running, between two of its steps.
+    active: Option<migrate::Active>,
+    /// Migrations asked for while one runs, in order.
+    queued: VecDeque<Cmd>,
 }
 
 /// What the core did.
@@ -189,6 +215,8 @@ impl Core {
             journal: None,
             recovery: None,
             live: super::status::Live::default(),
+            active: None,
+            queued: VecDeque::new(),
         }
     }
 
@@ -251,7 +279,29 @@ impl Core {
             self.update_fail_mode(i);
         }
         let mut next_sweep = Instant::now() + SWEEP;
+        let mut since_step = 0usize;
         loop {
+            // While a migration runs, what is queued is handled between its steps.
+            if self.migrating() && self.pending.is_none() {
+                let next = if since_step >= BETWEEN_STEPS {
+                    None
+                } else {
+                    rx.try_recv().ok()
+                };
+                match next {
+                    Some(c) => self.pending = Some(c),
+                    None => {
+                        since_step = 0;
+                        if Instant::now() >= next_sweep {
+                            self.sweep();
+                            next_sweep = Instant::now() + SWEEP;
+                        }
+                        self.migration_step();
+                        self.start_queued();
+                        continue;
+                    }
+                }
+            }
             let cmd = match self.pending.take() {
                 Some(c) => c,
                 None => {
@@ -267,6 +317,7 @@ impl Core {
                     }
                 }
             };
+            since_step += 1;
             if Instant::now() >= next_sweep {
                 self.sweep();
                 next_sweep = Instant::now() + SWEEP;
@@ -280,8 +331,17 @@ impl Core {
                     head,
                 } if matches!(*msg, Message::FlowMod(_)) => {
                     self.flow_mod_batch(rx, conn, xid, *msg, head);
+                    self.journal_tables();
                 }
                 other => self.handle(other),
+            }
+        }
+        // A migration is not left half-way by a clean stop; those still waiting do not
+        // start.
+        self.finish_migration();
+        for c in self.queued.drain(..) {
+            if let Cmd::Migrate { reply, .. } = c {
+                let _ = reply.send(Err("the switch core stopped".to_owned()));
             }
         }
         let s = self.stats;
@@ -314,6 +374,7 @@ impl Core {
                     );
                     self.conn_vsw.insert(conn, vswitch);
                     self.update_fail_mode(vswitch);
+                    self.journal_tables();
                 }
             }
             Cmd::Disconnect { conn } => {
@@ -325,6 +386,7 @@ impl Core {
                         );
                     }
                     self.update_fail_mode(i);
+                    self.journal_tables();
                 }
             }
             Cmd::Msg {
@@ -351,10 +413,30 @@ impl Core {
                 reply,
                 events,
             } => {
-                let _ = reply.send(self.migrate(&vswitch, &to, strategy, events.as_ref()));
+                if self.migrating() {
+                    self.queued.push_back(Cmd::Migrate {
+                        vswitch,
+                        to,
+                        strategy,
+                        reply,
+                        events,
+                    });
+                } else {
+                    self.start_migration(&vswitch, &to, strategy, reply, events);
+                }
             }
             Cmd::WithFabric(f) => f(&mut self.fabric),
             Cmd::Shutdown => {}
+        }
+    }
+
+    /// Start the next migration asked for while one ran, once none runs.
+    fn start_queued(&mut self) {
+        while !self.migrating() {
+            let Some(c) = self.queued.pop_front() else {
+                return;
+            };
+            self.handle(c);
         }
     }
 
@@ -632,6 +714,7 @@ impl Core {
                 }
                 Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
             }
+            self.journal_tables();
         }
     }
 

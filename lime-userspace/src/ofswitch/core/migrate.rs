@@ -1,19 +1,24 @@
 //! The core's side of a migration: run the engine on the virtual switch's table inside
-//! the core thread (so no flow-mod can interleave with a step), journal every step
-//! ([`crate::migration::journal`]) and stream it to whoever asked ([`Progress`]),
-//! keep the status view current ([`super::super::status`]), then refresh where the
-//! virtual ports live, keeping their link state (a host that moved is not a port that
-//! went down: no PORT_STATUS).
+//! the core thread, one step at a time ([`Core::migration_step`]: the core serves the
+//! controllers between steps, nothing interleaves inside one); journal every step, and
+//! the tables again after changes between steps (a `tables` record, see
+//! [`crate::migration::journal`]); stream the steps to whoever asked ([`Progress`]);
+//! keep the status view current ([`super::super::status`]); and after every step
+//! refresh where the virtual ports live, keeping their link state (a host that moved
+//! is not a port that went down: no PORT_STATUS).
 //!
 //! After a crash, [`Core::recover`] settles the steps the journal shows in doubt and
 //! resumes the migration (see the journal's module docs for the rules).
-use std::{collections::BTreeSet, sync::mpsc};
+use std::{
+    collections::{BTreeSet, VecDeque},
+    sync::mpsc,
+};
 
 use super::Core;
 use crate::{
     fabric::{Fabric, RulesState},
     migration::{
-        Progress, Report, Step, Strategy,
+        Leg, Progress, Report, Step, Strategy,
         journal::{self, Counters, Journal, Outcome, Record, Recovery, SavedTable, Snapshot},
         migrate_with,
     },
@@ -146,7 +151,25 @@ impl LegCtx<'_> {
     }
 }
 
-/// Run the legs `legs` (source physical switches) of a migration, one after the other.
+/// The migration the core is running, between two of its steps.
+pub(super) struct Active {
+    id: u64,
+    /// Index of the virtual switch.
+    vi: usize,
+    vswitch: String,
+    to: String,
+    strategy: Strategy,
+    /// Legs not done yet (the first is running).
+    legs: VecDeque<String>,
+    /// The running leg, once it started.
+    leg: Option<Leg>,
+    reports: Vec<Report>,
+    reply: mpsc::Sender<Result<Vec<Report>, String>>,
+    events: Option<mpsc::Sender<Progress>>,
+}
+
+/// Run the legs `legs` (source physical switches) of a migration, one after the other
+/// (all at once: a recovery, before the core serves anything).
 fn run_legs(
     fabric: &mut Fabric,
     table: &mut VirtualSwitch,
@@ -246,15 +269,45 @@ impl Core {
         }
     }
 
-    /// Move every host of `vswitch` to physical switch `to`, one source switch at a
-    /// time; every step is journaled and told to `events`.
-    pub(super) fn migrate(
+    /// Start moving every host of `vswitch` to physical switch `to`, one source switch
+    /// at a time (journaled, told to `events`): checks the request, journals `begin`
+    /// and makes the migration the core's active one; [`Core::migration_step`] runs its
+    /// steps. A request that cannot start is answered at once.
+    pub(super) fn start_migration(
         &mut self,
         vswitch: &str,
         to: &str,
         strategy: Strategy,
-        events: Option<&mpsc::Sender<Progress>>,
-    ) -> Result<Vec<Report>, String> {
+        reply: mpsc::Sender<Result<Vec<Report>, String>>,
+        events: Option<mpsc::Sender<Progress>>,
+    ) {
+        match self.begin(vswitch, to, strategy) {
+            Ok((id, vi, legs)) => {
+                self.active = Some(Active {
+                    id,
+                    vi,
+                    vswitch: vswitch.to_owned(),
+                    to: to.to_owned(),
+                    strategy,
+                    legs: legs.into(),
+                    leg: None,
+                    reports: Vec::new(),
+                    reply,
+                    events,
+                });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    fn begin(
+        &mut self,
+        vswitch: &str,
+        to: &str,
+        strategy: Strategy,
+    ) -> Result<(u64, usize, Vec<String>), String> {
         let i = self
             .vswitches
             .iter()
@@ -317,31 +370,117 @@ impl Core {
             hosts_moved: Vec::new(),
             recovering: false,
         });
-        let result = {
-            let mut ctx = LegCtx {
-                id,
-                vswitch,
-                to,
-                journal: &mut self.journal,
-                live: &self.live,
-                events,
-            };
-            run_legs(
-                &mut self.fabric,
-                &mut self.vswitches[i].table,
-                &mut ctx,
-                &legs,
-                strategy,
-            )
+        Ok((id, i, legs))
+    }
+
+    /// Run the next step of the active migration (a clone, one host's move, a
+    /// retire), then refresh where the virtual ports live, so whatever the core does
+    /// before the next step (packet-outs, port statistics, the link check) sees them
+    /// where they are. The migration ends after its last step or a failing one.
+    pub(super) fn migration_step(&mut self) {
+        let Some(mut a) = self.active.take() else {
+            return;
         };
-        // Whatever moved, the ports' places are refreshed (a virtual link end that moved
-        // gave its peer virtual switch's port a new interface too).
+        let result = self.advance(&mut a);
+        // Every virtual switch's ports: a virtual link end that moved gave its peer
+        // virtual switch's port a new interface too.
         for j in 0..self.vswitches.len() {
             self.refresh_ports(j);
         }
-        self.end(id, &result, Outcome::Done);
+        match result {
+            Ok(false) => self.active = Some(a),
+            Ok(true) => self.finish(a, Ok(())),
+            Err(e) => self.finish(a, Err(e)),
+        }
+    }
+
+    /// Whether a migration is running.
+    pub(super) fn migrating(&self) -> bool {
+        self.active.is_some()
+    }
+
+    /// The id of the running migration, if one is.
+    pub(super) fn active_id(&self) -> Option<u64> {
+        self.active.as_ref().map(|a| a.id)
+    }
+
+    /// Run every step left of the active migration (the core is stopping).
+    pub(super) fn finish_migration(&mut self) {
+        while self.active.is_some() {
+            self.migration_step();
+        }
+    }
+
+    /// One step; `true` when the migration is over.
+    fn advance(&mut self, a: &mut Active) -> Result<bool, String> {
+        let leg = match a.leg.as_mut() {
+            Some(l) => l,
+            None => {
+                let Some(from) = a.legs.front().cloned() else {
+                    return Ok(true);
+                };
+                let l = Leg::start(
+                    &self.fabric,
+                    &self.vswitches[a.vi].table,
+                    &from,
+                    &a.to,
+                    a.strategy,
+                )
+                .map_err(|e| e.to_string())?;
+                a.leg.insert(l)
+            }
+        };
+        let from = a.legs.front().cloned().unwrap_or_default();
+        let mut ctx = LegCtx {
+            id: a.id,
+            vswitch: &a.vswitch,
+            to: &a.to,
+            journal: &mut self.journal,
+            live: &self.live,
+            events: a.events.as_ref(),
+        };
+        let done = leg
+            .step(
+                &mut self.fabric,
+                &mut self.vswitches[a.vi].table,
+                &mut |s| ctx.observe(&from, s),
+            )
+            .map_err(|e| e.to_string())?;
+        if !done {
+            return Ok(false);
+        }
+        let r = a.leg.take().map(Leg::into_report).ok_or("no leg")?;
+        ctx.write(Record::LegDone {
+            id: a.id,
+            report: r.clone(),
+        })?;
+        ctx.tell(Progress::Done { report: r.clone() });
+        a.reports.push(r);
+        a.legs.pop_front();
+        Ok(a.legs.is_empty())
+    }
+
+    fn finish(&mut self, a: Active, result: Result<(), String>) {
+        let result = result.map(|()| a.reports);
+        self.end(a.id, &result, Outcome::Done);
         self.live_stop();
-        result
+        let _ = a.reply.send(result);
+        // Dropping `a.events` ends the progress stream.
+    }
+
+    /// Journal the tables as they are now, if a migration is running: flow-mods
+    /// and timeouts between its steps changed them after `begin`'s snapshot (see the
+    /// journal's module docs). Written before anything after the change is answered
+    /// (a BARRIER_REPLY in particular).
+    pub(super) fn journal_tables(&mut self) {
+        let Some(id) = self.active_id() else { return };
+        if self.journal.is_none() {
+            return;
+        }
+        let snapshot = self.snapshot();
+        if let Err(e) = self.write(Record::Tables { id, snapshot }) {
+            eprintln!("lime: {e}");
+        }
     }
 
     /// Finish a migration a crashed control plane left unfinished (from the journal;
