@@ -10,7 +10,8 @@
 //! # A path's measurements
 //! 1. UDP: the project's generator ([`lime_userspace::traffic`]) in h1, the counting
 //!    sink on the destination host's veth; 64-byte frames with 1 and 2 sender threads,
-//!    1500-byte frames with 1; IPv6 64-byte frames where the path's rules carry IPv6.
+//!    1500-byte frames with 1; IPv6 64-byte frames (LIME's IPv4 rule sets get one IPv6
+//!    rule beside them, below every other).
 //!    Flows are frames hitting different rules of the 1 000-rule set (the same frames on
 //!    every path). Rates are what the sink counted; losses are reported.
 //! 2. TCP: iperf3 h1 → destination, and the UDP ping-pong latency (p50/p99).
@@ -50,7 +51,7 @@ use anyhow::Context;
 use lime_lab::{HOST_IFNAME, Lab, LabState, Topology, netns};
 use lime_userspace::{
     fabric::{Fabric, Installed},
-    flow::{Action, Instructions, Masked, Match, Rule},
+    flow::{Action, Instructions, Masked, Match, Rule, matching},
     testgen::{packet_hitting, rules_over_masks},
     traffic::{
         Generator, PassGuard, Report, SendConfig, Sink,
@@ -585,6 +586,22 @@ fn unavailable(ctx: &Ctx, res: &mut Results, path: &str, what: &str, why: &str) 
         .push((path.to_owned(), what.to_owned(), why.to_owned()));
 }
 
+/// The IPv6 flows' rule (UDP to port 9, out to virtual port 2), at a priority below
+/// every rule of the IPv4 sets.
+fn v6_rule() -> Rule {
+    Rule::new(
+        0,
+        0,
+        Match {
+            eth_type: Some(matching::ethertype::IPV6),
+            ip_proto: Some(matching::ipproto::UDP),
+            udp_dst: Some(9),
+            ..Match::default()
+        },
+        Instructions::apply(vec![Action::output(2)]),
+    )
+}
+
 fn mac_rule(mac: [u8; 6], port: u32) -> Rule {
     Rule::new(
         0,
@@ -724,6 +741,11 @@ fn lime_path(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], path: &str) -> any
         "lime-100k" => rules_over_masks(100_000, 8, SEED),
         _ => rules_1k.to_vec(),
     };
+    // The rule sets are IPv4; one IPv6 rule beside them carries the IPv6 row.
+    let mut rules = rules;
+    if path != "lime-1" {
+        rules.push(v6_rule());
+    }
     let topo = topology(&ctx.lab, tunnel)?;
     let mut fabric = Fabric::up(&topo, &ctx.pin_root.join(path))?;
     let state = fabric.lab().state().clone();
@@ -756,15 +778,7 @@ fn lime_path(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], path: &str) -> any
     } else {
         None
     };
-    udp_runs(
-        ctx,
-        path,
-        &e,
-        rules_1k,
-        path == "lime-1",
-        flips.as_mut(),
-        res,
-    )?;
+    udp_runs(ctx, path, &e, rules_1k, true, flips.as_mut(), res)?;
     let cur = flips.map(|f| f.cur);
     let dp = fabric
         .datapath_mut(&e.dst_switch)
