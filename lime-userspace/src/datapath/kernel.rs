@@ -341,132 +341,90 @@ impl Kernel {
                 kerr(what)(format!("element {i} of a batch of {n}: {e}"))
             }
         };
-        let put = |fd, keys: Vec<u8>, values: Vec<u8>, what| {
+        let put = |fd, (keys, values): (Vec<u8>, Vec<u8>), what| {
             batch::update(fd, &keys, &values, n).map_err(fail(what))
         };
         let del = |fd, keys: Vec<u8>, key_size, what| {
             batch::delete(fd, &keys, key_size, n).map_err(fail(what))
         };
         match kind {
-            Run::Program => {
-                let (k, v): (Vec<u32>, Vec<RuleProgram>) = run
-                    .iter()
-                    .filter_map(|o| match o {
-                        MapOp::Program(id, p) => Some((*id, *p)),
-                        _ => None,
-                    })
-                    .unzip();
-                put(
-                    fd(&m.programs),
-                    batch::bytes_of(k),
-                    batch::bytes_of(v),
-                    "writing rule programs",
-                )
-            }
+            Run::Program => put(
+                fd(&m.programs),
+                pairs(run, |o| match o {
+                    MapOp::Program(id, p) => Some((*id, *p)),
+                    _ => None,
+                }),
+                "writing rule programs",
+            ),
             Run::ResetStats => {
-                let k: Vec<u32> = run
-                    .iter()
-                    .filter_map(|o| match o {
-                        MapOp::ResetStats(id) => Some(*id),
-                        _ => None,
-                    })
-                    .collect();
                 // Per-CPU values: one slot per possible CPU, each rounded up to 8 bytes.
                 let slot = std::mem::size_of::<RuleCounters>().next_multiple_of(8);
-                let zeros = vec![0u8; n * self.cpus * slot];
+                let keys = keys(run, |o| match o {
+                    MapOp::ResetStats(id) => Some(*id),
+                    _ => None,
+                });
                 put(
                     fd(&m.rule_stats),
-                    batch::bytes_of(k),
-                    zeros,
+                    (keys, vec![0u8; n * self.cpus * slot]),
                     "resetting rule counters",
                 )
             }
-            Run::Mask => {
-                let (k, v): (Vec<u32>, Vec<FlowKey>) = run
-                    .iter()
-                    .filter_map(|o| match o {
-                        MapOp::Mask(id, mask) => Some((*id, *mask)),
-                        _ => None,
-                    })
-                    .unzip();
-                put(
-                    fd(&m.masks),
-                    batch::bytes_of(k),
-                    batch::bytes_of(v),
-                    "writing masks",
-                )
-            }
-            Run::BucketPut => {
-                let (k, v): (Vec<RuleKey>, Vec<Bucket>) = run
-                    .iter()
-                    .filter_map(|o| match o {
-                        MapOp::Bucket(k, Some(b)) => Some((*k, *b)),
-                        _ => None,
-                    })
-                    .unzip();
-                put(
-                    fd(&m.rules),
-                    batch::bytes_of(k),
-                    batch::bytes_of(v),
-                    "writing rule buckets",
-                )
-            }
+            Run::Mask => put(
+                fd(&m.masks),
+                pairs(run, |o| match o {
+                    MapOp::Mask(id, mask) => Some((*id, *mask)),
+                    _ => None,
+                }),
+                "writing masks",
+            ),
+            Run::BucketPut => put(
+                fd(&m.rules),
+                pairs(run, |o| match o {
+                    MapOp::Bucket(k, Some(b)) => Some((*k, *b)),
+                    _ => None,
+                }),
+                "writing rule buckets",
+            ),
             Run::BucketDel => {
-                let k = run.iter().filter_map(|o| match o {
+                let keys = keys(run, |o| match o {
                     MapOp::Bucket(k, None) => Some(*k),
                     _ => None,
                 });
-                let size = std::mem::size_of::<RuleKey>();
                 del(
                     fd(&m.rules),
-                    batch::bytes_of(k),
-                    size,
+                    keys,
+                    std::mem::size_of::<RuleKey>(),
                     "removing rule buckets",
                 )
             }
-            Run::ListPut => {
-                let (k, v): (Vec<MaskListKey>, Vec<MaskList>) = run
-                    .iter()
-                    .filter_map(|o| match o {
-                        MapOp::MaskList(k, Some(l)) => Some((*k, *l)),
-                        _ => None,
-                    })
-                    .unzip();
-                put(
-                    fd(&m.mask_lists),
-                    batch::bytes_of(k),
-                    batch::bytes_of(v),
-                    "writing subtable lists",
-                )
-            }
+            Run::ListPut => put(
+                fd(&m.mask_lists),
+                pairs(run, |o| match o {
+                    MapOp::MaskList(k, Some(l)) => Some((*k, *l)),
+                    _ => None,
+                }),
+                "writing subtable lists",
+            ),
             Run::ListDel => {
-                let k = run.iter().filter_map(|o| match o {
+                let keys = keys(run, |o| match o {
                     MapOp::MaskList(k, None) => Some(*k),
                     _ => None,
                 });
-                let size = std::mem::size_of::<MaskListKey>();
                 del(
                     fd(&m.mask_lists),
-                    batch::bytes_of(k),
-                    size,
+                    keys,
+                    std::mem::size_of::<MaskListKey>(),
                     "removing subtable lists",
                 )
             }
-            Run::Publish => {
-                let (k, v): (Vec<u32>, Vec<VswitchConfig>) = run
-                    .iter()
-                    .filter_map(|o| match o {
-                        MapOp::Publish(vs, cfg) => Some((u32::from(*vs), *cfg)),
-                        _ => None,
-                    })
-                    .unzip();
-                put(
-                    fd(&m.vswitches),
-                    batch::bytes_of(k),
-                    batch::bytes_of(v),
-                    "publishing versions",
-                )
-            }
+            Run::Publish => put(
+                fd(&m.vswitches),
+                pairs(run, |o| match o {
+                    MapOp::Publish(vs, cfg) => Some((u32::from(*vs), *cfg)),
+                    _ => None,
+                }),
+                "publishing versions",
+            ),
         }
     }
 
@@ -724,6 +682,21 @@ impl Run {
             MapOp::Publish(..) => Self::Publish,
         }
     }
+}
+
+/// The keys and values `f` picks out of a run, each back to back as a batch call takes
+/// them.
+fn pairs<K: aya::Pod, V: aya::Pod>(
+    run: &[MapOp],
+    f: impl Fn(&MapOp) -> Option<(K, V)>,
+) -> (Vec<u8>, Vec<u8>) {
+    let (keys, values): (Vec<K>, Vec<V>) = run.iter().filter_map(f).unzip();
+    (batch::bytes_of(keys), batch::bytes_of(values))
+}
+
+/// The keys `f` picks out of a run (deletes, counter resets), back to back.
+fn keys<K: aya::Pod>(run: &[MapOp], f: impl Fn(&MapOp) -> Option<K>) -> Vec<u8> {
+    batch::bytes_of(run.iter().filter_map(f))
 }
 
 /// A map's file descriptor, for the batch calls.
