@@ -284,14 +284,14 @@ impl Fabric {
                     }
                     PortInfo {
                         kind: kind::HOST,
-                        _pad: 0,
+                        flags: 0,
                         vswitch,
                         vport,
                     }
                 }
                 PortKind::VLink { vswitch, port, .. } => PortInfo {
                     kind: kind::HOST,
-                    _pad: 0,
+                    flags: 0,
                     vswitch: self.vswitch_id(vswitch)?,
                     vport: *port,
                 },
@@ -1033,7 +1033,7 @@ impl Fabric {
             port.ifindex,
             PortInfo {
                 kind: kind::HOST,
-                _pad: 0,
+                flags: 0,
                 vswitch: id,
                 vport,
             },
@@ -1124,7 +1124,7 @@ impl Fabric {
                 sp.ifindex,
                 PortInfo {
                     kind: kind::HOST,
-                    _pad: 0,
+                    flags: 0,
                     vswitch: *i,
                     vport: *p,
                 },

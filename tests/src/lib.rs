@@ -132,7 +132,7 @@ impl TestDatapath {
                 1,
                 PortInfo {
                     kind: kind::HOST,
-                    _pad: 0,
+                    flags: 0,
                     vswitch: VSW,
                     vport: IN_PORT,
                 },

@@ -138,6 +138,7 @@ impl Kernel {
             names::PROG_TC_TABLE,
             names::PROG_TC_EMIT,
             names::PROG_TC_SEND,
+            names::PROG_TC_OUT,
         ] {
             let prog: &mut SchedClassifier = k!(
                 ebpf.program_mut(name)
@@ -155,6 +156,7 @@ impl Kernel {
                 names::PROG_TC_TABLE,
                 names::PROG_TC_EMIT,
                 names::PROG_TC_SEND,
+                names::PROG_TC_OUT,
             ],
         )?;
         let maps = Maps {
