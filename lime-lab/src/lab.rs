@@ -775,10 +775,15 @@ fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(),
         ])?;
     }
     // XDP redirection does not finish CHECKSUM_PARTIAL packets: make the host compute
-    // its checksums in software.
+    // its checksums in software (on a switch whose datapath runs at TC, skbs keep theirs).
+    let tc = topology
+        .switches
+        .iter()
+        .any(|s| s.name == switch && s.datapath == crate::topology::DatapathMode::Tc);
+    let tx = if tc { "on" } else { "off" };
     netns::run_checked(&mut netns::command_in(
         &host_ns,
-        &["ethtool", "-K", HOST_IFNAME, "tx", "off"],
+        &["ethtool", "-K", HOST_IFNAME, "tx", tx],
     ))?;
     netns::ip(&["-n", &host_ns, "link", "set", HOST_IFNAME, "up"])?;
     netns::ip(&["-n", &sw_ns, "link", "set", &host.name, "up"]).map(drop)

@@ -7,6 +7,7 @@
 //!
 //! [[switch]]                       # a physical switch (a namespace running the datapath)
 //! name = "s1"
+//! datapath = "xdp"                 # optional: "xdp" (default) or "tc", see DatapathMode
 //! [[switch]]
 //! name = "s2"
 //!
@@ -127,6 +128,42 @@ const fn is_one_queue(n: &u32) -> bool {
 pub struct SwitchSpec {
     /// Node name.
     pub name: String,
+    /// Where LIME runs on its host ports.
+    #[serde(default, skip_serializing_if = "DatapathMode::is_default")]
+    pub datapath: DatapathMode,
+}
+
+impl SwitchSpec {
+    /// A switch of this name with the default datapath.
+    #[must_use]
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            datapath: DatapathMode::default(),
+        }
+    }
+}
+
+/// Where a physical switch runs LIME on its host ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatapathMode {
+    /// XDP on every port (the fastest per packet). The kernel clears the software
+    /// segmentation offloads (TSO) of a veth whose peer runs XDP, so hosts' TCP sends
+    /// MTU-sized segments, and hosts compute checksums in software.
+    #[default]
+    Xdp,
+    /// TC ingress on host ports, no XDP program there: GSO/GRO skbs (large TCP
+    /// segments) cross the switch whole and hosts keep their checksum offload.
+    /// Underlay ports still run XDP (it decapsulates the tunnel).
+    Tc,
+}
+
+impl DatapathMode {
+    #[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's signature")]
+    fn is_default(m: &Self) -> bool {
+        *m == Self::default()
+    }
 }
 
 /// A host (VM stand-in): a namespace with one interface, [`HOST_IFNAME`].
@@ -469,15 +506,9 @@ impl Topology {
         Self {
             name: "demo".to_owned(),
             switches: vec![
-                SwitchSpec {
-                    name: "s1".to_owned(),
-                },
-                SwitchSpec {
-                    name: "s2".to_owned(),
-                },
-                SwitchSpec {
-                    name: "s3".to_owned(),
-                },
+                SwitchSpec::named("s1"),
+                SwitchSpec::named("s2"),
+                SwitchSpec::named("s3"),
             ],
             hosts: vec![host(0, "s1"), host(1, "s1"), host(2, "s2"), host(3, "s2")],
             links: vec![
@@ -682,6 +713,24 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_switch_datapath_is_xdp_unless_tc_is_asked_for() {
+        let t = Topology::from_toml_str(
+            "name = \"t\"\n[[switch]]\nname = \"s1\"\n[[switch]]\nname = \"s2\"\ndatapath = \"tc\"\n",
+        )
+        .expect("parses");
+        assert_eq!(t.switches[0].datapath, DatapathMode::Xdp);
+        assert_eq!(t.switches[1].datapath, DatapathMode::Tc);
+        // Written back, only the non-default mode is spelled out.
+        let text = t.to_toml_string().expect("writes");
+        assert_eq!(text.matches("datapath").count(), 1, "{text}");
+        assert_eq!(Topology::from_toml_str(&text).expect("reads back"), t);
+        let bad = Topology::from_toml_str(
+            "name = \"t\"\n[[switch]]\nname = \"s1\"\ndatapath = \"dpdk\"\n",
+        );
+        assert!(bad.is_err(), "an unknown datapath is refused: {bad:?}");
     }
 
     #[test]

@@ -827,7 +827,7 @@ mod tests {
     fn built_in_code_is_validated_too() {
         let t = Topology {
             name: "t".into(),
-            switches: vec![SwitchSpec { name: "s1".into() }],
+            switches: vec![SwitchSpec::named("s1")],
             hosts: vec![HostSpec::with_defaults("h1", "s1", 0).unwrap()],
             links: vec![LinkSpec {
                 a: "s1".into(),

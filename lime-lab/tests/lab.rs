@@ -70,10 +70,7 @@ impl TestLab {
         let h3 = HostSpec::with_defaults("h3", "s2", 2).unwrap();
         Topology {
             name: self.name.clone(),
-            switches: vec![
-                SwitchSpec { name: "s1".into() },
-                SwitchSpec { name: "s2".into() },
-            ],
+            switches: vec![SwitchSpec::named("s1"), SwitchSpec::named("s2")],
             hosts: vec![h1, h2, h3],
             links: vec![LinkSpec {
                 a: "s1".into(),

@@ -211,8 +211,9 @@ impl Fabric {
         let state = fabric.lab.state().clone();
         for sw in &state.topology.switches {
             let ns = state.netns(&sw.name)?;
-            let dp =
+            let mut dp =
                 Datapath::open(&sw.name, Some(&ns), &fabric.pin_root).map_err(dp_err(&sw.name))?;
+            dp.set_mode(sw.datapath);
             fabric.datapaths.insert(sw.name.clone(), dp);
         }
         fabric.number_vswitches();
@@ -266,6 +267,7 @@ impl Fabric {
             let ns = state.netns(&sw.name)?;
             let mut dp =
                 Datapath::load(&sw.name, Some(&ns), &self.pin_root).map_err(dp_err(&sw.name))?;
+            dp.set_mode(sw.datapath);
             dp.enable_packet_out().map_err(dp_err(&sw.name))?;
             self.datapaths.insert(sw.name.clone(), dp);
         }
@@ -1161,8 +1163,10 @@ impl Fabric {
                 name: switch.to_owned(),
             })?;
         let ns = self.lab.state().netns(switch)?;
+        let mode = old.mode();
         drop(old);
-        let dp = Datapath::open(switch, Some(&ns), &self.pin_root).map_err(dp_err(switch))?;
+        let mut dp = Datapath::open(switch, Some(&ns), &self.pin_root).map_err(dp_err(switch))?;
+        dp.set_mode(mode);
         self.datapaths.insert(switch.to_owned(), dp);
         Ok(())
     }
