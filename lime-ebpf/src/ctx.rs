@@ -31,6 +31,10 @@ use crate::parse::{ETH_P_8021Q, Frame};
 /// headers in the linear part anyway); shorter frames are made linear whole.
 pub const PULL_BYTES: u32 = 256;
 
+/// Most VLAN tags [`Packet::tag_in_frame`] moves back into an skb's frame (a power of
+/// two): one received plus the two pushes the flow key tracks, rounded up.
+const MAX_SKB_TAGS: usize = 4;
+
 /// A packet being processed, in either context.
 pub trait Packet: EbpfContext {
     /// Verdict: drop.
@@ -258,31 +262,46 @@ impl Packet for TcContext {
 
     #[inline(always)]
     fn tag_in_frame(&self) -> Result<(), u32> {
-        let Some((tpid, tci)) = skb_vlan(self) else {
-            return Ok(());
-        };
-        // SAFETY: helper on our own skb (the skb's protocol is not a VLAN type, so this
-        // only clears the out-of-frame tag).
-        if unsafe { bpf_skb_vlan_pop(self.skb.skb) } != 0 {
-            return Err(drop_reason::HELPER_FAILED);
-        }
-        self.push_head(4)?;
-        let f = Packet::frame(self);
-        let hdr = f.ptr_at_mut::<[u8; 16]>(0)?;
-        let t = tpid.to_be_bytes();
-        let c = tci.to_be_bytes();
-        // SAFETY: bounds checked; the MACs move to the new start, the tag follows them.
-        unsafe {
-            let h = &mut *hdr;
-            let mut i = 0;
-            while i < 12 {
-                h[i] = h[i + 4];
-                i += 1;
+        // Popping the out-of-frame tag moves the next tag in the frame (if the skb's
+        // protocol says there is one) out of it: take them all out, outer first, then
+        // write them back into the frame, inner first, each after the MACs.
+        let mut tags = [(0u16, 0u16); MAX_SKB_TAGS];
+        let mut n = 0;
+        while n < MAX_SKB_TAGS {
+            let Some(tag) = skb_vlan(self) else {
+                break;
+            };
+            // SAFETY: helper on our own skb.
+            if unsafe { bpf_skb_vlan_pop(self.skb.skb) } != 0 {
+                return Err(drop_reason::HELPER_FAILED);
             }
-            h[12] = t[0];
-            h[13] = t[1];
-            h[14] = c[0];
-            h[15] = c[1];
+            tags[n] = tag;
+            n += 1;
+        }
+        if skb_vlan(self).is_some() {
+            return Err(drop_reason::VLAN_STACKED);
+        }
+        while n > 0 {
+            n -= 1;
+            let (tpid, tci) = tags[n & (MAX_SKB_TAGS - 1)];
+            self.push_head(4)?;
+            let f = Packet::frame(self);
+            let hdr = f.ptr_at_mut::<[u8; 16]>(0)?;
+            let t = tpid.to_be_bytes();
+            let c = tci.to_be_bytes();
+            // SAFETY: bounds checked; the MACs move to the new start, the tag follows.
+            unsafe {
+                let h = &mut *hdr;
+                let mut i = 0;
+                while i < 12 {
+                    h[i] = h[i + 4];
+                    i += 1;
+                }
+                h[12] = t[0];
+                h[13] = t[1];
+                h[14] = c[0];
+                h[15] = c[1];
+            }
         }
         Ok(())
     }

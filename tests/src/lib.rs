@@ -16,7 +16,7 @@ use lime_common::{
     port::{PortInfo, VportInfo, kind, location},
     wire::{ETH_P_LIME, TunnelHeader},
 };
-use lime_userspace::datapath::Datapath;
+use lime_userspace::datapath::{Datapath, DatapathMode};
 
 static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
@@ -107,6 +107,8 @@ pub struct TestDatapath {
     /// The datapath.
     pub dp: Datapath,
     pin_root: PathBuf,
+    /// Which entry point [`TestDatapath::run`] runs frames through.
+    pub mode: DatapathMode,
 }
 
 impl TestDatapath {
@@ -115,6 +117,13 @@ impl TestDatapath {
     /// header), and [`LOCAL_PORT`] local.
     #[must_use]
     pub fn new(name: &str) -> Self {
+        Self::with_mode(name, DatapathMode::Xdp)
+    }
+
+    /// [`TestDatapath::new`] for a datapath mode: in TC mode the loopback port is
+    /// flagged `port_flags::TC` and [`TestDatapath::run`] runs `lime_tc`.
+    #[must_use]
+    pub fn with_mode(name: &str, mode: DatapathMode) -> Self {
         let pin_root = PathBuf::from(format!(
             "/sys/fs/bpf/lime-test/{name}-{}",
             std::process::id()
@@ -124,7 +133,7 @@ impl TestDatapath {
             panic!("loading the datapath for {name}: {e}")
         });
         // From here on, Drop removes the pins even if setup panics.
-        let mut this = Self { dp, pin_root };
+        let mut this = Self { dp, pin_root, mode };
         this.dp.add_vswitch(VSW).expect("add vswitch");
         this.dp
             .kernel_mut()
@@ -132,7 +141,11 @@ impl TestDatapath {
                 1,
                 PortInfo {
                     kind: kind::HOST,
-                    flags: 0,
+                    flags: if mode == DatapathMode::Tc {
+                        lime_common::port::port_flags::TC
+                    } else {
+                        0
+                    },
                     vswitch: VSW,
                     vport: IN_PORT,
                 },
@@ -167,6 +180,17 @@ impl TestDatapath {
             )
             .expect("vport");
         this
+    }
+}
+
+impl TestDatapath {
+    /// Run a frame once through the datapath's entry point for its mode and decode it.
+    #[must_use]
+    pub fn run(&self, frame: &[u8]) -> Emitted {
+        match self.mode {
+            DatapathMode::Xdp => run(&self.dp, frame),
+            DatapathMode::Tc => run_tc(&self.dp, frame),
+        }
     }
 }
 
@@ -246,6 +270,32 @@ pub fn run(dp: &Datapath, frame: &[u8]) -> Emitted {
         .test_run(lime_common::names::PROG_XDP, frame, 1)
         .unwrap_or_else(|e| panic!("test_run: {e}"));
     decode(r.verdict, &r.frame)
+}
+
+/// TC verdicts.
+pub mod tc {
+    /// `TC_ACT_OK`: left to the stack.
+    pub const OK: u32 = 0;
+    /// `TC_ACT_SHOT`: dropped.
+    pub const SHOT: u32 = 2;
+    /// `TC_ACT_REDIRECT`.
+    pub const REDIRECT: u32 = 7;
+}
+
+/// Run a frame once through the TC entry point (`lime_tc`) as an skb arriving on
+/// loopback, and decode the result as [`run`] does (`TC_ACT_SHOT` is a drop,
+/// `TC_ACT_OK` a pass; other verdicts are `Other` with their TC value).
+pub fn run_tc(dp: &Datapath, frame: &[u8]) -> Emitted {
+    let r = dp
+        .kernel()
+        .test_run_tc(frame)
+        .unwrap_or_else(|e| panic!("test_run of lime_tc: {e}"));
+    match r.verdict {
+        tc::SHOT => Emitted::Drop,
+        tc::OK => Emitted::Pass,
+        tc::REDIRECT => decode(xdp::REDIRECT, &r.frame),
+        v => Emitted::Other(v),
+    }
 }
 
 /// The controller port, for fixtures.
