@@ -189,10 +189,7 @@ pub fn execute<P: Packet>(ctx: &P, chain: &Chain, frame_len: u64) -> Result<Opti
 
 #[inline(always)]
 fn write_mac<P: Packet>(ctx: &P, off: usize, m: [u8; 6]) -> Result<(), u32> {
-    let p = ctx.frame().ptr_at_mut::<[u8; 6]>(off)?;
-    // SAFETY: bounds checked.
-    unsafe { *p = m };
-    Ok(())
+    ctx.write(off, &m)
 }
 
 /// Where the packet came from, for delivery decisions.

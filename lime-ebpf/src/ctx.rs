@@ -42,8 +42,13 @@ pub trait Packet: EbpfContext {
     /// What a successful `bpf_redirect` returns.
     const REDIRECT: u32;
 
-    /// The directly accessible frame bytes.
+    /// The directly accessible frame bytes (for reading).
     fn frame(&self) -> Frame;
+    /// Write `v` at byte `off` of the frame: a direct store in XDP; for skbs
+    /// `bpf_skb_store_bytes`, so that a program writing packets does not get the
+    /// verifier's prologue that un-clones every skb (TCP's are clones), only those it
+    /// really changes.
+    fn write<T: Copy>(&self, off: usize, v: &T) -> Result<(), u32>;
     /// The frame's length on the wire (for counters).
     fn wire_len(&self) -> u64;
     /// Prepend `n` bytes (uninitialised in XDP, zeroed for skbs).
@@ -74,6 +79,14 @@ impl Packet for XdpContext {
     }
 
     #[inline(always)]
+    fn write<T: Copy>(&self, off: usize, v: &T) -> Result<(), u32> {
+        let p = Packet::frame(self).ptr_at_mut::<T>(off)?;
+        // SAFETY: bounds checked.
+        unsafe { *p = *v };
+        Ok(())
+    }
+
+    #[inline(always)]
     fn wire_len(&self) -> u64 {
         Packet::frame(self).len() as u64
     }
@@ -98,7 +111,7 @@ impl Packet for XdpContext {
 
     #[inline(always)]
     fn set_vid(&self, vid: u16) -> Result<(), u32> {
-        set_vid_in_frame(&Packet::frame(self), vid)
+        set_vid_in_frame(self, vid)
     }
 
     #[inline(always)]
@@ -198,6 +211,12 @@ impl Packet for TcContext {
     }
 
     #[inline(always)]
+    fn write<T: Copy>(&self, off: usize, v: &T) -> Result<(), u32> {
+        self.store(off, v, 0)
+            .map_err(|_| drop_reason::HELPER_FAILED)
+    }
+
+    #[inline(always)]
     fn wire_len(&self) -> u64 {
         // The tag the kernel took out of the frame was on the wire.
         let tag = if skb_vlan(self).is_some() { 4 } else { 0 };
@@ -224,7 +243,7 @@ impl Packet for TcContext {
     fn set_vid(&self, vid: u16) -> Result<(), u32> {
         let Some((tpid, tci)) = skb_vlan(self) else {
             // A tag still in the frame (an skb not from the receive path, e.g. a test run).
-            return set_vid_in_frame(&Packet::frame(self), vid);
+            return set_vid_in_frame(self, vid);
         };
         let tci = (tci & 0xf000) | (vid & 0x0fff);
         // SAFETY: helpers on our own skb: replace the out-of-frame tag.
@@ -285,23 +304,22 @@ impl Packet for TcContext {
             n -= 1;
             let (tpid, tci) = tags[n & (MAX_SKB_TAGS - 1)];
             self.push_head(4)?;
-            let f = Packet::frame(self);
-            let hdr = f.ptr_at_mut::<[u8; 16]>(0)?;
+            // SAFETY: bounds checked by ptr_at.
+            let old = unsafe { *Packet::frame(self).ptr_at::<[u8; 16]>(0)? };
             let t = tpid.to_be_bytes();
             let c = tci.to_be_bytes();
-            // SAFETY: bounds checked; the MACs move to the new start, the tag follows.
-            unsafe {
-                let h = &mut *hdr;
-                let mut i = 0;
-                while i < 12 {
-                    h[i] = h[i + 4];
-                    i += 1;
-                }
-                h[12] = t[0];
-                h[13] = t[1];
-                h[14] = c[0];
-                h[15] = c[1];
+            // The MACs move to the new start, the tag follows them.
+            let mut h = [0u8; 16];
+            let mut i = 0;
+            while i < 12 {
+                h[i] = old[i + 4];
+                i += 1;
             }
+            h[12] = t[0];
+            h[13] = t[1];
+            h[14] = c[0];
+            h[15] = c[1];
+            self.write(0, &h)?;
         }
         Ok(())
     }
@@ -309,10 +327,9 @@ impl Packet for TcContext {
 
 /// Set the VID of a tag in the frame (bytes 12..16), keeping its PCP; no-op without one.
 #[inline(always)]
-fn set_vid_in_frame(f: &Frame, vid: u16) -> Result<(), u32> {
-    let tag = f.ptr_at_mut::<[u8; 4]>(12)?;
-    // SAFETY: bounds checked.
-    let t = unsafe { *tag };
+fn set_vid_in_frame<P: Packet>(ctx: &P, vid: u16) -> Result<(), u32> {
+    // SAFETY: bounds checked by ptr_at.
+    let t = unsafe { *ctx.frame().ptr_at::<[u8; 4]>(12)? };
     if !is_vlan_tpid([t[0], t[1]]) {
         // OpenFlow requires a VLAN_VID prerequisite for this set-field; userspace enforces
         // it, so an untagged frame here means the rule's match allowed one: no-op.
@@ -320,9 +337,7 @@ fn set_vid_in_frame(f: &Frame, vid: u16) -> Result<(), u32> {
     }
     let tci = (u16::from_be_bytes([t[2], t[3]]) & 0xf000) | (vid & 0x0fff);
     let b = tci.to_be_bytes();
-    // SAFETY: bounds checked.
-    unsafe { *tag = [t[0], t[1], b[0], b[1]] };
-    Ok(())
+    ctx.write(12, &[t[0], t[1], b[0], b[1]])
 }
 
 /// The TCI of a tag in the frame, or 0 without one.

@@ -7,7 +7,10 @@
 //! - A physical switch in TC mode (`port_flags::TC`): its host ports run no XDP program
 //!   (attaching one to a veth clears the software GSO features of its peer, so the host's
 //!   TCP would send MTU-sized segments), and `lime_tc` classifies every packet there —
-//!   GSO/GRO skbs whole, their headers made linear by [`Tc::pull_headers`]. Single
+//!   GSO/GRO skbs whole, their headers parsed where they are (made linear by
+//!   [`Tc::pull_headers`] only if they are not). Header changes are written with
+//!   `bpf_skb_store_bytes` ([`Packet::write`]), so only skbs that are changed get
+//!   un-cloned. Single
 //!   outputs go through `lime_tc_out`: the same `execute`/`deliver` as XDP
 //!   ([`crate::actions`], generic over [`Packet`]), with `bpf_redirect` to the egress
 //!   port and `bpf_skb_change_head` for the tunnel. On this switch's underlay and
@@ -215,9 +218,18 @@ fn from_handoff(ctx: &TcContext) -> Result<i32, u32> {
 /// virtual switch's current version.
 #[inline(always)]
 fn classify(ctx: &TcContext, vswitch: u16, vport: u32) -> Result<i32, u32> {
-    ctx.pull_headers();
     let version = current_version(vswitch)?;
-    let s = start_packet(&ctx.frame(), vswitch, vport, version)?;
+    // Parse the linear part as it is (a TCP skb's headers are in it); only if a header
+    // lies beyond it, make more of the frame linear and parse again.
+    let s = match start_packet(&ctx.frame(), vswitch, vport, version) {
+        Err(drop_reason::TRUNCATED | drop_reason::BAD_IHL)
+            if (ctx.frame().len() as u64) < u64::from(ctx.len()) =>
+        {
+            ctx.pull_headers();
+            start_packet(&ctx.frame(), vswitch, vport, version)?
+        }
+        r => r?,
+    };
     s.frame_len = ctx.wire_len();
     if let Some((_, tci)) = skb_vlan(ctx) {
         // The kernel moved the outer tag out of the frame; the parser saw what follows.

@@ -99,18 +99,12 @@ pub fn encap<P: Packet>(ctx: &P, hdr: &TunnelHeader, via: &VportInfo) -> Result<
 /// when forwarding a tunnelled frame to the next physical switch).
 #[inline(always)]
 pub fn rewrite_outer<P: Packet>(ctx: &P, hdr: &TunnelHeader, via: &VportInfo) -> Result<(), u32> {
-    let f = frame(ctx);
-    let eth = f.ptr_at_mut::<[u8; ETH_HLEN]>(0)?;
-    let th = f.ptr_at_mut::<TunnelHeader>(ETH_HLEN)?;
     let t = ETH_P_LIME.to_be_bytes();
     let d = via.outer_dst;
     let s = via.outer_src;
-    // SAFETY: both pointers were bounds-checked against the frame.
-    unsafe {
-        *eth = [
-            d[0], d[1], d[2], d[3], d[4], d[5], s[0], s[1], s[2], s[3], s[4], s[5], t[0], t[1],
-        ];
-        *th = *hdr;
-    }
-    Ok(())
+    let eth: [u8; ETH_HLEN] = [
+        d[0], d[1], d[2], d[3], d[4], d[5], s[0], s[1], s[2], s[3], s[4], s[5], t[0], t[1],
+    ];
+    ctx.write(0, &eth)?;
+    ctx.write(ETH_HLEN, hdr)
 }
