@@ -275,6 +275,20 @@ pub enum TopologyError {
         /// The virtual switch.
         vswitch: String,
     },
+    /// The ends of a virtual link are on physical switches with different datapath
+    /// modes (an XDP-mode end redirects frames that only enter a veth whose peer runs
+    /// XDP, which a TC-mode end does not).
+    #[error(
+        "virtual link {link} joins physical switches {a:?} and {b:?}, whose datapath modes differ"
+    )]
+    VLinkMixedDatapaths {
+        /// The link, 1-based in file order.
+        link: usize,
+        /// One end's physical switch.
+        a: String,
+        /// The other's.
+        b: String,
+    },
     /// More virtual links than their port names allow.
     #[error("{count} virtual links, more than the {max} allowed")]
     TooManyVLinks {

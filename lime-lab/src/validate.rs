@@ -163,6 +163,14 @@ impl Topology {
                     vswitch: l.a.vswitch.clone(),
                 });
             }
+            let mode = |sw: &str| self.switch(sw).map(|s| s.datapath);
+            if mode(&l.a.switch) != mode(&l.b.switch) {
+                return Err(TopologyError::VLinkMixedDatapaths {
+                    link,
+                    a: l.a.switch.clone(),
+                    b: l.b.switch.clone(),
+                });
+            }
         }
         Ok(())
     }
@@ -797,6 +805,18 @@ mod tests {
         let e = err(&two);
         assert!(
             matches!(e, TopologyError::VLinkPortTaken { link: 2, port: 5, ref by, .. } if by == "an end of virtual link 1"),
+            "{e}"
+        );
+        // s2 in TC mode, s1 in XDP mode: a link between them is refused.
+        let mixed = link("vswitch=\"v\", port=5", "vswitch=\"w\", port=5").replacen(
+            "name = \"s2\"",
+            "name = \"s2\"\ndatapath = \"tc\"",
+            1,
+        );
+        assert!(mixed.contains("datapath"), "{mixed}");
+        let e = err(&mixed);
+        assert!(
+            matches!(e, TopologyError::VLinkMixedDatapaths { link: 1, .. }),
             "{e}"
         );
         let e = err(&with("[[host]]\nname=\"vl1a\"\nswitch=\"s1\"\n"));
