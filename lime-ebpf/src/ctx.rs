@@ -117,25 +117,7 @@ impl Packet for XdpContext {
     #[inline(always)]
     fn push_vlan(&self, tpid: u16) -> Result<(), u32> {
         // The new tag copies the outer tag's TCI when there is one (OpenFlow 1.3 A.2.5).
-        let tci = tci_in_frame(&Packet::frame(self))?.to_be_bytes();
-        self.push_head(4)?;
-        let f = Packet::frame(self);
-        let hdr = f.ptr_at_mut::<[u8; 16]>(0)?;
-        let t = tpid.to_be_bytes();
-        // SAFETY: bounds checked; the first 12 bytes move to the new start.
-        unsafe {
-            let h = &mut *hdr;
-            let mut i = 0;
-            while i < 12 {
-                h[i] = h[i + 4];
-                i += 1;
-            }
-            h[12] = t[0];
-            h[13] = t[1];
-            h[14] = tci[0];
-            h[15] = tci[1];
-        }
-        Ok(())
+        insert_tag(self, tpid, tci_in_frame(&Packet::frame(self))?)
     }
 
     #[inline(always)]
@@ -303,26 +285,32 @@ impl Packet for TcContext {
         while n > 0 {
             n -= 1;
             let (tpid, tci) = tags[n & (MAX_SKB_TAGS - 1)];
-            self.push_head(4)?;
-            // SAFETY: bounds checked by ptr_at.
-            let old = unsafe { *Packet::frame(self).ptr_at::<[u8; 16]>(0)? };
-            let t = tpid.to_be_bytes();
-            let c = tci.to_be_bytes();
-            // The MACs move to the new start, the tag follows them.
-            let mut h = [0u8; 16];
-            let mut i = 0;
-            while i < 12 {
-                h[i] = old[i + 4];
-                i += 1;
-            }
-            h[12] = t[0];
-            h[13] = t[1];
-            h[14] = c[0];
-            h[15] = c[1];
-            self.write(0, &h)?;
+            insert_tag(self, tpid, tci)?;
         }
         Ok(())
     }
+}
+
+/// Insert a VLAN tag into the frame after the MACs.
+#[inline(always)]
+fn insert_tag<P: Packet>(ctx: &P, tpid: u16, tci: u16) -> Result<(), u32> {
+    ctx.push_head(4)?;
+    // SAFETY: bounds checked by ptr_at.
+    let old = unsafe { *ctx.frame().ptr_at::<[u8; 16]>(0)? };
+    let t = tpid.to_be_bytes();
+    let c = tci.to_be_bytes();
+    // The MACs move to the new start, the tag follows them.
+    let mut h = [0u8; 16];
+    let mut i = 0;
+    while i < 12 {
+        h[i] = old[i + 4];
+        i += 1;
+    }
+    h[12] = t[0];
+    h[13] = t[1];
+    h[14] = c[0];
+    h[15] = c[1];
+    ctx.write(0, &h)
 }
 
 /// Set the VID of a tag in the frame (bytes 12..16), keeping its PCP; no-op without one.
