@@ -28,7 +28,8 @@ use crate::error::{LabError, NameKind};
 use crate::netns::{self, LinkInfo};
 use crate::state::{HostIface, LabState, PortKind, SwitchPort, VLinkPair};
 use crate::topology::{
-    HOST_IFNAME, HostSpec, Topology, UNDERLAY_MTU, VLinkSide, underlay_ifname, vlink_ifname,
+    DatapathMode, HOST_IFNAME, HostSpec, Topology, UNDERLAY_MTU, VLinkSide, underlay_ifname,
+    vlink_ifname,
 };
 
 /// Sysctls of physical switch namespaces, set before any port exists.
@@ -128,6 +129,21 @@ impl Lab {
                 (&ns_b, &if_b),
                 Some(UNDERLAY_MTU),
             )?;
+            // A switch in TC mode gets what its underlay port's XDP program decapsulates
+            // as skbs: GRO joins a TCP stream's frames (which the sender's side had to
+            // cut, its peer running XDP) into large segments again before LIME's TC
+            // program delivers them.
+            for (sw, ns, ifname) in [(&link.a, &ns_a, &if_a), (&link.b, &ns_b, &if_b)] {
+                if topology
+                    .switch(sw)
+                    .is_some_and(|s| s.datapath == DatapathMode::Tc)
+                {
+                    netns::run_checked(&mut netns::command_in(
+                        ns,
+                        &["ethtool", "-K", ifname, "gro", "on"],
+                    ))?;
+                }
+            }
         }
         for (i, l) in topology.vlinks.iter().enumerate() {
             let pair = VLinkPair {
@@ -777,9 +793,8 @@ fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(),
     // XDP redirection does not finish CHECKSUM_PARTIAL packets: make the host compute
     // its checksums in software (on a switch whose datapath runs at TC, skbs keep theirs).
     let tc = topology
-        .switches
-        .iter()
-        .any(|s| s.name == switch && s.datapath == crate::topology::DatapathMode::Tc);
+        .switch(switch)
+        .is_some_and(|s| s.datapath == DatapathMode::Tc);
     let tx = if tc { "on" } else { "off" };
     netns::run_checked(&mut netns::command_in(
         &host_ns,
