@@ -338,6 +338,9 @@ fn collect(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
 /// Emit the collected copies: packet-in, local ports, flood, then remote ports.
 #[inline(always)]
 fn send(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
+    // Every copy carries the frame as on the wire: a tag the kernel moved out of it goes
+    // back in (the packet-in and the tunnel carry frame bytes only).
+    ctx.tag_in_frame()?;
     if s.copies.controller != 0 {
         packet_in(ctx, s, s.copies.ctrl_len, s.copies.ctrl_rule);
     }
