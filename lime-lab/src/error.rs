@@ -275,6 +275,18 @@ pub enum TopologyError {
         /// The virtual switch.
         vswitch: String,
     },
+    /// A virtual switch has hosts on physical switches with different datapath modes.
+    #[error(
+        "virtual switch {vswitch:?} has hosts on physical switches {a:?} and {b:?}, whose datapath modes differ"
+    )]
+    MixedDatapaths {
+        /// The virtual switch.
+        vswitch: String,
+        /// A physical switch of one mode.
+        a: String,
+        /// One of the other.
+        b: String,
+    },
     /// The ends of a virtual link are on physical switches with different datapath
     /// modes (an XDP-mode end redirects frames that only enter a veth whose peer runs
     /// XDP, which a TC-mode end does not).

@@ -335,6 +335,35 @@ impl Topology {
                     }
                 }
             }
+            self.check_one_datapath_mode(vs)?;
+        }
+        Ok(())
+    }
+
+    /// A virtual switch's hosts all sit on physical switches of one datapath mode: a host
+    /// on a TC-mode switch keeps its checksum offload, and an XDP-mode switch receiving
+    /// its frames through the tunnel could not finish the partial checksums (XDP frames
+    /// carry no checksum state).
+    fn check_one_datapath_mode(
+        &self,
+        vs: &crate::topology::VSwitchSpec,
+    ) -> Result<(), TopologyError> {
+        let mut first: Option<&crate::topology::SwitchSpec> = None;
+        for p in &vs.ports {
+            let Some(sw) = self.host(&p.host).and_then(|h| self.switch(&h.switch)) else {
+                continue;
+            };
+            match first {
+                Some(f) if f.datapath != sw.datapath => {
+                    return Err(TopologyError::MixedDatapaths {
+                        vswitch: vs.name.clone(),
+                        a: f.name.clone(),
+                        b: sw.name.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => first = Some(sw),
+            }
         }
         Ok(())
     }
@@ -807,7 +836,19 @@ mod tests {
             matches!(e, TopologyError::VLinkPortTaken { link: 2, port: 5, ref by, .. } if by == "an end of virtual link 1"),
             "{e}"
         );
-        // s2 in TC mode, s1 in XDP mode: a link between them is refused.
+        // s2 in TC mode, s1 in XDP mode: a virtual switch over both, or a link between
+        // them, is refused.
+        let e = err(&base
+            .replacen("name = \"s2\"", "name = \"s2\"\ndatapath = \"tc\"", 1)
+            .replace(
+                "ports=[{port=1, host=\"h2\"}]",
+                "ports=[{port=1, host=\"h2\"}, {port=2, host=\"h1\"}]",
+            )
+            .replace("ports=[{port=1, host=\"h1\"}]", "ports=[]"));
+        assert!(
+            matches!(e, TopologyError::MixedDatapaths { ref vswitch, .. } if vswitch == "w"),
+            "{e}"
+        );
         let mixed = link("vswitch=\"v\", port=5", "vswitch=\"w\", port=5").replacen(
             "name = \"s2\"",
             "name = \"s2\"\ndatapath = \"tc\"",
