@@ -5,17 +5,19 @@
 //!   ingress hook, classifies them again with the same tables and emits the copies with
 //!   `bpf_clone_redirect`.
 //! - A physical switch in TC mode (`port_flags::TC`): its host ports run no XDP program
-//!   (attaching one to a veth clears the software GSO features of its peer, so the host's
-//!   TCP would send MTU-sized segments), and `lime_tc` classifies every packet there —
-//!   GSO/GRO skbs whole, their headers parsed where they are (made linear by
+//!   (attaching one to a veth clears the segmentation offloads of its peer, so the
+//!   host's TCP would send MTU-sized segments), and `lime_tc` classifies every packet
+//!   there — GSO/GRO skbs whole, their headers parsed where they are (made linear by
 //!   [`Tc::pull_headers`] only if they are not). Header changes are written with
 //!   `bpf_skb_store_bytes` ([`Packet::write`]), so only skbs that are changed get
-//!   un-cloned. Single
-//!   outputs go through `lime_tc_out`: the same `execute`/`deliver` as XDP
-//!   ([`crate::actions`], generic over [`Packet`]), with `bpf_redirect` to the egress
-//!   port and `bpf_skb_change_head` for the tunnel. On this switch's underlay and
+//!   un-cloned. Single outputs go through `lime_tc_out`: the same `execute`/`deliver`
+//!   as XDP ([`crate::actions`], generic over [`Packet`]), with `bpf_redirect` to the
+//!   egress port and `bpf_skb_change_head` for the tunnel. On this switch's underlay and
 //!   injection ports XDP still decapsulates and passes a [`TcHandoff`] to `lime_tc`
-//!   there: deliver to a local port, or run the flow tables for a packet-out.
+//!   there: deliver to a local port, or run the flow tables for a packet-out. No flow
+//!   cache at TC yet: every skb is classified (a GSO skb is one lookup for up to 64 KiB).
+//!   `bpf_redirect_peer` (straight into the host end's ingress) was tried: no faster
+//!   here, and it bypasses XDP programs on the host's end.
 //!
 //! Counters in TC mode: a GSO skb counts as one packet with all its bytes (as Open
 //! vSwitch's kernel datapath counts skbs); a tag the kernel moved out of the frame
