@@ -72,10 +72,7 @@ impl Packet for XdpContext {
 
     #[inline(always)]
     fn frame(&self) -> Frame {
-        Frame {
-            start: self.data(),
-            end: self.data_end(),
-        }
+        Frame::between(self.data(), self.data_end())
     }
 
     #[inline(always)]
@@ -186,10 +183,7 @@ impl Packet for TcContext {
 
     #[inline(always)]
     fn frame(&self) -> Frame {
-        Frame {
-            start: self.data(),
-            end: self.data_end(),
-        }
+        Frame::between(self.data(), self.data_end())
     }
 
     #[inline(always)]
