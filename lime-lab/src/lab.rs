@@ -373,6 +373,17 @@ impl Lab {
         if self.state.topology.switch(new_switch).is_none() {
             return Err(unknown(new_switch));
         }
+        // The virtual switches of the host must stay on physical switches of one datapath
+        // mode (see `Topology::validate`): check before anything is torn down.
+        let mut moved = self.state.topology.clone();
+        new_switch.clone_into(&mut moved.hosts[index].switch);
+        if let Some(vs) = moved
+            .vswitches
+            .iter()
+            .find(|vs| vs.ports.iter().any(|p| p.host == host))
+        {
+            moved.check_one_datapath_mode(vs)?;
+        }
         let host_ns = self.state.topology.netns_name(host);
         // A host whose link is already gone (a move cut short by a crash) is attached
         // afresh.

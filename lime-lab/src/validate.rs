@@ -344,7 +344,7 @@ impl Topology {
     /// on a TC-mode switch keeps its checksum offload, and an XDP-mode switch receiving
     /// its frames through the tunnel could not finish the partial checksums (XDP frames
     /// carry no checksum state).
-    fn check_one_datapath_mode(
+    pub(crate) fn check_one_datapath_mode(
         &self,
         vs: &crate::topology::VSwitchSpec,
     ) -> Result<(), TopologyError> {
