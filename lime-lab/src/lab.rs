@@ -5,9 +5,10 @@
 //! - a namespace `lime-L-<node>` per physical switch and per host, with `lo` up;
 //! - per host, a veth pair: `eth0` in the host namespace (the host's MAC and addresses,
 //!   IPv6 without DAD, TX checksum offload off because XDP redirection loses partial
-//!   checksums) and `<host>` in its switch's namespace;
+//!   checksums — kept on for a switch in TC mode, [`DatapathMode::Tc`]) and `<host>` in
+//!   its switch's namespace;
 //! - per underlay link `a`–`b`, a veth pair `u-b` in `a` and `u-a` in `b`, MTU
-//!   [`UNDERLAY_MTU`];
+//!   [`UNDERLAY_MTU`] (GRO on at the end of a TC-mode switch);
 //! - per virtual link `N` (1-based), a veth pair `vlNa` in the namespace of the physical
 //!   switch its `a` end is placed on and `vlNb` in `b`'s (both in one namespace if the
 //!   same switch); moving an end later makes a new pair first
