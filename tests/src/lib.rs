@@ -262,6 +262,7 @@ pub fn fabric_pin_root() -> PathBuf {
 
 pub use lime_userspace::fabric::l2_rules;
 
+pub mod daemon;
 pub mod transparency;
 
 /// Everything the datapaths counted, for failure messages.

@@ -265,6 +265,7 @@ impl Core {
                     connected: v.conns.values().map(|c| c.peer.clone()).collect(),
                 })
                 .collect(),
+            ensembles: lab.topology.ensembles.clone(),
             migration: None,
         }
     }
