@@ -737,6 +737,49 @@ impl Fabric {
         Ok(self.copies_of(id).into_iter().collect())
     }
 
+    /// Drop the copies of `vswitch` on the physical switches where it has neither a
+    /// host nor a virtual link end, while its table is still empty: a fresh lab runs
+    /// every virtual switch everywhere, and a setup that wants it only where it is used
+    /// (so a migration clones it to a target) says so with this. Refused if a copy to drop holds rules (their counters would be lost
+    /// with it); the last copy is always kept. Returns the switches dropped.
+    pub fn drop_unused_copies(&mut self, vswitch: &str) -> Result<Vec<String>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let state = self.lab.state();
+        let unused: Vec<String> = self
+            .copies_of(id)
+            .into_iter()
+            .filter(|sw| {
+                let hosts = state.topology.vswitch(vswitch).is_some_and(|vs| {
+                    vs.ports
+                        .iter()
+                        .any(|p| state.host(&p.host).is_some_and(|h| &h.switch == sw))
+                });
+                !hosts && self.vlink_ends_on(vswitch, sw).is_empty()
+            })
+            .collect();
+        let mut dropped = Vec::new();
+        for sw in unused {
+            let dp = self.datapaths.get(&sw).ok_or_else(|| FabricError::Unknown {
+                kind: "physical switch",
+                name: sw.clone(),
+            })?;
+            let version = dp.version(id).unwrap_or(0);
+            if dp.store().visible(id, version).next().is_some() {
+                return Err(FabricError::Copy {
+                    vswitch: vswitch.to_owned(),
+                    switch: sw,
+                    why: "holds rules (retire it with remove_copy)",
+                });
+            }
+            if self.copies_of(id).len() == 1 {
+                break;
+            }
+            self.remove_copy(vswitch, &sw, &[], |_| Ok(()))?;
+            dropped.push(sw);
+        }
+        Ok(dropped)
+    }
+
     /// Start a copy of a virtual switch on physical switch `switch`: install `rules` (the
     /// virtual switch's whole table, in order) there as one version. All or nothing.
     /// From now on every versioned update reaches the new copy too. Returns the rules'

@@ -464,10 +464,8 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
     topo.vswitches[0].controllers = vec![format!("tcp:127.0.0.1:{port}")];
     let mut fabric = Fabric::up(&topo, &crate::default_pin_root())?;
     // vs1 runs where its hosts are (s1, s2), not yet on the target: the migration
-    // clones it there. Its table is still empty: no rule to retire.
-    if topo.hosts.iter().all(|h| h.switch != args.to) {
-        fabric.remove_copy(VSWITCH, &args.to, &[], |_| Ok(()))?;
-    }
+    // clones it there.
+    fabric.drop_unused_copies(VSWITCH)?;
     let agent = Agent::start(fabric, &AgentOptions::default())?;
     let core = agent.handle();
     let state = agent.lab_state().clone();
