@@ -7,7 +7,7 @@ use std::{net::TcpListener, time::Duration};
 
 use lime_tests::{
     daemon::{Cleanup, Daemon, lime, status, text},
-    kernel_lock, of_l2, ping, require_root,
+    kernel_lock, of_l2, ping, require_root, three_switch_toml,
 };
 use lime_userspace::ofswitch::client::ScriptedController;
 use serde_json::Value;
@@ -19,29 +19,7 @@ const T: Duration = Duration::from_secs(15);
 /// port 5 of each; ensemble `web` = both; s3 empty (the target).
 fn topology(c1: u16, c2: u16) -> String {
     format!(
-        r#"
-name = "{LAB}"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[switch]]
-name = "s3"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h2"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[link]]
-a = "s2"
-b = "s3"
+        r#"{}
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
@@ -58,7 +36,8 @@ b = {{ vswitch = "vs2", port = 5 }}
 [[ensemble]]
 name = "web"
 vswitches = ["vs1", "vs2"]
-"#
+"#,
+        three_switch_toml(LAB, &[("h1", "s1"), ("h2", "s1"), ("h3", "s2")])
     )
 }
 
