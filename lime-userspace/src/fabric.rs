@@ -759,10 +759,13 @@ impl Fabric {
             .collect();
         let mut dropped = Vec::new();
         for sw in unused {
-            let dp = self.datapaths.get(&sw).ok_or_else(|| FabricError::Unknown {
-                kind: "physical switch",
-                name: sw.clone(),
-            })?;
+            let dp = self
+                .datapaths
+                .get(&sw)
+                .ok_or_else(|| FabricError::Unknown {
+                    kind: "physical switch",
+                    name: sw.clone(),
+                })?;
             let version = dp.version(id).unwrap_or(0);
             if dp.store().visible(id, version).next().is_some() {
                 return Err(FabricError::Copy {

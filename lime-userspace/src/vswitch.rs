@@ -179,6 +179,18 @@ impl VirtualSwitch {
         self.entries.values()
     }
 
+    /// How many entries there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// An entry.
     #[must_use]
     pub fn entry(&self, id: u64) -> Option<&FlowEntry> {

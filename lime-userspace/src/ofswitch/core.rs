@@ -68,6 +68,25 @@ use crate::{
 /// How often expired entries are looked for.
 pub const SWEEP: Duration = Duration::from_millis(100);
 
+/// The longest a sweep waits before reading the counters of an entry with an idle
+/// timeout again (shorter timeouts wait a tenth of theirs, at least [`SWEEP`]): an idle
+/// entry expires at most this late, and each costs one counter read per copy this
+/// often rather than every sweep.
+pub const IDLE_READ_MAX: Duration = Duration::from_secs(1);
+
+/// When the sweep reads an idle-timeout entry's counters next, given its last hit (or
+/// install) time `last`, its idle timeout and the time now (all ns): when the timeout
+/// would run out if nothing hits it, but no later than a tenth of the timeout (between
+/// [`SWEEP`] and [`IDLE_READ_MAX`]) from now, so a hit noticed late delays its
+/// expiry by at most that.
+fn next_idle_read(last: u64, idle_ns: u64, now: u64) -> u64 {
+    let step = (idle_ns / 10).clamp(
+        u64::try_from(SWEEP.as_nanos()).unwrap_or(u64::MAX),
+        u64::try_from(IDLE_READ_MAX.as_nanos()).unwrap_or(u64::MAX),
+    );
+    last.saturating_add(idle_ns).min(now.saturating_add(step))
+}
+
 /// How often port links are looked at (for PORT_STATUS).
 pub const LINK_CHECK: Duration = Duration::from_secs(1);
 
@@ -673,6 +692,7 @@ impl Core {
         let now = now_mono_ns();
         for vi in 0..self.vswitches.len() {
             let mut expired: Vec<(u64, FlowRemovedReason)> = Vec::new();
+            let mut due = Vec::new();
             {
                 let v = &self.vswitches[vi];
                 for e in v.table.entries() {
@@ -686,17 +706,30 @@ impl Core {
                         continue;
                     }
                     if idle != 0 {
+                        // Counters are read only when due (one read per copy each).
+                        if v.idle_due.get(&e.id).is_some_and(|&t| now < t) {
+                            continue;
+                        }
                         let added_ns =
                             now.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
                         let last = match v.table.stats(&self.fabric, e.id) {
                             Ok(st) => st.last_hit_ns.max(added_ns),
                             Err(_) => continue,
                         };
-                        if now.saturating_sub(last) >= u64::from(idle) * 1_000_000_000 {
+                        let idle_ns = u64::from(idle) * 1_000_000_000;
+                        if now.saturating_sub(last) >= idle_ns {
                             expired.push((e.id, FlowRemovedReason::IdleTimeout));
+                        } else {
+                            due.push((e.id, next_idle_read(last, idle_ns, now)));
                         }
                     }
                 }
+            }
+            let v = &mut self.vswitches[vi];
+            v.idle_due.extend(due);
+            if v.idle_due.len() > 2 * v.table.len() + 64 {
+                let table = &v.table;
+                v.idle_due.retain(|id, _| table.entry(*id).is_some());
             }
             if expired.is_empty() {
                 continue;
@@ -1280,6 +1313,21 @@ fn edit_frame(frame: &mut Vec<u8>, a: &Action) -> Result<(), OfError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_entries_are_read_when_their_timeout_could_run_out_or_a_tenth_of_it() {
+        const S: u64 = 1_000_000_000;
+        // 10 s timeout, last hit 2 s ago: next read in 1 s (the cap), not at expiry.
+        assert_eq!(next_idle_read(8 * S, 10 * S, 10 * S), 11 * S);
+        // Last hit 9.5 s ago: when it would run out, 0.5 s from now.
+        assert_eq!(next_idle_read(S / 2, 10 * S, 10 * S), 10 * S + S / 2);
+        // 2 s timeout: a tenth of it, 200 ms.
+        assert_eq!(next_idle_read(10 * S, 2 * S, 10 * S), 10 * S + S / 5);
+        // 1 s timeout: a tenth would be 100 ms = SWEEP; never below SWEEP.
+        assert_eq!(next_idle_read(10 * S, S, 10 * S), 10 * S + S / 10);
+        // Never beyond u64.
+        assert_eq!(next_idle_read(u64::MAX - 1, 10 * S, u64::MAX - 1), u64::MAX);
+    }
 
     #[test]
     fn packet_out_header_actions_edit_the_frame() {
