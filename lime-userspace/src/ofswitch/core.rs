@@ -22,6 +22,13 @@
 //! ([`Fabric::commit_staged`], ~10 ms), inline; so does a retire step. Batches that
 //! only add leave the reclaim to the sweep ([`Fabric::reclaim_due`]).
 //!
+//! Timeouts: every [`SWEEP`] the core looks for entries whose hard timeout passed
+//! (their age alone says) and reads the counters of the idle-timeout entries that are
+//! due: an entry is due when its timeout would run out if nothing hit it since the
+//! last read, or a tenth of the timeout after that read (between [`SWEEP`] and
+//! [`IDLE_READ_MAX`]), whichever is first — so thousands of idle entries cost a read
+//! each per second at most, not one per sweep, and expire at most that late.
+//!
 //! Consecutive FLOW_MODs of one virtual switch waiting in the channel are applied as one
 //! batch (one datapath version, one reclaim grace): ordering inside the batch is kept,
 //! each failing flow-mod is answered on its own xid and changes nothing, and any other
