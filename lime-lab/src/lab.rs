@@ -724,16 +724,42 @@ fn del_vlink_pair(topology: &Topology, pair: &VLinkPair) -> Result<(), LabError>
 }
 
 /// Create host `host`'s veth towards `switch` and configure the host side.
+/// Interface indices for a new veth pair between namespaces `a` and `b`: free in each
+/// (one above the highest in use) and different from each other. The kernel treats a
+/// link change of a device whose peer has its own ifindex (as an interface in another
+/// namespace may) as not urgent and applies it up to a second later (linkwatch: the
+/// operational state, and the qdisc without which the stack cannot send); a moved
+/// host's new link would stay down that long.
+fn pair_indices(a: &str, b: &str) -> Result<(u32, u32), LabError> {
+    let next = |ns: &str| -> Result<u32, LabError> {
+        Ok(netns::links(ns)?
+            .iter()
+            .map(|l| l.ifindex)
+            .max()
+            .unwrap_or(1)
+            + 1)
+    };
+    let ia = next(a)?;
+    let mut ib = next(b)?;
+    if ib == ia {
+        ib += 1;
+    }
+    Ok((ia, ib))
+}
+
 fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(), LabError> {
     let (sw_ns, host_ns) = (topology.netns_name(switch), topology.netns_name(&host.name));
     let mac = host.mac.to_string();
     let queues = topology.veth_queues.to_string();
+    let (sw_index, host_index) = pair_indices(&sw_ns, &host_ns)?;
     netns::ip(&[
         "-n",
         &sw_ns,
         "link",
         "add",
         &host.name,
+        "index",
+        &sw_index.to_string(),
         "numtxqueues",
         &queues,
         "numrxqueues",
@@ -745,6 +771,8 @@ fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(),
         HOST_IFNAME,
         "netns",
         &host_ns,
+        "index",
+        &host_index.to_string(),
         "address",
         &mac,
         "numtxqueues",
