@@ -12,8 +12,7 @@
 //! barriers, statistics, packet-ins and packet-outs, echo. A BARRIER_REPLY still goes
 //! out only after everything before it is in every copy. A flow-mod thus waits at most
 //! one step instead of the whole migration: a host's move is the longest (~100 ms here,
-//! ~1 s for the first host on a physical switch new to the virtual switch, most of it
-//! [`Fabric::move_host`] waiting for the new link's carrier). Migrations
+//! most of it the commands that recreate the host's link, [`Fabric::move_host`]). Migrations
 //! asked for while one runs wait their turn; a clean stop finishes the active one (and
 //! refuses those still waiting).
 //!
