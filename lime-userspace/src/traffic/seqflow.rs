@@ -118,6 +118,8 @@ pub struct RecvLog {
     pub duplicated: u64,
     /// Datagrams that arrived after one with a higher sequence number.
     pub reordered: u64,
+    /// Their sequence numbers, in arrival order.
+    pub reordered_seqs: Vec<u64>,
     /// Per sequence number: whether it arrived.
     pub seen: Vec<bool>,
     /// Distinct datagrams received per bin.
@@ -266,6 +268,7 @@ fn receiver(
                     bump(&mut rx.bins, clock.bin_of(now));
                     if max_seq.is_some_and(|m| seq < m) {
                         rx.reordered += 1;
+                        rx.reordered_seqs.push(seq);
                     }
                     max_seq = Some(max_seq.map_or(seq, |m: u64| m.max(seq)));
                 }
