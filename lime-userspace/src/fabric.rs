@@ -982,6 +982,43 @@ impl Fabric {
         Ok(())
     }
 
+    /// The version the next [`Fabric::commit_staged`] of a virtual switch publishes on
+    /// each physical switch running a copy (what the migration journal records before
+    /// a batch is published, to tell after a crash whether it was).
+    pub fn next_versions(&self, vswitch: &str) -> Result<BTreeMap<String, u32>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let copies = self.copies_of(id);
+        Ok(self
+            .datapaths
+            .iter()
+            .filter(|(sw, _)| copies.contains(*sw))
+            .map(|(sw, dp)| (sw.clone(), dp.version(id).unwrap_or(0) + 1))
+            .collect())
+    }
+
+    /// Settle a versioned update of a virtual switch that a crash of the control plane
+    /// cut short (see [`Datapath::settle_prepared`]): `publish` publishes it on every
+    /// physical switch in `on` where it is prepared and not published yet, then
+    /// reclaims what it retired and returns those rules' final counters; otherwise it
+    /// is dropped wherever it was written. Physical switches that are gone are skipped.
+    pub fn settle_prepared(
+        &mut self,
+        vswitch: &str,
+        on: &[String],
+        publish: bool,
+    ) -> Result<Retired, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        for sw in on {
+            if let Some(dp) = self.datapaths.get_mut(sw) {
+                dp.settle_prepared(id, publish).map_err(dp_err(sw))?;
+            }
+        }
+        if !publish {
+            return Ok(Retired::default());
+        }
+        self.reclaim(id)
+    }
+
     /// Set the physical switches that run a copy of a virtual switch (a restarted
     /// control plane, from its journal).
     pub fn set_copies(&mut self, vswitch: &str, copies: &[String]) -> Result<(), FabricError> {
