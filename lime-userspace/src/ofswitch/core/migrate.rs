@@ -19,15 +19,45 @@ use crate::{
     fabric::{Fabric, RulesState},
     migration::{
         Leg, Progress, Report, Step, Strategy,
-        journal::{self, Counters, Journal, Outcome, Record, Recovery, SavedTable, Snapshot},
+        journal::{
+            self, Counters, Journal, Outcome, Record, Recovery, SavedBatch, SavedTable, Snapshot,
+        },
         migrate_with,
     },
     ofswitch::{
         ports_of,
         status::{self, Live, MigrationStatus},
     },
-    vswitch::VirtualSwitch,
+    vswitch::{BatchDelta, VirtualSwitch},
 };
+
+/// The hook that journals a batch of table changes of virtual switch `vswitch` after it
+/// is staged and before it is published, while migration `migration` runs (a `batch`
+/// record, see [`crate::migration::journal`]). A journal that cannot be written is
+/// reported; the batch still goes on (as its `tables` record would).
+pub(super) fn batch_journal<'a>(
+    journal: &'a mut Option<Journal>,
+    migration: Option<u64>,
+    vswitch: &'a str,
+) -> impl FnMut(&BatchDelta<'_>) + 'a {
+    move |d| {
+        let (Some(id), Some(j)) = (migration, journal.as_mut()) else {
+            return;
+        };
+        let batch = SavedBatch::of(vswitch, d);
+        if let Err(e) = j.append(Record::Batch { id, batch }) {
+            eprintln!("lime: {e}");
+        }
+    }
+}
+
+/// A journaled batch is published on every copy (its `tables` record comes next): the
+/// `batch-published` fault-injection point.
+pub(super) fn batch_published(migration: Option<u64>) {
+    if migration.is_some() {
+        journal::fault_point("batch-published");
+    }
+}
 
 /// Everything a leg needs besides the table and the fabric.
 struct LegCtx<'a> {
@@ -83,6 +113,12 @@ impl LegCtx<'_> {
                 to: to.clone(),
                 downtime_ms,
             },
+            Step::LinkMoving { port } => Record::LinkMoving { id, port },
+            Step::LinkCarried { .. } => {
+                journal::fault_point("link-carried");
+                return Ok(());
+            }
+            Step::LinkMoved { port, took_ms } => Record::LinkMoved { id, port, took_ms },
             Step::CopyRemoved { switch, finals } => Record::CopyRemoved {
                 id,
                 switch: switch.to_owned(),
@@ -129,7 +165,12 @@ impl LegCtx<'_> {
                         vs.copies.retain(|c| c != switch);
                     }
                 }
-                Step::CloneStaged { .. } | Step::HostMoving { .. } | Step::CopyRemoved { .. } => {}
+                Step::CloneStaged { .. }
+                | Step::HostMoving { .. }
+                | Step::CopyRemoved { .. }
+                | Step::LinkMoving { .. }
+                | Step::LinkCarried { .. }
+                | Step::LinkMoved { .. } => {}
             }
         });
         match step {
@@ -651,6 +692,16 @@ impl Core {
                 })?;
             }
         }
+        // Batches of table changes journaled after the last snapshot (the last one's
+        // publish in doubt), then the tables as they are now, so a crash during the
+        // recovery does not settle them again.
+        for b in &u.batches {
+            self.settle_batch(b)?;
+        }
+        if !u.batches.is_empty() {
+            let snapshot = self.snapshot();
+            self.write(Record::Tables { id: u.id, snapshot })?;
+        }
         // A copy whose rules were unpublished before the crash could journal their
         // counters: they are still in the kernel, final; journal, fold, reclaim.
         for sw in self.fabric.copies(&name).map_err(e)? {
@@ -691,6 +742,66 @@ impl Core {
                 id: u.id,
                 switch: sw.clone(),
             })?;
+        }
+        Ok(())
+    }
+
+    /// Settle a journaled batch of table changes: if the kernel shows its version
+    /// published on any copy, the batch happened — it is published on the copies that
+    /// had only prepared it, the table becomes what the record says, and the final
+    /// counters of the rules it replaced are folded in; otherwise whatever of it
+    /// reached the kernel is dropped and the table stays as the snapshot has it.
+    fn settle_batch(&mut self, b: &SavedBatch) -> Result<(), String> {
+        let e = |e: crate::fabric::FabricError| e.to_string();
+        let Some(vi) = self.vswitches.iter().position(|v| v.name == b.vswitch) else {
+            return Ok(());
+        };
+        let vid = self.fabric.vswitch_id(&b.vswitch).map_err(e)?;
+        let published = b.versions.iter().any(|(sw, want)| {
+            self.fabric
+                .datapath(sw)
+                .and_then(|d| d.version(vid))
+                .is_some_and(|v| v >= *want)
+        });
+        let on: Vec<String> = b.versions.keys().cloned().collect();
+        let retired = self
+            .fabric
+            .settle_prepared(&b.vswitch, &on, published)
+            .map_err(e)?;
+        eprintln!(
+            "lime: {}: a batch of {} added or modified and {} removed entries was {}",
+            b.vswitch,
+            b.put.len(),
+            b.removed.len(),
+            if published {
+                "published before the crash: keeping it"
+            } else {
+                "not published before the crash: dropping it"
+            }
+        );
+        if !published {
+            return Ok(());
+        }
+        let table = &mut self.vswitches[vi].table;
+        let since = b.since_ms();
+        table.replay(
+            b.put.iter().map(|en| en.restore(since)).collect(),
+            &b.removed,
+            b.next_id,
+        );
+        for (id, old, reset) in &b.replaced {
+            let Some(en) = table.entry(*id) else { continue };
+            let base = if *reset {
+                lime_common::stats::RuleStats::default()
+            } else {
+                let fin = retired.of(&crate::fabric::Installed { ids: old.clone() });
+                lime_common::stats::RuleStats {
+                    packets: en.base.packets + fin.packets,
+                    bytes: en.base.bytes + fin.bytes,
+                    last_hit_ns: en.base.last_hit_ns.max(fin.last_hit_ns),
+                }
+            };
+            table.set_base(*id, base);
         }
         Ok(())
     }
@@ -743,6 +854,23 @@ impl Core {
         }
         for (h, place) in again {
             self.put_host(u.id, &h, &place)?;
+        }
+        // A virtual link end's move the crash cut short: finish it (the lab found every
+        // veth pair of the link still there; the newest one may already carry it).
+        if let Some(port) = u.link_moving {
+            eprintln!(
+                "lime: the move of {}'s virtual link end on port {port} to {} was cut short: finishing it",
+                u.vswitch, u.to
+            );
+            let took = self
+                .fabric
+                .move_vlink_end(&u.vswitch, port, &u.to)
+                .map_err(|e| e.to_string())?;
+            self.write(Record::LinkMoved {
+                id: u.id,
+                port,
+                took_ms: took.as_secs_f64() * 1e3,
+            })?;
         }
         Ok(())
     }
