@@ -117,6 +117,20 @@ fn visible(f: &Fabric, switch: &str, vid: u16) -> Vec<u32> {
     ids
 }
 
+/// Write and mark ready what is staged for `vid` on every copy (the first phase of a
+/// commit), publishing nothing.
+fn prepare_all(f: &mut Fabric, copies: &[String], vid: u16) {
+    for sw in copies {
+        assert!(
+            f.datapath_mut(sw)
+                .expect("dp")
+                .prepare(vid)
+                .expect("prepare"),
+            "something written on {sw}"
+        );
+    }
+}
+
 fn udp_rule(priority: u16, port: u16, out: u32) -> Rule {
     Rule::new(
         0,
@@ -151,14 +165,7 @@ fn a_batch_cut_short_inside_its_two_phase_publish_is_settled_on_every_copy() {
     let new = f
         .stage("vs1", &old, &[udp_rule(200, 7701, 3)])
         .expect("stage");
-    for sw in &copies {
-        assert!(
-            f.datapath_mut(sw)
-                .expect("dp")
-                .prepare(vid)
-                .expect("prepare")
-        );
-    }
+    prepare_all(&mut f, &copies, vid);
     f.datapath_mut("s1")
         .expect("s1")
         .publish(vid)
@@ -203,14 +210,7 @@ fn a_batch_cut_short_inside_its_two_phase_publish_is_settled_on_every_copy() {
     let newer = f
         .stage("vs1", &new, &[udp_rule(200, 7702, 3)])
         .expect("stage");
-    for sw in &copies {
-        assert!(
-            f.datapath_mut(sw)
-                .expect("dp")
-                .prepare(vid)
-                .expect("prepare")
-        );
-    }
+    prepare_all(&mut f, &copies, vid);
     for sw in &copies {
         f.reopen_datapath(sw).expect("reopen");
     }

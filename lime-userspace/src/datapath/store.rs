@@ -480,19 +480,25 @@ impl RuleStore {
         if let Some(r) = self.rules.get_mut(&rule_id) {
             r.remove_version = staged;
         }
+        self.unlive(rule.mask_id, rule.priority);
+        self.state(rule.vswitch)?.staged_removes.push(rule_id);
+        Ok(())
+    }
+
+    /// One rule of `priority` in subtable `mask_id` is not live in the newest version
+    /// any more.
+    fn unlive(&mut self, mask_id: u32, priority: u16) {
         if let Some(sub) = self
             .mask_of_id
-            .get(&rule.mask_id)
+            .get(&mask_id)
             .and_then(|k| self.subtables.get_mut(k))
-            && let Some(n) = sub.live.get_mut(&rule.priority)
+            && let Some(n) = sub.live.get_mut(&priority)
         {
             *n -= 1;
             if *n == 0 {
-                sub.live.remove(&rule.priority);
+                sub.live.remove(&priority);
             }
         }
-        self.state(rule.vswitch)?.staged_removes.push(rule_id);
-        Ok(())
     }
 
     /// Undo everything staged for a virtual switch since its last commit.
@@ -584,19 +590,8 @@ impl RuleStore {
         // The rebuild counted a rule removed at `next` as live (it still is, in the
         // published version); staged removes are not, as after `stage_remove`.
         for id in &removes {
-            let Some(r) = self.rules.get(id) else {
-                continue;
-            };
-            if let Some(sub) = self
-                .mask_of_id
-                .get(&r.mask_id)
-                .and_then(|k| self.subtables.get_mut(k))
-                && let Some(n) = sub.live.get_mut(&r.priority)
-            {
-                *n -= 1;
-                if *n == 0 {
-                    sub.live.remove(&r.priority);
-                }
+            if let Some((mask_id, priority)) = self.rules.get(id).map(|r| (r.mask_id, r.priority)) {
+                self.unlive(mask_id, priority);
             }
         }
         let found = !adds.is_empty() || !removes.is_empty();
