@@ -331,7 +331,7 @@ impl Core {
                     head,
                 } if matches!(*msg, Message::FlowMod(_)) => {
                     self.flow_mod_batch(rx, conn, xid, *msg, head);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
                 other => self.handle(other),
             }
@@ -374,7 +374,7 @@ impl Core {
                     );
                     self.conn_vsw.insert(conn, vswitch);
                     self.update_fail_mode(vswitch);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
             }
             Cmd::Disconnect { conn } => {
@@ -386,7 +386,7 @@ impl Core {
                         );
                     }
                     self.update_fail_mode(i);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
             }
             Cmd::Msg {
@@ -730,7 +730,7 @@ impl Core {
                 }
                 Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
             }
-            self.journal_tables();
+            self.journal_batch_end();
         }
     }
 

@@ -1,8 +1,9 @@
 //! The core's side of a migration: run the engine on the virtual switch's table inside
 //! the core thread, one step at a time ([`Core::migration_step`]: the core serves the
-//! controllers between steps, nothing interleaves inside one); journal every step, and
-//! the tables again after changes between steps (a `tables` record, see
-//! [`crate::migration::journal`]); stream the steps to whoever asked ([`Progress`]);
+//! controllers between steps, nothing interleaves inside one); journal every step,
+//! every batch of table changes between steps before it is published (`batch`, and
+//! `batch-done` with the counters of the entries it modified), and the tables whole
+//! before the next step after such changes (`tables`, see [`crate::migration::journal`]); stream the steps to whoever asked ([`Progress`]);
 //! keep the status view current ([`super::super::status`]); and after every step
 //! refresh where the virtual ports live, keeping their link state (a host that moved
 //! is not a port that went down: no PORT_STATUS).
@@ -20,7 +21,8 @@ use crate::{
     migration::{
         Leg, Progress, Report, Step, Strategy,
         journal::{
-            self, Counters, Journal, Outcome, Record, Recovery, SavedBatch, SavedTable, Snapshot,
+            self, Counters, Journal, JournaledBatch, Outcome, Record, Recovery, SavedBatch,
+            SavedTable, Snapshot,
         },
         migrate_with,
     },
@@ -419,6 +421,7 @@ impl Core {
     /// before the next step (packet-outs, port statistics, the link check) sees them
     /// where they are. The migration ends after its last step or a failing one.
     pub(super) fn migration_step(&mut self) {
+        self.journal_stale_tables();
         let Some(mut a) = self.active.take() else {
             return;
         };
@@ -509,13 +512,41 @@ impl Core {
         // Dropping `a.events` ends the progress stream.
     }
 
-    /// Journal the tables as they are now, if a migration is running: flow-mods
-    /// and timeouts between its steps changed them after `begin`'s snapshot (see the
-    /// journal's module docs). Written before anything after the change is answered
-    /// (a BARRIER_REPLY in particular).
-    pub(super) fn journal_tables(&mut self) {
+    /// After a batch of table changes, before anything after it is answered: if the
+    /// batches since the last `batch-done` modified entries, journal those entries'
+    /// counters (their replaced rules are reclaimed by now: `batch-done`, see the
+    /// journal's module docs). The tables themselves are journaled whole before the
+    /// next step ([`Core::journal_stale_tables`]).
+    pub(super) fn journal_batch_end(&mut self) {
         let Some(id) = self.active_id() else { return };
-        if self.journal.is_none() {
+        let Some(j) = self.journal.as_ref() else {
+            return;
+        };
+        if j.modified().is_empty() {
+            return;
+        }
+        let mut bases = Vec::new();
+        for (vs, ids) in j.modified() {
+            let Some(v) = self.vswitches.iter().find(|v| v.name == *vs) else {
+                continue;
+            };
+            bases.extend(
+                ids.iter()
+                    .filter_map(|id| v.table.entry(*id))
+                    .map(|e| (e.id, Counters::from(e.base))),
+            );
+        }
+        if let Err(e) = self.write(Record::BatchDone { id, bases }) {
+            eprintln!("lime: {e}");
+        }
+    }
+
+    /// Journal the tables whole if batches changed them since the last snapshot, before
+    /// the next step of the running migration (so the records of a step always come
+    /// after the batches before it are in a snapshot).
+    fn journal_stale_tables(&mut self) {
+        let Some(id) = self.active_id() else { return };
+        if !self.journal.as_ref().is_some_and(Journal::tables_stale) {
             return;
         }
         let snapshot = self.snapshot();
@@ -751,19 +782,40 @@ impl Core {
     /// had only prepared it, the table becomes what the record says, and the final
     /// counters of the rules it replaced are folded in; otherwise whatever of it
     /// reached the kernel is dropped and the table stays as the snapshot has it.
-    fn settle_batch(&mut self, b: &SavedBatch) -> Result<(), String> {
+    fn settle_batch(&mut self, jb: &JournaledBatch) -> Result<(), String> {
+        let b = &jb.batch;
         let e = |e: crate::fabric::FabricError| e.to_string();
         let Some(vi) = self.vswitches.iter().position(|v| v.name == b.vswitch) else {
             return Ok(());
         };
         let vid = self.fabric.vswitch_id(&b.vswitch).map_err(e)?;
-        let published = b.versions.iter().any(|(sw, want)| {
-            self.fabric
-                .datapath(sw)
-                .and_then(|d| d.version(vid))
-                .is_some_and(|v| v >= *want)
-        });
-        let on: Vec<String> = b.versions.keys().cloned().collect();
+        let version = |sw: &str| self.fabric.datapath(sw).and_then(|d| d.version(vid));
+        if let Some(bases) = &jb.done {
+            // Published everywhere, its replaced rules reclaimed: what the record says.
+            let table = &mut self.vswitches[vi].table;
+            let since = b.since_ms();
+            table.replay(
+                b.put.iter().map(|en| en.restore(since)).collect(),
+                &b.removed,
+                b.next_id,
+            );
+            for (id, c) in bases {
+                table.set_base(*id, (*c).into());
+            }
+            return Ok(());
+        }
+        let published = b
+            .versions
+            .iter()
+            .any(|(sw, want)| version(sw).is_some_and(|v| v >= *want));
+        // Only copies still one version short of it hold this batch's prepared version
+        // (a later batch's, on copies that published this one, is not this one's).
+        let on: Vec<String> = b
+            .versions
+            .iter()
+            .filter(|(sw, want)| version(sw).is_some_and(|v| v + 1 == **want))
+            .map(|(sw, _)| sw.clone())
+            .collect();
         let retired = self
             .fabric
             .settle_prepared(&b.vswitch, &on, published)
