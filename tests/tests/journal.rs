@@ -1400,10 +1400,17 @@ fn a_modify_between_steps_keeps_its_counters_across_a_crash() {
     };
     modify.command = lime_openflow::consts::FlowModCommand::ModifyStrict;
     let modify = lime_openflow::Message::FlowMod(modify);
-    let mut rounds = 0;
-    while rounds < 2000 && ctl.send(&modify).is_ok() && ctl.barrier(T).is_ok() {
+    // Each round, h4 (staying on s2) sends counted traffic, then the rule is modified:
+    // its datapath rules, and what they counted, are replaced.
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    let (mut rounds, mut extra) = (0, 0u64);
+    while rounds < 2000 {
+        send_udp(&st, "h4", ip("h3"), COUNTED_PORT, 5, 32);
+        extra += 5;
+        if ctl.send(&modify).is_err() || ctl.barrier(T).is_err() {
+            break;
+        }
         rounds += 1;
-        std::thread::sleep(Duration::from_millis(2));
     }
     let o = migrate.join().expect("migrate thread");
     assert!(!o.status.success(), "the daemon died: {}", text(&o));
@@ -1419,7 +1426,7 @@ fn a_modify_between_steps_keeps_its_counters_across_a_crash() {
     assert_resumed_to_s2(&log);
     assert_eq!(
         packets(0x7501),
-        COUNTED as u64,
+        COUNTED as u64 + extra,
         "what the modified rule counted before is kept, once ({rounds} modifies answered)\n{log}"
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -1429,9 +1436,12 @@ fn a_modify_between_steps_keeps_its_counters_across_a_crash() {
         sent - got
     );
     assert_eq!((got, dup), (sent, 0), "the stream lost nothing\n{log}");
-    let ip = |h: &str| st.host(h).expect("host").ip.addr;
     send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
-    assert_eq!(packets(0x7501), COUNTED as u64 + 10, "and counts on");
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64 + extra + 10,
+        "and counts on"
+    );
     drop(listener);
     let st = d.stop();
     assert!(st.success(), "lime run stopped cleanly ({st})");
