@@ -922,7 +922,8 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
 
 /// Flow-mods the controller sends while a migration runs are applied between its
 /// steps (and answered: a BARRIER_REPLY before the migration ends), so they change the
-/// tables after `begin`'s snapshot: the journal records the tables after them. The
+/// tables after `begin`'s snapshot: the journal records each batch before it is
+/// published, and the tables whole before the next step. The
 /// daemon crashes right before the second host moves; the restarted one must know
 /// every rule whose barrier was answered — in its table and in the kernel, on the
 /// same datapath rules (traffic hits them, counted once) — and finish the migration.
@@ -963,17 +964,20 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
         .iter()
         .position(|l| l.rec.kind() == "begin")
         .expect("begin");
-    let tables = lines[begin..]
-        .iter()
-        .filter(|l| l.rec.kind() == "tables")
-        .count();
+    let count = |kind: &str| {
+        lines[begin..]
+            .iter()
+            .filter(|l| l.rec.kind() == kind)
+            .count()
+    };
+    let (batches, tables) = (count("batch"), count("tables"));
     assert!(
-        tables >= 1,
+        batches >= 1,
         "flow-mods were applied (and journaled) during the migration: {:?}",
         lines.iter().map(|l| l.rec.kind()).collect::<Vec<_>>()
     );
     eprintln!(
-        "{} flow-mods answered before the crash, {tables} `tables` records after `begin`",
+        "{} flow-mods answered before the crash; after `begin`: {batches} `batch`, {tables} `tables` records",
         answered.len()
     );
 

@@ -762,7 +762,7 @@ static IN_BATCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// when [`FAULT_ENV`] names `point` (`<point>[:<n>]`: at its `n`th pass). Points:
 /// `batch-prepared` (a journaled batch written and marked ready on every copy, none
 /// published), `batch-half-published` (published on the first copy only),
-/// `batch-published` (on every copy, before its `tables` record), and `link-carried`
+/// `batch-published` (on every copy, before its `batch-done`), and `link-carried`
 /// (a virtual link end's new veth pair carries the link, the old one not removed yet).
 /// The `batch-*` points count only batches with a `batch` record.
 pub fn fault_point(point: &str) {

@@ -3,7 +3,8 @@
 //! controllers between steps, nothing interleaves inside one); journal every step,
 //! every batch of table changes between steps before it is published (`batch`, and
 //! `batch-done` with the counters of the entries it modified), and the tables whole
-//! before the next step after such changes (`tables`, see [`crate::migration::journal`]); stream the steps to whoever asked ([`Progress`]);
+//! before the next step after such changes (`tables`, see
+//! [`crate::migration::journal`]); stream the steps to whoever asked ([`Progress`]);
 //! keep the status view current ([`super::super::status`]); and after every step
 //! refresh where the virtual ports live, keeping their link state (a host that moved
 //! is not a port that went down: no PORT_STATUS).
@@ -36,7 +37,9 @@ use crate::{
 /// The hook that journals a batch of table changes of virtual switch `vswitch` after it
 /// is staged and before it is published, while migration `migration` runs (a `batch`
 /// record, see [`crate::migration::journal`]). A journal that cannot be written is
-/// reported; the batch still goes on (as its `tables` record would).
+/// reported and the batch still goes on (refusing the controller's flow-mods for it
+/// would be visible); a crash before its `tables` record then leaves it unknown to
+/// recovery, as before this record existed.
 pub(super) fn batch_journal<'a>(
     journal: &'a mut Option<Journal>,
     migration: Option<u64>,
@@ -53,8 +56,8 @@ pub(super) fn batch_journal<'a>(
     }
 }
 
-/// A journaled batch is published on every copy (its `tables` record comes next): the
-/// `batch-published` fault-injection point.
+/// A journaled batch is published on every copy (its `batch-done`, if any, comes
+/// next): the `batch-published` fault-injection point.
 pub(super) fn batch_published(migration: Option<u64>) {
     if migration.is_some() {
         journal::fault_point("batch-published");
