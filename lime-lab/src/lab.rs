@@ -847,3 +847,51 @@ fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(),
     netns::ip(&["-n", &host_ns, "link", "set", HOST_IFNAME, "up"])?;
     netns::ip(&["-n", &sw_ns, "link", "set", &host.name, "up"]).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_link_pairs_are_found_by_their_interface_names() {
+        // Saved: generations 0 and 1 of link 0. In the kernel: generation 0, a newer
+        // pair (2) made after the state was saved, generation 1 with an end gone, and
+        // interfaces of other links or none.
+        let mut state = crate::state::tests::sample();
+        let end = |vswitch: &str, switch: &str| crate::topology::VLinkEnd {
+            vswitch: vswitch.to_owned(),
+            port: 5,
+            switch: switch.to_owned(),
+        };
+        state.topology.vlinks = vec![crate::topology::VLinkSpec {
+            a: end("vs1", "s1"),
+            b: end("vs2", "s2"),
+        }];
+        let names = vec![
+            (
+                "s1".to_owned(),
+                vec!["vl1a".to_owned(), "vl1a-2".to_owned(), "vl11a".to_owned()],
+            ),
+            (
+                "s2".to_owned(),
+                vec![
+                    "vl1b".to_owned(),
+                    "vl1b-1".to_owned(),
+                    "vl1b-2".to_owned(),
+                    "vl1bx".to_owned(),
+                    "u-s1".to_owned(),
+                ],
+            ),
+        ];
+        let pair = |generation, a: &str, b: &str| VLinkPair {
+            link: 0,
+            generation,
+            a_switch: a.to_owned(),
+            b_switch: b.to_owned(),
+        };
+        assert_eq!(
+            found_vlink_pairs(&state, &names),
+            [pair(0, "s1", "s2"), pair(2, "s1", "s2")]
+        );
+    }
+}
