@@ -357,7 +357,18 @@ impl VirtualSwitch {
 
     /// Apply a flow-mod as its own version. On error nothing changed.
     pub fn apply(&mut self, fabric: &mut Fabric, fm: &FlowMod) -> Result<Outcome, FlowModError> {
-        let mut results = self.apply_batch(fabric, std::slice::from_ref(fm))?;
+        self.apply_with(fabric, fm, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::apply`], telling `staged` the change before it is published (as
+    /// [`VirtualSwitch::apply_batch_with`] does).
+    pub fn apply_with(
+        &mut self,
+        fabric: &mut Fabric,
+        fm: &FlowMod,
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<Outcome, FlowModError> {
+        let mut results = self.apply_batch_with(fabric, std::slice::from_ref(fm), staged)?;
         results.pop().unwrap_or_else(|| Ok(Outcome::default()))
     }
 

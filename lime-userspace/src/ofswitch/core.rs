@@ -970,9 +970,7 @@ impl Core {
                 rule.cookie = STANDALONE_COOKIE;
                 let added = v
                     .table
-                    .apply_batch_with(&mut self.fabric, &[FlowMod::add(rule)], &mut journal)
-                    .map_err(vswitch::FlowModError::from)
-                    .and_then(|mut r| r.pop().unwrap_or_else(|| Ok(vswitch::Outcome::default())));
+                    .apply_with(&mut self.fabric, &FlowMod::add(rule), &mut journal);
                 let miss_entry = match added {
                     Ok(o) => o.added.first().copied(),
                     Err(e) => {
