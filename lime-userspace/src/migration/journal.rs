@@ -344,6 +344,16 @@ impl SavedBatch {
         wall_ms().saturating_sub(self.wall_ms)
     }
 
+    /// Make `table` what this batch made of it (entries put, removed, the next id).
+    pub fn replay_into(&self, table: &mut VirtualSwitch) {
+        let since = self.since_ms();
+        table.replay(
+            self.put.iter().map(|e| e.restore(since)).collect(),
+            &self.removed,
+            self.next_id,
+        );
+    }
+
     /// The batch `d` of virtual switch `vswitch`, staged now.
     #[must_use]
     pub fn of(vswitch: &str, d: &crate::vswitch::BatchDelta<'_>) -> Self {

@@ -796,12 +796,7 @@ impl Core {
         if let Some(bases) = &jb.done {
             // Published everywhere, its replaced rules reclaimed: what the record says.
             let table = &mut self.vswitches[vi].table;
-            let since = b.since_ms();
-            table.replay(
-                b.put.iter().map(|en| en.restore(since)).collect(),
-                &b.removed,
-                b.next_id,
-            );
+            b.replay_into(table);
             for (id, c) in bases {
                 table.set_base(*id, (*c).into());
             }
@@ -838,12 +833,7 @@ impl Core {
             return Ok(());
         }
         let table = &mut self.vswitches[vi].table;
-        let since = b.since_ms();
-        table.replay(
-            b.put.iter().map(|en| en.restore(since)).collect(),
-            &b.removed,
-            b.next_id,
-        );
+        b.replay_into(table);
         for (id, old, reset) in &b.replaced {
             let Some(en) = table.entry(*id) else { continue };
             let base = if *reset {
