@@ -357,7 +357,7 @@ impl Core {
                     head,
                 } if matches!(*msg, Message::FlowMod(_)) => {
                     self.flow_mod_batch(rx, conn, xid, *msg, head);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
                 other => self.handle(other),
             }
@@ -400,7 +400,7 @@ impl Core {
                     );
                     self.conn_vsw.insert(conn, vswitch);
                     self.update_fail_mode(vswitch);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
             }
             Cmd::Disconnect { conn } => {
@@ -412,7 +412,7 @@ impl Core {
                         );
                     }
                     self.update_fail_mode(i);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
             }
             Cmd::Msg {
@@ -615,9 +615,18 @@ impl Core {
         if fms.is_empty() {
             return;
         }
+        let migration = self.active_id();
         let v = &mut self.vswitches[vi];
-        let results = match v.table.apply_batch(&mut self.fabric, &fms) {
-            Ok(r) => r,
+        let applied = v.table.apply_batch_with(
+            &mut self.fabric,
+            &fms,
+            &mut migrate::batch_journal(&mut self.journal, migration, &v.name),
+        );
+        let results = match applied {
+            Ok(r) => {
+                migrate::batch_published(migration);
+                r
+            }
             Err(e) => {
                 eprintln!("lime: {}: publishing flow-mods failed: {e}", v.name);
                 let err = OfError::Datapath(e.to_string());
@@ -741,9 +750,16 @@ impl Core {
                 continue;
             }
             let ids: Vec<u64> = expired.iter().map(|(id, _)| *id).collect();
+            let migration = self.active_id();
             let v = &mut self.vswitches[vi];
-            match v.table.remove(&mut self.fabric, &ids) {
+            let removed = v.table.remove_with(
+                &mut self.fabric,
+                &ids,
+                &mut migrate::batch_journal(&mut self.journal, migration, &v.name),
+            );
+            match removed {
                 Ok(removed) => {
+                    migrate::batch_published(migration);
                     for (e, st) in removed {
                         let reason = expired
                             .iter()
@@ -754,7 +770,7 @@ impl Core {
                 }
                 Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
             }
-            self.journal_tables();
+            self.journal_batch_end();
         }
     }
 
@@ -979,7 +995,9 @@ impl Core {
 
     /// Enter or leave fail-standalone as controllers come and go.
     fn update_fail_mode(&mut self, vi: usize) {
+        let migration = self.active_id();
         let v = &mut self.vswitches[vi];
+        let mut journal = migrate::batch_journal(&mut self.journal, migration, &v.name);
         let want = v.fail_mode == FailMode::Standalone && v.conns.is_empty();
         match (want, v.standalone.is_some()) {
             (true, false) => {
@@ -990,7 +1008,10 @@ impl Core {
                     Instructions::apply(vec![Action::output(port_no::CONTROLLER)]),
                 );
                 rule.cookie = STANDALONE_COOKIE;
-                let miss_entry = match v.table.apply(&mut self.fabric, &FlowMod::add(rule)) {
+                let added = v
+                    .table
+                    .apply_with(&mut self.fabric, &FlowMod::add(rule), &mut journal);
+                let miss_entry = match added {
                     Ok(o) => o.added.first().copied(),
                     Err(e) => {
                         eprintln!("lime: {}: fail-standalone: {e}", v.name);
@@ -1004,7 +1025,7 @@ impl Core {
             }
             (false, true) => {
                 if let Some(id) = v.standalone.take().and_then(|s| s.miss_entry)
-                    && let Err(e) = v.table.remove(&mut self.fabric, &[id])
+                    && let Err(e) = v.table.remove_with(&mut self.fabric, &[id], &mut journal)
                 {
                     eprintln!("lime: {}: leaving fail-standalone: {e}", v.name);
                 }
