@@ -2,9 +2,8 @@
 //! binary against a real `lime run` daemon (lab `tjrnl`, pins under
 //! `/sys/fs/bpf/lime-test/`), with a scripted OpenFlow controller installing the rules.
 //!
-//! The binary is `target/<profile>/lime`, found next to this test's own directory
-//! (`cargo build` — and so `cargo xtask test` — builds it; `LIME_BIN` overrides), since
-//! `CARGO_BIN_EXE_lime` only exists for tests of the package that has the binary.
+//! The binary and the daemon come from [`lime_tests::daemon`] (`cargo build` — and so
+//! `cargo xtask test` — builds `target/<profile>/lime`; `LIME_BIN` overrides).
 //!
 //! The crash tests make the daemon exit at once (as `kill -9` would, nothing cleaned
 //! up) right after a chosen journal record, with the journal's fault-injection variable,
@@ -14,27 +13,25 @@
 //! restart.
 use std::{
     collections::HashSet,
-    io::Read as _,
     net::{Ipv4Addr, TcpListener, UdpSocket},
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Output, Stdio},
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use lime_tests::{
-    deep_receive_buffer, fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, ping, require_root,
-    send_udp,
+    daemon::{Cleanup, Daemon, lime, text},
+    deep_receive_buffer, kernel_lock, of_add, of_l2, of_udp, ping, require_root, send_udp,
 };
 use lime_userspace::{migration::journal, ofswitch::client::ScriptedController};
 use serde_json::Value;
 
 /// The lab of the journal tests (`tjrnl`); the crash-window tests use their own
-/// (`jw…`), set by [`Cleanup::for_lab`] (tests run one at a time: `kernel_lock`).
+/// (`jw…`), set by [`cleanup_for`] (tests run one at a time: `kernel_lock`).
 static LAB: std::sync::Mutex<&'static str> = std::sync::Mutex::new("tjrnl");
 
 fn lab() -> &'static str {
@@ -46,26 +43,6 @@ const T: Duration = Duration::from_secs(15);
 const STREAM_PORT: u16 = 7500;
 /// Counted on s1's copy before the migration (h1 → h3).
 const COUNTED_PORT: u16 = 7501;
-
-fn lime_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("LIME_BIN") {
-        return p.into();
-    }
-    // target/<profile>/deps/journal-<hash> → target/<profile>/lime
-    let exe = std::env::current_exe().expect("the test's path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("lime");
-    assert!(
-        bin.exists(),
-        "the `lime` binary is not built: run `cargo build -p lime-userspace --bin lime` \
-         (looked for {})",
-        bin.display()
-    );
-    bin
-}
 
 fn topology(controller: u16) -> String {
     let lab = lab();
@@ -105,146 +82,16 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 2, host = "h2" }}, {{ port = 3,
     )
 }
 
-/// Removes the lab, its pins and its state whatever happens.
-struct Cleanup {
-    dir: PathBuf,
-    pin_root: PathBuf,
+/// The lab's cleanup guard (see [`lime_tests::daemon::Cleanup`]) for lab `tjrnl`.
+fn cleanup() -> Cleanup {
+    cleanup_for("tjrnl")
 }
 
-impl Cleanup {
-    fn new() -> Self {
-        Self::for_lab("tjrnl")
-    }
-
-    fn for_lab(name: &'static str) -> Self {
-        *LAB.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = name;
-        let dir = std::env::temp_dir().join(format!("lime-{}-{}", lab(), std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let c = Self {
-            dir,
-            pin_root: fabric_pin_root(),
-        };
-        c.wipe();
-        c
-    }
-
-    fn wipe(&self) {
-        let _ = lime_lab::Lab::down_by_name(lab());
-        let _ = std::fs::remove_dir_all(self.pin_root.join(lab()));
-        let _ = std::fs::remove_file(journal::path_for(lab()));
-        let _ = std::fs::remove_dir(lime_lab::LabState::default_dir(lab()));
-        let _ = std::fs::remove_file(lime_userspace::ofswitch::control::socket_path(lab()));
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        self.wipe();
-        let _ = std::fs::remove_dir(&self.pin_root);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A `lime run` child process.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-fn lime(args: &[&str]) -> Output {
-    Command::new(lime_bin())
-        .args(args)
-        .output()
-        .expect("running lime")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-impl Daemon {
-    /// Start `lime run` on `topo` and wait until its control socket answers and any
-    /// migration it resumes is over.
-    fn start(c: &Cleanup, topo: &Path, fault: Option<&str>, n: u32) -> Self {
-        let log = c.dir.join(format!("daemon-{n}.log"));
-        let out = std::fs::File::create(&log).expect("log");
-        let mut cmd = Command::new(lime_bin());
-        cmd.args(["run", "--echo-interval", "1", "--topology"])
-            .arg(topo)
-            .arg("--pin-root")
-            .arg(&c.pin_root)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .env_remove(journal::FAULT_ENV);
-        if let Some(f) = fault {
-            cmd.env(journal::FAULT_ENV, f);
-        }
-        let child = cmd.spawn().expect("spawning lime run");
-        let mut d = Self { child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = d.child.try_wait().expect("wait") {
-                panic!("lime run exited early ({st}):\n{}", d.log());
-            }
-            let o = lime(&["status", "--lab", lab(), "--json"]);
-            if o.status.success() {
-                let v: Value = serde_json::from_slice(&o.stdout).expect("status JSON");
-                if v.get("migration").is_none_or(Value::is_null) {
-                    return d;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lime run not ready:\n{}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    /// SIGTERM, and wait for the clean teardown.
-    fn stop(mut self) -> ExitStatus {
-        let pid = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill has no memory preconditions; pid is our own child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let st = self.wait(Duration::from_secs(30));
-        st.unwrap_or_else(|| panic!("lime run did not stop:\n{}", self.log()))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// The same for lab `name`, which the helpers below then use.
+fn cleanup_for(name: &'static str) -> Cleanup {
+    *LAB.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = name;
+    Cleanup::new(name)
 }
 
 fn lab_state() -> lime_lab::LabState {
@@ -265,9 +112,7 @@ fn install_rules(c: &mut ScriptedController, st: &lime_lab::LabState) {
 }
 
 fn status() -> Value {
-    let o = lime(&["status", "--lab", lab(), "--json"]);
-    assert!(o.status.success(), "lime status: {}", text(&o));
-    serde_json::from_slice(&o.stdout).expect("status JSON")
+    lime_tests::daemon::status(lab())
 }
 
 /// (copies of vs1, each port's host → physical switch).
@@ -426,7 +271,7 @@ fn status_and_migrate_with_progress_through_the_cli() {
         return;
     }
     let _g = kernel_lock();
-    let c = Cleanup::new();
+    let c = cleanup();
     let (d, _listener, _ctl, _topo) = start_lab(&c, None, 200);
 
     let st = status();
@@ -594,7 +439,7 @@ fn assert_resumed_to_s2(log: &str) {
 /// from s1 to s2 (h1 and h2 move; h3 and h4 stay put on s2 and stream to each other),
 /// start it again, and check what it resumed.
 fn crash_and_resume(point: &str, strategy: &str) {
-    let c = Cleanup::new();
+    let c = cleanup();
     const COUNTED: usize = 500;
     let (mut d, listener, _ctl, topo) = start_lab(&c, Some(point), COUNTED);
     let st = lab_state();
@@ -736,7 +581,7 @@ fn a_crash_mid_move_strategy_is_resumed_on_restart() {
 /// migration that clones (s1's copy was retired by the first one) — and check the
 /// restarted daemon finished it with the table whole and counters kept.
 fn crash_during_a_clone_and_resume(point: &str) {
-    let c = Cleanup::new();
+    let c = cleanup();
     let (mut d, _listener, _ctl, topo) = start_lab(&c, Some(point), 500);
     let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]);
     assert!(
@@ -830,7 +675,7 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
         return;
     }
     let _g = kernel_lock();
-    let c = Cleanup::new();
+    let c = cleanup();
     let (l1, p1) = ScriptedController::listen().expect("listen");
     let (l2, p2) = ScriptedController::listen().expect("listen");
     let topo = c.dir.join("lab.toml");
@@ -933,7 +778,7 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
         return;
     }
     let _g = kernel_lock();
-    let c = Cleanup::new();
+    let c = cleanup();
     const COUNTED: usize = 300;
     let (mut d, listener, mut ctl, topo) = start_lab(&c, Some("host-moving:2"), COUNTED);
     let st = lab_state();
@@ -1054,7 +899,7 @@ fn port_of(cookie: u64) -> u16 {
 /// whole (`kept`, its version was published somewhere) or not at all — and in the
 /// kernel exactly that (no rule of the batch hidden there, or missing from a copy).
 fn crash_in_a_batch(lab: &'static str, point: &str, kept: bool) {
-    let c = Cleanup::for_lab(lab);
+    let c = cleanup_for(lab);
     const COUNTED: usize = 300;
     let (mut d, listener, mut ctl, topo) = start_lab(&c, Some(point), COUNTED);
     let st = lab_state();
@@ -1249,7 +1094,7 @@ fn vlink_ifaces(sw: &str) -> Vec<String> {
 /// staying put on s2. The restarted daemon must finish the move (one veth pair left,
 /// both ends on s2) and the migration, and the stream lose nothing.
 fn crash_in_a_link_move(lab: &'static str, point: &str) {
-    let _c = Cleanup::for_lab(lab);
+    let _c = cleanup_for(lab);
     let c = &_c;
     let (l1, p1) = ScriptedController::listen().expect("listen");
     let (l2, p2) = ScriptedController::listen().expect("listen");
@@ -1391,7 +1236,7 @@ fn a_modify_between_steps_keeps_its_counters_across_a_crash() {
         return;
     }
     let _g = kernel_lock();
-    let c = Cleanup::for_lab("jwmod");
+    let c = cleanup_for("jwmod");
     const COUNTED: usize = 300;
     let (mut d, listener, mut ctl, topo) = start_lab(&c, Some("batch-done:1"), COUNTED);
     let st = lab_state();
