@@ -33,6 +33,10 @@
 //! [[vlink]]                        # a virtual link: virtual port 5 of vs1 <-> port 5 of vs2
 //! a = { vswitch = "vs1", port = 5, switch = "s1" }   # switch: optional, see below
 //! b = { vswitch = "vs2", port = 5 }
+//!
+//! [[ensemble]]                     # optional: virtual switches that migrate together
+//! name = "web"                     # `lime migrate web --to s3`
+//! vswitches = ["vs1", "vs2"]       # one tenant's, in the order they migrate
 //! ```
 //!
 //! A virtual link joins a virtual port of one virtual switch to a virtual port of
@@ -101,6 +105,10 @@ pub struct Topology {
     /// [`crate::Lab::add_vlink_pair`]).
     #[serde(rename = "vlink", default, skip_serializing_if = "Vec::is_empty")]
     pub vlinks: Vec<VLinkSpec>,
+    /// Named ensembles: sets of virtual switches that migrate together
+    /// (`lime migrate <ensemble>`).
+    #[serde(rename = "ensemble", default, skip_serializing_if = "Vec::is_empty")]
+    pub ensembles: Vec<EnsembleSpec>,
     /// Receive and transmit queues of every veth the lab makes (default 1). Frames that
     /// XDP redirects into a veth land in the peer's queue of the CPU that redirected
     /// them: with one queue every flow stays in order (one ring), but senders on several
@@ -292,6 +300,17 @@ impl VLinkSpec {
     }
 }
 
+/// A named ensemble: some of one tenant's virtual switches (typically joined by
+/// virtual links) that migrate together, with their hosts and link ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleSpec {
+    /// Name, unique among ensembles and virtual switches.
+    pub name: String,
+    /// Its virtual switches, in the order they migrate.
+    pub vswitches: Vec<String>,
+}
+
 /// Which end of a virtual link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -337,6 +356,8 @@ struct RawTopology {
     vswitch: Vec<RawVSwitch>,
     #[serde(default)]
     vlink: Vec<RawVLink>,
+    #[serde(default)]
+    ensemble: Vec<EnsembleSpec>,
 }
 
 #[derive(Deserialize)]
@@ -476,6 +497,7 @@ impl RawTopology {
             links: self.link,
             vswitches,
             vlinks,
+            ensembles: self.ensemble,
             veth_queues: self.veth_queues,
         })
     }
@@ -535,6 +557,7 @@ impl Topology {
                     .collect(),
             }],
             vlinks: Vec::new(),
+            ensembles: Vec::new(),
             veth_queues: 1,
         }
     }
@@ -604,6 +627,22 @@ impl Topology {
     #[must_use]
     pub fn vswitch(&self, name: &str) -> Option<&VSwitchSpec> {
         self.vswitches.iter().find(|v| v.name == name)
+    }
+
+    /// The ensemble named `name`.
+    #[must_use]
+    pub fn ensemble(&self, name: &str) -> Option<&EnsembleSpec> {
+        self.ensembles.iter().find(|e| e.name == name)
+    }
+
+    /// What `lime migrate <name>` moves: an ensemble's virtual switches, in order, or
+    /// the one virtual switch called `name`; `None` if it is neither.
+    #[must_use]
+    pub fn migration_unit(&self, name: &str) -> Option<Vec<String>> {
+        if let Some(e) = self.ensemble(name) {
+            return Some(e.vswitches.clone());
+        }
+        self.vswitch(name).map(|v| vec![v.name.clone()])
     }
 
     /// True if `name` is a switch or a host (a node with a namespace).

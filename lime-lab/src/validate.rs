@@ -20,6 +20,10 @@
 //! `OFPP_MAX`, §7.2.1), unique per virtual switch, bound to known hosts; a host is bound to
 //! at most one virtual port overall; controllers parse as [`crate::Controller`].
 //!
+//! Ensembles: names as virtual switches', unique among ensembles and not the name of a
+//! virtual switch (`lime migrate <name>` takes either); at least one member; members
+//! are known virtual switches of one tenant, each listed once.
+//!
 //! Virtual links: at most [`MAX_VLINKS`]; each end on a known virtual switch, a port
 //! number 1..=`OFPP_MAX` not bound to a host nor used by another link end, placed on a
 //! known physical switch; the two ends on different virtual switches. Host names
@@ -112,7 +116,56 @@ impl Topology {
         self.check_nodes()?;
         self.check_links()?;
         self.check_vswitches()?;
-        self.check_vlinks()
+        self.check_vlinks()?;
+        self.check_ensembles()
+    }
+
+    fn check_ensembles(&self) -> Result<(), TopologyError> {
+        let mut names = HashMap::new();
+        for e in &self.ensembles {
+            let name = e.name.as_str();
+            check_name(NameKind::Ensemble, name)?;
+            first_seen(&mut names, name, name, |_| TopologyError::DuplicateName {
+                kind: NameKind::Ensemble,
+                name: name.to_owned(),
+            })?;
+            if self.vswitch(name).is_some() {
+                return Err(TopologyError::EnsembleNameTaken {
+                    name: name.to_owned(),
+                });
+            }
+            let Some(first) = e.vswitches.first() else {
+                return Err(TopologyError::EmptyEnsemble {
+                    ensemble: name.to_owned(),
+                });
+            };
+            let mut members = HashSet::new();
+            for m in &e.vswitches {
+                let Some(vs) = self.vswitch(m) else {
+                    return Err(TopologyError::EnsembleUnknownVSwitch {
+                        ensemble: name.to_owned(),
+                        vswitch: m.clone(),
+                    });
+                };
+                if !members.insert(m.as_str()) {
+                    return Err(TopologyError::EnsembleDuplicateMember {
+                        ensemble: name.to_owned(),
+                        vswitch: m.clone(),
+                    });
+                }
+                let lead = self.vswitch(first).expect("checked first");
+                if vs.tenant != lead.tenant {
+                    return Err(TopologyError::EnsembleTenants {
+                        ensemble: name.to_owned(),
+                        first: first.clone(),
+                        first_tenant: lead.tenant.clone(),
+                        second: m.clone(),
+                        second_tenant: vs.tenant.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_vlinks(&self) -> Result<(), TopologyError> {
@@ -885,6 +938,83 @@ mod tests {
     }
 
     #[test]
+    fn ensembles() {
+        let base = with(
+            "[[host]]\nname=\"h1\"\nswitch=\"s1\"\n[[host]]\nname=\"h2\"\nswitch=\"s2\"\n\
+             [[vswitch]]\nname=\"v\"\ntenant=\"t\"\nports=[{port=1, host=\"h1\"}]\n\
+             [[vswitch]]\nname=\"w\"\ntenant=\"t\"\nports=[{port=1, host=\"h2\"}]\n\
+             [[vswitch]]\nname=\"other\"\ntenant=\"u\"\n",
+        );
+        let ens = |name: &str, members: &str| {
+            format!("{base}[[ensemble]]\nname = \"{name}\"\nvswitches = [{members}]\n")
+        };
+        let t = Topology::from_toml_str(&ens("web", "\"w\", \"v\"")).expect("valid");
+        assert_eq!(
+            t.migration_unit("web"),
+            Some(vec!["w".to_owned(), "v".to_owned()])
+        );
+        assert_eq!(t.migration_unit("v"), Some(vec!["v".to_owned()]));
+        assert_eq!(t.migration_unit("nope"), None);
+        let back = Topology::from_toml_str(&t.to_toml_string().expect("toml")).expect("again");
+        assert_eq!(back.ensembles, t.ensembles, "round trip");
+        let e = err(&ens("v", "\"w\""));
+        assert!(
+            matches!(e, TopologyError::EnsembleNameTaken { ref name } if name == "v"),
+            "{e}"
+        );
+        let e = err(&ens("web", ""));
+        assert!(matches!(e, TopologyError::EmptyEnsemble { .. }), "{e}");
+        let e = err(&ens("web", "\"v\", \"x\""));
+        assert!(
+            matches!(e, TopologyError::EnsembleUnknownVSwitch { ref vswitch, .. } if vswitch == "x"),
+            "{e}"
+        );
+        let e = err(&ens("web", "\"v\", \"w\", \"v\""));
+        assert!(
+            matches!(e, TopologyError::EnsembleDuplicateMember { ref vswitch, .. } if vswitch == "v"),
+            "{e}"
+        );
+        let e = err(&ens("web", "\"v\", \"other\""));
+        assert!(
+            matches!(e, TopologyError::EnsembleTenants { ref second_tenant, .. } if second_tenant == "u"),
+            "{e}"
+        );
+        let e = err(&ens("-bad", "\"v\""));
+        assert!(
+            matches!(
+                e,
+                TopologyError::InvalidName {
+                    kind: NameKind::Ensemble,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let twice = format!(
+            "{}[[ensemble]]\nname = \"web\"\nvswitches = [\"w\"]\n",
+            ens("web", "\"v\"")
+        );
+        let e = err(&twice);
+        assert!(
+            matches!(
+                e,
+                TopologyError::DuplicateName {
+                    kind: NameKind::Ensemble,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}[[ensemble]]\nname = \"x\"\nmembers = [\"v\"]\n"
+        ));
+        assert!(
+            matches!(e, TopologyError::Parse { .. }),
+            "unknown field: {e}"
+        );
+    }
+
+    #[test]
     fn built_in_code_is_validated_too() {
         let t = Topology {
             name: "t".into(),
@@ -906,6 +1036,7 @@ mod tests {
                 }],
             }],
             vlinks: Vec::new(),
+            ensembles: Vec::new(),
             veth_queues: 1,
         };
         assert!(matches!(t.validate(), Err(TopologyError::SelfLink { .. })));

@@ -90,6 +90,7 @@ impl TestLab {
                     .collect(),
             }],
             vlinks: Vec::new(),
+            ensembles: Vec::new(),
             veth_queues: 1,
         }
     }

@@ -179,6 +179,18 @@ impl VirtualSwitch {
         self.entries.values()
     }
 
+    /// How many entries there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// An entry.
     #[must_use]
     pub fn entry(&self, id: u64) -> Option<&FlowEntry> {
@@ -357,7 +369,18 @@ impl VirtualSwitch {
 
     /// Apply a flow-mod as its own version. On error nothing changed.
     pub fn apply(&mut self, fabric: &mut Fabric, fm: &FlowMod) -> Result<Outcome, FlowModError> {
-        let mut results = self.apply_batch(fabric, std::slice::from_ref(fm))?;
+        self.apply_with(fabric, fm, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::apply`], telling `staged` the change before it is published (as
+    /// [`VirtualSwitch::apply_batch_with`] does).
+    pub fn apply_with(
+        &mut self,
+        fabric: &mut Fabric,
+        fm: &FlowMod,
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<Outcome, FlowModError> {
+        let mut results = self.apply_batch_with(fabric, std::slice::from_ref(fm), staged)?;
         results.pop().unwrap_or_else(|| Ok(Outcome::default()))
     }
 
@@ -378,21 +401,35 @@ impl VirtualSwitch {
         fabric: &mut Fabric,
         fms: &[FlowMod],
     ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
+        self.apply_batch_with(fabric, fms, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::apply_batch`], telling `staged` what each version it publishes
+    /// makes of the table ([`BatchDelta`]) once everything is staged and before anything
+    /// reaches the kernel (the migration journal records it there).
+    pub fn apply_batch_with(
+        &mut self,
+        fabric: &mut Fabric,
+        fms: &[FlowMod],
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
         let mut batch = Batch::default();
         let mut results: Vec<Result<Outcome, FlowModError>> = Vec::with_capacity(fms.len());
         for (i, fm) in fms.iter().enumerate() {
-            let mut staged = self.stage(fabric, fm, i, &mut batch);
-            if matches!(&staged, Err(e) if table_full(e)) && !batch.records.is_empty() {
+            let mut st = self.stage(fabric, fm, i, &mut batch);
+            if matches!(&st, Err(e) if table_full(e)) && !batch.records.is_empty() {
+                staged(&self.delta(fabric, &batch));
                 let retired = fabric.commit_staged(&self.name)?;
                 self.finish(std::mem::take(&mut batch), &retired, &mut results);
                 fabric.reclaim_due()?;
-                staged = self.stage(fabric, fm, i, &mut batch);
+                st = self.stage(fabric, fm, i, &mut batch);
             }
-            results.push(staged.map(|()| Outcome::default()));
+            results.push(st.map(|()| Outcome::default()));
         }
         if batch.records.is_empty() {
             return Ok(results);
         }
+        staged(&self.delta(fabric, &batch));
         let retired = fabric.commit_staged(&self.name)?;
         self.finish(batch, &retired, &mut results);
         Ok(results)
@@ -405,6 +442,17 @@ impl VirtualSwitch {
         fabric: &mut Fabric,
         ids: &[u64],
     ) -> Result<Vec<(FlowEntry, RuleStats)>, FabricError> {
+        self.remove_with(fabric, ids, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::remove`], telling `staged` the change before it is published (as
+    /// [`VirtualSwitch::apply_batch_with`] does).
+    pub fn remove_with(
+        &mut self,
+        fabric: &mut Fabric,
+        ids: &[u64],
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<Vec<(FlowEntry, RuleStats)>, FabricError> {
         let mut batch = Batch::default();
         let ids: Vec<u64> = ids
             .iter()
@@ -415,6 +463,7 @@ impl VirtualSwitch {
             return Ok(Vec::new());
         }
         self.stage_delete(fabric, &ids, 0, &mut batch)?;
+        staged(&self.delta(fabric, &batch));
         let retired = fabric.commit_staged(&self.name)?;
         let mut results = vec![Ok(Outcome::default())];
         self.finish(batch, &retired, &mut results);
@@ -423,6 +472,68 @@ impl VirtualSwitch {
             .and_then(Result::ok)
             .map(|o| o.removed)
             .unwrap_or_default())
+    }
+
+    /// What the staged `batch` makes of the table (see [`BatchDelta`]).
+    fn delta<'a>(&'a self, fabric: &Fabric, batch: &'a Batch) -> BatchDelta<'a> {
+        let mut d = BatchDelta {
+            put: Vec::new(),
+            removed: Vec::new(),
+            replaced: Vec::new(),
+            next_id: self.next_id,
+            versions: fabric.next_versions(&self.name).unwrap_or_default(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for rec in &batch.records {
+            match rec {
+                Record::Added { id, .. } | Record::Modified { id, .. } => {
+                    if let Some(e) = self.entries.get(id)
+                        && seen.insert(*id)
+                    {
+                        d.put.push(e);
+                    }
+                    if let Record::Modified { old, reset, .. } = rec
+                        && self.entries.contains_key(id)
+                    {
+                        d.replaced.push((*id, old, *reset));
+                    }
+                }
+                Record::Removed { id, .. } => d.removed.push(*id),
+            }
+        }
+        d
+    }
+
+    /// Put entries back as a journaled batch left them (a restarted control plane
+    /// settling a batch the kernel shows published): `put` replaces or adds entries,
+    /// `removed` goes, and `next_id` continues.
+    pub fn replay(&mut self, put: Vec<FlowEntry>, removed: &[u64], next_id: u64) {
+        for id in removed {
+            if let Some(e) = self.entries.remove(id)
+                && self.exact.get(&exact_key(&e)) == Some(id)
+            {
+                self.exact.remove(&exact_key(&e));
+            }
+        }
+        for e in put {
+            if let Some(old) = self.entries.remove(&e.id)
+                && self.exact.get(&exact_key(&old)) == Some(&e.id)
+            {
+                self.exact.remove(&exact_key(&old));
+            }
+            self.exact.insert(exact_key(&e), e.id);
+            self.next_id = self.next_id.max(e.id + 1);
+            self.entries.insert(e.id, e);
+        }
+        self.next_id = self.next_id.max(next_id);
+    }
+
+    /// Set an entry's counters of datapath rules it no longer uses (a restarted control
+    /// plane folding in what a journaled batch's replaced rules counted).
+    pub fn set_base(&mut self, id: u64, base: RuleStats) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.base = base;
+        }
     }
 
     /// Stage one flow-mod of a batch: validate, pick the entries it changes, stage the
@@ -669,6 +780,24 @@ impl VirtualSwitch {
 fn table_full(e: &FlowModError) -> bool {
     matches!(e, FlowModError::Fabric(FabricError::Datapath { source, .. })
         if matches!(**source, crate::datapath::DatapathError::TableFull { .. }))
+}
+
+/// What a batch of flow-mods makes of a virtual switch's table, told before its version
+/// is published ([`VirtualSwitch::apply_batch_with`]).
+#[derive(Debug)]
+pub struct BatchDelta<'a> {
+    /// Entries added or modified, as they will be (their staged datapath rule ids on
+    /// every copy; a modified entry's counters not yet folded, see `replaced`).
+    pub put: Vec<&'a FlowEntry>,
+    /// Entries removed (deleted, or replaced by an identical add).
+    pub removed: Vec<u64>,
+    /// Modified entries: the datapath rules they leave (whose final counters fold into
+    /// the entry once reclaimed) and whether the modify resets the counters.
+    pub replaced: Vec<(u64, &'a Installed, bool)>,
+    /// The next entry id after the batch.
+    pub next_id: u64,
+    /// The version it publishes on each physical switch running a copy.
+    pub versions: BTreeMap<String, u32>,
 }
 
 /// What the flow-mods of one batch staged, to complete once the version is published.

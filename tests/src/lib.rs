@@ -312,6 +312,7 @@ pub fn fabric_pin_root() -> PathBuf {
 
 pub use lime_userspace::fabric::l2_rules;
 
+pub mod daemon;
 pub mod transparency;
 
 /// Everything the datapaths counted, for failure messages.
@@ -462,6 +463,24 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
 "#
     );
     lime_lab::Topology::from_toml_str(&toml).expect("test topology")
+}
+
+/// The start of a topology file for lab `lab` with the physical layout most migration
+/// tests use: switches s1 — s2 — s3 joined by two underlay links (s3 is where they
+/// migrate to), and `hosts` as (name, physical switch) with default addresses. The test
+/// appends its `[[vswitch]]`, `[[vlink]]`, … sections.
+#[must_use]
+pub fn three_switch_toml(lab: &str, hosts: &[(&str, &str)]) -> String {
+    use std::fmt::Write as _;
+    let mut t = format!("name = \"{lab}\"\n");
+    for sw in ["s1", "s2", "s3"] {
+        let _ = writeln!(t, "[[switch]]\nname = \"{sw}\"");
+    }
+    for (host, sw) in hosts {
+        let _ = writeln!(t, "[[host]]\nname = \"{host}\"\nswitch = \"{sw}\"");
+    }
+    t.push_str("[[link]]\na = \"s1\"\nb = \"s2\"\n[[link]]\na = \"s2\"\nb = \"s3\"\n");
+    t
 }
 
 /// IPv4/UDP, optionally to one destination port.

@@ -438,6 +438,23 @@ impl Datapath {
         Ok(())
     }
 
+    /// After a restart of the control plane: settle a version of `vswitch` that a crash
+    /// left prepared here (written, maybe marked ready) and not published — `publish`
+    /// publishes it whole (another copy published it, so every copy had prepared it),
+    /// otherwise it is dropped and the maps put back, so no later version makes any of
+    /// it visible. Returns whether there was one.
+    pub fn settle_prepared(&mut self, vswitch: u16, publish: bool) -> Result<bool, DatapathError> {
+        if !self.store.adopt_unpublished(vswitch) {
+            return Ok(false);
+        }
+        if publish {
+            self.publish(vswitch)?;
+        } else {
+            self.unprepare(vswitch);
+        }
+        Ok(true)
+    }
+
     /// Number an empty virtual switch's next version `version + 1`, so that a new copy
     /// of it counts versions as the others do (tags compare across copies).
     pub fn jump_version(&mut self, vswitch: u16, version: u32) -> Result<(), DatapathError> {
