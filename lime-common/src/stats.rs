@@ -18,6 +18,17 @@ pub struct RuleCounters {
 }
 abi_type!(RuleCounters, size = 16, align = 8);
 
+impl RuleCounters {
+    /// The rule's counts over every CPU: the per-CPU values summed.
+    #[must_use]
+    pub fn sum(per_cpu: &[Self]) -> Self {
+        per_cpu.iter().fold(Self::default(), |a, c| Self {
+            packets: a.packets + c.packets,
+            bytes: a.bytes + c.bytes,
+        })
+    }
+}
+
 /// A rule's counters as the driver reports them: [`RuleCounters`] summed over CPUs,
 /// and when the rule was last seen to match.
 #[repr(C)]
@@ -35,6 +46,24 @@ pub struct RuleStats {
     pub last_hit_ns: u64,
 }
 abi_type!(RuleStats, size = 24, align = 8);
+
+impl RuleStats {
+    /// Two counts of one rule merged (its copies on two physical switches, or a
+    /// retired copy's final counters and the live ones): packets and bytes add up, the
+    /// last hit is the later one.
+    #[must_use]
+    pub const fn merge(self, other: Self) -> Self {
+        Self {
+            packets: self.packets + other.packets,
+            bytes: self.bytes + other.bytes,
+            last_hit_ns: if self.last_hit_ns > other.last_hit_ns {
+                self.last_hit_ns
+            } else {
+                other.last_hit_ns
+            },
+        }
+    }
+}
 
 /// Per-port counters, by ifindex.
 #[repr(C)]
@@ -115,5 +144,51 @@ pub mod drop_reason {
             BAD_ACTION => "bad_action",
             _ => "unknown",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_cpu_counters_sum_and_copies_merge() {
+        let cpus = [
+            RuleCounters {
+                packets: 2,
+                bytes: 120,
+            },
+            RuleCounters::default(),
+            RuleCounters {
+                packets: 5,
+                bytes: 300,
+            },
+        ];
+        assert_eq!(
+            RuleCounters::sum(&cpus),
+            RuleCounters {
+                packets: 7,
+                bytes: 420
+            }
+        );
+        assert_eq!(RuleCounters::sum(&[]), RuleCounters::default());
+        let a = RuleStats {
+            packets: 3,
+            bytes: 180,
+            last_hit_ns: 50,
+        };
+        let b = RuleStats {
+            packets: 4,
+            bytes: 240,
+            last_hit_ns: 20,
+        };
+        let m = RuleStats {
+            packets: 7,
+            bytes: 420,
+            last_hit_ns: 50,
+        };
+        assert_eq!(a.merge(b), m);
+        assert_eq!(b.merge(a), m, "merging is symmetric");
+        assert_eq!(a.merge(RuleStats::default()), a);
     }
 }

@@ -9,12 +9,14 @@
 //! late by that interval but never while the rule is in use.
 //!
 //! No kernel here: unit-tested with explicit times.
-use std::{collections::HashMap, sync::Mutex};
+use std::sync::Mutex;
+
+use crate::FastMap;
 
 /// Per rule id: the packet count last read and when it was first read.
 #[derive(Debug, Default)]
 pub struct LastHits {
-    seen: Mutex<HashMap<u32, Seen>>,
+    seen: Mutex<FastMap<u32, Seen>>,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -497,9 +497,7 @@ impl Kernel {
     /// read determines it (see [`super::hits`]).
     pub fn rule_stats(&self, id: u32) -> Result<RuleStats, DatapathError> {
         let v = k!(self.maps.rule_stats.get(&id, 0), "reading rule counters")?;
-        let (packets, bytes) = v
-            .iter()
-            .fold((0, 0), |(p, b), s| (p + s.packets, b + s.bytes));
+        let RuleCounters { packets, bytes } = RuleCounters::sum(&v);
         Ok(RuleStats {
             packets,
             bytes,
