@@ -3,8 +3,11 @@
 //!
 //! - **flow-mod install rate**: a batch of N distinct flow-mods (IPv4 destination
 //!   exact match → output) written back to back, then BARRIER_REQUEST; rules/s from the
-//!   first byte sent to the BARRIER_REPLY (everything in the kernel, spec 6.2). The
-//!   table is emptied (one delete + barrier) between batches.
+//!   first byte sent to the BARRIER_REPLY (everything in the kernel, spec 6.2). Then
+//!   the same N rules are modified (MODIFY_STRICT, new output port) and deleted
+//!   (DELETE_STRICT), each back to back and measured the same way: the rows a
+//!   removing/modifying batch's reclaim shows in. The table is emptied (one delete +
+//!   barrier) between batches.
 //! - **packet-in rate**: a host sends UDP datagrams as fast as it can to a rule whose
 //!   action is CONTROLLER; packet-ins/s as the controller receives them (first to last
 //!   message), with what was lost on the way (perf buffer full, outbox full).
@@ -46,6 +49,9 @@ pub struct OpenflowArgs {
     /// can).
     #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 150_000, 0])]
     pps: Vec<u64>,
+    /// Only the flow-mod rows (no packet-in measurements).
+    #[arg(long)]
+    flow_mods_only: bool,
 }
 
 #[derive(Serialize)]
@@ -152,9 +158,14 @@ ports = [ { port = 1, host = "h1" }, { port = 2, host = "h2" } ]
 fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(s)?);
-    } else if s.bench == "flow-mod" {
+    } else if s.bench.starts_with("flow-mod") {
+        let op = match s.bench {
+            "flow-mod-modify" => "modify",
+            "flow-mod-delete" => "delete",
+            _ => "add",
+        };
         println!(
-            "flow-mod   batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s ({:.3} CPU s in the switch: {:.0} flow-mods per CPU second)",
+            "flow-mod {op:<6} batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s ({:.3} CPU s in the switch: {:.0} flow-mods per CPU second)",
             s.count,
             s.seconds,
             s.per_second,
@@ -183,13 +194,35 @@ fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
-    let mods: Vec<Message> = (0..n)
-        .map(|i| flow_mod(FlowModCommand::Add, to_dst(i), vec![output(2)]))
-        .collect();
+/// Add N rules, modify them, delete them: one sample each.
+fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    for (bench, command, port) in [
+        ("flow-mod", FlowModCommand::Add, 2),
+        ("flow-mod-modify", FlowModCommand::ModifyStrict, 1),
+        ("flow-mod-delete", FlowModCommand::DeleteStrict, 1),
+    ] {
+        let mods: Vec<Message> = (0..n)
+            .map(|i| flow_mod(command, to_dst(i), vec![output(port)]))
+            .collect();
+        out.push(flow_mod_batch(c, bench, &mods)?);
+    }
+    // Empty the table for the next batch.
+    c.send(&flow_mod(FlowModCommand::Delete, vec![], vec![]))?;
+    c.barrier(T)?;
+    Ok(out)
+}
+
+/// Send `mods` back to back, then a barrier: the time to its reply.
+fn flow_mod_batch(
+    c: &mut ScriptedController,
+    bench: &'static str,
+    mods: &[Message],
+) -> anyhow::Result<Sample> {
+    let n = mods.len();
     let cpu = threads_cpu(&SWITCH_THREADS);
     let start = Instant::now();
-    c.send_many(&mods)?;
+    c.send_many(mods)?;
     let got = c.barrier(T)?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = (threads_cpu(&SWITCH_THREADS) - cpu).as_secs_f64();
@@ -200,11 +233,8 @@ fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
     if errors > 0 {
         bail!("{errors} flow-mods were refused: {:?}", got.first());
     }
-    // Empty the table for the next batch.
-    c.send(&flow_mod(FlowModCommand::Delete, vec![], vec![]))?;
-    c.barrier(T)?;
     Ok(Sample {
-        bench: "flow-mod",
+        bench,
         count: n,
         seconds,
         per_second: n as f64 / seconds,
@@ -404,7 +434,14 @@ pub fn run(a: &OpenflowArgs) -> anyhow::Result<ExitCode> {
         println!("OpenFlow switch, one physical switch, controller on 127.0.0.1:");
     }
     for &n in &a.batches {
-        print(&flow_mods(&mut c, n)?, a.json)?;
+        for s in flow_mods(&mut c, n)? {
+            print(&s, a.json)?;
+        }
+    }
+    if a.flow_mods_only {
+        c.close();
+        agent.shutdown()?.down()?;
+        return Ok(ExitCode::SUCCESS);
     }
     let lab = agent.lab_state().clone();
     packet_in_setup(&mut c, &lab)?;
