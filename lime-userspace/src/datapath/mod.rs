@@ -442,7 +442,14 @@ impl Datapath {
                 std::thread::sleep(GRACE - since);
             }
         }
-        let (ops, retired) = self.store.reclaim(vswitch);
+        self.reclaim_upto(vswitch, u32::MAX)
+    }
+
+    /// Reclaim what no version from `upto` on can see (see [`RuleStore::reclaim_upto`]),
+    /// at once: the caller knows the grace period after the publish of `upto` is over.
+    /// Returns the final counters of the datapath rules retired.
+    pub fn reclaim_upto(&mut self, vswitch: u16, upto: u32) -> Result<Retired, DatapathError> {
+        let (ops, retired) = self.store.reclaim_upto(vswitch, upto);
         let mut finals = Vec::with_capacity(retired.len());
         for id in retired {
             finals.push((id, self.kernel.rule_stats(id)?));

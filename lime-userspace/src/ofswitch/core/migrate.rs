@@ -477,6 +477,12 @@ impl Core {
         if self.journal.is_none() {
             return;
         }
+        // The snapshot holds each entry's folded counters: fold what waits first.
+        for vi in 0..self.vswitches.len() {
+            if self.vswitches[vi].table.settling() {
+                self.settle_vswitch(vi, true);
+            }
+        }
         let snapshot = self.snapshot();
         if let Err(e) = self.write(Record::Tables { id, snapshot }) {
             eprintln!("lime: {e}");
