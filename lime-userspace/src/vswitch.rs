@@ -639,22 +639,35 @@ impl VirtualSwitch {
         }
         let key = fm.rule.matches.compile();
         let strict = matches!(fm.command, Command::ModifyStrict | Command::DeleteStrict);
+        let filters_ok = |e: &FlowEntry| {
+            Self::table_ok(e, fm)
+                && Self::cookie_ok(e, fm)
+                && (!deleting
+                    || fm.out_port == port_no::ANY
+                    || e.rule.instructions.outputs_to(fm.out_port))
+        };
         let targets = || -> Vec<u64> {
+            if strict {
+                // At most one entry per table has this priority and match: the exact
+                // index finds it without scanning the table (a batch of strict
+                // modifies or deletes would be quadratic otherwise).
+                let tables = if table == OFPTT_ALL {
+                    0..u8::try_from(MAX_TABLES).unwrap_or(u8::MAX)
+                } else {
+                    table..table + 1
+                };
+                let mut ids: Vec<u64> = tables
+                    .filter_map(|t| self.exact.get(&(t, fm.rule.priority, key)))
+                    .filter_map(|id| self.entries.get(id))
+                    .filter(|e| filters_ok(e) && Self::strict_ok(e, fm, &key))
+                    .map(|e| e.id)
+                    .collect();
+                ids.sort_unstable();
+                return ids;
+            }
             self.entries
                 .values()
-                .filter(|e| Self::table_ok(e, fm) && Self::cookie_ok(e, fm))
-                .filter(|e| {
-                    !deleting
-                        || fm.out_port == port_no::ANY
-                        || e.rule.instructions.outputs_to(fm.out_port)
-                })
-                .filter(|e| {
-                    if strict {
-                        Self::strict_ok(e, fm, &key)
-                    } else {
-                        covers(&key, &e.key)
-                    }
-                })
+                .filter(|e| filters_ok(e) && covers(&key, &e.key))
                 .map(|e| e.id)
                 .collect()
         };
