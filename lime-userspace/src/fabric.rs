@@ -604,6 +604,20 @@ impl Fabric {
         Ok((out, finals))
     }
 
+    /// Make room for `additional` more rules of a virtual switch on every copy (a
+    /// large batch about to be staged).
+    pub fn reserve(&mut self, vswitch: &str, additional: usize) -> Result<(), FabricError> {
+        let copies = self.copies_of(self.vswitch_id(vswitch)?);
+        for (_, dp) in self
+            .datapaths
+            .iter_mut()
+            .filter(|(sw, _)| copies.contains(*sw))
+        {
+            dp.reserve(additional);
+        }
+        Ok(())
+    }
+
     /// Stage one change (remove `remove`, add `add`) at the next version on every
     /// physical switch, without publishing: several stages form one version when
     /// [`Fabric::commit_staged`] runs. All or nothing: on error, what this call staged

@@ -487,6 +487,18 @@ impl VirtualSwitch {
         self.settle(fabric, false)?;
         let call = self.calls;
         self.calls += 1;
+        // Each add (or modify) needs room for one more rule per copy: grow the indexes
+        // once for the whole batch.
+        let adds = fms.iter().filter(|fm| fm.command == Command::Add).count();
+        let grows = adds
+            + fms
+                .iter()
+                .filter(|fm| matches!(fm.command, Command::Modify | Command::ModifyStrict))
+                .count();
+        if grows > 1024 {
+            self.exact.reserve(adds);
+            fabric.reserve(&self.name, grows)?;
+        }
         let mut batch = Batch::new(call);
         let mut results: Vec<Result<Outcome, FlowModError>> = Vec::with_capacity(fms.len());
         for (i, fm) in fms.iter().enumerate() {

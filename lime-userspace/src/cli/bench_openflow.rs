@@ -77,6 +77,14 @@ struct Sample {
     /// other work on a busy machine, so before/after comparisons can use it.
     #[serde(skip_serializing_if = "Option::is_none")]
     cpu_seconds: Option<f64>,
+    /// Of those, the part spent in the kernel (system calls, page faults; flow-mod
+    /// bench, from `/proc/self/task/*/stat`, in clock ticks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sys_seconds: Option<f64>,
+    /// Minor page faults the switch threads took during the batch (fresh memory
+    /// touched for the first time; flow-mod bench).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minor_faults: Option<u64>,
 }
 
 /// CPU time so far of this process's threads whose name starts with one of `prefixes`
@@ -97,6 +105,36 @@ fn threads_cpu(prefixes: &[&str]) -> Duration {
         })
         .map(Duration::from_nanos)
         .sum()
+}
+
+/// System time (seconds) and minor page faults so far of this process's threads whose
+/// name starts with one of `prefixes` (`/proc/self/task/*/stat`).
+fn threads_sys_faults(prefixes: &[&str]) -> (f64, u64) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0.0, 0);
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut sys = 0.0;
+    let mut faults = 0;
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // The name is in parentheses and may hold spaces: fields count after it.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map_or("", |(_, n)| n);
+        if !prefixes.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state(3) ... minflt is field 10, stime field 15 (1-based).
+        faults += f.get(7).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        sys += f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / ticks;
+    }
+    (sys, faults)
 }
 
 /// The switch's own threads (see `ofswitch`: the core and the tokio workers).
@@ -165,12 +203,14 @@ fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
             _ => "add",
         };
         println!(
-            "flow-mod {op:<6} batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s ({:.3} CPU s in the switch: {:.0} flow-mods per CPU second)",
+            "flow-mod {op:<6} batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s ({:.3} CPU s in the switch: {:.0} flow-mods per CPU second; {:.2} s of it in the kernel, {} minor faults)",
             s.count,
             s.seconds,
             s.per_second,
             s.cpu_seconds.unwrap_or(0.0),
-            s.count as f64 / s.cpu_seconds.unwrap_or(f64::NAN)
+            s.count as f64 / s.cpu_seconds.unwrap_or(f64::NAN),
+            s.sys_seconds.unwrap_or(0.0),
+            s.minor_faults.unwrap_or(0)
         );
     } else if s.bench == "packet-in-generated" {
         println!(
@@ -221,11 +261,13 @@ fn flow_mod_batch(
 ) -> anyhow::Result<Sample> {
     let n = mods.len();
     let cpu = threads_cpu(&SWITCH_THREADS);
+    let (sys, faults) = threads_sys_faults(&SWITCH_THREADS);
     let start = Instant::now();
     c.send_many(mods)?;
     let got = c.barrier(T)?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = (threads_cpu(&SWITCH_THREADS) - cpu).as_secs_f64();
+    let (sys_after, faults_after) = threads_sys_faults(&SWITCH_THREADS);
     let errors = got
         .iter()
         .filter(|(_, m)| matches!(m, Message::Error(_)))
@@ -242,6 +284,8 @@ fn flow_mod_batch(
         matched: None,
         sent_per_second: None,
         cpu_seconds: Some(cpu_seconds),
+        sys_seconds: Some(sys_after - sys),
+        minor_faults: Some(faults_after.saturating_sub(faults)),
     })
 }
 
@@ -335,6 +379,8 @@ fn packet_ins(
         matched: None,
         sent_per_second: Some(n as f64 / sent_for.as_secs_f64()),
         cpu_seconds: None,
+        sys_seconds: None,
+        minor_faults: None,
     })
 }
 
@@ -417,6 +463,8 @@ fn packet_ins_generated(
         matched: None,
         sent_per_second: None,
         cpu_seconds: None,
+        sys_seconds: None,
+        minor_faults: None,
     })
 }
 

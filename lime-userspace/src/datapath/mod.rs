@@ -337,6 +337,12 @@ impl Datapath {
             .stage_add(vswitch, rule.table, rule.priority, value, mask, program)
     }
 
+    /// Make room for `additional` more rules in the rule mirror (see
+    /// [`RuleStore::reserve`]).
+    pub fn reserve(&mut self, additional: usize) {
+        self.store.reserve(additional);
+    }
+
     /// Stage the removal of a datapath rule at the next version.
     pub fn stage_remove(&mut self, rule_id: u32) -> Result<(), DatapathError> {
         self.store.stage_remove(rule_id)

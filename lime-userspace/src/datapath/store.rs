@@ -277,6 +277,15 @@ impl RuleStore {
         s
     }
 
+    /// Make room for `additional` more rules in the mirror's indexes at once, so a large
+    /// batch grows each of them once instead of rehashing it again and again (every
+    /// doubling allocates a fresh table: new memory, page faults).
+    pub fn reserve(&mut self, additional: usize) {
+        self.rules.reserve(additional);
+        self.programs.reserve(additional);
+        self.buckets.reserve(additional);
+    }
+
     /// Make a virtual switch active (version 1, empty tables). Returns the publish op.
     pub fn add_vswitch(&mut self, vswitch: u16) -> Vec<MapOp> {
         let st = self.vswitches.entry(vswitch).or_default();
@@ -607,11 +616,15 @@ impl RuleStore {
         let Some(st) = self.vswitches.get(&vswitch) else {
             return FastSet::default();
         };
-        st.staged_adds
-            .iter()
-            .chain(&st.staged_removes)
-            .filter_map(|id| self.rules.get(id).map(|r| r.key))
-            .collect()
+        let mut keys = FastSet::default();
+        keys.reserve(st.staged_adds.len() + st.staged_removes.len());
+        keys.extend(
+            st.staged_adds
+                .iter()
+                .chain(&st.staged_removes)
+                .filter_map(|id| self.rules.get(id).map(|r| r.key)),
+        );
+        keys
     }
 
     /// Plan the commit of a virtual switch's staged changes: the ops to write, ending
@@ -638,8 +651,9 @@ impl RuleStore {
             return Ok((&[], Vec::new()));
         }
         let next = st.version + 1;
-        let mut ops = Vec::new();
-        for rk in self.staged_keys(vswitch) {
+        let keys = self.staged_keys(vswitch);
+        let mut ops = Vec::with_capacity(keys.len() + MAX_TABLES + 1);
+        for rk in keys {
             ops.push(MapOp::Bucket(rk, self.buckets.get(&rk).copied()));
         }
         for (table, list) in self.lists_for(vswitch) {
