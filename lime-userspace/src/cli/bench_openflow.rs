@@ -234,9 +234,8 @@ fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Add N rules, modify them, delete them: one sample each.
-fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Vec<Sample>> {
-    let mut out = Vec::new();
+/// Add N rules, modify them, delete them: one sample each, printed as it is measured.
+fn flow_mods(c: &mut ScriptedController, n: usize, json: bool) -> anyhow::Result<()> {
     for (bench, command, port) in [
         ("flow-mod", FlowModCommand::Add, 2),
         ("flow-mod-modify", FlowModCommand::ModifyStrict, 1),
@@ -245,12 +244,12 @@ fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Vec<Sample>
         let mods: Vec<Message> = (0..n)
             .map(|i| flow_mod(command, to_dst(i), vec![output(port)]))
             .collect();
-        out.push(flow_mod_batch(c, bench, &mods)?);
+        print(&flow_mod_batch(c, bench, &mods)?, json)?;
     }
     // Empty the table for the next batch.
     c.send(&flow_mod(FlowModCommand::Delete, vec![], vec![]))?;
     c.barrier(T)?;
-    Ok(out)
+    Ok(())
 }
 
 /// Send `mods` back to back, then a barrier: the time to its reply.
@@ -482,9 +481,7 @@ pub fn run(a: &OpenflowArgs) -> anyhow::Result<ExitCode> {
         println!("OpenFlow switch, one physical switch, controller on 127.0.0.1:");
     }
     for &n in &a.batches {
-        for s in flow_mods(&mut c, n)? {
-            print(&s, a.json)?;
-        }
+        flow_mods(&mut c, n, a.json)?;
     }
     if a.flow_mods_only {
         c.close();
