@@ -17,6 +17,21 @@
 //! port crosses the veth and enters the other virtual switch at its link port, where
 //! that one classifies it: the eBPF datapath knows nothing of links. An end moves
 //! make-before-break ([`Fabric::move_vlink_end`]).
+//!
+//! # Reclaim
+//! [`Fabric::commit_staged`] publishes a version on every copy and returns a commit
+//! number without waiting: what the previous version alone could see (removed rules,
+//! old subtable lists) stays in the kernel until the datapath's grace period after
+//! that publish is over, and is reclaimed then, per version ([`Fabric::reclaim_ready`]
+//! for what is due, [`Fabric::reclaim_through`] to wait for one commit,
+//! [`Fabric::reclaim_due`] for everything). A removed rule's counters are final only
+//! at its reclaim: they are kept per virtual switch, with the newest commit reclaimed,
+//! until [`Fabric::take_retired`] takes them (the flow table,
+//! [`crate::vswitch::VirtualSwitch::settle`], folds them into its entries and sends
+//! FLOW_REMOVED). Only when 64 versions of a virtual switch wait (`MAX_UNRECLAIMED`) does
+//! a commit reclaim itself. Adding or retiring a copy ([`Fabric::add_copy`],
+//! [`Fabric::remove_copy`]) reclaims everything first and waits for its own grace
+//! period: its final counters are read before the copy's rules are deleted.
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     path::{Path, PathBuf},
@@ -682,7 +697,7 @@ impl Fabric {
     /// reclaimed later, once the grace period after this publish is over
     /// ([`Fabric::reclaim_ready`], [`Fabric::reclaim_through`]), and the final counters
     /// of the rules it removed wait for [`Fabric::take_retired`] then. Only when
-    /// [`MAX_UNRECLAIMED`] versions wait does a commit reclaim the oldest ones itself
+    /// `MAX_UNRECLAIMED` versions wait does a commit reclaim the oldest ones itself
     /// (waiting out what is left of their grace period).
     pub fn commit_staged(&mut self, vswitch: &str) -> Result<u64, FabricError> {
         let id = self.vswitch_id(vswitch)?;

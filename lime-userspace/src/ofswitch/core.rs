@@ -357,6 +357,8 @@ impl Core {
                 other => self.handle(other),
             }
         }
+        // FLOW_REMOVEDs still owed go out before the connections close.
+        self.reclaim_tick(true);
         // A migration is not left half-way by a clean stop; those still waiting do not
         // start.
         self.finish_migration();
