@@ -820,13 +820,16 @@ impl RuleStore {
             return (Vec::new(), Vec::new());
         };
         let current = st.version.min(upto);
-        let (retired, kept): (Vec<(u32, u32)>, Vec<(u32, u32)>) = std::mem::take(&mut st.removed)
+        let mut due = Vec::new();
+        st.removed.retain(|&(v, id)| {
+            let reclaim = v <= current;
+            if reclaim {
+                due.push(id);
+            }
+            !reclaim
+        });
+        let retired: Vec<u32> = due
             .into_iter()
-            .partition(|(v, _)| *v <= current);
-        st.removed = kept;
-        let retired: Vec<u32> = retired
-            .into_iter()
-            .map(|(_, id)| id)
             .filter(|id| {
                 self.rules
                     .get(id)
