@@ -470,11 +470,12 @@ impl VirtualSwitch {
     /// [`VirtualSwitch::take_removed`] after its old version is reclaimed (see the
     /// module docs), and the outcomes' `removed` stay empty.
     ///
-    /// A flow-mod that does not fit because of what the batch itself staged (each
-    /// modify of one entry keeps the replaced datapath rule in its bucket until the
-    /// version is reclaimed) is retried once after publishing the batch so far and
-    /// reclaiming it (waiting for the grace period): the batch then becomes several
-    /// versions, as if the flow-mods had come apart.
+    /// A flow-mod that does not fit because of what the batch itself or an earlier
+    /// one staged (each modify of one entry keeps the replaced datapath rule in its
+    /// bucket until the version is reclaimed) is retried once after publishing the
+    /// batch so far and reclaiming every waiting version (waiting for the grace
+    /// period): the batch then becomes several versions, as if the flow-mods had come
+    /// apart.
     ///
     /// The outer error means publishing the version failed in the kernel: the flow
     /// tables and this mirror may then disagree.
@@ -503,7 +504,12 @@ impl VirtualSwitch {
         let mut results: Vec<Result<Outcome, FlowModError>> = Vec::with_capacity(fms.len());
         for (i, fm) in fms.iter().enumerate() {
             let mut staged = self.stage(fabric, fm, i, &mut batch);
-            if matches!(&staged, Err(e) if table_full(e)) && !batch.records.is_empty() {
+            // Out of room because of what this batch staged, or of what earlier
+            // batches removed and is not reclaimed yet (a bucket holds each removed
+            // rule until then): publish, reclaim (waiting), retry once.
+            if matches!(&staged, Err(e) if table_full(e))
+                && (!batch.records.is_empty() || fabric.unreclaimed(&self.name))
+            {
                 self.publish(
                     fabric,
                     std::mem::replace(&mut batch, Batch::new(call)),
