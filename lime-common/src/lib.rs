@@ -52,7 +52,11 @@ pub mod names {
     pub const PROG_TC_EMIT: &str = "lime_tc_emit";
     /// The TC path's sending step, tail-called through `TC_TABLE_PROGS` slot 2.
     pub const PROG_TC_SEND: &str = "lime_tc_send";
-    /// Program array holding `lime_tc_table`, `lime_tc_emit`, `lime_tc_send` (slots 0-2).
+    /// The TC path's single-output step (execute and deliver), tail-called through
+    /// `TC_TABLE_PROGS` slot 3.
+    pub const PROG_TC_OUT: &str = "lime_tc_out";
+    /// Program array holding `lime_tc_table`, `lime_tc_emit`, `lime_tc_send`,
+    /// `lime_tc_out` (slots 0-3).
     pub const MAP_TC_TABLE_PROGS: &str = "TC_TABLE_PROGS";
     /// Virtual ports per virtual switch (FLOOD/ALL).
     pub const MAP_VSW_PORTS: &str = "VSW_PORTS";

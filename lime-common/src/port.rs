@@ -16,14 +16,23 @@ pub mod kind {
     pub const INJECT: u8 = 3;
 }
 
+/// Bits of [`PortInfo::flags`]. Never renumbered.
+pub mod port_flags {
+    /// The physical switch runs LIME at TC ingress on its host ports (no XDP program on
+    /// them, so GSO/GRO skbs stay whole): the TC program classifies and delivers every
+    /// packet arriving there, and XDP on this switch's underlay and injection ports
+    /// hands decapsulated frames to TC instead of redirecting them into such a port.
+    pub const TC: u8 = 1;
+}
+
 /// Value of the port map, keyed by ifindex (`u32`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PortInfo {
     /// One of [`kind`].
     pub kind: u8,
-    /// Padding; always zero.
-    pub _pad: u8,
+    /// [`port_flags`] bits.
+    pub flags: u8,
     /// Virtual switch (for host ports).
     pub vswitch: u16,
     /// Virtual port number (for host ports).

@@ -1,10 +1,5 @@
 //! Executing a classified packet: apply-actions on the frame, counters, and delivery to
 //! a local port, a remote port (through the tunnel) or the controller.
-use aya_ebpf::{
-    bindings::xdp_action,
-    helpers::{bpf_redirect, bpf_xdp_adjust_head},
-    programs::XdpContext,
-};
 use lime_common::{
     action::{Action, RuleProgram, code, port_no},
     flow::FlowKey,
@@ -15,9 +10,9 @@ use lime_common::{
 };
 
 use crate::{
+    ctx::{Packet, redirect_to},
     maps::{PACKET_IN, RULE_PROGRAMS, RULE_STATS, VPORTS, port_stats},
-    parse::{ETH_P_8021Q, Frame},
-    tunnel::{encap, frame},
+    tunnel::encap,
 };
 
 /// The rules a packet matched, one per table visited, in order.
@@ -140,7 +135,7 @@ pub fn count_rule(rule_id: u32, frame_len: u64) {
 /// Run the chain's actions on the frame (counting each rule), up to the first output;
 /// changes after the single output cannot affect what is sent and are skipped.
 #[inline(always)]
-pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option<Output>, u32> {
+pub fn execute<P: Packet>(ctx: &P, chain: &Chain, frame_len: u64) -> Result<Option<Output>, u32> {
     // Fully initialised (not an Option): LLVM may otherwise spill an undefined payload,
     // which the verifier rejects ("!read_ok").
     let mut out = Output {
@@ -180,9 +175,9 @@ pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option
                 }
                 code::SET_ETH_DST => write_mac(ctx, 0, mac(&a))?,
                 code::SET_ETH_SRC => write_mac(ctx, 6, mac(&a))?,
-                code::SET_VLAN_VID => set_vid(ctx, a.arg16)?,
-                code::PUSH_VLAN => push_vlan(ctx, a.arg16)?,
-                code::POP_VLAN => pop_vlan(ctx)?,
+                code::SET_VLAN_VID => ctx.set_vid(a.arg16)?,
+                code::PUSH_VLAN => ctx.push_vlan(a.arg16)?,
+                code::POP_VLAN => ctx.pop_vlan()?,
                 _ => return Err(drop_reason::BAD_ACTION),
             }
             // Only header-changing actions get here.
@@ -193,95 +188,8 @@ pub fn execute(ctx: &XdpContext, chain: &Chain, frame_len: u64) -> Result<Option
 }
 
 #[inline(always)]
-fn write_mac(ctx: &XdpContext, off: usize, m: [u8; 6]) -> Result<(), u32> {
-    let p = frame(ctx).ptr_at_mut::<[u8; 6]>(off)?;
-    // SAFETY: bounds checked.
-    unsafe { *p = m };
-    Ok(())
-}
-
-#[inline(always)]
-fn is_vlan_tpid(t: [u8; 2]) -> bool {
-    let t = u16::from_be_bytes(t);
-    t == ETH_P_8021Q || t == 0x88a8
-}
-
-#[inline(always)]
-fn set_vid(ctx: &XdpContext, vid: u16) -> Result<(), u32> {
-    let f = frame(ctx);
-    let tag = f.ptr_at_mut::<[u8; 4]>(12)?;
-    // SAFETY: bounds checked.
-    let t = unsafe { *tag };
-    if !is_vlan_tpid([t[0], t[1]]) {
-        // OpenFlow requires a VLAN_VID prerequisite for this set-field; userspace enforces
-        // it, so an untagged frame here means the rule's match allowed one: no-op.
-        return Ok(());
-    }
-    let tci = (u16::from_be_bytes([t[2], t[3]]) & 0xf000) | (vid & 0x0fff);
-    let b = tci.to_be_bytes();
-    // SAFETY: bounds checked.
-    unsafe { *tag = [t[0], t[1], b[0], b[1]] };
-    Ok(())
-}
-
-#[inline(always)]
-fn push_vlan(ctx: &XdpContext, tpid: u16) -> Result<(), u32> {
-    // The new tag copies the outer tag's TCI when there is one (OpenFlow 1.3 A.2.5).
-    let old = frame(ctx).ptr_at::<[u8; 4]>(12)?;
-    // SAFETY: bounds checked.
-    let old = unsafe { *old };
-    let tci = if is_vlan_tpid([old[0], old[1]]) {
-        [old[2], old[3]]
-    } else {
-        [0, 0]
-    };
-    // SAFETY: helper call on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -4) } != 0 {
-        return Err(drop_reason::HELPER_FAILED);
-    }
-    let f = frame(ctx);
-    let hdr = f.ptr_at_mut::<[u8; 16]>(0)?;
-    let t = tpid.to_be_bytes();
-    // SAFETY: bounds checked; the first 12 bytes move to the new start.
-    unsafe {
-        let h = &mut *hdr;
-        let mut i = 0;
-        while i < 12 {
-            h[i] = h[i + 4];
-            i += 1;
-        }
-        h[12] = t[0];
-        h[13] = t[1];
-        h[14] = tci[0];
-        h[15] = tci[1];
-    }
-    Ok(())
-}
-
-#[inline(always)]
-fn pop_vlan(ctx: &XdpContext) -> Result<(), u32> {
-    let f = frame(ctx);
-    let hdr = f.ptr_at_mut::<[u8; 16]>(0)?;
-    // SAFETY: bounds checked.
-    unsafe {
-        let h = &mut *hdr;
-        if !is_vlan_tpid([h[12], h[13]]) {
-            return Ok(());
-        }
-        let mut i = 11;
-        loop {
-            h[i + 4] = h[i];
-            if i == 0 {
-                break;
-            }
-            i -= 1;
-        }
-    }
-    // SAFETY: helper call on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, 4) } != 0 {
-        return Err(drop_reason::HELPER_FAILED);
-    }
-    Ok(())
+fn write_mac<P: Packet>(ctx: &P, off: usize, m: [u8; 6]) -> Result<(), u32> {
+    ctx.write(off, &m)
 }
 
 /// Where the packet came from, for delivery decisions.
@@ -299,11 +207,12 @@ pub struct Ingress {
 
 /// Deliver the frame to its one output.
 #[inline(always)]
-pub fn deliver(ctx: &XdpContext, ing: &Ingress, out: Output) -> Result<u32, u32> {
+pub fn deliver<P: Packet>(ctx: &P, ing: &Ingress, out: Output) -> Result<u32, u32> {
     match out.port {
         port_no::CONTROLLER => {
+            ctx.tag_in_frame()?;
             packet_in(ctx, ing, &out);
-            Ok(xdp_action::XDP_DROP)
+            Ok(P::DROP)
         }
         port_no::IN_PORT => send_to_vport(ctx, ing, ing.vport),
         port_no::FLOOD | port_no::ALL => Err(drop_reason::NEEDS_SKB_PATH),
@@ -315,7 +224,7 @@ pub fn deliver(ctx: &XdpContext, ing: &Ingress, out: Output) -> Result<u32, u32>
 
 /// Send to a virtual port, wherever it lives.
 #[inline(always)]
-pub fn send_to_vport(ctx: &XdpContext, ing: &Ingress, vport: u32) -> Result<u32, u32> {
+pub fn send_to_vport<P: Packet>(ctx: &P, ing: &Ingress, vport: u32) -> Result<u32, u32> {
     let key = VportKey {
         vswitch: ing.vswitch,
         _pad: 0,
@@ -332,7 +241,12 @@ pub fn send_to_vport(ctx: &XdpContext, ing: &Ingress, vport: u32) -> Result<u32,
 /// Send to virtual port `vport`, which lives at `vp`: redirect to a local port, or
 /// encapsulate and redirect towards the physical switch that owns it.
 #[inline(always)]
-pub fn to_egress(ctx: &XdpContext, ing: &Ingress, vport: u32, vp: &VportInfo) -> Result<u32, u32> {
+pub fn to_egress<P: Packet>(
+    ctx: &P,
+    ing: &Ingress,
+    vport: u32,
+    vp: &VportInfo,
+) -> Result<u32, u32> {
     if vp.location == location::REMOTE {
         let v = ing.vswitch.to_be_bytes();
         let hdr = TunnelHeader {
@@ -355,11 +269,10 @@ pub fn to_egress(ctx: &XdpContext, ing: &Ingress, vport: u32, vp: &VportInfo) ->
 
 /// Redirect to an interface, counting it as transmitted there.
 #[inline(always)]
-pub fn redirect(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
-    let len = frame(ctx).len() as u64;
-    // SAFETY: helper call.
-    let action = unsafe { bpf_redirect(ifindex, 0) } as u32;
-    if action != xdp_action::XDP_REDIRECT {
+pub fn redirect<P: Packet>(ctx: &P, ifindex: u32) -> Result<u32, u32> {
+    let len = ctx.wire_len();
+    let action = redirect_to(ifindex);
+    if action != P::REDIRECT {
         if let Some(ps) = port_stats(ifindex) {
             ps.tx_errors += 1;
         }
@@ -374,9 +287,8 @@ pub fn redirect(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
 
 /// Send the frame (up to `max_len` bytes) and its metadata to userspace.
 #[inline(always)]
-fn packet_in(ctx: &XdpContext, ing: &Ingress, out: &Output) {
-    let f: Frame = frame(ctx);
-    let frame_len = f.len() as u32;
+fn packet_in<P: Packet>(ctx: &P, ing: &Ingress, out: &Output) {
+    let frame_len = ctx.wire_len() as u32;
     let mut cap = frame_len;
     if u32::from(out.max_len) < cap {
         cap = u32::from(out.max_len);

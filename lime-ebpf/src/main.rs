@@ -7,8 +7,11 @@
 //! - [`classify`]: versioned tuple space search (design notes at its top).
 //! - [`actions`]: apply-actions, counters, delivery, packet-in.
 //! - [`tunnel`]: encapsulation between physical switches.
-//! - [`skb`]: the TC path for packets that need several copies (FLOOD, ALL, several
-//!   outputs), which XDP cannot clone.
+//! - [`ctx`]: the XDP and TC contexts behind one trait, so actions, delivery and
+//!   encapsulation are written once for both.
+//! - [`skb`]: the TC path: packets that need several copies (FLOOD, ALL, several
+//!   outputs), which XDP cannot clone, and — on a physical switch in TC mode — every
+//!   packet of its host ports.
 //!
 //! # Pipeline (`lime_xdp`)
 //! 1. Port lookup by ifindex: host port, underlay port, or injection port.
@@ -20,6 +23,11 @@
 //!    the local port named in the tunnel header (or forward to where it lives now).
 //! 4. Injection port (packet-out from the driver via BPF_PROG_TEST_RUN live frames): the
 //!    tunnel header names the in_port and either an output port or OFPP_TABLE.
+//!
+//! On a physical switch in TC mode (`port_flags::TC` on its ports) host ports run no
+//! XDP program; underlay and injection ports still do (decapsulation is XDP's only, see
+//! [`tunnel`]) and hand what is for a local port, or for the flow tables, to the TC
+//! program on the same port.
 //!
 //! # The common path: a flow-cache hit with one output
 //! Four inlined array lookups (port, its rx counters, the virtual switch, the scratch
@@ -41,12 +49,15 @@
 
 mod actions;
 mod classify;
+mod ctx;
 mod maps;
 mod parse;
 mod skb;
 mod tunnel;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_xdp_adjust_meta, macros::xdp, programs::XdpContext,
+};
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
     flow::{
@@ -54,7 +65,7 @@ use lime_common::{
         VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE,
     },
     limits::MAX_TABLES,
-    port::{VportInfo, VportKey, kind, location},
+    port::{VportInfo, VportKey, kind, location, port_flags},
     stats::drop_reason,
     wire::{TUNNEL_MAX_HOPS, TunnelHeader, tunnel_flags},
 };
@@ -68,7 +79,7 @@ use crate::{
         FLOOR_TARGET, FLOW_CACHE, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORTS, VSWITCHES,
         count_drop, port_stats, scratch,
     },
-    tunnel::{decap, frame, read_header, rewrite_outer},
+    tunnel::{TcHandoff, decap, frame, handoff, read_header, rewrite_outer},
 };
 
 /// The datapath entry point on every LIME port.
@@ -138,8 +149,8 @@ fn try_lime_xdp(ctx: &XdpContext, ifindex: u32) -> Result<u32, u32> {
     }
     match port.kind {
         kind::HOST => from_host(ctx, port.vswitch, port.vport),
-        kind::UNDERLAY => from_underlay(ctx, false),
-        kind::INJECT => from_underlay(ctx, true),
+        kind::UNDERLAY => from_underlay(ctx, false, port.flags),
+        kind::INJECT => from_underlay(ctx, true, port.flags),
         _ => Ok(xdp_action::XDP_PASS),
     }
 }
@@ -476,8 +487,9 @@ fn catch_up(vswitch: u16, tag: u32) {
 }
 
 /// A tunnelled frame from another physical switch, or a packet-out from the driver.
+/// `flags`: the receiving port's `port_flags`.
 #[inline(always)]
-fn from_underlay(ctx: &XdpContext, injected: bool) -> Result<u32, u32> {
+fn from_underlay(ctx: &XdpContext, injected: bool, flags: u8) -> Result<u32, u32> {
     let Some(mut hdr) = read_header(&frame(ctx))? else {
         // Not ours (e.g. the kernel's own neighbour discovery on the link).
         return if injected {
@@ -502,6 +514,10 @@ fn from_underlay(ctx: &XdpContext, injected: bool) -> Result<u32, u32> {
     }
     if injected && out_port == port_no::TABLE {
         decap(ctx)?;
+        if flags & port_flags::TC != 0 {
+            // The TC program on this port runs the pipeline on the skb.
+            return hand_to_tc(ctx, handoff::TABLE, vswitch, in_port);
+        }
         let version = current_version(vswitch)?;
         return pipeline(ctx, vswitch, in_port, version);
     }
@@ -518,6 +534,9 @@ fn from_underlay(ctx: &XdpContext, injected: bool) -> Result<u32, u32> {
     match vp.location {
         location::LOCAL => {
             decap(ctx)?;
+            if is_tc_port(vp.ifindex) {
+                return hand_to_tc(ctx, handoff::DELIVER, vswitch, vp.ifindex);
+            }
             redirect(ctx, vp.ifindex)
         }
         location::REMOTE if injected => {
@@ -541,6 +560,40 @@ fn from_underlay(ctx: &XdpContext, injected: bool) -> Result<u32, u32> {
         }
         _ => Err(drop_reason::BAD_OUTPUT),
     }
+}
+
+/// Whether a local port runs LIME at TC (its host end runs no XDP program, so an
+/// XDP-redirected frame would be dropped there).
+#[inline(always)]
+fn is_tc_port(ifindex: u32) -> bool {
+    PORTS
+        .get(ifindex)
+        .is_some_and(|p| p.flags & port_flags::TC != 0)
+}
+
+/// Pass the (decapsulated) frame to the stack with a [`TcHandoff`] in front of it, for
+/// the TC program on this port.
+#[inline(always)]
+fn hand_to_tc(ctx: &XdpContext, what: u16, vswitch: u16, arg: u32) -> Result<u32, u32> {
+    let len = core::mem::size_of::<TcHandoff>() as i32;
+    // SAFETY: helper call on our own context.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -len) } != 0 {
+        return Err(drop_reason::HELPER_FAILED);
+    }
+    let meta = ctx.metadata();
+    if meta + core::mem::size_of::<TcHandoff>() > ctx.data() {
+        return Err(drop_reason::HELPER_FAILED);
+    }
+    // SAFETY: bounds checked against the start of the frame.
+    unsafe {
+        *(meta as *mut TcHandoff) = TcHandoff {
+            magic: handoff::MAGIC,
+            what,
+            vswitch,
+            arg,
+        };
+    }
+    Ok(xdp_action::XDP_PASS)
 }
 
 #[cfg(not(test))]

@@ -84,9 +84,10 @@ pub static PACKET_IN: PerfEventArray<PacketInMeta> = PerfEventArray::pinned(0);
 pub static FLOOR_TARGET: Array<u32> = Array::pinned(1, 0);
 
 /// Slot 0: `lime_tc_table`, the TC path's goto-table step; slot 1: `lime_tc_emit`;
-/// slot 2: `lime_tc_send`. Written by the driver at load time.
+/// slot 2: `lime_tc_send`; slot 3: `lime_tc_out` (single output). Written by the driver
+/// at load time.
 #[map(name = "TC_TABLE_PROGS")]
-pub static TC_TABLE_PROGS: ProgramArray = ProgramArray::pinned(3, 0);
+pub static TC_TABLE_PROGS: ProgramArray = ProgramArray::pinned(4, 0);
 
 /// Virtual switch → its virtual ports (for FLOOD/ALL). Written by the driver.
 #[map(name = "VSW_PORTS")]

@@ -32,6 +32,12 @@ const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_ICMPV6: u8 = 58;
 
 impl Frame {
+    /// The frame from `start` to `end` (a context's `data` and `data_end`).
+    #[inline(always)]
+    pub fn between(start: usize, end: usize) -> Self {
+        Self { start, end }
+    }
+
     /// Frame length in bytes.
     #[inline(always)]
     pub fn len(&self) -> usize {

@@ -1,8 +1,28 @@
-//! The skb (TC ingress) path: packets whose rules send several copies — FLOOD, ALL, more
-//! than one output, or CONTROLLER plus an output. XDP cannot clone a frame, so `lime_xdp`
-//! passes such packets up (without counting them) and `lime_tc`, attached to the same
-//! port's TC ingress hook, classifies them again with the same tables and emits the
-//! copies with `bpf_clone_redirect`.
+//! The skb (TC ingress) path, two uses with one classifier:
+//! - Packets whose rules send several copies — FLOOD, ALL, more than one output, or
+//!   CONTROLLER plus an output. XDP cannot clone a frame, so `lime_xdp` passes such
+//!   packets up (without counting them) and `lime_tc`, attached to the same port's TC
+//!   ingress hook, classifies them again with the same tables and emits the copies with
+//!   `bpf_clone_redirect`.
+//! - A physical switch in TC mode (`port_flags::TC`): its host ports run no XDP program
+//!   (attaching one to a veth clears the segmentation offloads of its peer, so the
+//!   host's TCP would send MTU-sized segments), and `lime_tc` classifies every packet
+//!   there — GSO/GRO skbs whole, their headers parsed where they are (made linear by
+//!   [`Tc::pull_headers`] only if they are not). Header changes are written with
+//!   `bpf_skb_store_bytes` ([`Packet::write`]), so only skbs that are changed get
+//!   un-cloned. Single outputs go through `lime_tc_out`: the same `execute`/`deliver`
+//!   as XDP ([`crate::actions`], generic over [`Packet`]), with `bpf_redirect` to the
+//!   egress port and `bpf_skb_change_head` for the tunnel. On this switch's underlay and
+//!   injection ports XDP still decapsulates and passes a [`TcHandoff`] to `lime_tc`
+//!   there: deliver to a local port, or run the flow tables for a packet-out. No flow
+//!   cache at TC yet: every skb is classified (a GSO skb is one lookup for up to 64 KiB).
+//!   `bpf_redirect_peer` (straight into the host end's ingress) was tried: no faster
+//!   here, and it bypasses XDP programs on the host's end.
+//!
+//! Counters in TC mode: a GSO skb counts as one packet with all its bytes (as Open
+//! vSwitch's kernel datapath counts skbs); a tag the kernel moved out of the frame
+//! (`skb->vlan_tci`) is counted in the bytes, and the flow key's VLAN fields come from
+//! it.
 //!
 //! Order of emission: the packet-in (if any), then copies to local ports, then copies to
 //! remote ports, which share one encapsulation (`bpf_skb_change_head`: unlike
@@ -18,23 +38,25 @@ use aya_ebpf::{
 };
 use lime_common::{
     action::{code, port_no},
+    flow::VID_PRESENT,
     limits::{MAX_ACTIONS, MAX_PACKET_IN_BYTES, MAX_TABLES},
-    port::{MAX_FLOOD_PORTS, VportInfo, VportKey, kind, location},
+    port::{MAX_FLOOD_PORTS, PortInfo, VportInfo, VportKey, kind, location, port_flags},
     stats::drop_reason,
     wire::{ETH_P_LIME, PacketInMeta, TUNNEL_MAGIC, TunnelHeader, packet_in_reason},
 };
 
 use crate::{
     Step,
-    actions::count_rule,
-    classify_step, current_version,
+    actions::{count_rule, deliver, execute, redirect},
+    classify_step,
+    ctx::{Packet, Tc, skb_vlan},
+    current_version,
     maps::{
         PACKET_IN, PORTS, RULE_PROGRAMS, Scratch, TC_TABLE_PROGS, VPORTS, VSW_PORTS, count_drop,
         port_stats, scratch,
     },
-    parse::Frame,
     start_packet,
-    tunnel::ENCAP_LEN,
+    tunnel::{ENCAP_LEN, TcHandoff, handoff},
 };
 
 /// Most explicit output ports one packet's chain may name (a power of two).
@@ -64,16 +86,45 @@ pub struct Copies {
     pub n_remote: u32,
 }
 
-/// TC ingress on every host port.
+/// `TC_TABLE_PROGS` slots.
+mod slot {
+    /// `lime_tc_table`.
+    pub const TABLE: u32 = 0;
+    /// `lime_tc_emit`.
+    pub const EMIT: u32 = 1;
+    /// `lime_tc_send` (from `lime_tc_emit`).
+    pub const SEND: u32 = 2;
+    /// `lime_tc_out`.
+    pub const OUT: u32 = 3;
+}
+
+/// TC ingress on every host port (and, in TC mode, on underlay and injection ports).
 #[classifier]
 pub fn lime_tc(ctx: TcContext) -> i32 {
-    tc_verdict(try_lime_tc(&ctx))
+    tc_verdict(&ctx, try_lime_tc(&ctx))
 }
 
 /// The TC path's goto-table step (slot 0 of `TC_TABLE_PROGS`).
 #[classifier]
 pub fn lime_tc_table(ctx: TcContext) -> i32 {
-    tc_verdict(scratch().and_then(|s| tc_step(&ctx, s)))
+    tc_verdict(&ctx, scratch().and_then(|s| tc_step(&ctx, s)))
+}
+
+/// The TC path's single-output step (slot 3 of `TC_TABLE_PROGS`): execute the chain's
+/// actions on the skb and deliver it, as `lime_xdp` does with a frame.
+#[classifier]
+pub fn lime_tc_out(ctx: TcContext) -> i32 {
+    tc_verdict(&ctx, scratch().and_then(|s| single(&ctx, s)))
+}
+
+#[inline(always)]
+fn single(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
+    let verdict = match execute(ctx, &s.chain, s.frame_len)? {
+        Some(out) => deliver(ctx, &s.ingress, out)?,
+        None if s.chain.missed => return Err(drop_reason::TABLE_MISS),
+        None => return Err(drop_reason::NO_OUTPUT),
+    };
+    Ok(verdict as i32)
 }
 
 /// The TC path's execution step (slot 1 of `TC_TABLE_PROGS`): counters, header changes,
@@ -81,21 +132,43 @@ pub fn lime_tc_table(ctx: TcContext) -> i32 {
 /// verifier's budget.
 #[classifier]
 pub fn lime_tc_emit(ctx: TcContext) -> i32 {
-    tc_verdict(scratch().and_then(|s| collect(&ctx, s)))
+    tc_verdict(&ctx, scratch().and_then(|s| collect(&ctx, s)))
 }
 
 /// The TC path's last step (slot 2 of `TC_TABLE_PROGS`): send the copies.
 #[classifier]
 pub fn lime_tc_send(ctx: TcContext) -> i32 {
-    tc_verdict(scratch().and_then(|s| send(&ctx, s)))
+    tc_verdict(&ctx, scratch().and_then(|s| send(&ctx, s)))
 }
 
+/// The skb's ingress interface.
 #[inline(always)]
-fn tc_verdict(v: Result<i32, u32>) -> i32 {
+fn ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: reading a field of our own __sk_buff.
+    unsafe { (*ctx.skb.skb).ifindex }
+}
+
+/// The port an skb arrived on, if it is a LIME port.
+#[inline(always)]
+fn port_of(ifindex: u32) -> Option<PortInfo> {
+    // SAFETY: map value pointer valid for this run.
+    PORTS.get_ptr(ifindex).map(|p| unsafe { *p })
+}
+
+/// Turn a verdict into a TC action, counting drops by reason (and, on a host port in TC
+/// mode, where nothing else counts them, on the port).
+#[inline(always)]
+fn tc_verdict(ctx: &TcContext, v: Result<i32, u32>) -> i32 {
     match v {
         Ok(a) => a,
         Err(reason) => {
             count_drop(reason);
+            let ifindex = ifindex(ctx);
+            if port_of(ifindex).is_some_and(|p| p.flags & port_flags::TC != 0)
+                && let Some(ps) = port_stats(ifindex)
+            {
+                ps.rx_dropped += 1;
+            }
             TC_ACT_SHOT as i32
         }
     }
@@ -103,41 +176,84 @@ fn tc_verdict(v: Result<i32, u32>) -> i32 {
 
 #[inline(always)]
 fn try_lime_tc(ctx: &TcContext) -> Result<i32, u32> {
-    // SAFETY: reading a field of our own __sk_buff.
-    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let Some(port) = PORTS.get_ptr(ifindex) else {
+    let ifindex = ifindex(ctx);
+    let Some(port) = port_of(ifindex) else {
         return Ok(TC_ACT_OK as i32);
     };
-    // SAFETY: map value pointer valid for this run.
-    let port = unsafe { *port };
-    if port.kind != kind::HOST {
+    let tc_mode = port.flags & port_flags::TC != 0;
+    match port.kind {
+        kind::HOST => {
+            if tc_mode && let Some(ps) = port_stats(ifindex) {
+                // In XDP mode `lime_xdp` counted it already.
+                ps.rx_packets += 1;
+                ps.rx_bytes += ctx.wire_len();
+            }
+            classify(ctx, port.vswitch, port.vport)
+        }
+        kind::UNDERLAY | kind::INJECT if tc_mode => from_handoff(ctx),
+        _ => Ok(TC_ACT_OK as i32),
+    }
+}
+
+/// A frame XDP decapsulated on this underlay or injection port and passed up with a
+/// [`TcHandoff`] in the metadata area; anything else is left to the stack.
+#[inline(always)]
+fn from_handoff(ctx: &TcContext) -> Result<i32, u32> {
+    // SAFETY: reading fields of our own __sk_buff.
+    let (meta, data) = unsafe { ((*ctx.skb.skb).data_meta as usize, ctx.data()) };
+    if meta + core::mem::size_of::<TcHandoff>() > data {
         return Ok(TC_ACT_OK as i32);
     }
-    // Make the whole frame directly accessible.
-    let _ = ctx.pull_data(ctx.len());
-    let version = current_version(port.vswitch)?;
-    let f = Frame {
-        start: ctx.data(),
-        end: ctx.data_end(),
+    // SAFETY: bounds checked against the start of the frame.
+    let h = unsafe { *(meta as *const TcHandoff) };
+    if h.magic != handoff::MAGIC {
+        return Ok(TC_ACT_OK as i32);
+    }
+    match h.what {
+        handoff::DELIVER => redirect(ctx, h.arg).map(|v| v as i32),
+        handoff::TABLE => classify(ctx, h.vswitch, h.arg),
+        _ => Err(drop_reason::BAD_TUNNEL),
+    }
+}
+
+/// Parse and classify an skb as entering virtual port `vport` of `vswitch`, with the
+/// virtual switch's current version.
+#[inline(always)]
+fn classify(ctx: &TcContext, vswitch: u16, vport: u32) -> Result<i32, u32> {
+    let version = current_version(vswitch)?;
+    // Parse the linear part as it is (a TCP skb's headers are in it); only if a header
+    // lies beyond it, make more of the frame linear and parse again.
+    let s = match start_packet(&ctx.frame(), vswitch, vport, version) {
+        Err(drop_reason::TRUNCATED | drop_reason::BAD_IHL)
+            if (ctx.frame().len() as u64) < u64::from(ctx.len()) =>
+        {
+            ctx.pull_headers();
+            start_packet(&ctx.frame(), vswitch, vport, version)?
+        }
+        r => r?,
     };
-    let s = start_packet(&f, port.vswitch, port.vport, version)?;
+    s.frame_len = ctx.wire_len();
+    if let Some((_, tci)) = skb_vlan(ctx) {
+        // The kernel moved the outer tag out of the frame; the parser saw what follows.
+        if s.key.vlan_vid != 0 {
+            return Err(drop_reason::VLAN_STACKED);
+        }
+        s.key.vlan_vid = VID_PRESENT | (tci & 0x0fff);
+        s.key.vlan_pcp = (tci >> 13) as u8;
+    }
     tc_step(ctx, s)
 }
 
 #[inline(always)]
 fn tc_step(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
-    match classify_step(s)? {
-        Step::Goto => {
-            // SAFETY: tail call with our own context; returns only on failure.
-            unsafe { TC_TABLE_PROGS.tail_call(ctx, 0) };
-            Err(drop_reason::HELPER_FAILED)
-        }
-        Step::Done => {
-            // SAFETY: tail call with our own context; returns only on failure.
-            unsafe { TC_TABLE_PROGS.tail_call(ctx, 1) };
-            Err(drop_reason::HELPER_FAILED)
-        }
-    }
+    let next = match classify_step(s)? {
+        Step::Goto => slot::TABLE,
+        Step::Done if s.chain.multi || s.chain.outputs > 1 => slot::EMIT,
+        Step::Done => slot::OUT,
+    };
+    // SAFETY: tail call with our own context; returns only on failure.
+    unsafe { TC_TABLE_PROGS.tail_call(ctx, next) };
+    Err(drop_reason::HELPER_FAILED)
 }
 
 /// Count the chain's rules, apply header changes up to the first output, and collect
@@ -217,13 +333,16 @@ fn collect(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
         });
     }
     // SAFETY: tail call with our own context; returns only on failure.
-    unsafe { TC_TABLE_PROGS.tail_call(ctx, 2) };
+    unsafe { TC_TABLE_PROGS.tail_call(ctx, slot::SEND) };
     Err(drop_reason::HELPER_FAILED)
 }
 
 /// Emit the collected copies: packet-in, local ports, flood, then remote ports.
 #[inline(always)]
 fn send(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
+    // Every copy carries the frame as on the wire: a tag the kernel moved out of it goes
+    // back in (the packet-in and the tunnel carry frame bytes only).
+    ctx.tag_in_frame()?;
     if s.copies.controller != 0 {
         packet_in(ctx, s, s.copies.ctrl_len, s.copies.ctrl_rule);
     }

@@ -22,6 +22,8 @@ pub enum NameKind {
     VSwitch,
     /// A tenant owning virtual switches.
     Tenant,
+    /// A named ensemble of virtual switches.
+    Ensemble,
     /// A network namespace name derived from the lab and node names.
     Netns,
     /// A kernel interface name derived from a node name.
@@ -36,6 +38,7 @@ impl fmt::Display for NameKind {
             Self::Host => "host",
             Self::VSwitch => "virtual switch",
             Self::Tenant => "tenant",
+            Self::Ensemble => "ensemble",
             Self::Netns => "namespace",
             Self::Interface => "interface",
         })
@@ -275,6 +278,32 @@ pub enum TopologyError {
         /// The virtual switch.
         vswitch: String,
     },
+    /// A virtual switch has hosts on physical switches with different datapath modes.
+    #[error(
+        "virtual switch {vswitch:?} has hosts on physical switches {a:?} and {b:?}, whose datapath modes differ"
+    )]
+    MixedDatapaths {
+        /// The virtual switch.
+        vswitch: String,
+        /// A physical switch of one mode.
+        a: String,
+        /// One of the other.
+        b: String,
+    },
+    /// The ends of a virtual link are on physical switches with different datapath
+    /// modes (an XDP-mode end redirects frames that only enter a veth whose peer runs
+    /// XDP, which a TC-mode end does not).
+    #[error(
+        "virtual link {link} joins physical switches {a:?} and {b:?}, whose datapath modes differ"
+    )]
+    VLinkMixedDatapaths {
+        /// The link, 1-based in file order.
+        link: usize,
+        /// One end's physical switch.
+        a: String,
+        /// The other's.
+        b: String,
+    },
     /// More virtual links than their port names allow.
     #[error("{count} virtual links, more than the {max} allowed")]
     TooManyVLinks {
@@ -282,6 +311,51 @@ pub enum TopologyError {
         count: usize,
         /// The limit.
         max: usize,
+    },
+    /// An ensemble has the name of a virtual switch (`lime migrate <name>` would be
+    /// ambiguous).
+    #[error("ensemble {name:?} has the name of a virtual switch")]
+    EnsembleNameTaken {
+        /// The name.
+        name: String,
+    },
+    /// An ensemble lists no virtual switch.
+    #[error("ensemble {ensemble:?} lists no virtual switch")]
+    EmptyEnsemble {
+        /// The ensemble.
+        ensemble: String,
+    },
+    /// An ensemble names a virtual switch the topology does not have.
+    #[error("ensemble {ensemble:?} refers to unknown virtual switch {vswitch:?}")]
+    EnsembleUnknownVSwitch {
+        /// The ensemble.
+        ensemble: String,
+        /// The virtual switch named.
+        vswitch: String,
+    },
+    /// An ensemble lists a virtual switch twice.
+    #[error("ensemble {ensemble:?} lists virtual switch {vswitch:?} twice")]
+    EnsembleDuplicateMember {
+        /// The ensemble.
+        ensemble: String,
+        /// The virtual switch.
+        vswitch: String,
+    },
+    /// An ensemble spans tenants (an ensemble is part of one tenant's virtual topology).
+    #[error(
+        "ensemble {ensemble:?} mixes tenants: {first:?} (of {first_tenant:?}) and {second:?} (of {second_tenant:?})"
+    )]
+    EnsembleTenants {
+        /// The ensemble.
+        ensemble: String,
+        /// Its first virtual switch.
+        first: String,
+        /// That one's tenant.
+        first_tenant: String,
+        /// A virtual switch of another tenant.
+        second: String,
+        /// Its tenant.
+        second_tenant: String,
     },
     /// A controller string is not `tcp:HOST:PORT` or `ptcp:PORT[:ADDR]`.
     #[error("virtual switch {vswitch:?}: bad controller {value:?}: {reason}")]

@@ -5,9 +5,10 @@
 //! - a namespace `lime-L-<node>` per physical switch and per host, with `lo` up;
 //! - per host, a veth pair: `eth0` in the host namespace (the host's MAC and addresses,
 //!   IPv6 without DAD, TX checksum offload off because XDP redirection loses partial
-//!   checksums) and `<host>` in its switch's namespace;
+//!   checksums — kept on for a switch in TC mode, [`DatapathMode::Tc`]) and `<host>` in
+//!   its switch's namespace;
 //! - per underlay link `a`–`b`, a veth pair `u-b` in `a` and `u-a` in `b`, MTU
-//!   [`UNDERLAY_MTU`];
+//!   [`UNDERLAY_MTU`] (GRO on at the end of a TC-mode switch);
 //! - per virtual link `N` (1-based), a veth pair `vlNa` in the namespace of the physical
 //!   switch its `a` end is placed on and `vlNb` in `b`'s (both in one namespace if the
 //!   same switch); moving an end later makes a new pair first
@@ -19,6 +20,7 @@
 //!   disabled. Hosts therefore only send what a test makes them send (plus ARP/ND for
 //!   it, and MLD reports for a configured IPv6 address).
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -28,7 +30,8 @@ use crate::error::{LabError, NameKind};
 use crate::netns::{self, LinkInfo};
 use crate::state::{HostIface, LabState, PortKind, SwitchPort, VLinkPair};
 use crate::topology::{
-    HOST_IFNAME, HostSpec, Topology, UNDERLAY_MTU, VLinkSide, underlay_ifname, vlink_ifname,
+    DatapathMode, HOST_IFNAME, HostSpec, Topology, UNDERLAY_MTU, VLINK_PREFIX, VLinkSide,
+    underlay_ifname, vlink_ifname,
 };
 
 /// Sysctls of physical switch namespaces, set before any port exists.
@@ -128,6 +131,21 @@ impl Lab {
                 (&ns_b, &if_b),
                 Some(UNDERLAY_MTU),
             )?;
+            // A switch in TC mode gets what its underlay port's XDP program decapsulates
+            // as skbs: GRO joins a TCP stream's frames (which the sender's side had to
+            // cut, its peer running XDP) into large segments again before LIME's TC
+            // program delivers them.
+            for (sw, ns, ifname) in [(&link.a, &ns_a, &if_a), (&link.b, &ns_b, &if_b)] {
+                if topology
+                    .switch(sw)
+                    .is_some_and(|s| s.datapath == DatapathMode::Tc)
+                {
+                    netns::run_checked(&mut netns::command_in(
+                        ns,
+                        &["ethtool", "-K", ifname, "gro", "on"],
+                    ))?;
+                }
+            }
         }
         for (i, l) in topology.vlinks.iter().enumerate() {
             let pair = VLinkPair {
@@ -357,6 +375,17 @@ impl Lab {
         if self.state.topology.switch(new_switch).is_none() {
             return Err(unknown(new_switch));
         }
+        // The virtual switches of the host must stay on physical switches of one datapath
+        // mode (see `Topology::validate`): check before anything is torn down.
+        let mut moved = self.state.topology.clone();
+        new_switch.clone_into(&mut moved.hosts[index].switch);
+        if let Some(vs) = moved
+            .vswitches
+            .iter()
+            .find(|vs| vs.ports.iter().any(|p| p.host == host))
+        {
+            moved.check_one_datapath_mode(vs)?;
+        }
         let host_ns = self.state.topology.netns_name(host);
         // A host whose link is already gone (a move cut short by a crash) is attached
         // afresh.
@@ -493,6 +522,10 @@ impl Lab {
     /// - a host found on none (its move was cut short, or its switch is gone) is
     ///   attached again: to the switch `fallback` names for it if that one is there,
     ///   else to the one the saved state names;
+    /// - every virtual link's veth pairs are read from the kernel (the interfaces named
+    ///   after them, see [`vlink_ifname`]): an end's move after the state was saved is
+    ///   found, and one cut short leaves both pairs listed (the newest is the link's
+    ///   current one); a pair with an end gone is forgotten;
     /// - interface indexes are re-read.
     ///
     /// Dropping the handle tears the lab down, as for [`Lab::up`]. Returns the lab, the
@@ -527,21 +560,22 @@ impl Lab {
                 links.into_iter().map(|l| l.ifname).collect(),
             ));
         }
-        // A virtual link pair a crash cut short (or whose switch is gone) is forgotten.
-        let has = |sw: &str, ifname: &str| {
-            names
+        // Virtual link pairs as the kernel has them: an end's move may have made a pair
+        // (and removed the old one) after the state was saved, or been cut short with
+        // both pairs there; a pair with an end gone (its switch, say) is forgotten.
+        state.vlink_pairs = found_vlink_pairs(&state, &names);
+        for link in 0..state.topology.vlinks.len() {
+            if let Some(p) = state
+                .vlink_pairs
                 .iter()
-                .any(|(s, ifs)| s == sw && ifs.iter().any(|i| i == ifname))
-        };
-        state.vlink_pairs.retain(|p| {
-            has(
-                &p.a_switch,
-                &vlink_ifname(p.link, p.generation, VLinkSide::A),
-            ) && has(
-                &p.b_switch,
-                &vlink_ifname(p.link, p.generation, VLinkSide::B),
-            )
-        });
+                .filter(|p| p.link == link)
+                .max_by_key(|p| p.generation)
+            {
+                let l = &mut state.topology.vlinks[link];
+                l.a.switch.clone_from(&p.a_switch);
+                l.b.switch.clone_from(&p.b_switch);
+            }
+        }
         let mut lost = Vec::new();
         for i in 0..state.topology.hosts.len() {
             let name = state.topology.hosts[i].name.clone();
@@ -701,6 +735,63 @@ fn veth_pair(
     netns::ip(&["-n", ns_b, "link", "set", if_b, "up"]).map(drop)
 }
 
+/// The veth pairs of every virtual link found among each switch's interface names
+/// (`names`: switch, its interfaces), both ends present. A generation is known by its
+/// name modulo 1000 (see [`vlink_ifname`]): the saved one if it matches, else the
+/// smallest one at or after the newest saved generation with that name.
+fn found_vlink_pairs(state: &LabState, names: &[(String, Vec<String>)]) -> Vec<VLinkPair> {
+    let mut pairs = Vec::new();
+    for link in 0..state.topology.vlinks.len() {
+        let saved: Vec<u32> = state
+            .vlink_pairs
+            .iter()
+            .filter(|p| p.link == link)
+            .map(|p| p.generation)
+            .collect();
+        let newest = saved.iter().copied().max().unwrap_or(0);
+        let generation = |g: u32| {
+            saved
+                .iter()
+                .copied()
+                .find(|s| s % 1000 == g)
+                .unwrap_or_else(|| newest + (g + 1000 - newest % 1000) % 1000)
+        };
+        let prefix = format!("{VLINK_PREFIX}{}", link + 1);
+        let mut ends: BTreeMap<u32, (Option<String>, Option<String>)> = BTreeMap::new();
+        for (sw, ifs) in names {
+            for name in ifs {
+                let Some(rest) = name.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let (side, g) = match rest.split_once('-') {
+                    Some((side, g)) => match g.parse::<u32>() {
+                        Ok(g) if g > 0 => (side, g),
+                        _ => continue,
+                    },
+                    None => (rest, 0),
+                };
+                let e = ends.entry(generation(g)).or_default();
+                match side {
+                    "a" => e.0 = Some(sw.clone()),
+                    "b" => e.1 = Some(sw.clone()),
+                    _ => {}
+                }
+            }
+        }
+        for (g, e) in ends {
+            if let (Some(a_switch), Some(b_switch)) = e {
+                pairs.push(VLinkPair {
+                    link,
+                    generation: g,
+                    a_switch,
+                    b_switch,
+                });
+            }
+        }
+    }
+    pairs
+}
+
 /// Create the veth pair of a virtual link's generation.
 fn make_vlink_pair(topology: &Topology, pair: &VLinkPair) -> Result<(), LabError> {
     let (ns_a, ns_b) = (
@@ -724,16 +815,42 @@ fn del_vlink_pair(topology: &Topology, pair: &VLinkPair) -> Result<(), LabError>
 }
 
 /// Create host `host`'s veth towards `switch` and configure the host side.
+/// Interface indices for a new veth pair between namespaces `a` and `b`: free in each
+/// (one above the highest in use) and different from each other. The kernel treats a
+/// link change of a device whose peer has its own ifindex (as an interface in another
+/// namespace may) as not urgent and applies it up to a second later (linkwatch: the
+/// operational state, and the qdisc without which the stack cannot send); a moved
+/// host's new link would stay down that long.
+fn pair_indices(a: &str, b: &str) -> Result<(u32, u32), LabError> {
+    let next = |ns: &str| -> Result<u32, LabError> {
+        Ok(netns::links(ns)?
+            .iter()
+            .map(|l| l.ifindex)
+            .max()
+            .unwrap_or(1)
+            + 1)
+    };
+    let ia = next(a)?;
+    let mut ib = next(b)?;
+    if ib == ia {
+        ib += 1;
+    }
+    Ok((ia, ib))
+}
+
 fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(), LabError> {
     let (sw_ns, host_ns) = (topology.netns_name(switch), topology.netns_name(&host.name));
     let mac = host.mac.to_string();
     let queues = topology.veth_queues.to_string();
+    let (sw_index, host_index) = pair_indices(&sw_ns, &host_ns)?;
     netns::ip(&[
         "-n",
         &sw_ns,
         "link",
         "add",
         &host.name,
+        "index",
+        &sw_index.to_string(),
         "numtxqueues",
         &queues,
         "numrxqueues",
@@ -745,6 +862,8 @@ fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(),
         HOST_IFNAME,
         "netns",
         &host_ns,
+        "index",
+        &host_index.to_string(),
         "address",
         &mac,
         "numtxqueues",
@@ -775,11 +894,63 @@ fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(),
         ])?;
     }
     // XDP redirection does not finish CHECKSUM_PARTIAL packets: make the host compute
-    // its checksums in software.
+    // its checksums in software (on a switch whose datapath runs at TC, skbs keep theirs).
+    let tc = topology
+        .switch(switch)
+        .is_some_and(|s| s.datapath == DatapathMode::Tc);
+    let tx = if tc { "on" } else { "off" };
     netns::run_checked(&mut netns::command_in(
         &host_ns,
-        &["ethtool", "-K", HOST_IFNAME, "tx", "off"],
+        &["ethtool", "-K", HOST_IFNAME, "tx", tx],
     ))?;
     netns::ip(&["-n", &host_ns, "link", "set", HOST_IFNAME, "up"])?;
     netns::ip(&["-n", &sw_ns, "link", "set", &host.name, "up"]).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_link_pairs_are_found_by_their_interface_names() {
+        // Saved: generations 0 and 1 of link 0. In the kernel: generation 0, a newer
+        // pair (2) made after the state was saved, generation 1 with an end gone, and
+        // interfaces of other links or none.
+        let mut state = crate::state::tests::sample();
+        let end = |vswitch: &str, switch: &str| crate::topology::VLinkEnd {
+            vswitch: vswitch.to_owned(),
+            port: 5,
+            switch: switch.to_owned(),
+        };
+        state.topology.vlinks = vec![crate::topology::VLinkSpec {
+            a: end("vs1", "s1"),
+            b: end("vs2", "s2"),
+        }];
+        let names = vec![
+            (
+                "s1".to_owned(),
+                vec!["vl1a".to_owned(), "vl1a-2".to_owned(), "vl11a".to_owned()],
+            ),
+            (
+                "s2".to_owned(),
+                vec![
+                    "vl1b".to_owned(),
+                    "vl1b-1".to_owned(),
+                    "vl1b-2".to_owned(),
+                    "vl1bx".to_owned(),
+                    "u-s1".to_owned(),
+                ],
+            ),
+        ];
+        let pair = |generation, a: &str, b: &str| VLinkPair {
+            link: 0,
+            generation,
+            a_switch: a.to_owned(),
+            b_switch: b.to_owned(),
+        };
+        assert_eq!(
+            found_vlink_pairs(&state, &names),
+            [pair(0, "s1", "s2"), pair(2, "s1", "s2")]
+        );
+    }
 }

@@ -54,6 +54,7 @@ pub use lab::Lab;
 pub use netns::{LinkInfo, run_in_netns};
 pub use state::{HostIface, LabState, PortKind, SwitchPort, VLinkPair};
 pub use topology::{
-    FailMode, HOST_IFNAME, HostSpec, LinkSpec, MAX_VETH_QUEUES, SwitchSpec, Topology, UNDERLAY_MTU,
-    VLinkEnd, VLinkSide, VLinkSpec, VPortSpec, VSwitchSpec, underlay_ifname, vlink_ifname,
+    DatapathMode, EnsembleSpec, FailMode, HOST_IFNAME, HostSpec, LinkSpec, MAX_VETH_QUEUES,
+    SwitchSpec, Topology, UNDERLAY_MTU, VLinkEnd, VLinkSide, VLinkSpec, VPortSpec, VSwitchSpec,
+    underlay_ifname, vlink_ifname,
 };

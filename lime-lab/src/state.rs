@@ -278,10 +278,10 @@ impl LabState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> LabState {
+    pub(crate) fn sample() -> LabState {
         let topology = Topology::default_demo();
         LabState {
             namespaces: topology.nodes().map(|n| topology.netns_name(n)).collect(),

@@ -7,6 +7,7 @@
 //!
 //! [[switch]]                       # a physical switch (a namespace running the datapath)
 //! name = "s1"
+//! datapath = "xdp"                 # optional: "xdp" (default) or "tc", see DatapathMode
 //! [[switch]]
 //! name = "s2"
 //!
@@ -32,6 +33,10 @@
 //! [[vlink]]                        # a virtual link: virtual port 5 of vs1 <-> port 5 of vs2
 //! a = { vswitch = "vs1", port = 5, switch = "s1" }   # switch: optional, see below
 //! b = { vswitch = "vs2", port = 5 }
+//!
+//! [[ensemble]]                     # optional: virtual switches that migrate together
+//! name = "web"                     # `lime migrate web --to s3`
+//! vswitches = ["vs1", "vs2"]       # one tenant's, in the order they migrate
 //! ```
 //!
 //! A virtual link joins a virtual port of one virtual switch to a virtual port of
@@ -100,6 +105,10 @@ pub struct Topology {
     /// [`crate::Lab::add_vlink_pair`]).
     #[serde(rename = "vlink", default, skip_serializing_if = "Vec::is_empty")]
     pub vlinks: Vec<VLinkSpec>,
+    /// Named ensembles: sets of virtual switches that migrate together
+    /// (`lime migrate <ensemble>`).
+    #[serde(rename = "ensemble", default, skip_serializing_if = "Vec::is_empty")]
+    pub ensembles: Vec<EnsembleSpec>,
     /// Receive and transmit queues of every veth the lab makes (default 1). Frames that
     /// XDP redirects into a veth land in the peer's queue of the CPU that redirected
     /// them: with one queue every flow stays in order (one ring), but senders on several
@@ -127,6 +136,42 @@ const fn is_one_queue(n: &u32) -> bool {
 pub struct SwitchSpec {
     /// Node name.
     pub name: String,
+    /// Where LIME runs on its host ports.
+    #[serde(default, skip_serializing_if = "DatapathMode::is_default")]
+    pub datapath: DatapathMode,
+}
+
+impl SwitchSpec {
+    /// A switch of this name with the default datapath.
+    #[must_use]
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            datapath: DatapathMode::default(),
+        }
+    }
+}
+
+/// Where a physical switch runs LIME on its host ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatapathMode {
+    /// XDP on every port (the fastest per packet). The kernel clears the software
+    /// segmentation offloads (TSO) of a veth whose peer runs XDP, so hosts' TCP sends
+    /// MTU-sized segments, and hosts compute checksums in software.
+    #[default]
+    Xdp,
+    /// TC ingress on host ports, no XDP program there: GSO/GRO skbs (large TCP
+    /// segments) cross the switch whole and hosts keep their checksum offload.
+    /// Underlay ports still run XDP (it decapsulates the tunnel).
+    Tc,
+}
+
+impl DatapathMode {
+    #[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's signature")]
+    fn is_default(m: &Self) -> bool {
+        *m == Self::default()
+    }
 }
 
 /// A host (VM stand-in): a namespace with one interface, [`HOST_IFNAME`].
@@ -255,6 +300,17 @@ impl VLinkSpec {
     }
 }
 
+/// A named ensemble: some of one tenant's virtual switches (typically joined by
+/// virtual links) that migrate together, with their hosts and link ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleSpec {
+    /// Name, unique among ensembles and virtual switches.
+    pub name: String,
+    /// Its virtual switches, in the order they migrate.
+    pub vswitches: Vec<String>,
+}
+
 /// Which end of a virtual link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -300,6 +356,8 @@ struct RawTopology {
     vswitch: Vec<RawVSwitch>,
     #[serde(default)]
     vlink: Vec<RawVLink>,
+    #[serde(default)]
+    ensemble: Vec<EnsembleSpec>,
 }
 
 #[derive(Deserialize)]
@@ -439,6 +497,7 @@ impl RawTopology {
             links: self.link,
             vswitches,
             vlinks,
+            ensembles: self.ensemble,
             veth_queues: self.veth_queues,
         })
     }
@@ -469,15 +528,9 @@ impl Topology {
         Self {
             name: "demo".to_owned(),
             switches: vec![
-                SwitchSpec {
-                    name: "s1".to_owned(),
-                },
-                SwitchSpec {
-                    name: "s2".to_owned(),
-                },
-                SwitchSpec {
-                    name: "s3".to_owned(),
-                },
+                SwitchSpec::named("s1"),
+                SwitchSpec::named("s2"),
+                SwitchSpec::named("s3"),
             ],
             hosts: vec![host(0, "s1"), host(1, "s1"), host(2, "s2"), host(3, "s2")],
             links: vec![
@@ -504,6 +557,7 @@ impl Topology {
                     .collect(),
             }],
             vlinks: Vec::new(),
+            ensembles: Vec::new(),
             veth_queues: 1,
         }
     }
@@ -573,6 +627,22 @@ impl Topology {
     #[must_use]
     pub fn vswitch(&self, name: &str) -> Option<&VSwitchSpec> {
         self.vswitches.iter().find(|v| v.name == name)
+    }
+
+    /// The ensemble named `name`.
+    #[must_use]
+    pub fn ensemble(&self, name: &str) -> Option<&EnsembleSpec> {
+        self.ensembles.iter().find(|e| e.name == name)
+    }
+
+    /// What `lime migrate <name>` moves: an ensemble's virtual switches, in order, or
+    /// the one virtual switch called `name`; `None` if it is neither.
+    #[must_use]
+    pub fn migration_unit(&self, name: &str) -> Option<Vec<String>> {
+        if let Some(e) = self.ensemble(name) {
+            return Some(e.vswitches.clone());
+        }
+        self.vswitch(name).map(|v| vec![v.name.clone()])
     }
 
     /// True if `name` is a switch or a host (a node with a namespace).
@@ -682,6 +752,24 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_switch_datapath_is_xdp_unless_tc_is_asked_for() {
+        let t = Topology::from_toml_str(
+            "name = \"t\"\n[[switch]]\nname = \"s1\"\n[[switch]]\nname = \"s2\"\ndatapath = \"tc\"\n",
+        )
+        .expect("parses");
+        assert_eq!(t.switches[0].datapath, DatapathMode::Xdp);
+        assert_eq!(t.switches[1].datapath, DatapathMode::Tc);
+        // Written back, only the non-default mode is spelled out.
+        let text = t.to_toml_string().expect("writes");
+        assert_eq!(text.matches("datapath").count(), 1, "{text}");
+        assert_eq!(Topology::from_toml_str(&text).expect("reads back"), t);
+        let bad = Topology::from_toml_str(
+            "name = \"t\"\n[[switch]]\nname = \"s1\"\ndatapath = \"dpdk\"\n",
+        );
+        assert!(bad.is_err(), "an unknown datapath is refused: {bad:?}");
     }
 
     #[test]

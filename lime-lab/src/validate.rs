@@ -20,6 +20,10 @@
 //! `OFPP_MAX`, §7.2.1), unique per virtual switch, bound to known hosts; a host is bound to
 //! at most one virtual port overall; controllers parse as [`crate::Controller`].
 //!
+//! Ensembles: names as virtual switches', unique among ensembles and not the name of a
+//! virtual switch (`lime migrate <name>` takes either); at least one member; members
+//! are known virtual switches of one tenant, each listed once.
+//!
 //! Virtual links: at most [`MAX_VLINKS`]; each end on a known virtual switch, a port
 //! number 1..=`OFPP_MAX` not bound to a host nor used by another link end, placed on a
 //! known physical switch; the two ends on different virtual switches. Host names
@@ -112,7 +116,56 @@ impl Topology {
         self.check_nodes()?;
         self.check_links()?;
         self.check_vswitches()?;
-        self.check_vlinks()
+        self.check_vlinks()?;
+        self.check_ensembles()
+    }
+
+    fn check_ensembles(&self) -> Result<(), TopologyError> {
+        let mut names = HashMap::new();
+        for e in &self.ensembles {
+            let name = e.name.as_str();
+            check_name(NameKind::Ensemble, name)?;
+            first_seen(&mut names, name, name, |_| TopologyError::DuplicateName {
+                kind: NameKind::Ensemble,
+                name: name.to_owned(),
+            })?;
+            if self.vswitch(name).is_some() {
+                return Err(TopologyError::EnsembleNameTaken {
+                    name: name.to_owned(),
+                });
+            }
+            let Some(first) = e.vswitches.first() else {
+                return Err(TopologyError::EmptyEnsemble {
+                    ensemble: name.to_owned(),
+                });
+            };
+            let mut members = HashSet::new();
+            for m in &e.vswitches {
+                let Some(vs) = self.vswitch(m) else {
+                    return Err(TopologyError::EnsembleUnknownVSwitch {
+                        ensemble: name.to_owned(),
+                        vswitch: m.clone(),
+                    });
+                };
+                if !members.insert(m.as_str()) {
+                    return Err(TopologyError::EnsembleDuplicateMember {
+                        ensemble: name.to_owned(),
+                        vswitch: m.clone(),
+                    });
+                }
+                let lead = self.vswitch(first).expect("checked first");
+                if vs.tenant != lead.tenant {
+                    return Err(TopologyError::EnsembleTenants {
+                        ensemble: name.to_owned(),
+                        first: first.clone(),
+                        first_tenant: lead.tenant.clone(),
+                        second: m.clone(),
+                        second_tenant: vs.tenant.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_vlinks(&self) -> Result<(), TopologyError> {
@@ -161,6 +214,14 @@ impl Topology {
                 return Err(TopologyError::VLinkSameVSwitch {
                     link,
                     vswitch: l.a.vswitch.clone(),
+                });
+            }
+            let mode = |sw: &str| self.switch(sw).map(|s| s.datapath);
+            if mode(&l.a.switch) != mode(&l.b.switch) {
+                return Err(TopologyError::VLinkMixedDatapaths {
+                    link,
+                    a: l.a.switch.clone(),
+                    b: l.b.switch.clone(),
                 });
             }
         }
@@ -326,6 +387,35 @@ impl Topology {
                         e.insert(here);
                     }
                 }
+            }
+            self.check_one_datapath_mode(vs)?;
+        }
+        Ok(())
+    }
+
+    /// A virtual switch's hosts all sit on physical switches of one datapath mode: a host
+    /// on a TC-mode switch keeps its checksum offload, and an XDP-mode switch receiving
+    /// its frames through the tunnel could not finish the partial checksums (XDP frames
+    /// carry no checksum state).
+    pub(crate) fn check_one_datapath_mode(
+        &self,
+        vs: &crate::topology::VSwitchSpec,
+    ) -> Result<(), TopologyError> {
+        let mut first: Option<&crate::topology::SwitchSpec> = None;
+        for p in &vs.ports {
+            let Some(sw) = self.host(&p.host).and_then(|h| self.switch(&h.switch)) else {
+                continue;
+            };
+            match first {
+                Some(f) if f.datapath != sw.datapath => {
+                    return Err(TopologyError::MixedDatapaths {
+                        vswitch: vs.name.clone(),
+                        a: f.name.clone(),
+                        b: sw.name.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => first = Some(sw),
             }
         }
         Ok(())
@@ -799,6 +889,30 @@ mod tests {
             matches!(e, TopologyError::VLinkPortTaken { link: 2, port: 5, ref by, .. } if by == "an end of virtual link 1"),
             "{e}"
         );
+        // s2 in TC mode, s1 in XDP mode: a virtual switch over both, or a link between
+        // them, is refused.
+        let e = err(&base
+            .replacen("name = \"s2\"", "name = \"s2\"\ndatapath = \"tc\"", 1)
+            .replace(
+                "ports=[{port=1, host=\"h2\"}]",
+                "ports=[{port=1, host=\"h2\"}, {port=2, host=\"h1\"}]",
+            )
+            .replace("ports=[{port=1, host=\"h1\"}]", "ports=[]"));
+        assert!(
+            matches!(e, TopologyError::MixedDatapaths { ref vswitch, .. } if vswitch == "w"),
+            "{e}"
+        );
+        let mixed = link("vswitch=\"v\", port=5", "vswitch=\"w\", port=5").replacen(
+            "name = \"s2\"",
+            "name = \"s2\"\ndatapath = \"tc\"",
+            1,
+        );
+        assert!(mixed.contains("datapath"), "{mixed}");
+        let e = err(&mixed);
+        assert!(
+            matches!(e, TopologyError::VLinkMixedDatapaths { link: 1, .. }),
+            "{e}"
+        );
         let e = err(&with("[[host]]\nname=\"vl1a\"\nswitch=\"s1\"\n"));
         assert!(
             matches!(
@@ -824,10 +938,87 @@ mod tests {
     }
 
     #[test]
+    fn ensembles() {
+        let base = with(
+            "[[host]]\nname=\"h1\"\nswitch=\"s1\"\n[[host]]\nname=\"h2\"\nswitch=\"s2\"\n\
+             [[vswitch]]\nname=\"v\"\ntenant=\"t\"\nports=[{port=1, host=\"h1\"}]\n\
+             [[vswitch]]\nname=\"w\"\ntenant=\"t\"\nports=[{port=1, host=\"h2\"}]\n\
+             [[vswitch]]\nname=\"other\"\ntenant=\"u\"\n",
+        );
+        let ens = |name: &str, members: &str| {
+            format!("{base}[[ensemble]]\nname = \"{name}\"\nvswitches = [{members}]\n")
+        };
+        let t = Topology::from_toml_str(&ens("web", "\"w\", \"v\"")).expect("valid");
+        assert_eq!(
+            t.migration_unit("web"),
+            Some(vec!["w".to_owned(), "v".to_owned()])
+        );
+        assert_eq!(t.migration_unit("v"), Some(vec!["v".to_owned()]));
+        assert_eq!(t.migration_unit("nope"), None);
+        let back = Topology::from_toml_str(&t.to_toml_string().expect("toml")).expect("again");
+        assert_eq!(back.ensembles, t.ensembles, "round trip");
+        let e = err(&ens("v", "\"w\""));
+        assert!(
+            matches!(e, TopologyError::EnsembleNameTaken { ref name } if name == "v"),
+            "{e}"
+        );
+        let e = err(&ens("web", ""));
+        assert!(matches!(e, TopologyError::EmptyEnsemble { .. }), "{e}");
+        let e = err(&ens("web", "\"v\", \"x\""));
+        assert!(
+            matches!(e, TopologyError::EnsembleUnknownVSwitch { ref vswitch, .. } if vswitch == "x"),
+            "{e}"
+        );
+        let e = err(&ens("web", "\"v\", \"w\", \"v\""));
+        assert!(
+            matches!(e, TopologyError::EnsembleDuplicateMember { ref vswitch, .. } if vswitch == "v"),
+            "{e}"
+        );
+        let e = err(&ens("web", "\"v\", \"other\""));
+        assert!(
+            matches!(e, TopologyError::EnsembleTenants { ref second_tenant, .. } if second_tenant == "u"),
+            "{e}"
+        );
+        let e = err(&ens("-bad", "\"v\""));
+        assert!(
+            matches!(
+                e,
+                TopologyError::InvalidName {
+                    kind: NameKind::Ensemble,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let twice = format!(
+            "{}[[ensemble]]\nname = \"web\"\nvswitches = [\"w\"]\n",
+            ens("web", "\"v\"")
+        );
+        let e = err(&twice);
+        assert!(
+            matches!(
+                e,
+                TopologyError::DuplicateName {
+                    kind: NameKind::Ensemble,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}[[ensemble]]\nname = \"x\"\nmembers = [\"v\"]\n"
+        ));
+        assert!(
+            matches!(e, TopologyError::Parse { .. }),
+            "unknown field: {e}"
+        );
+    }
+
+    #[test]
     fn built_in_code_is_validated_too() {
         let t = Topology {
             name: "t".into(),
-            switches: vec![SwitchSpec { name: "s1".into() }],
+            switches: vec![SwitchSpec::named("s1")],
             hosts: vec![HostSpec::with_defaults("h1", "s1", 0).unwrap()],
             links: vec![LinkSpec {
                 a: "s1".into(),
@@ -845,6 +1036,7 @@ mod tests {
                 }],
             }],
             vlinks: Vec::new(),
+            ensembles: Vec::new(),
             veth_queues: 1,
         };
         assert!(matches!(t.validate(), Err(TopologyError::SelfLink { .. })));

@@ -70,10 +70,7 @@ impl TestLab {
         let h3 = HostSpec::with_defaults("h3", "s2", 2).unwrap();
         Topology {
             name: self.name.clone(),
-            switches: vec![
-                SwitchSpec { name: "s1".into() },
-                SwitchSpec { name: "s2".into() },
-            ],
+            switches: vec![SwitchSpec::named("s1"), SwitchSpec::named("s2")],
             hosts: vec![h1, h2, h3],
             links: vec![LinkSpec {
                 a: "s1".into(),
@@ -93,6 +90,7 @@ impl TestLab {
                     .collect(),
             }],
             vlinks: Vec::new(),
+            ensembles: Vec::new(),
             veth_queues: 1,
         }
     }
@@ -625,4 +623,37 @@ fn vlinks_are_veth_pairs_and_move_make_before_break() {
     assert!(lab.add_vlink_pair(7, lime_lab::VLinkSide::A, "s1").is_err());
     assert!(lab.add_vlink_pair(0, lime_lab::VLinkSide::A, "s9").is_err());
     lab.down().expect("down");
+}
+
+#[test]
+fn move_host_to_a_switch_of_another_datapath_mode_is_refused() {
+    let Some(t) = TestLab::new('k') else { return };
+    let mut topology = t.topology();
+    topology.switches[1].datapath = lime_lab::DatapathMode::Tc;
+    // h3 (on s2, TC mode) leaves vs1, which would otherwise span both modes.
+    topology.vswitches[0].ports.retain(|p| p.host != "h3");
+    let mut lab = Lab::up(&topology).expect("lab up");
+    let features = lab.exec_ok("h3", &["ethtool", "-k", "eth0"]).unwrap();
+    assert!(
+        features.contains("tx-checksumming: on"),
+        "a host on a TC-mode switch keeps checksum offload"
+    );
+    let e = lab
+        .move_host("h1", "s2")
+        .expect_err("vs1 would span both modes");
+    assert!(
+        matches!(
+            e,
+            LabError::Topology {
+                source: lime_lab::TopologyError::MixedDatapaths { .. }
+            }
+        ),
+        "{e}"
+    );
+    // Nothing was torn down.
+    assert_eq!(lab.host_port("h1").unwrap().switch, "s1");
+    assert!(netns::link(&lab.host("h1").unwrap().netns, "eth0").is_ok());
+    // h3 is on no virtual switch with others: it may move.
+    assert_eq!(lab.move_host("h3", "s1").expect("move h3").switch, "s1");
+    lab.down().unwrap();
 }

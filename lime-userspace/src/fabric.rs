@@ -239,8 +239,9 @@ impl Fabric {
         let state = fabric.lab.state().clone();
         for sw in &state.topology.switches {
             let ns = state.netns(&sw.name)?;
-            let dp =
+            let mut dp =
                 Datapath::open(&sw.name, Some(&ns), &fabric.pin_root).map_err(dp_err(&sw.name))?;
+            dp.set_mode(sw.datapath);
             fabric.datapaths.insert(sw.name.clone(), dp);
         }
         fabric.number_vswitches();
@@ -295,6 +296,7 @@ impl Fabric {
             let ns = state.netns(&sw.name)?;
             let mut dp =
                 Datapath::load(&sw.name, Some(&ns), &self.pin_root).map_err(dp_err(&sw.name))?;
+            dp.set_mode(sw.datapath);
             dp.enable_packet_out().map_err(dp_err(&sw.name))?;
             self.datapaths.insert(sw.name.clone(), dp);
         }
@@ -313,14 +315,14 @@ impl Fabric {
                     }
                     PortInfo {
                         kind: kind::HOST,
-                        _pad: 0,
+                        flags: 0,
                         vswitch,
                         vport,
                     }
                 }
                 PortKind::VLink { vswitch, port, .. } => PortInfo {
                     kind: kind::HOST,
-                    _pad: 0,
+                    flags: 0,
                     vswitch: self.vswitch_id(vswitch)?,
                     vport: *port,
                 },
@@ -733,8 +735,12 @@ impl Fabric {
             }
             return Err(e);
         }
+        crate::migration::journal::fault_point("batch-prepared");
         let mut versions = Vec::with_capacity(prepared.len());
-        for sw in prepared {
+        for (i, sw) in prepared.into_iter().enumerate() {
+            if i == 1 {
+                crate::migration::journal::fault_point("batch-half-published");
+            }
             let dp = self.datapaths.get_mut(&sw).expect("prepared copy exists");
             dp.publish(id).map_err(dp_err(&sw))?;
             versions.push((sw, dp.version(id).unwrap_or(0)));
@@ -871,6 +877,52 @@ impl Fabric {
     pub fn copies(&self, vswitch: &str) -> Result<Vec<String>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         Ok(self.copies_of(id).into_iter().collect())
+    }
+
+    /// Drop the copies of `vswitch` on the physical switches where it has neither a
+    /// host nor a virtual link end, while its table is still empty: a fresh lab runs
+    /// every virtual switch everywhere, and a setup that wants it only where it is used
+    /// (so a migration clones it to a target) says so with this. Refused if a copy to drop holds rules (their counters would be lost
+    /// with it); the last copy is always kept. Returns the switches dropped.
+    pub fn drop_unused_copies(&mut self, vswitch: &str) -> Result<Vec<String>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let state = self.lab.state();
+        let unused: Vec<String> = self
+            .copies_of(id)
+            .into_iter()
+            .filter(|sw| {
+                let hosts = state.topology.vswitch(vswitch).is_some_and(|vs| {
+                    vs.ports
+                        .iter()
+                        .any(|p| state.host(&p.host).is_some_and(|h| &h.switch == sw))
+                });
+                !hosts && self.vlink_ends_on(vswitch, sw).is_empty()
+            })
+            .collect();
+        let mut dropped = Vec::new();
+        for sw in unused {
+            let dp = self
+                .datapaths
+                .get(&sw)
+                .ok_or_else(|| FabricError::Unknown {
+                    kind: "physical switch",
+                    name: sw.clone(),
+                })?;
+            let version = dp.version(id).unwrap_or(0);
+            if dp.store().visible(id, version).next().is_some() {
+                return Err(FabricError::Copy {
+                    vswitch: vswitch.to_owned(),
+                    switch: sw,
+                    why: "holds rules (retire it with remove_copy)",
+                });
+            }
+            if self.copies_of(id).len() == 1 {
+                break;
+            }
+            self.remove_copy(vswitch, &sw, &[], |_| Ok(()))?;
+            dropped.push(sw);
+        }
+        Ok(dropped)
     }
 
     /// Start a copy of a virtual switch on physical switch `switch`: install `rules` (the
@@ -1121,6 +1173,59 @@ impl Fabric {
         Ok(())
     }
 
+    /// The version the next [`Fabric::commit_staged`] of a virtual switch publishes on
+    /// each physical switch running a copy (what the migration journal records before
+    /// a batch is published, to tell after a crash whether it was).
+    pub fn next_versions(&self, vswitch: &str) -> Result<BTreeMap<String, u32>, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        let copies = self.copies_of(id);
+        Ok(self
+            .datapaths
+            .iter()
+            .filter(|(sw, _)| copies.contains(*sw))
+            .map(|(sw, dp)| (sw.clone(), dp.version(id).unwrap_or(0) + 1))
+            .collect())
+    }
+
+    /// Settle a versioned update of a virtual switch that a crash of the control plane
+    /// cut short (see [`Datapath::settle_prepared`]): `publish` publishes it on every
+    /// physical switch in `on` where it is prepared and not published yet, then
+    /// reclaims what it retired and returns those rules' final counters; otherwise it
+    /// is dropped wherever it was written. Physical switches that are gone are skipped.
+    pub fn settle_prepared(
+        &mut self,
+        vswitch: &str,
+        on: &[String],
+        publish: bool,
+    ) -> Result<Retired, FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        for sw in on {
+            if let Some(dp) = self.datapaths.get_mut(sw) {
+                dp.settle_prepared(id, publish).map_err(dp_err(sw))?;
+            }
+        }
+        if !publish {
+            return Ok(Retired::default());
+        }
+        // Versions this control plane published itself are reclaimed the usual way
+        // (their counters wait for [`Fabric::take_retired`]); what is left retired is
+        // the crashed one's: reclaim it on every copy now and hand its counters back.
+        self.reclaim_id(id, Some(u64::MAX))?;
+        let copies = self.copies_of(id);
+        let mut retired = Retired::default();
+        for (sw, dp) in self
+            .datapaths
+            .iter_mut()
+            .filter(|(sw, _)| copies.contains(*sw))
+        {
+            let r = dp.reclaim(id).map_err(dp_err(sw))?;
+            retired
+                .by_switch
+                .insert(sw.clone(), r.into_iter().collect());
+        }
+        Ok(retired)
+    }
+
     /// Set the physical switches that run a copy of a virtual switch (a restarted
     /// control plane, from its journal).
     pub fn set_copies(&mut self, vswitch: &str, copies: &[String]) -> Result<(), FabricError> {
@@ -1172,7 +1277,7 @@ impl Fabric {
             port.ifindex,
             PortInfo {
                 kind: kind::HOST,
-                _pad: 0,
+                flags: 0,
                 vswitch: id,
                 vport,
             },
@@ -1228,26 +1333,51 @@ impl Fabric {
         port: u32,
         to: &str,
     ) -> Result<std::time::Duration, FabricError> {
+        self.move_vlink_end_with(vswitch, port, to, || Ok(()))
+    }
+
+    /// [`Fabric::move_vlink_end`], telling `carried` once the new pair carries the link
+    /// and before the old one goes (an error from it stops there: both pairs stay, the
+    /// new one carrying). It also finishes a move a crash of the control plane cut
+    /// short: if the end's newest pair already ends at `to`, no pair is made; what is
+    /// left is done (programs attached where they are missing, both ends pointed at,
+    /// older pairs removed).
+    pub fn move_vlink_end_with(
+        &mut self,
+        vswitch: &str,
+        port: u32,
+        to: &str,
+        carried: impl FnOnce() -> Result<(), String>,
+    ) -> Result<std::time::Duration, FabricError> {
         let started = std::time::Instant::now();
         if !self.datapaths.contains_key(to) {
             return Err(unknown_switch(to));
         }
-        let topo = &self.lab.state().topology;
+        let state = self.lab.state();
         let (link, side, _, other) =
-            topo.vlink_at(vswitch, port)
+            state
+                .topology
+                .vlink_at(vswitch, port)
                 .ok_or_else(|| FabricError::Unknown {
                     kind: "virtual link end",
                     name: format!("{vswitch}:{port}"),
                 })?;
         let (peer, peer_port) = (other.vswitch.clone(), other.port);
         let (id, peer_id) = (self.vswitch_id(vswitch)?, self.vswitch_id(&peer)?);
-        let old_gen = self.lab.state().vlink_generation(link).unwrap_or(0);
-        let old: Vec<SwitchPort> = [(vswitch, port), (peer.as_str(), peer_port)]
-            .iter()
-            .filter_map(|(v, p)| self.lab.state().vlink_port(v, *p).cloned())
-            .collect();
-        self.lab.add_vlink_pair(link, side, to)?;
+        if state.vlink_port(vswitch, port).map(|p| p.switch.as_str()) != Some(to) {
+            self.lab.add_vlink_pair(link, side, to)?;
+        }
         let state = self.lab.state().clone();
+        let newest = state.vlink_generation(link).unwrap_or(0);
+        // Every older pair's ends (one, unless a crash left more).
+        let old: Vec<SwitchPort> = state
+            .ports
+            .iter()
+            .filter(|p| {
+                matches!(p.kind, PortKind::VLink { link: l, generation, .. } if l == link && generation < newest)
+            })
+            .cloned()
+            .collect();
         let new: Vec<(SwitchPort, u16, u32)> =
             [(vswitch, port, id), (peer.as_str(), peer_port, peer_id)]
                 .iter()
@@ -1258,12 +1388,20 @@ impl Fabric {
                 .datapaths
                 .get_mut(&sp.switch)
                 .ok_or_else(|| unknown_switch(&sp.switch))?;
+            let pins = dp.kernel().pin_dir();
+            if pins.join(format!("link-{}", sp.ifname)).exists()
+                && pins.join(format!("tc-{}", sp.ifname)).exists()
+            {
+                // Attached before a crash (re-attaching would replace the program on a
+                // port that may already carry the link).
+                continue;
+            }
             dp.attach_port(
                 &sp.ifname,
                 sp.ifindex,
                 PortInfo {
                     kind: kind::HOST,
-                    _pad: 0,
+                    flags: 0,
                     vswitch: *i,
                     vport: *p,
                 },
@@ -1275,17 +1413,27 @@ impl Fabric {
         self.point_vlink_end(&state, id, vswitch, port, Some(to))?;
         let peer_at = new.get(1).map(|(sp, _, _)| sp.switch.clone());
         self.point_vlink_end(&state, peer_id, &peer, peer_port, peer_at.as_deref())?;
+        carried().map_err(|why| FabricError::Stopped {
+            step: "removing the virtual link's old veth pair",
+            why,
+        })?;
         // Frames already redirected into the old pair, or tunnelled towards its ends,
         // arrive within the grace period; then the old pair goes.
         std::thread::sleep(crate::datapath::GRACE);
+        let mut gens = BTreeSet::new();
         for sp in &old {
+            if let PortKind::VLink { generation, .. } = sp.kind {
+                gens.insert(generation);
+            }
             if let Some(dp) = self.datapaths.get_mut(&sp.switch) {
                 dp.kernel_mut().remove_port(sp.ifindex);
                 let _ = dp.kernel().detach(&format!("link-{}", sp.ifname));
                 let _ = dp.kernel().detach(&format!("tc-{}", sp.ifname));
             }
         }
-        self.lab.remove_vlink_pair(link, old_gen)?;
+        for g in gens {
+            self.lab.remove_vlink_pair(link, g)?;
+        }
         Ok(started.elapsed())
     }
 
@@ -1300,8 +1448,10 @@ impl Fabric {
                 name: switch.to_owned(),
             })?;
         let ns = self.lab.state().netns(switch)?;
+        let mode = old.mode();
         drop(old);
-        let dp = Datapath::open(switch, Some(&ns), &self.pin_root).map_err(dp_err(switch))?;
+        let mut dp = Datapath::open(switch, Some(&ns), &self.pin_root).map_err(dp_err(switch))?;
+        dp.set_mode(mode);
         self.datapaths.insert(switch.to_owned(), dp);
         Ok(())
     }

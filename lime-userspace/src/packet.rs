@@ -441,6 +441,81 @@ impl Checksum {
     }
 }
 
+/// Finish a TCP or UDP checksum that a sender left to offload (`CHECKSUM_PARTIAL`: the
+/// field holds only the pseudo-header's sum, the rest is the device's job), in a whole
+/// Ethernet frame (IPv4, or IPv6 without extension headers; at most one VLAN tag).
+/// A datapath at TC sees hosts' frames before any device finished them; what it hands
+/// to a controller must be the frame as the wire would carry it. Returns whether it
+/// changed the frame; any other frame (a complete or a wrong checksum, a truncated
+/// frame, another protocol) is left as it is.
+pub fn finish_partial_checksum(frame: &mut [u8]) -> bool {
+    let mut l3 = 14;
+    let Some(&[a, b]) = frame.get(12..14) else {
+        return false;
+    };
+    let mut ty = u16::from_be_bytes([a, b]);
+    if is_tpid(ty) {
+        let Some(&[a, b]) = frame.get(16..18) else {
+            return false;
+        };
+        ty = u16::from_be_bytes([a, b]);
+        l3 = 18;
+    }
+    let mut pseudo = Checksum::default();
+    let (proto, l4, l4_len) = match ty {
+        ethertype::IPV4 => {
+            let Some(h) = frame.get(l3..l3 + 20) else {
+                return false;
+            };
+            let ihl = usize::from(h[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            let frag = u16::from_be_bytes([h[6], h[7]]) & 0x3fff;
+            if ihl < 20 || total < ihl || frag != 0 {
+                return false;
+            }
+            pseudo.add(&h[12..20]);
+            (h[9], l3 + ihl, total - ihl)
+        }
+        ethertype::IPV6 => {
+            let Some(h) = frame.get(l3..l3 + 40) else {
+                return false;
+            };
+            pseudo.add(&h[8..40]);
+            (h[6], l3 + 40, usize::from(u16::from_be_bytes([h[4], h[5]])))
+        }
+        _ => return false,
+    };
+    let field = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return false,
+    };
+    if frame.len() < l4 + l4_len || l4_len < field + 2 {
+        return false;
+    }
+    let Ok(len) = u32::try_from(l4_len) else {
+        return false;
+    };
+    pseudo.add(&[0, proto]);
+    pseudo.add(&len.to_be_bytes());
+    let at = l4 + field;
+    let stored = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    let mut all = Checksum(pseudo.0);
+    // What a sender leaves for offload: the pseudo-header's sum, folded, not inverted.
+    if stored != !pseudo.finish() {
+        return false;
+    }
+    frame[at] = 0;
+    frame[at + 1] = 0;
+    all.add(&frame[l4..l4 + l4_len]);
+    let mut sum = all.finish();
+    if proto == 17 && sum == 0 {
+        sum = 0xffff;
+    }
+    frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    true
+}
+
 impl L3 {
     /// The ethertype announcing this payload.
     #[must_use]
@@ -1183,6 +1258,33 @@ mod tests {
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().expect("test address")
+    }
+
+    #[test]
+    fn a_partial_checksum_is_finished_and_others_are_left_alone() {
+        let full = Packet::udp4(A, B, ip("10.0.0.1"), ip("10.0.0.2"), 1234, 53).to_bytes();
+        // What a sender leaves for offload: the pseudo-header sum in the field.
+        let mut pseudo = Checksum::default();
+        pseudo.add(&full[26..34]);
+        pseudo.add(&[0, 17, 0, 8]);
+        let mut partial = full.clone();
+        partial[40..42].copy_from_slice(&(!pseudo.finish()).to_be_bytes());
+        assert_ne!(partial, full);
+        assert!(finish_partial_checksum(&mut partial));
+        assert_eq!(partial, full, "finished as the sender's device would");
+        let mut same = full.clone();
+        assert!(!finish_partial_checksum(&mut same), "a complete checksum");
+        assert_eq!(same, full);
+        let mut wrong = full.clone();
+        wrong[40] ^= 0x55;
+        let before = wrong.clone();
+        assert!(
+            !finish_partial_checksum(&mut wrong),
+            "a wrong checksum is kept"
+        );
+        assert_eq!(wrong, before);
+        let mut short = full[..40].to_vec();
+        assert!(!finish_partial_checksum(&mut short), "a truncated frame");
     }
 
     #[test]

@@ -36,6 +36,13 @@
 //! stages anything, so a reused rule id never meets its previous owner's counters.
 //! [`VirtualSwitch::apply`] and [`VirtualSwitch::apply_batch`] keep the synchronous
 //! contract (final counters in the outcome) by settling with `wait`.
+//!
+//! The `_with` variants ([`VirtualSwitch::apply_batch_deferred_with`],
+//! [`VirtualSwitch::remove_with`], ...) tell a hook what each version makes of the
+//! table ([`BatchDelta`]) after it is staged and right before it is committed, once per
+//! version (the table-full retry publishes early: two versions, two calls); the
+//! migration journal records batches there. A modified entry's counters in the delta
+//! are not folded yet: the rules it leaves are in `replaced`.
 use std::{
     collections::{BTreeMap, VecDeque},
     time::Instant,
@@ -251,6 +258,18 @@ impl VirtualSwitch {
         self.entries.values()
     }
 
+    /// How many entries there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// An entry.
     #[must_use]
     pub fn entry(&self, id: u64) -> Option<&FlowEntry> {
@@ -436,7 +455,18 @@ impl VirtualSwitch {
     /// Apply a flow-mod as its own version, and wait until its old version is reclaimed
     /// (final counters in the outcome). On error nothing changed.
     pub fn apply(&mut self, fabric: &mut Fabric, fm: &FlowMod) -> Result<Outcome, FlowModError> {
-        let mut results = self.apply_batch(fabric, std::slice::from_ref(fm))?;
+        self.apply_with(fabric, fm, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::apply`], telling `staged` the change before it is published (as
+    /// [`VirtualSwitch::apply_batch_with`] does).
+    pub fn apply_with(
+        &mut self,
+        fabric: &mut Fabric,
+        fm: &FlowMod,
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<Outcome, FlowModError> {
+        let mut results = self.apply_batch_with(fabric, std::slice::from_ref(fm), staged)?;
         results.pop().unwrap_or_else(|| Ok(Outcome::default()))
     }
 
@@ -447,8 +477,19 @@ impl VirtualSwitch {
         fabric: &mut Fabric,
         fms: &[FlowMod],
     ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
+        self.apply_batch_with(fabric, fms, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::apply_batch`], telling `staged` what each version it publishes
+    /// makes of the table (as [`VirtualSwitch::apply_batch_deferred_with`] does).
+    pub fn apply_batch_with(
+        &mut self,
+        fabric: &mut Fabric,
+        fms: &[FlowMod],
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
         let call = self.calls;
-        let mut results = self.apply_batch_deferred(fabric, fms)?;
+        let mut results = self.apply_batch_deferred_with(fabric, fms, staged)?;
         self.settle(fabric, true)?;
         let (mine, others): (Vec<Removed>, Vec<Removed>) = std::mem::take(&mut self.removed)
             .into_iter()
@@ -484,6 +525,19 @@ impl VirtualSwitch {
         fabric: &mut Fabric,
         fms: &[FlowMod],
     ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
+        self.apply_batch_deferred_with(fabric, fms, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::apply_batch_deferred`], telling `staged` what each version it
+    /// publishes makes of the table ([`BatchDelta`]) once everything of it is staged and
+    /// before anything of it reaches the kernel (the migration journal records it
+    /// there): once per version, so twice for a batch the table-full retry splits.
+    pub fn apply_batch_deferred_with(
+        &mut self,
+        fabric: &mut Fabric,
+        fms: &[FlowMod],
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
         // What was reclaimed meanwhile first: rule ids it freed may be staged again.
         self.settle(fabric, false)?;
         let call = self.calls;
@@ -503,26 +557,27 @@ impl VirtualSwitch {
         let mut batch = Batch::new(call);
         let mut results: Vec<Result<Outcome, FlowModError>> = Vec::with_capacity(fms.len());
         for (i, fm) in fms.iter().enumerate() {
-            let mut staged = self.stage(fabric, fm, i, &mut batch);
+            let mut st = self.stage(fabric, fm, i, &mut batch);
             // Out of room because of what this batch staged, or of what earlier
             // batches removed and is not reclaimed yet (a bucket holds each removed
             // rule until then): publish, reclaim (waiting), retry once.
-            if matches!(&staged, Err(e) if table_full(e))
+            if matches!(&st, Err(e) if table_full(e))
                 && (!batch.records.is_empty() || fabric.unreclaimed(&self.name))
             {
                 self.publish(
                     fabric,
                     std::mem::replace(&mut batch, Batch::new(call)),
                     &mut results,
+                    staged,
                 )?;
                 // The bucket slots and ids that version freed are needed now: wait.
                 fabric.reclaim_due()?;
                 self.settle(fabric, false)?;
-                staged = self.stage(fabric, fm, i, &mut batch);
+                st = self.stage(fabric, fm, i, &mut batch);
             }
-            results.push(staged.map(|()| Outcome::default()));
+            results.push(st.map(|()| Outcome::default()));
         }
-        self.publish(fabric, batch, &mut results)?;
+        self.publish(fabric, batch, &mut results, staged)?;
         Ok(results)
     }
 
@@ -530,6 +585,17 @@ impl VirtualSwitch {
     /// [`VirtualSwitch::apply_batch_deferred`]: they come out of
     /// [`VirtualSwitch::take_removed`] with their final counters.
     pub fn remove(&mut self, fabric: &mut Fabric, ids: &[(u64, Why)]) -> Result<(), FabricError> {
+        self.remove_with(fabric, ids, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::remove`], telling `staged` the change before it is published (as
+    /// [`VirtualSwitch::apply_batch_deferred_with`] does).
+    pub fn remove_with(
+        &mut self,
+        fabric: &mut Fabric,
+        ids: &[(u64, Why)],
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<(), FabricError> {
         self.settle(fabric, false)?;
         let mut seen = crate::FastSet::default();
         let ids: Vec<(u64, Why)> = ids
@@ -552,19 +618,22 @@ impl VirtualSwitch {
             self.take_entry(id, 0, why, &mut batch);
         }
         let mut results = vec![Ok(Outcome::default())];
-        self.publish(fabric, batch, &mut results)
+        self.publish(fabric, batch, &mut results, staged)
     }
 
-    /// Publish what a batch staged (one version) and note what its reclaim completes.
+    /// Publish what a batch staged (one version), telling `staged` what it makes of the
+    /// table first, and note what its reclaim completes.
     fn publish(
         &mut self,
         fabric: &mut Fabric,
         batch: Batch,
         results: &mut [Result<Outcome, FlowModError>],
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
     ) -> Result<(), FabricError> {
         if batch.records.is_empty() {
             return Ok(());
         }
+        staged(&self.delta(fabric, &batch));
         let commit = fabric.commit_staged(&self.name)?;
         let mut rest = Vec::new();
         for rec in batch.records {
@@ -633,6 +702,68 @@ impl VirtualSwitch {
     /// with their final counters.
     pub fn take_removed(&mut self) -> Vec<Removed> {
         std::mem::take(&mut self.removed)
+    }
+
+    /// What the staged `batch` makes of the table (see [`BatchDelta`]).
+    fn delta<'a>(&'a self, fabric: &Fabric, batch: &'a Batch) -> BatchDelta<'a> {
+        let mut d = BatchDelta {
+            put: Vec::new(),
+            removed: Vec::new(),
+            replaced: Vec::new(),
+            next_id: self.next_id,
+            versions: fabric.next_versions(&self.name).unwrap_or_default(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for rec in &batch.records {
+            match rec {
+                Record::Added { id, .. } | Record::Modified { id, .. } => {
+                    if let Some(e) = self.entries.get(id)
+                        && seen.insert(*id)
+                    {
+                        d.put.push(e);
+                    }
+                    if let Record::Modified { old, reset, .. } = rec
+                        && self.entries.contains_key(id)
+                    {
+                        d.replaced.push((*id, old, *reset));
+                    }
+                }
+                Record::Removed { id, .. } => d.removed.push(*id),
+            }
+        }
+        d
+    }
+
+    /// Put entries back as a journaled batch left them (a restarted control plane
+    /// settling a batch the kernel shows published): `put` replaces or adds entries,
+    /// `removed` goes, and `next_id` continues.
+    pub fn replay(&mut self, put: Vec<FlowEntry>, removed: &[u64], next_id: u64) {
+        for id in removed {
+            if let Some(e) = self.entries.remove(id)
+                && self.exact.get(&exact_key(&e)) == Some(id)
+            {
+                self.exact.remove(&exact_key(&e));
+            }
+        }
+        for e in put {
+            if let Some(old) = self.entries.remove(&e.id)
+                && self.exact.get(&exact_key(&old)) == Some(&e.id)
+            {
+                self.exact.remove(&exact_key(&old));
+            }
+            self.exact.insert(exact_key(&e), e.id);
+            self.next_id = self.next_id.max(e.id + 1);
+            self.entries.insert(e.id, e);
+        }
+        self.next_id = self.next_id.max(next_id);
+    }
+
+    /// Set an entry's counters of datapath rules it no longer uses (a restarted control
+    /// plane folding in what a journaled batch's replaced rules counted).
+    pub fn set_base(&mut self, id: u64, base: RuleStats) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.base = base;
+        }
     }
 
     /// Stage one flow-mod of a batch: validate, pick the entries it changes, stage the
@@ -794,7 +925,12 @@ impl VirtualSwitch {
                 } else {
                     self.retiring.entry(*id).or_default().push(old.clone());
                 }
-                batch.records.push(Record::Modified { slot, id: *id, old });
+                batch.records.push(Record::Modified {
+                    slot,
+                    id: *id,
+                    old,
+                    reset,
+                });
             }
         }
         Ok(())
@@ -902,6 +1038,24 @@ fn table_full(e: &FlowModError) -> bool {
         if matches!(**source, crate::datapath::DatapathError::TableFull { .. }))
 }
 
+/// What a batch of flow-mods makes of a virtual switch's table, told before its version
+/// is published ([`VirtualSwitch::apply_batch_deferred_with`]).
+#[derive(Debug)]
+pub struct BatchDelta<'a> {
+    /// Entries added or modified, as they will be (their staged datapath rule ids on
+    /// every copy; a modified entry's counters not yet folded, see `replaced`).
+    pub put: Vec<&'a FlowEntry>,
+    /// Entries removed (deleted, or replaced by an identical add).
+    pub removed: Vec<u64>,
+    /// Modified entries: the datapath rules they leave (whose final counters fold into
+    /// the entry once reclaimed) and whether the modify resets the counters.
+    pub replaced: Vec<(u64, &'a Installed, bool)>,
+    /// The next entry id after the batch.
+    pub next_id: u64,
+    /// The version it publishes on each physical switch running a copy.
+    pub versions: BTreeMap<String, u32>,
+}
+
 /// What the flow-mods of one batch staged, to complete once the version is published.
 struct Batch {
     /// The call it belongs to.
@@ -922,11 +1076,12 @@ enum Record {
     /// Entry `id` added by the flow-mod in result slot `slot`.
     Added { slot: usize, id: u64 },
     /// Entry `id` got new datapath rules; `old` are the ones it left (in `retiring`
-    /// until reclaimed, unless RESET_COUNTS).
+    /// until reclaimed, unless RESET_COUNTS: `reset`).
     Modified {
         slot: usize,
         id: u64,
         old: Installed,
+        reset: bool,
     },
     /// Entry `id` removed (deleted, replaced by an identical add, expired) by
     /// flow-mod `slot` of call `call`, published at `at`; in `limbo` until reclaimed.

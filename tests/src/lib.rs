@@ -16,7 +16,7 @@ use lime_common::{
     port::{PortInfo, VportInfo, kind, location},
     wire::{ETH_P_LIME, TunnelHeader},
 };
-use lime_userspace::datapath::Datapath;
+use lime_userspace::datapath::{Datapath, DatapathMode};
 
 static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
@@ -107,6 +107,8 @@ pub struct TestDatapath {
     /// The datapath.
     pub dp: Datapath,
     pin_root: PathBuf,
+    /// Which entry point [`TestDatapath::run`] runs frames through.
+    pub mode: DatapathMode,
 }
 
 impl TestDatapath {
@@ -115,6 +117,13 @@ impl TestDatapath {
     /// header), and [`LOCAL_PORT`] local.
     #[must_use]
     pub fn new(name: &str) -> Self {
+        Self::with_mode(name, DatapathMode::Xdp)
+    }
+
+    /// [`TestDatapath::new`] for a datapath mode: in TC mode the loopback port is
+    /// flagged `port_flags::TC` and [`TestDatapath::run`] runs `lime_tc`.
+    #[must_use]
+    pub fn with_mode(name: &str, mode: DatapathMode) -> Self {
         let pin_root = PathBuf::from(format!(
             "/sys/fs/bpf/lime-test/{name}-{}",
             std::process::id()
@@ -124,7 +133,7 @@ impl TestDatapath {
             panic!("loading the datapath for {name}: {e}")
         });
         // From here on, Drop removes the pins even if setup panics.
-        let mut this = Self { dp, pin_root };
+        let mut this = Self { dp, pin_root, mode };
         this.dp.add_vswitch(VSW).expect("add vswitch");
         this.dp
             .kernel_mut()
@@ -132,7 +141,11 @@ impl TestDatapath {
                 1,
                 PortInfo {
                     kind: kind::HOST,
-                    _pad: 0,
+                    flags: if mode == DatapathMode::Tc {
+                        lime_common::port::port_flags::TC
+                    } else {
+                        0
+                    },
                     vswitch: VSW,
                     vport: IN_PORT,
                 },
@@ -167,6 +180,17 @@ impl TestDatapath {
             )
             .expect("vport");
         this
+    }
+}
+
+impl TestDatapath {
+    /// Run a frame once through the datapath's entry point for its mode and decode it.
+    #[must_use]
+    pub fn run(&self, frame: &[u8]) -> Emitted {
+        match self.mode {
+            DatapathMode::Xdp => run(&self.dp, frame),
+            DatapathMode::Tc => run_tc(&self.dp, frame),
+        }
     }
 }
 
@@ -248,6 +272,32 @@ pub fn run(dp: &Datapath, frame: &[u8]) -> Emitted {
     decode(r.verdict, &r.frame)
 }
 
+/// TC verdicts.
+pub mod tc {
+    /// `TC_ACT_OK`: left to the stack.
+    pub const OK: u32 = 0;
+    /// `TC_ACT_SHOT`: dropped.
+    pub const SHOT: u32 = 2;
+    /// `TC_ACT_REDIRECT`.
+    pub const REDIRECT: u32 = 7;
+}
+
+/// Run a frame once through the TC entry point (`lime_tc`) as an skb arriving on
+/// loopback, and decode the result as [`run`] does (`TC_ACT_SHOT` is a drop,
+/// `TC_ACT_OK` a pass; other verdicts are `Other` with their TC value).
+pub fn run_tc(dp: &Datapath, frame: &[u8]) -> Emitted {
+    let r = dp
+        .kernel()
+        .test_run_tc(frame)
+        .unwrap_or_else(|e| panic!("test_run of lime_tc: {e}"));
+    match r.verdict {
+        tc::SHOT => Emitted::Drop,
+        tc::OK => Emitted::Pass,
+        tc::REDIRECT => decode(xdp::REDIRECT, &r.frame),
+        v => Emitted::Other(v),
+    }
+}
+
 /// The controller port, for fixtures.
 pub const CONTROLLER: u32 = port_no::CONTROLLER;
 
@@ -262,6 +312,7 @@ pub fn fabric_pin_root() -> PathBuf {
 
 pub use lime_userspace::fabric::l2_rules;
 
+pub mod daemon;
 pub mod transparency;
 
 /// Everything the datapaths counted, for failure messages.
@@ -412,6 +463,24 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
 "#
     );
     lime_lab::Topology::from_toml_str(&toml).expect("test topology")
+}
+
+/// The start of a topology file for lab `lab` with the physical layout most migration
+/// tests use: switches s1 — s2 — s3 joined by two underlay links (s3 is where they
+/// migrate to), and `hosts` as (name, physical switch) with default addresses. The test
+/// appends its `[[vswitch]]`, `[[vlink]]`, … sections.
+#[must_use]
+pub fn three_switch_toml(lab: &str, hosts: &[(&str, &str)]) -> String {
+    use std::fmt::Write as _;
+    let mut t = format!("name = \"{lab}\"\n");
+    for sw in ["s1", "s2", "s3"] {
+        let _ = writeln!(t, "[[switch]]\nname = \"{sw}\"");
+    }
+    for (host, sw) in hosts {
+        let _ = writeln!(t, "[[host]]\nname = \"{host}\"\nswitch = \"{sw}\"");
+    }
+    t.push_str("[[link]]\na = \"s1\"\nb = \"s2\"\n[[link]]\na = \"s2\"\nb = \"s3\"\n");
+    t
 }
 
 /// IPv4/UDP, optionally to one destination port.

@@ -1022,18 +1022,9 @@ pub fn run(w: &Workload, plan: Option<&MigrationPlan>) -> Observations {
         if vs.name != w.vswitch && st.topology.vlinks.is_empty() {
             continue;
         }
-        for sw in &st.topology.switches {
-            let used = vs
-                .ports
-                .iter()
-                .any(|p| st.host(&p.host).is_some_and(|h| h.switch == sw.name))
-                || !fabric.vlink_ends_on(&vs.name, &sw.name).is_empty();
-            if !used {
-                fabric
-                    .remove_copy(&vs.name, &sw.name, &[], |_| Ok(()))
-                    .expect("retire an idle copy");
-            }
-        }
+        fabric
+            .drop_unused_copies(&vs.name)
+            .expect("drop the idle copies");
     }
     let peer_target = format!("tcp:127.0.0.1:{peer_port}");
     let peers: Vec<String> = st

@@ -23,7 +23,7 @@ fn run_frame(t: &mut TestDatapath, in_port: u32, frame: &[u8]) -> (Emitted, Vec<
             1,
             lime_common::port::PortInfo {
                 kind: lime_common::port::kind::HOST,
-                _pad: 0,
+                flags: 0,
                 vswitch: VSW,
                 vport: in_port,
             },

@@ -1,10 +1,11 @@
 //! The skb path: FLOOD reaches every other virtual port once (local and across the
 //! tunnel), never the ingress port; a rule with two outputs sends two copies; the rule
-//! counts each packet once.
+//! counts each packet once. Run with both datapath modes: XDP passing such packets up
+//! to TC (lab `tflood`), and TC alone on host ports (lab `skflood`).
 use std::{net::UdpSocket, time::Duration};
 
 use lime_common::action::port_no;
-use lime_lab::Topology;
+use lime_lab::{DatapathMode, Topology};
 use lime_tests::{fabric_pin_root, kernel_lock, require_root, udp_match};
 use lime_userspace::{
     fabric::Fabric,
@@ -12,11 +13,13 @@ use lime_userspace::{
 };
 
 const TOPO: &str = r#"
-name = "tflood"
+name = "LAB"
 [[switch]]
 name = "s1"
+datapath = "MODE"
 [[switch]]
 name = "s2"
+datapath = "MODE"
 [[host]]
 name = "h1"
 switch = "s1"
@@ -109,11 +112,25 @@ fn broadcast_and_count(f: &Fabric, port: u16, n: usize) -> Vec<(String, usize)> 
 
 #[test]
 fn flood_and_multiple_outputs() {
+    flood_in(DatapathMode::Xdp);
+}
+
+#[test]
+fn flood_and_multiple_outputs_tc() {
+    flood_in(DatapathMode::Tc);
+}
+
+fn flood_in(mode: DatapathMode) {
     if !require_root() {
         return;
     }
     let _g = kernel_lock();
-    let topo = Topology::from_toml_str(TOPO).expect("topology");
+    let (lab, mode) = match mode {
+        DatapathMode::Xdp => ("tflood", "xdp"),
+        DatapathMode::Tc => ("skflood", "tc"),
+    };
+    let topo =
+        Topology::from_toml_str(&TOPO.replace("LAB", lab).replace("MODE", mode)).expect("topology");
     let mut f = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
     // A minimal L2 switch: unicast by MAC, broadcast (ARP requests) flooded.
     let mut rules = Vec::new();

@@ -13,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lime_tests::{fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, require_root, send_udp};
+use lime_tests::{
+    fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, require_root, send_udp, three_switch_toml,
+};
 use lime_userspace::{
     fabric::Fabric,
     migration::{Phase, Progress, Strategy},
@@ -24,38 +26,17 @@ const T: Duration = Duration::from_secs(20);
 
 fn topology(port: u16) -> lime_lab::Topology {
     let toml = format!(
-        r#"
-name = "tintl"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[switch]]
-name = "s3"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h2"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[host]]
-name = "h4"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[link]]
-a = "s2"
-b = "s3"
+        r#"{}
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
 controllers = ["tcp:127.0.0.1:{port}"]
 ports = [ {{ port = 1, host = "h1" }}, {{ port = 2, host = "h2" }}, {{ port = 4, host = "h4" }}, {{ port = 3, host = "h3" }} ]
-"#
+"#,
+        three_switch_toml(
+            "tintl",
+            &[("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")]
+        )
     );
     lime_lab::Topology::from_toml_str(&toml).expect("test topology")
 }

@@ -2,9 +2,8 @@
 //! binary against a real `lime run` daemon (lab `tjrnl`, pins under
 //! `/sys/fs/bpf/lime-test/`), with a scripted OpenFlow controller installing the rules.
 //!
-//! The binary is `target/<profile>/lime`, found next to this test's own directory
-//! (`cargo build` — and so `cargo xtask test` — builds it; `LIME_BIN` overrides), since
-//! `CARGO_BIN_EXE_lime` only exists for tests of the package that has the binary.
+//! The binary and the daemon come from [`lime_tests::daemon`] (`cargo build` — and so
+//! `cargo xtask test` — builds `target/<profile>/lime`; `LIME_BIN` overrides).
 //!
 //! The crash tests make the daemon exit at once (as `kill -9` would, nothing cleaned
 //! up) right after a chosen journal record, with the journal's fault-injection variable,
@@ -14,56 +13,42 @@
 //! restart.
 use std::{
     collections::HashSet,
-    io::Read as _,
     net::{Ipv4Addr, TcpListener, UdpSocket},
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Output, Stdio},
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use lime_tests::{
-    deep_receive_buffer, fabric_pin_root, kernel_lock, of_add, of_l2, of_udp, ping, require_root,
-    send_udp,
+    daemon::{Cleanup, Daemon, lime, text},
+    deep_receive_buffer, kernel_lock, of_add, of_l2, of_udp, ping, require_root, send_udp,
 };
 use lime_userspace::{migration::journal, ofswitch::client::ScriptedController};
 use serde_json::Value;
 
-const LAB: &str = "tjrnl";
+/// The lab of the journal tests (`tjrnl`); the crash-window tests use their own
+/// (`jw…`), set by [`cleanup_for`] (tests run one at a time: `kernel_lock`).
+static LAB: std::sync::Mutex<&'static str> = std::sync::Mutex::new("tjrnl");
+
+fn lab() -> &'static str {
+    *LAB.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 const T: Duration = Duration::from_secs(15);
 /// The stream between the hosts that stay put (h3 → h4, both on s2).
 const STREAM_PORT: u16 = 7500;
 /// Counted on s1's copy before the migration (h1 → h3).
 const COUNTED_PORT: u16 = 7501;
 
-fn lime_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("LIME_BIN") {
-        return p.into();
-    }
-    // target/<profile>/deps/journal-<hash> → target/<profile>/lime
-    let exe = std::env::current_exe().expect("the test's path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("lime");
-    assert!(
-        bin.exists(),
-        "the `lime` binary is not built: run `cargo build -p lime-userspace --bin lime` \
-         (looked for {})",
-        bin.display()
-    );
-    bin
-}
-
 fn topology(controller: u16) -> String {
+    let lab = lab();
     format!(
         r#"
-name = "{LAB}"
+name = "{lab}"
 [[switch]]
 name = "s1"
 [[switch]]
@@ -97,144 +82,21 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 2, host = "h2" }}, {{ port = 3,
     )
 }
 
-/// Removes the lab, its pins and its state whatever happens.
-struct Cleanup {
-    dir: PathBuf,
-    pin_root: PathBuf,
+/// The lab's cleanup guard (see [`lime_tests::daemon::Cleanup`]) for lab `tjrnl`.
+fn cleanup() -> Cleanup {
+    cleanup_for("tjrnl")
 }
 
-impl Cleanup {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("lime-{LAB}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let c = Self {
-            dir,
-            pin_root: fabric_pin_root(),
-        };
-        c.wipe();
-        c
-    }
-
-    fn wipe(&self) {
-        let _ = lime_lab::Lab::down_by_name(LAB);
-        let _ = std::fs::remove_dir_all(self.pin_root.join(LAB));
-        let _ = std::fs::remove_file(journal::path_for(LAB));
-        let _ = std::fs::remove_dir(lime_lab::LabState::default_dir(LAB));
-        let _ = std::fs::remove_file(lime_userspace::ofswitch::control::socket_path(LAB));
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        self.wipe();
-        let _ = std::fs::remove_dir(&self.pin_root);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A `lime run` child process.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-fn lime(args: &[&str]) -> Output {
-    Command::new(lime_bin())
-        .args(args)
-        .output()
-        .expect("running lime")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-impl Daemon {
-    /// Start `lime run` on `topo` and wait until its control socket answers and any
-    /// migration it resumes is over.
-    fn start(c: &Cleanup, topo: &Path, fault: Option<&str>, n: u32) -> Self {
-        let log = c.dir.join(format!("daemon-{n}.log"));
-        let out = std::fs::File::create(&log).expect("log");
-        let mut cmd = Command::new(lime_bin());
-        cmd.args(["run", "--echo-interval", "1", "--topology"])
-            .arg(topo)
-            .arg("--pin-root")
-            .arg(&c.pin_root)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .env_remove(journal::FAULT_ENV);
-        if let Some(f) = fault {
-            cmd.env(journal::FAULT_ENV, f);
-        }
-        let child = cmd.spawn().expect("spawning lime run");
-        let mut d = Self { child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = d.child.try_wait().expect("wait") {
-                panic!("lime run exited early ({st}):\n{}", d.log());
-            }
-            let o = lime(&["status", "--lab", LAB, "--json"]);
-            if o.status.success() {
-                let v: Value = serde_json::from_slice(&o.stdout).expect("status JSON");
-                if v.get("migration").is_none_or(Value::is_null) {
-                    return d;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lime run not ready:\n{}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    /// SIGTERM, and wait for the clean teardown.
-    fn stop(mut self) -> ExitStatus {
-        let pid = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill has no memory preconditions; pid is our own child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let st = self.wait(Duration::from_secs(30));
-        st.unwrap_or_else(|| panic!("lime run did not stop:\n{}", self.log()))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// The same for lab `name`, which the helpers below then use.
+fn cleanup_for(name: &'static str) -> Cleanup {
+    *LAB.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = name;
+    Cleanup::new(name)
 }
 
 fn lab_state() -> lime_lab::LabState {
-    lime_lab::LabState::load(&lime_lab::LabState::default_dir(LAB)).expect("the lab's saved state")
+    lime_lab::LabState::load(&lime_lab::LabState::default_dir(lab()))
+        .expect("the lab's saved state")
 }
 
 /// The controller's rules: forward by MAC and ARP target to every host, and the two
@@ -250,9 +112,7 @@ fn install_rules(c: &mut ScriptedController, st: &lime_lab::LabState) {
 }
 
 fn status() -> Value {
-    let o = lime(&["status", "--lab", LAB, "--json"]);
-    assert!(o.status.success(), "lime status: {}", text(&o));
-    serde_json::from_slice(&o.stdout).expect("status JSON")
+    lime_tests::daemon::status(lab())
 }
 
 /// (copies of vs1, each port's host → physical switch).
@@ -288,7 +148,7 @@ fn at(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// Packets counted by `vswitch`'s entry with `cookie`, as `lime dump-flows` reports it.
 fn packets_of(vswitch: &str, cookie: u64) -> u64 {
-    let o = lime(&["dump-flows", vswitch, "--lab", LAB, "--json"]);
+    let o = lime(&["dump-flows", vswitch, "--lab", lab(), "--json"]);
     assert!(o.status.success(), "lime dump-flows: {}", text(&o));
     String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -411,11 +271,11 @@ fn status_and_migrate_with_progress_through_the_cli() {
         return;
     }
     let _g = kernel_lock();
-    let c = Cleanup::new();
+    let c = cleanup();
     let (d, _listener, _ctl, _topo) = start_lab(&c, None, 200);
 
     let st = status();
-    assert_eq!(st["lab"], LAB);
+    assert_eq!(st["lab"], lab());
     let (copies, ports) = placement(&st);
     assert_eq!(
         copies,
@@ -432,7 +292,7 @@ fn status_and_migrate_with_progress_through_the_cli() {
         "one controller connected: {st}"
     );
     assert!(st.get("migration").is_none_or(Value::is_null), "{st}");
-    let human = lime(&["status", "--lab", LAB]);
+    let human = lime(&["status", "--lab", lab()]);
     let h = String::from_utf8_lossy(&human.stdout);
     assert!(human.status.success(), "{}", text(&human));
     assert!(
@@ -449,7 +309,7 @@ fn status_and_migrate_with_progress_through_the_cli() {
         std::thread::spawn(move || {
             // On the control socket directly (as `lime status` does; spawning the
             // binary takes longer than a host move).
-            let socket = lime_userspace::ofswitch::control::socket_path(LAB);
+            let socket = lime_userspace::ofswitch::control::socket_path(lab());
             let (mut seen, mut polls) = (Vec::new(), 0);
             while !done.load(Ordering::Relaxed) {
                 let resp = lime_userspace::ofswitch::control::request(
@@ -470,7 +330,7 @@ fn status_and_migrate_with_progress_through_the_cli() {
             seen
         })
     };
-    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB, "--json"]);
+    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", lab(), "--json"]);
     done.store(true, Ordering::Relaxed);
     let seen = poller.join().expect("status poller");
     assert!(
@@ -538,7 +398,7 @@ fn status_and_migrate_with_progress_through_the_cli() {
         at(&[("h1", "s2"), ("h2", "s2"), ("h3", "s2"), ("h4", "s2")])
     );
     assert_eq!(packets(0x7501), 200, "the retired copy's counts are kept");
-    let human = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB]);
+    let human = lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]);
     assert!(!human.status.success(), "nothing left to move");
     assert!(
         String::from_utf8_lossy(&human.stderr).contains("already on s2"),
@@ -550,11 +410,11 @@ fn status_and_migrate_with_progress_through_the_cli() {
     let st = d.stop();
     assert!(st.success(), "lime run stopped cleanly ({st}):\n{log}");
     assert!(
-        !lime_lab::netns::netns_exists(&format!("lime-{LAB}-s1")),
+        !lime_lab::netns::netns_exists(&format!("lime-{}-s1", lab())),
         "the lab is torn down"
     );
     assert!(
-        !journal::path_for(LAB).exists(),
+        !journal::path_for(lab()).exists(),
         "nothing to recover after a clean stop"
     );
 }
@@ -579,7 +439,7 @@ fn assert_resumed_to_s2(log: &str) {
 /// from s1 to s2 (h1 and h2 move; h3 and h4 stay put on s2 and stream to each other),
 /// start it again, and check what it resumed.
 fn crash_and_resume(point: &str, strategy: &str) {
-    let c = Cleanup::new();
+    let c = cleanup();
     const COUNTED: usize = 500;
     let (mut d, listener, _ctl, topo) = start_lab(&c, Some(point), COUNTED);
     let st = lab_state();
@@ -594,7 +454,7 @@ fn crash_and_resume(point: &str, strategy: &str) {
         "--strategy",
         strategy,
         "--lab",
-        LAB,
+        lab(),
         "--json",
     ]);
     assert!(
@@ -605,7 +465,7 @@ fn crash_and_resume(point: &str, strategy: &str) {
     expect_crash(&mut d);
     let crash_log = d.log();
     let sent_at_crash = stream.sent();
-    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    let lines = journal::read(&journal::path_for(lab())).expect("journal");
     let u = journal::unfinished(&lines).expect("the journal shows the migration unfinished");
     assert_eq!((u.vswitch.as_str(), u.to.as_str()), ("vs1", "s2"));
     assert_eq!(
@@ -620,7 +480,7 @@ fn crash_and_resume(point: &str, strategy: &str) {
     let d = Daemon::start(&c, &topo, None, 2);
     let log = d.log();
     assert_resumed_to_s2(&log);
-    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    let lines = journal::read(&journal::path_for(lab())).expect("journal");
     assert_eq!(
         journal::unfinished(&lines),
         None,
@@ -721,9 +581,9 @@ fn a_crash_mid_move_strategy_is_resumed_on_restart() {
 /// migration that clones (s1's copy was retired by the first one) — and check the
 /// restarted daemon finished it with the table whole and counters kept.
 fn crash_during_a_clone_and_resume(point: &str) {
-    let c = Cleanup::new();
+    let c = cleanup();
     let (mut d, _listener, _ctl, topo) = start_lab(&c, Some(point), 500);
-    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB]);
+    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]);
     assert!(
         o.status.success(),
         "no clone there: {}\n{}",
@@ -735,14 +595,14 @@ fn crash_during_a_clone_and_resume(point: &str) {
     send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 300, 32);
     assert_eq!(packets(0x7501), 800);
 
-    let o = lime(&["migrate", "vs1", "--to", "s1", "--lab", LAB, "--json"]);
+    let o = lime(&["migrate", "vs1", "--to", "s1", "--lab", lab(), "--json"]);
     assert!(
         !o.status.success(),
         "the daemon died mid-clone: {}",
         text(&o)
     );
     expect_crash(&mut d);
-    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    let lines = journal::read(&journal::path_for(lab())).expect("journal");
     assert_eq!(lines.last().map(|l| l.rec.kind()), Some(point));
     // While no daemon runs, vs1 still forwards from s2.
     assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3 with no daemon");
@@ -815,7 +675,7 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
         return;
     }
     let _g = kernel_lock();
-    let c = Cleanup::new();
+    let c = cleanup();
     let (l1, p1) = ScriptedController::listen().expect("listen");
     let (l2, p2) = ScriptedController::listen().expect("listen");
     let topo = c.dir.join("lab.toml");
@@ -840,11 +700,11 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
     let stream = Stream::start(&st, "h5", "h6");
     std::thread::sleep(Duration::from_millis(300));
 
-    let o = lime(&["migrate", "vs1", "--to", "s3", "--lab", LAB, "--json"]);
+    let o = lime(&["migrate", "vs1", "--to", "s3", "--lab", lab(), "--json"]);
     assert!(!o.status.success(), "the daemon died: {}", text(&o));
     expect_crash(&mut d);
     // While no daemon runs, the target physical switch goes away.
-    lime_lab::netns::netns_del(&format!("lime-{LAB}-s3")).expect("deleting s3");
+    lime_lab::netns::netns_del(&format!("lime-{}-s3", lab())).expect("deleting s3");
     std::thread::sleep(Duration::from_millis(500));
 
     let d = Daemon::start(&c, &topo, None, 2);
@@ -864,7 +724,7 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
         at(&[("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")]),
         "every host is back where it was"
     );
-    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    let lines = journal::read(&journal::path_for(lab())).expect("journal");
     assert!(
         matches!(
             lines.last().map(|l| &l.rec),
@@ -907,7 +767,8 @@ fn a_migration_whose_target_is_gone_after_a_crash_is_rolled_back() {
 
 /// Flow-mods the controller sends while a migration runs are applied between its
 /// steps (and answered: a BARRIER_REPLY before the migration ends), so they change the
-/// tables after `begin`'s snapshot: the journal records the tables after them. The
+/// tables after `begin`'s snapshot: the journal records each batch before it is
+/// published, and the tables whole before the next step. The
 /// daemon crashes right before the second host moves; the restarted one must know
 /// every rule whose barrier was answered — in its table and in the kernel, on the
 /// same datapath rules (traffic hits them, counted once) — and finish the migration.
@@ -917,11 +778,11 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
         return;
     }
     let _g = kernel_lock();
-    let c = Cleanup::new();
+    let c = cleanup();
     const COUNTED: usize = 300;
     let (mut d, listener, mut ctl, topo) = start_lab(&c, Some("host-moving:2"), COUNTED);
     let st = lab_state();
-    let migrate = std::thread::spawn(|| lime(&["migrate", "vs1", "--to", "s2", "--lab", LAB]));
+    let migrate = std::thread::spawn(|| lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]));
     // Flow-mod + barrier, one round after the other, until the daemon dies.
     let mut answered: Vec<u16> = Vec::new();
     for k in 0..2000u16 {
@@ -943,29 +804,32 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
         text(&o)
     );
     expect_crash(&mut d);
-    let lines = journal::read(&journal::path_for(LAB)).expect("journal");
+    let lines = journal::read(&journal::path_for(lab())).expect("journal");
     let begin = lines
         .iter()
         .position(|l| l.rec.kind() == "begin")
         .expect("begin");
-    let tables = lines[begin..]
-        .iter()
-        .filter(|l| l.rec.kind() == "tables")
-        .count();
+    let count = |kind: &str| {
+        lines[begin..]
+            .iter()
+            .filter(|l| l.rec.kind() == kind)
+            .count()
+    };
+    let (batches, tables) = (count("batch"), count("tables"));
     assert!(
-        tables >= 1,
+        batches >= 1,
         "flow-mods were applied (and journaled) during the migration: {:?}",
         lines.iter().map(|l| l.rec.kind()).collect::<Vec<_>>()
     );
     eprintln!(
-        "{} flow-mods answered before the crash, {tables} `tables` records after `begin`",
+        "{} flow-mods answered before the crash; after `begin`: {batches} `batch`, {tables} `tables` records",
         answered.len()
     );
 
     let d = Daemon::start(&c, &topo, None, 2);
     let log = d.log();
     assert_resumed_to_s2(&log);
-    let o = lime(&["dump-flows", "vs1", "--lab", LAB, "--json"]);
+    let o = lime(&["dump-flows", "vs1", "--lab", lab(), "--json"]);
     assert!(o.status.success(), "lime dump-flows: {}", text(&o));
     let cookies: Vec<u64> = String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -994,6 +858,438 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
         packets(0x7501),
         COUNTED as u64,
         "the counts of s1's retired copy are kept, once\n{log}"
+    );
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+/// Packets counted by every entry of `vswitch`, as `lime dump-flows` reports them.
+fn all_packets(vswitch: &str) -> u64 {
+    let o = lime(&["dump-flows", vswitch, "--lab", lab(), "--json"]);
+    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
+        .map(|f| f["n_packets"].as_u64().expect("n_packets"))
+        .sum()
+}
+
+/// The cookies of vs1's entries, as `lime dump-flows` reports them.
+fn cookies() -> Vec<u64> {
+    let o = lime(&["dump-flows", "vs1", "--lab", lab(), "--json"]);
+    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
+        .filter_map(|f| f["cookie"].as_u64())
+        .collect()
+}
+
+/// The UDP port of the rule with `cookie` sent by [`crash_in_a_batch`].
+fn port_of(cookie: u64) -> u16 {
+    u16::try_from(cookie - 0x7600 + 7600).expect("a test cookie")
+}
+
+/// While vs1 migrates from s1 to s2 (h3 → h4 streaming on s2, which stay put), the
+/// controller sends rounds of three flow-mods and a barrier; the daemon dies at fault
+/// point `point`, inside the second batch journaled (a `batch` record). The restarted
+/// daemon must finish the migration with the controller-visible table being what the
+/// controller was told: every rule it got a BARRIER_REPLY for, and the crashed batch
+/// whole (`kept`, its version was published somewhere) or not at all — and in the
+/// kernel exactly that (no rule of the batch hidden there, or missing from a copy).
+fn crash_in_a_batch(lab: &'static str, point: &str, kept: bool) {
+    let c = cleanup_for(lab);
+    const COUNTED: usize = 300;
+    let (mut d, listener, mut ctl, topo) = start_lab(&c, Some(point), COUNTED);
+    let st = lab_state();
+    let stream = Stream::start(&st, "h3", "h4");
+    std::thread::sleep(Duration::from_millis(300));
+    let migrate = std::thread::spawn(move || lime(&["migrate", "vs1", "--to", "s2", "--lab", lab]));
+    let mut answered: Vec<u64> = Vec::new();
+    'rounds: for k in 0..600u64 {
+        let round: Vec<u64> = (0..3).map(|j| 0x7600 + 3 * k + j).collect();
+        for cookie in &round {
+            if ctl
+                .send(&of_add(*cookie, 150, of_udp(port_of(*cookie)), 3))
+                .is_err()
+            {
+                break 'rounds;
+            }
+        }
+        if ctl.barrier(T).is_err() {
+            break;
+        }
+        answered.extend(round);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let o = migrate.join().expect("migrate thread");
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    expect_crash(&mut d);
+    let crash_log = d.log();
+    let sent_at_crash = stream.sent();
+    let lines = journal::read(&journal::path_for(lab)).expect("journal");
+    let Some(journal::Record::Batch { batch, .. }) = lines.last().map(|l| &l.rec) else {
+        panic!(
+            "the crash came right after a batch record: {:?}\n{crash_log}",
+            lines.last()
+        );
+    };
+    let in_batch: Vec<u64> = batch.put.iter().map(|e| e.rule.cookie).collect();
+    assert!(
+        !in_batch.is_empty() && in_batch.iter().all(|c| !answered.contains(c)),
+        "the batch is one of an unanswered round: {in_batch:x?}"
+    );
+    eprintln!(
+        "{point}: {} flow-mods answered, the crashed batch adds {} rules",
+        answered.len(),
+        in_batch.len()
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let sent_while_down = stream.sent() - sent_at_crash;
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    // One more version on every copy (it would make anything left of a dropped batch
+    // visible).
+    let mut ctl = ScriptedController::accept(&listener, T)
+        .unwrap_or_else(|e| panic!("the restarted daemon connects to the controller: {e}\n{log}"));
+    ctl.send(&of_add(0x7fff, 150, of_udp(7599), 3))
+        .expect("a flow-mod after the restart");
+    ctl.barrier(T).expect("answered");
+    assert_resumed_to_s2(&log);
+    let now = cookies();
+    for cookie in &answered {
+        assert_eq!(
+            now.iter().filter(|c| *c == cookie).count(),
+            1,
+            "the rule {cookie:#x}, answered before the crash, is in the table once\n{log}"
+        );
+    }
+    for cookie in &in_batch {
+        assert_eq!(
+            now.iter().filter(|c| *c == cookie).count(),
+            usize::from(kept),
+            "the crashed batch's rule {cookie:#x} is {} ({point})\n{log}",
+            if kept { "there" } else { "gone" }
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got, dup) = stream.finish();
+    eprintln!(
+        "{point}: stream h3 -> h4: {sent} sent ({sent_while_down} while no daemon ran), {got} received, {} lost, {dup} duplicated",
+        sent - got
+    );
+    assert!(
+        sent_while_down > 1000,
+        "the stream ran while the daemon was down"
+    );
+    assert_eq!(
+        (got, dup),
+        (sent, 0),
+        "the stream between hosts that stay put lost nothing\n{crash_log}\n{log}"
+    );
+    // The batch's traffic, entering on s2 from a moved host (h1) and one that stayed
+    // (h4): counted by the batch's rule if it was kept, else by rules the table knows
+    // — never by a rule only the kernel has.
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    for cookie in [in_batch[0], in_batch[in_batch.len() - 1]] {
+        let before = all_packets("vs1");
+        send_udp(&st, "h1", ip("h3"), port_of(cookie), 25, 32);
+        send_udp(&st, "h4", ip("h3"), port_of(cookie), 25, 32);
+        if kept {
+            assert_eq!(
+                packets(cookie),
+                50,
+                "the kept rule counts its traffic\n{log}"
+            );
+        }
+        assert!(
+            all_packets("vs1") - before >= 50,
+            "every datagram was counted by a rule the table knows\n{log}"
+        );
+    }
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64,
+        "the counts of s1's retired copy are kept, once\n{log}"
+    );
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+#[test]
+fn a_batch_journaled_and_never_written_is_dropped_after_a_crash() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_in_a_batch("jwbatch", "batch:2", false);
+}
+
+#[test]
+fn a_batch_prepared_on_every_copy_and_published_on_none_is_dropped_after_a_crash() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_in_a_batch("jwprep", "batch-prepared:2", false);
+}
+
+#[test]
+fn a_batch_published_on_one_copy_only_is_published_on_all_after_a_crash() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_in_a_batch("jwhalf", "batch-half-published:2", true);
+}
+
+#[test]
+fn a_batch_published_on_every_copy_is_kept_after_a_crash() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_in_a_batch("jwpub", "batch-published:2", true);
+}
+
+/// vs1 as in [`topology`], joined by a virtual link (vs1:9, its end on s1 — vs2:9, on
+/// s2) to vs2 (h5 on s2, its own controller).
+fn topology_with_vlink(c1: u16, c2: u16) -> String {
+    let base = topology(c1).replace(
+        "[[link]]\na = \"s1\"",
+        "[[host]]\nname = \"h5\"\nswitch = \"s2\"\n[[link]]\na = \"s1\"",
+    );
+    format!(
+        r#"{base}
+[[vswitch]]
+name = "vs2"
+tenant = "t1"
+controllers = ["tcp:127.0.0.1:{c2}"]
+ports = [ {{ port = 5, host = "h5" }} ]
+[[vlink]]
+a = {{ vswitch = "vs1", port = 9, switch = "s1" }}
+b = {{ vswitch = "vs2", port = 9, switch = "s2" }}
+"#
+    )
+}
+
+/// The interfaces of physical switch `sw` whose names start with `vl` (virtual links).
+fn vlink_ifaces(sw: &str) -> Vec<String> {
+    let ns = format!("lime-{}-{sw}", lab());
+    let mut v: Vec<String> = lime_lab::netns::links(&ns)
+        .expect("links")
+        .into_iter()
+        .map(|l| l.ifname)
+        .filter(|n| n.starts_with("vl"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// vs1 migrates from s1 to s2 with its virtual link end; the daemon dies at fault point
+/// `point` of the end's move, while h3 (vs1) streams across the link to h5 (vs2), both
+/// staying put on s2. The restarted daemon must finish the move (one veth pair left,
+/// both ends on s2) and the migration, and the stream lose nothing.
+fn crash_in_a_link_move(lab: &'static str, point: &str) {
+    let _c = cleanup_for(lab);
+    let c = &_c;
+    let (l1, p1) = ScriptedController::listen().expect("listen");
+    let (l2, p2) = ScriptedController::listen().expect("listen");
+    let topo = c.dir.join("lab.toml");
+    std::fs::write(&topo, topology_with_vlink(p1, p2)).expect("topology file");
+    let mut d = Daemon::start(c, &topo, Some(point), 1);
+    let mut ctl1 = ScriptedController::accept(&l1, T).expect("vs1's controller");
+    let mut ctl2 = ScriptedController::accept(&l2, T).expect("vs2's controller");
+    let st = lab_state();
+    let mut mods = of_l2(
+        &st,
+        &[(1, "h1"), (2, "h2"), (3, "h3"), (4, "h4"), (9, "h5")],
+    );
+    mods.push(of_add(0x7500, 100, of_udp(STREAM_PORT), 9));
+    for m in &mods {
+        ctl1.send(m).expect("flow-mod");
+    }
+    ctl1.barrier(T).expect("barrier");
+    let mut mods = of_l2(
+        &st,
+        &[(5, "h5"), (9, "h1"), (9, "h2"), (9, "h3"), (9, "h4")],
+    );
+    mods.push(of_add(0x7500, 100, of_udp(STREAM_PORT), 5));
+    for m in &mods {
+        ctl2.send(m).expect("flow-mod");
+    }
+    ctl2.barrier(T).expect("barrier");
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(
+        ping(&st, "h3", ip("h5"), 1),
+        "h3 reaches h5 across the link\n{}",
+        d.log()
+    );
+    assert!(ping(&st, "h1", ip("h5"), 1), "h1 reaches h5\n{}", d.log());
+    assert_eq!(
+        (vlink_ifaces("s1"), vlink_ifaces("s2")),
+        (vec!["vl1a".to_owned()], vec!["vl1b".to_owned()])
+    );
+    let stream = Stream::start(&st, "h3", "h5");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let o = lime(&["migrate", "vs1", "--to", "s2", "--lab", lab, "--json"]);
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    expect_crash(&mut d);
+    let crash_log = d.log();
+    let lines = journal::read(&journal::path_for(lab)).expect("journal");
+    assert_eq!(
+        lines.last().map(|l| l.rec.kind()),
+        Some("link-moving"),
+        "the crash came inside the link end's move\n{crash_log}"
+    );
+    let mid = (vlink_ifaces("s1"), vlink_ifaces("s2"));
+    eprintln!("{point}: virtual link interfaces at the crash (s1, s2): {mid:?}");
+    let sent_at_crash = stream.sent();
+    std::thread::sleep(Duration::from_millis(700));
+    let sent_while_down = stream.sent() - sent_at_crash;
+
+    let d = Daemon::start(c, &topo, None, 2);
+    let log = d.log();
+    assert!(
+        log.contains("unfinished migration") && log.contains("resumed and done"),
+        "the restarted daemon resumed the migration:\n{log}"
+    );
+    let (copies, ports) = placement(&status());
+    assert_eq!(copies, ["s2", "s3"], "s1's copy retired\n{log}");
+    assert_eq!(
+        ports,
+        at(&[
+            ("h1", "s2"),
+            ("h2", "s2"),
+            ("h3", "s2"),
+            ("h4", "s2"),
+            ("link:vs2:9", "s2")
+        ]),
+        "every host and the link end at the target\n{log}"
+    );
+    assert!(vlink_ifaces("s1").is_empty(), "no end left on s1\n{log}");
+    assert_eq!(
+        vlink_ifaces("s2"),
+        ["vl1a-1", "vl1b-1"],
+        "one pair, both ends on s2\n{log}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got, dup) = stream.finish();
+    eprintln!(
+        "{point}: stream h3 -> h5 across the link: {sent} sent ({sent_while_down} while no daemon ran), {got} received, {} lost, {dup} duplicated",
+        sent - got
+    );
+    assert!(
+        sent_while_down > 1000,
+        "the stream ran while the daemon was down"
+    );
+    assert_eq!(
+        (got, dup),
+        (sent, 0),
+        "the stream across the link lost nothing\n{crash_log}\n{log}"
+    );
+    assert_eq!(
+        packets_of("vs2", 0x7500),
+        sent,
+        "vs2 counted every datagram once"
+    );
+    assert_eq!(packets_of("vs1", 0x7500), sent, "and so did vs1");
+    assert!(
+        ping(&st, "h1", ip("h5"), 1),
+        "h1 (moved) reaches h5 across the link\n{log}"
+    );
+    assert!(ping(&st, "h5", ip("h4"), 1), "h5 reaches h4");
+    drop((l1, l2));
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+#[test]
+fn a_crash_with_both_veth_pairs_of_a_link_end_is_finished_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_in_a_link_move("jwlink", "link-carried");
+}
+
+#[test]
+fn a_crash_before_a_link_end_moved_is_finished_on_restart() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    crash_in_a_link_move("jwlnk0", "link-moving");
+}
+
+/// A flow-mod that modifies the counted rule during the migration replaces its
+/// datapath rules on every copy; the daemon dies right after the `batch-done` record
+/// that carries the entry's counters (their replaced rules are reclaimed by then). The
+/// restarted daemon must still count what the rule counted before, once.
+#[test]
+fn a_modify_between_steps_keeps_its_counters_across_a_crash() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = cleanup_for("jwmod");
+    const COUNTED: usize = 300;
+    let (mut d, listener, mut ctl, topo) = start_lab(&c, Some("batch-done:1"), COUNTED);
+    let st = lab_state();
+    let stream = Stream::start(&st, "h3", "h4");
+    std::thread::sleep(Duration::from_millis(300));
+    let migrate = std::thread::spawn(|| lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]));
+    let lime_openflow::Message::FlowMod(mut modify) = of_add(0x7501, 100, of_udp(COUNTED_PORT), 3)
+    else {
+        unreachable!()
+    };
+    modify.command = lime_openflow::consts::FlowModCommand::ModifyStrict;
+    let modify = lime_openflow::Message::FlowMod(modify);
+    // Each round, h4 (staying on s2) sends counted traffic, then the rule is modified:
+    // its datapath rules, and what they counted, are replaced.
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    let (mut rounds, mut extra) = (0, 0u64);
+    while rounds < 2000 {
+        send_udp(&st, "h4", ip("h3"), COUNTED_PORT, 5, 32);
+        extra += 5;
+        if ctl.send(&modify).is_err() || ctl.barrier(T).is_err() {
+            break;
+        }
+        rounds += 1;
+    }
+    let o = migrate.join().expect("migrate thread");
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    expect_crash(&mut d);
+    let lines = journal::read(&journal::path_for(lab())).expect("journal");
+    assert_eq!(lines.last().map(|l| l.rec.kind()), Some("batch-done"));
+    let sent_at_crash = stream.sent();
+    std::thread::sleep(Duration::from_millis(700));
+    let sent_while_down = stream.sent() - sent_at_crash;
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert_resumed_to_s2(&log);
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64 + extra,
+        "what the modified rule counted before is kept, once ({rounds} modifies answered)\n{log}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got, dup) = stream.finish();
+    eprintln!(
+        "modify: stream h3 -> h4: {sent} sent ({sent_while_down} while no daemon ran), {got} received, {} lost, {dup} duplicated",
+        sent - got
+    );
+    assert_eq!((got, dup), (sent, 0), "the stream lost nothing\n{log}");
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64 + extra + 10,
+        "and counts on"
     );
     drop(listener);
     let st = d.stop();

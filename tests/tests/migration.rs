@@ -152,7 +152,12 @@ fn migrate_under_traffic(strategy: Strategy) -> Run {
         ids.extend(out.added);
     }
     let (static_rule, moving_rule) = (ids[ids.len() - 2], ids[ids.len() - 1]);
-    // The virtual switch starts on s1 and s2 only.
+    // The virtual switch starts on s1 and s2 only. Its idle s3 copy holds the rules
+    // already: dropping it as unused is refused (its counters would go with it).
+    let e = f
+        .drop_unused_copies("vs1")
+        .expect_err("s3's copy holds rules");
+    assert!(e.to_string().contains("holds rules"), "{e}");
     vsw.retire_copy(&mut f, "s3").expect("retire the s3 copy");
     assert_eq!(f.copies("vs1").expect("copies"), ["s1", "s2"]);
     let ping = |f: &Fabric, from: &str, to: &str| {

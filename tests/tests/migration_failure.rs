@@ -24,29 +24,7 @@ const T: Duration = Duration::from_secs(10);
 
 fn topology(port: u16) -> lime_lab::Topology {
     let toml = format!(
-        r#"
-name = "tmfail"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[switch]]
-name = "s3"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[host]]
-name = "h9"
-switch = "s3"
-[[link]]
-a = "s1"
-b = "s2"
-[[link]]
-a = "s2"
-b = "s3"
+        r#"{}
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
@@ -56,7 +34,8 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
 name = "big"
 tenant = "t2"
 ports = [ {{ port = 1, host = "h9" }} ]
-"#
+"#,
+        lime_tests::three_switch_toml("tmfail", &[("h1", "s1"), ("h3", "s2"), ("h9", "s3")])
     );
     lime_lab::Topology::from_toml_str(&toml).expect("test topology")
 }
@@ -126,10 +105,8 @@ fn a_migration_the_target_cannot_take_changes_nothing() {
     let mut fabric = Fabric::up(&topology(p), &fabric_pin_root()).expect("fabric");
     // Each virtual switch starts with a copy on every physical switch; keep only those
     // where its hosts are: "big" on s3 alone (the one it fills), vs1 off s3.
-    for (vs, sw) in [("big", "s1"), ("big", "s2"), ("vs1", "s3")] {
-        fabric
-            .remove_copy(vs, sw, &[], |_| Ok(()))
-            .expect("drop an idle copy");
+    for vs in ["big", "vs1"] {
+        fabric.drop_unused_copies(vs).expect("drop the idle copies");
     }
     let filled = fill(&mut fabric);
     assert!(filled > 1000, "s3 took {filled} rules before it was full");

@@ -18,32 +18,14 @@ const T: Duration = Duration::from_secs(10);
 
 fn topology(port: u16) -> lime_lab::Topology {
     let toml = format!(
-        r#"
-name = "tofmig"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[switch]]
-name = "s3"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[link]]
-a = "s2"
-b = "s3"
+        r#"{}
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
 controllers = ["tcp:127.0.0.1:{port}"]
 ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
-"#
+"#,
+        lime_tests::three_switch_toml("tofmig", &[("h1", "s1"), ("h3", "s2")])
     );
     lime_lab::Topology::from_toml_str(&toml).expect("test topology")
 }

@@ -1,5 +1,7 @@
 //! Packet-in reaches userspace with its metadata; packet-out sends a frame out of a
-//! virtual port (here, across the tunnel) or through the flow tables.
+//! virtual port (here, across the tunnel) or through the flow tables. Run with both
+//! datapath modes (lab `tpio`: XDP; `skpio`: both switches in TC mode, where XDP on the
+//! injection and underlay ports hands packet-outs and tunnelled frames to TC).
 use std::{net::UdpSocket, time::Duration};
 
 use lime_common::action::port_no;
@@ -7,7 +9,7 @@ use lime_tests::{
     fabric_pin_root, kernel_lock, l2_rules, require_root, two_switch_topology, udp_match,
 };
 use lime_userspace::{
-    datapath::packet_io::PacketIn,
+    datapath::{DatapathMode, packet_io::PacketIn},
     fabric::Fabric,
     flow::{Action, Instructions, Rule},
 };
@@ -42,11 +44,26 @@ fn wait_for(
 
 #[test]
 fn packet_in_carries_metadata_and_packet_out_delivers() {
+    packet_io_in(DatapathMode::Xdp);
+}
+
+#[test]
+fn packet_in_carries_metadata_and_packet_out_delivers_tc() {
+    packet_io_in(DatapathMode::Tc);
+}
+
+fn packet_io_in(mode: DatapathMode) {
     if !require_root() {
         return;
     }
     let _g = kernel_lock();
-    let topo = two_switch_topology("tpio");
+    let mut topo = two_switch_topology(match mode {
+        DatapathMode::Xdp => "tpio",
+        DatapathMode::Tc => "skpio",
+    });
+    for sw in &mut topo.switches {
+        sw.datapath = mode;
+    }
     let mut f = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
     let l2 = l2_rules(f.lab().state(), "vs1");
     f.install("vs1", &l2).expect("l2");

@@ -21,32 +21,15 @@ use lime_tests::{
 };
 use lime_userspace::migration::Strategy;
 
-const TOPOLOGY: &str = r#"
-name = "{lab}"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[switch]]
-name = "s3"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h2"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[host]]
-name = "h4"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[link]]
-a = "s2"
-b = "s3"
+/// The workload's topology (the harness fills in `{lab}`, `{port}` and `{peer}`).
+fn topology() -> String {
+    lime_tests::three_switch_toml(
+        "{lab}",
+        &[("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")],
+    ) + VSWITCHES
+}
+
+const VSWITCHES: &str = r#"
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
@@ -133,7 +116,7 @@ fn workload(lab: &str) -> Workload {
     steps.extend(round(10));
     Workload {
         lab: lab.into(),
-        topology: TOPOLOGY.into(),
+        topology: topology(),
         vswitch: "vs1".into(),
         flows: flows(),
         steps,

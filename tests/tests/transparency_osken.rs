@@ -14,7 +14,7 @@ use lime_tests::{
 use lime_userspace::migration::Strategy;
 
 mod transparency_lab;
-use transparency_lab::{TOPOLOGY, plan};
+use transparency_lab::{plan, topology};
 
 #[test]
 fn the_learning_switch_sees_one_switch() {
@@ -58,7 +58,7 @@ fn the_learning_switch_sees_one_switch() {
     steps.extend(bulk(20));
     let w = Workload {
         lab: "ttos".into(),
-        topology: TOPOLOGY.into(),
+        topology: topology(),
         vswitch: "vs1".into(),
         flows,
         steps,

@@ -6,13 +6,15 @@
 //! "A", "B", or — for the other set's metadata — "MIX". A packet classified entirely by
 //! one version comes out marked A or B; one whose table 0 and table 1 lookups used
 //! different versions would come out MIX. The traffic runs while the sets are swapped
-//! as one versioned update every ~10 ms.
+//! as one versioned update every ~10 ms. Run with both datapath modes (lab `tflip`:
+//! XDP, `skflip`: both switches in TC mode, where the tables are walked by `lime_tc`).
 use std::{net::UdpSocket, time::Duration};
 
 use lime_tests::{
     Capture, fabric_pin_root, kernel_lock, l2_rules, require_root, two_switch_topology, udp_match,
 };
 use lime_userspace::{
+    datapath::DatapathMode,
     fabric::Fabric,
     flow::{Action, Instructions, Masked, Match, Rule},
 };
@@ -56,11 +58,26 @@ fn rule_set(own: u64, other: u64, mark: [u8; 6]) -> Vec<Rule> {
 
 #[test]
 fn flip_under_traffic_never_mixes_and_loses_nothing() {
+    flip_in(DatapathMode::Xdp);
+}
+
+#[test]
+fn flip_under_traffic_never_mixes_and_loses_nothing_tc() {
+    flip_in(DatapathMode::Tc);
+}
+
+fn flip_in(mode: DatapathMode) {
     if !require_root() {
         return;
     }
     let _g = kernel_lock();
-    let topo = two_switch_topology("tflip");
+    let mut topo = two_switch_topology(match mode {
+        DatapathMode::Xdp => "tflip",
+        DatapathMode::Tc => "skflip",
+    });
+    for sw in &mut topo.switches {
+        sw.datapath = mode;
+    }
     let mut f = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
     let l2 = l2_rules(f.lab().state(), "vs1");
     f.install("vs1", &l2).expect("l2 rules");

@@ -147,7 +147,7 @@ fn bench_datapath(pin_root: &std::path::Path, ns: &BenchNetns) -> anyhow::Result
         1,
         PortInfo {
             kind: kind::HOST,
-            _pad: 0,
+            flags: 0,
             vswitch: 1,
             vport: 1,
         },

@@ -11,6 +11,10 @@
 //! - **packet-in rate**: a host sends UDP datagrams as fast as it can to a rule whose
 //!   action is CONTROLLER; packet-ins/s as the controller receives them (first to last
 //!   message), with what was lost on the way (perf buffer full, outbox full).
+//! - **idle sweep**: N entries with an idle timeout (300 s) sit in the table, no
+//!   traffic; the CPU the switch's threads spend per second keeping them (the core
+//!   reads each one's counters to see whether it was hit: once per sweep before, now
+//!   when its timeout could run out or a tenth of it later, see `ofswitch::core`).
 //!
 //! The lab has one physical switch (each flow-mod becomes one datapath rule).
 use std::{
@@ -49,9 +53,12 @@ pub struct OpenflowArgs {
     /// can).
     #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 150_000, 0])]
     pps: Vec<u64>,
-    /// Only the flow-mod rows (no packet-in measurements).
+    /// Only the flow-mod rows and the idle sweep (no packet-in measurements).
     #[arg(long)]
     flow_mods_only: bool,
+    /// Entries with an idle timeout for the idle-sweep measurement (0 = skip it).
+    #[arg(long, default_value_t = 20_000)]
+    idle_entries: usize,
 }
 
 #[derive(Serialize)]
@@ -61,7 +68,8 @@ struct Sample {
     count: usize,
     /// Seconds from the first flow-mod to the barrier reply, or first to last packet-in.
     seconds: f64,
-    /// Flow-mods per second, or packet-ins per second.
+    /// Flow-mods per second, or packet-ins per second; for the idle sweep, CPU seconds
+    /// per second.
     per_second: f64,
     /// Packet-ins received (packet-in bench).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,6 +93,45 @@ struct Sample {
     /// touched for the first time; flow-mod bench).
     #[serde(skip_serializing_if = "Option::is_none")]
     minor_faults: Option<u64>,
+}
+
+/// Keep `n` idle-timeout entries (no traffic) for a few seconds: the switch threads'
+/// CPU seconds per second meanwhile.
+fn idle_sweep(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
+    const IDLE: u16 = 300;
+    const WATCH: Duration = Duration::from_secs(4);
+    let mods: Vec<Message> = (0..n)
+        .map(|i| {
+            let mut m = flow_mod(FlowModCommand::Add, to_dst(i), vec![output(2)]);
+            if let Message::FlowMod(f) = &mut m {
+                f.idle_timeout = IDLE;
+            }
+            m
+        })
+        .collect();
+    c.send_many(&mods)?;
+    c.barrier(T)?;
+    // Let the first reads (all due at once) pass.
+    std::thread::sleep(Duration::from_millis(1500));
+    let cpu = threads_cpu(&SWITCH_THREADS);
+    let start = Instant::now();
+    std::thread::sleep(WATCH);
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = (threads_cpu(&SWITCH_THREADS) - cpu).as_secs_f64();
+    c.send(&flow_mod(FlowModCommand::Delete, vec![], vec![]))?;
+    c.barrier(T)?;
+    Ok(Sample {
+        bench: "idle-sweep",
+        count: n,
+        seconds,
+        per_second: cpu_seconds / seconds,
+        received: None,
+        matched: None,
+        sent_per_second: None,
+        cpu_seconds: Some(cpu_seconds),
+        sys_seconds: None,
+        minor_faults: None,
+    })
 }
 
 /// CPU time so far of this process's threads whose name starts with one of `prefixes`
@@ -211,6 +258,11 @@ fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
             s.count as f64 / s.cpu_seconds.unwrap_or(f64::NAN),
             s.sys_seconds.unwrap_or(0.0),
             s.minor_faults.unwrap_or(0)
+        );
+    } else if s.bench == "idle-sweep" {
+        println!(
+            "idle sweep {:>7} entries with idle timeouts, no traffic: {:.3} CPU s per s in the switch",
+            s.count, s.per_second
         );
     } else if s.bench == "packet-in-generated" {
         println!(
@@ -482,6 +534,9 @@ pub fn run(a: &OpenflowArgs) -> anyhow::Result<ExitCode> {
     }
     for &n in &a.batches {
         flow_mods(&mut c, n, a.json)?;
+    }
+    if a.idle_entries > 0 {
+        print(&idle_sweep(&mut c, a.idle_entries)?, a.json)?;
     }
     if a.flow_mods_only {
         c.close();

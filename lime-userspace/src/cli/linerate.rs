@@ -23,6 +23,11 @@
 //!   masks; 100 000 rules over 8 masks (`testgen::rules_over_masks`).
 //! - `lime-tunnel`: the 1 000 rules, h1 to h3: classified on s1, carried through the
 //!   tunnel to s2.
+//! - `lime-1k-tc`, `lime-tunnel-tc`: the same with both physical switches in TC mode
+//!   (`datapath = "tc"`: LIME at TC ingress on host ports, no XDP program there, hosts
+//!   keep TX checksum offload and TSO). For the UDP part h1's switch port runs
+//!   `lime_pass` (the generator's redirected frames only enter a veth whose peer runs
+//!   XDP; it passes them up to LIME's TC program).
 //! - `lime-flip`: the 1 000 rules, with a versioned update (one rule replaced) about
 //!   every 10 ms while traffic flows.
 //! - `bridge`: a Linux bridge in s1 with h1's and h2's ports.
@@ -64,12 +69,14 @@ use serde_json::json;
 use super::{ovs::Ovs, ovs::ovs_flow, plot};
 
 /// Every path, in the order measured.
-pub const PATHS: [&str; 9] = [
+pub const PATHS: [&str; 11] = [
     "floor",
     "lime-1",
     "lime-1k",
+    "lime-1k-tc",
     "lime-100k",
     "lime-tunnel",
+    "lime-tunnel-tc",
     "lime-flip",
     "bridge",
     "ovs-afxdp",
@@ -261,9 +268,11 @@ fn results_for_plot(r: &Results) -> Vec<plot::PathFigures> {
         .collect()
 }
 
-/// The lab's topology; `tunnel` makes h3 (on s2) the virtual port 2 instead of h2.
-fn topology(lab: &str, tunnel: bool) -> anyhow::Result<Topology> {
+/// The lab's topology; `tunnel` makes h3 (on s2) the virtual port 2 instead of h2; `tc`
+/// puts both physical switches in TC mode.
+fn topology(lab: &str, tunnel: bool, tc: bool) -> anyhow::Result<Topology> {
     let (p2, p3) = if tunnel { ("h3", "h2") } else { ("h2", "h3") };
+    let datapath = if tc { "tc" } else { "xdp" };
     let queues = lime_userspace::traffic::generator::allowed_cpus()
         .len()
         .clamp(1, lime_lab::MAX_VETH_QUEUES as usize);
@@ -274,8 +283,10 @@ name = "{lab}"
 veth_queues = {queues}
 [[switch]]
 name = "s1"
+datapath = "{datapath}"
 [[switch]]
 name = "s2"
+datapath = "{datapath}"
 [[host]]
 name = "h1"
 switch = "s1"
@@ -626,7 +637,7 @@ fn run_path(ctx: &Ctx, path: &str, res: &mut Results) -> anyhow::Result<()> {
 }
 
 fn floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
-    let lab = Lab::up(&topology(&ctx.lab, false)?)?;
+    let lab = Lab::up(&topology(&ctx.lab, false, false)?)?;
     let state = lab.state().clone();
     let e = ends(&state, "h2")?;
     prepare(&state, &e)?;
@@ -652,7 +663,7 @@ fn floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> 
 }
 
 fn bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
-    let lab = Lab::up(&topology(&ctx.lab, false)?)?;
+    let lab = Lab::up(&topology(&ctx.lab, false, false)?)?;
     let state = lab.state().clone();
     let e = ends(&state, "h2")?;
     prepare(&state, &e)?;
@@ -691,7 +702,7 @@ fn ovs(
     path: &str,
     kind: &str,
 ) -> anyhow::Result<()> {
-    let lab = Lab::up(&topology(&ctx.lab, false)?)?;
+    let lab = Lab::up(&topology(&ctx.lab, false, false)?)?;
     let state = lab.state().clone();
     let e = ends(&state, "h2")?;
     prepare(&state, &e)?;
@@ -730,8 +741,10 @@ fn ovs(
 }
 
 fn lime_path(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], path: &str) -> anyhow::Result<()> {
-    let tunnel = path == "lime-tunnel";
-    let rules = match path {
+    let tc = path.ends_with("-tc");
+    let base = path.trim_end_matches("-tc");
+    let tunnel = base == "lime-tunnel";
+    let rules = match base {
         "lime-1" => vec![Rule::new(
             0,
             1,
@@ -746,7 +759,7 @@ fn lime_path(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], path: &str) -> any
     if path != "lime-1" {
         rules.push(v6_rule());
     }
-    let topo = topology(&ctx.lab, tunnel)?;
+    let topo = topology(&ctx.lab, tunnel, tc)?;
     let mut fabric = Fabric::up(&topo, &ctx.pin_root.join(path))?;
     let state = fabric.lab().state().clone();
     let e = ends(&state, if tunnel { "h3" } else { "h2" })?;
@@ -778,7 +791,20 @@ fn lime_path(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], path: &str) -> any
     } else {
         None
     };
-    udp_runs(ctx, path, &e, rules_1k, true, flips.as_mut(), res)?;
+    {
+        // In TC mode h1's switch port runs no XDP program of LIME's: give it the pass
+        // program for the generator's redirected frames (removed before the TCP part,
+        // where it would clear h1's segmentation offloads).
+        let s1 = state.netns("s1")?;
+        let pins = ctx.pin_root.join(format!("{path}-pass"));
+        let _pins = RemoveOnDrop(pins.clone());
+        let _ingress = if tc {
+            Some(PassGuard::attach(&[(&s1, "h1")], &pins, "pass-in")?)
+        } else {
+            None
+        };
+        udp_runs(ctx, path, &e, rules_1k, true, flips.as_mut(), res)?;
+    }
     let cur = flips.map(|f| f.cur);
     let dp = fabric
         .datapath_mut(&e.dst_switch)
@@ -912,6 +938,17 @@ fn report(ctx: &Ctx, r: &Results) {
     ratio_line(
         ctx,
         "lime-1k TCP / bridge TCP",
+        v,
+        ">= 1",
+        v.map(|v| v >= 1.0),
+    );
+    let v = div(
+        r.tcp.get("lime-1k-tc").copied(),
+        r.tcp.get("bridge").copied(),
+    );
+    ratio_line(
+        ctx,
+        "lime-1k-tc TCP / bridge TCP",
         v,
         ">= 1",
         v.map(|v| v >= 1.0),

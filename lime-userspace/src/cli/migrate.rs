@@ -23,9 +23,10 @@ pub enum Strategy {
 /// `lime migrate` arguments.
 #[derive(Args)]
 pub struct MigrateArgs {
-    /// Virtual switches to move (as in the topology), one after the other: several
-    /// names migrate an ensemble (virtual switches joined by virtual links, with their
-    /// hosts; the link ends move with their virtual switch).
+    /// Virtual switches or named ensembles (`[[ensemble]]` in the topology) to move, one
+    /// virtual switch after the other: an ensemble (virtual switches joined by virtual
+    /// links, with their hosts) moves its members in the order it lists them, the link
+    /// ends with their virtual switch; several names move them all.
     #[arg(required = true, num_args = 1..)]
     vswitch: Vec<String>,
     /// Physical switch every host of the virtual switch moves to.
@@ -119,6 +120,9 @@ pub fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    for e in &st.ensembles {
+        println!("ensemble {}: {}", e.name, e.vswitches.join(", "));
+    }
     match &st.migration {
         None => println!("no migration in progress"),
         Some(m) => println!(
@@ -192,7 +196,19 @@ pub fn migrate(a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         Strategy::Clone => migration::Strategy::Clone,
         Strategy::Move => migration::Strategy::Move,
     };
-    for vswitch in &a.vswitch {
+    // Names of ensembles stand for their virtual switches (the daemon knows them).
+    let status = control::request(&socket, &Request::Status)?.status;
+    let mut units = Vec::new();
+    for name in &a.vswitch {
+        let unit = status
+            .as_ref()
+            .map_or_else(|| vec![name.clone()], |st| st.migration_unit(name));
+        if !a.json && unit != [name.as_str()] {
+            println!("ensemble {name}: {}", unit.join(", "));
+        }
+        units.extend(unit);
+    }
+    for vswitch in &units {
         migrate_one(a, &socket, vswitch, strategy)?;
     }
     Ok(ExitCode::SUCCESS)

@@ -138,6 +138,7 @@ impl Kernel {
             names::PROG_TC_TABLE,
             names::PROG_TC_EMIT,
             names::PROG_TC_SEND,
+            names::PROG_TC_OUT,
         ] {
             let prog: &mut SchedClassifier = k!(
                 ebpf.program_mut(name)
@@ -155,6 +156,7 @@ impl Kernel {
                 names::PROG_TC_TABLE,
                 names::PROG_TC_EMIT,
                 names::PROG_TC_SEND,
+                names::PROG_TC_OUT,
             ],
         )?;
         let maps = Maps {
@@ -567,6 +569,30 @@ impl Kernel {
             prog.test_run(opts),
             format!("BPF_PROG_TEST_RUN of {program}")
         )?;
+        out.truncate(r.data_size_out as usize);
+        Ok(TestRun {
+            verdict: r.return_value,
+            frame: out,
+            duration: r.duration,
+        })
+    }
+
+    /// Run `frame` once through the TC entry point (`lime_tc`) with BPF_PROG_TEST_RUN,
+    /// as an skb arriving on this namespace's loopback: its verdict (`TC_ACT_*`) and the
+    /// frame as it would leave (a redirect is not performed).
+    pub fn test_run_tc(&self, frame: &[u8]) -> Result<TestRun, DatapathError> {
+        let prog: &SchedClassifier = k!(
+            self.ebpf
+                .program(names::PROG_TC)
+                .ok_or_else(|| "program missing".to_owned())
+                .and_then(|p| p.try_into().map_err(|e| format!("{e}"))),
+            "finding lime_tc"
+        )?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        let r = k!(prog.test_run(opts), "BPF_PROG_TEST_RUN of lime_tc")?;
         out.truncate(r.data_size_out as usize);
         Ok(TestRun {
             verdict: r.return_value,

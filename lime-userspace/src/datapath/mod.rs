@@ -21,11 +21,12 @@ use std::{
 };
 
 use lime_common::{
-    port::{PortInfo, VportInfo, VportKey},
+    port::{PortInfo, VportInfo, VportKey, port_flags},
     stats::{PortStats, RuleStats},
 };
 
 use crate::flow::{FlowError, Rule};
+pub use lime_lab::DatapathMode;
 
 mod batch;
 pub mod hits;
@@ -106,6 +107,7 @@ pub struct Datapath {
     kernel: Kernel,
     store: RuleStore,
     published: std::collections::HashMap<u16, Instant>,
+    mode: DatapathMode,
 }
 
 impl Datapath {
@@ -127,6 +129,7 @@ impl Datapath {
             kernel,
             store: RuleStore::new(),
             published: std::collections::HashMap::new(),
+            mode: DatapathMode::Xdp,
         })
     }
 
@@ -156,6 +159,7 @@ impl Datapath {
             kernel,
             store,
             published: std::collections::HashMap::new(),
+            mode: DatapathMode::Xdp,
         })
     }
 
@@ -182,23 +186,43 @@ impl Datapath {
         &self.store
     }
 
-    /// Attach LIME's XDP program to interface `ifindex` (in this datapath's namespace)
-    /// as the given port.
+    /// Where this datapath runs LIME on host ports (set before attaching ports).
+    pub fn set_mode(&mut self, mode: DatapathMode) {
+        self.mode = mode;
+    }
+
+    /// Where this datapath runs LIME on host ports.
+    #[must_use]
+    pub fn mode(&self) -> DatapathMode {
+        self.mode
+    }
+
+    /// Attach LIME's programs to interface `ifindex` (in this datapath's namespace) as
+    /// the given port: in XDP mode `lime_xdp`, and `lime_tc` on host ports for packets
+    /// needing several copies; in TC mode `lime_tc` alone on host ports (no XDP program:
+    /// the host's veth keeps its segmentation offloads), both on underlay ports (XDP
+    /// decapsulates and hands the frame to TC), with the port flagged
+    /// [`port_flags::TC`].
     pub fn attach_port(
         &mut self,
         ifname: &str,
         ifindex: u32,
-        port: PortInfo,
+        mut port: PortInfo,
     ) -> Result<(), DatapathError> {
+        let tc_mode = self.mode == DatapathMode::Tc;
+        if tc_mode {
+            port.flags |= port_flags::TC;
+        }
         self.kernel.set_port(ifindex, port)?;
         let link = format!("link-{ifname}");
         let tc_link = format!("tc-{ifname}");
         let host = port.kind == lime_common::port::kind::HOST;
         let kernel = &mut self.kernel;
         let mut attach = move || -> Result<(), DatapathError> {
-            kernel.attach(lime_common::names::PROG_XDP, ifindex, &link)?;
-            if host {
-                // The skb path for packets needing several copies.
+            if !(tc_mode && host) {
+                kernel.attach(lime_common::names::PROG_XDP, ifindex, &link)?;
+            }
+            if host || tc_mode {
                 kernel.attach_tc(ifname, &tc_link)?;
             }
             Ok(())
@@ -210,13 +234,18 @@ impl Datapath {
     }
 
     /// Attach the pass-only program to an interface in another namespace (the host end of
-    /// a veth, which must run an XDP program to receive redirected frames).
+    /// a veth, which must run an XDP program to receive redirected frames). Nothing in
+    /// TC mode: nothing is XDP-redirected into host ports there, and an XDP program on
+    /// the host's end would clear the segmentation offloads of the switch's end.
     pub fn attach_pass(
         &mut self,
         netns: &str,
         ifname: &str,
         ifindex: u32,
     ) -> Result<(), DatapathError> {
+        if self.mode == DatapathMode::Tc {
+            return Ok(());
+        }
         let link = format!("pass-{netns}-{ifname}");
         self.attach_in(Some(netns), lime_common::names::PROG_PASS, ifindex, &link)
     }
@@ -415,6 +444,23 @@ impl Datapath {
         Ok(())
     }
 
+    /// After a restart of the control plane: settle a version of `vswitch` that a crash
+    /// left prepared here (written, maybe marked ready) and not published — `publish`
+    /// publishes it whole (another copy published it, so every copy had prepared it),
+    /// otherwise it is dropped and the maps put back, so no later version makes any of
+    /// it visible. Returns whether there was one.
+    pub fn settle_prepared(&mut self, vswitch: u16, publish: bool) -> Result<bool, DatapathError> {
+        if !self.store.adopt_unpublished(vswitch) {
+            return Ok(false);
+        }
+        if publish {
+            self.publish(vswitch)?;
+        } else {
+            self.unprepare(vswitch);
+        }
+        Ok(true)
+    }
+
     /// Number an empty virtual switch's next version `version + 1`, so that a new copy
     /// of it counts versions as the others do (tags compare across copies).
     pub fn jump_version(&mut self, vswitch: u16, version: u32) -> Result<(), DatapathError> {
@@ -474,15 +520,27 @@ impl Datapath {
         self.kernel.port_stats(ifindex)
     }
 
-    /// Map this namespace's loopback (ifindex 1) as the injection port for packet-out.
+    /// Map this namespace's loopback (ifindex 1) as the injection port for packet-out
+    /// (in TC mode with `lime_tc` on its ingress, which finishes what XDP hands it).
     pub fn enable_packet_out(&mut self) -> Result<(), DatapathError> {
+        let tc_mode = self.mode == DatapathMode::Tc;
         self.kernel.set_port(
             1,
             PortInfo {
                 kind: lime_common::port::kind::INJECT,
+                flags: if tc_mode { port_flags::TC } else { 0 },
                 ..PortInfo::default()
             },
-        )
+        )?;
+        if !tc_mode {
+            return Ok(());
+        }
+        let kernel = &mut self.kernel;
+        let mut attach = || kernel.attach_tc("lo", "tc-lo");
+        match &self.netns {
+            Some(ns) => lime_lab::netns::run_in_netns(ns, attach)?,
+            None => attach(),
+        }
     }
 
     /// Packet-out: send `frame` as if from virtual port `in_port` of `vswitch`, either out

@@ -494,19 +494,25 @@ impl RuleStore {
         if let Some(r) = self.rules.get_mut(&rule_id) {
             r.remove_version = staged;
         }
+        self.unlive(rule.mask_id, rule.priority);
+        self.state(rule.vswitch)?.staged_removes.push(rule_id);
+        Ok(())
+    }
+
+    /// One rule of `priority` in subtable `mask_id` is not live in the newest version
+    /// any more.
+    fn unlive(&mut self, mask_id: u32, priority: u16) {
         if let Some(sub) = self
             .mask_of_id
-            .get(&rule.mask_id)
+            .get(&mask_id)
             .and_then(|k| self.subtables.get_mut(k))
-            && let Some(n) = sub.live.get_mut(&rule.priority)
+            && let Some(n) = sub.live.get_mut(&priority)
         {
             *n -= 1;
             if *n == 0 {
-                sub.live.remove(&rule.priority);
+                sub.live.remove(&priority);
             }
         }
-        self.state(rule.vswitch)?.staged_removes.push(rule_id);
-        Ok(())
     }
 
     /// Undo everything staged for a virtual switch since its last commit.
@@ -572,6 +578,42 @@ impl RuleStore {
         for id in adds {
             self.forget(id);
         }
+    }
+
+    /// After a [`RuleStore::rebuild`]: take what the maps hold for the next version (rules
+    /// added or removed at `version + 1` by a prepare that was never published — a
+    /// control plane that died inside a commit) as the open transaction, so that
+    /// [`RuleStore::publish_op`] and [`RuleStore::commit_done`] publish it or
+    /// [`RuleStore::abort_commit`] puts the maps back. Returns whether there was any.
+    pub fn adopt_unpublished(&mut self, vswitch: u16) -> bool {
+        let Some(next) = self.version(vswitch).map(|v| v + 1) else {
+            return false;
+        };
+        let mut adds: Vec<u32> = Vec::new();
+        let mut removes: Vec<u32> = Vec::new();
+        for (id, r) in self.rules.iter().filter(|(_, r)| r.vswitch == vswitch) {
+            if r.add_version == next {
+                adds.push(*id);
+            }
+            if r.remove_version == next {
+                removes.push(*id);
+            }
+        }
+        adds.sort_unstable();
+        removes.sort_unstable();
+        // The rebuild counted a rule removed at `next` as live (it still is, in the
+        // published version); staged removes are not, as after `stage_remove`.
+        for id in &removes {
+            if let Some((mask_id, priority)) = self.rules.get(id).map(|r| (r.mask_id, r.priority)) {
+                self.unlive(mask_id, priority);
+            }
+        }
+        let found = !adds.is_empty() || !removes.is_empty();
+        if let Some(st) = self.vswitches.get_mut(&vswitch) {
+            st.staged_adds = adds;
+            st.staged_removes = removes;
+        }
+        found
     }
 
     /// Drop a rule from the mirror entirely, freeing its bucket slot, its id, and its
@@ -1229,5 +1271,120 @@ mod tests {
             ops.iter().any(|o| matches!(o, MapOp::ResetStats(1))),
             "its counters are reset before it becomes visible: {ops:?}"
         );
+    }
+
+    /// The maps, as ops leave them (what a restarted control plane reads back).
+    #[derive(Default, Clone)]
+    struct Maps {
+        cfg: BTreeMap<u16, VswitchConfig>,
+        lists: BTreeMap<(u16, u8, u32), (MaskListKey, MaskList)>,
+        masks: HashMap<u32, FlowKey>,
+        buckets: BTreeMap<(u32, [u8; 6]), (RuleKey, Bucket)>,
+        programs: HashMap<u32, RuleProgram>,
+    }
+
+    impl Maps {
+        fn apply(&mut self, ops: &[MapOp]) {
+            for op in ops {
+                match op {
+                    MapOp::Program(id, p) => {
+                        self.programs.insert(*id, *p);
+                    }
+                    MapOp::ResetStats(_) => {}
+                    MapOp::Mask(id, m) => {
+                        self.masks.insert(*id, *m);
+                    }
+                    MapOp::Bucket(k, b) => {
+                        let at = (k.mask_id, k.key.eth_dst);
+                        match b {
+                            Some(b) => self.buckets.insert(at, (*k, *b)),
+                            None => self.buckets.remove(&at),
+                        };
+                    }
+                    MapOp::MaskList(k, l) => {
+                        let at = (k.vswitch, k.table, k.version);
+                        match l {
+                            Some(l) => self.lists.insert(at, (*k, *l)),
+                            None => self.lists.remove(&at),
+                        };
+                    }
+                    MapOp::Publish(v, c) => {
+                        self.cfg.insert(*v, *c);
+                    }
+                }
+            }
+        }
+
+        fn rebuild(&self) -> RuleStore {
+            let cfg: Vec<(u16, VswitchConfig)> = self.cfg.iter().map(|(v, c)| (*v, *c)).collect();
+            let lists: Vec<(MaskListKey, MaskList)> = self.lists.values().copied().collect();
+            let buckets: Vec<(RuleKey, Bucket)> = self.buckets.values().copied().collect();
+            RuleStore::rebuild(&cfg, &lists, &self.masks, &buckets, &self.programs)
+        }
+    }
+
+    fn visible_ids(s: &RuleStore) -> Vec<u32> {
+        let v = s.version(1).expect("version");
+        let mut ids: Vec<u32> = s.visible(1, v).map(|(id, _)| id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn a_prepared_version_found_after_a_rebuild_is_published_or_dropped_whole() {
+        // Version 2 has rule `a`; a batch adding `b` and removing `a` is prepared (every
+        // map written, the version marked ready), and the control plane dies.
+        let mut maps = Maps::default();
+        let mut s = store();
+        maps.apply(&s.config_ops(1));
+        let a = s
+            .stage_add(1, 0, 10, key(1), mask(0xff), RuleProgram::default())
+            .expect("a");
+        maps.apply(&commit(&mut s, 1));
+        let b = s
+            .stage_add(1, 0, 20, key(2), mask(0xff), RuleProgram::default())
+            .expect("b");
+        s.stage_remove(a).expect("remove a");
+        maps.apply(&s.plan_commit(1).expect("prepare"));
+        assert_eq!(maps.cfg[&1].ready, 3, "prepared");
+
+        let mut dropped = maps.rebuild();
+        assert_eq!(visible_ids(&dropped), [a], "version 2 still serves");
+        assert!(
+            dropped.adopt_unpublished(1),
+            "the prepared version is found"
+        );
+        let mut back = dropped.abort_commit(1);
+        back.extend(dropped.config_ops(1));
+        let mut m2 = maps.clone();
+        m2.apply(&back);
+        assert_eq!(m2.cfg[&1].ready, 2, "no longer marked ready");
+        let mut again = m2.rebuild();
+        assert!(!again.adopt_unpublished(1), "nothing left of it");
+        assert_eq!(again.rule(a).map(|r| r.remove_version), Some(VERSION_MAX));
+        assert!(again.rule(b).is_none(), "b is gone");
+        // The next version publishes nothing of the dropped one: `a` stays.
+        let c = again
+            .stage_add(1, 0, 30, key(3), mask(0xff), RuleProgram::default())
+            .expect("c");
+        m2.apply(&commit(&mut again, 1));
+        assert_eq!(visible_ids(&again), [a, c]);
+        assert_eq!(visible_ids(&m2.rebuild()), [a, c], "and so do the maps");
+
+        let mut published = maps.rebuild();
+        assert!(published.adopt_unpublished(1));
+        maps.apply(&[published.publish_op(1).expect("publish")]);
+        published.commit_done(1);
+        assert_eq!(
+            visible_ids(&published),
+            [b],
+            "the whole batch, nothing else"
+        );
+        let (ops, retired) = published.reclaim(1);
+        assert_eq!(retired, [a], "the rule it removed is reclaimed");
+        maps.apply(&ops);
+        let rebuilt = maps.rebuild();
+        assert_eq!(visible_ids(&rebuilt), [b]);
+        assert!(rebuilt.rule(a).is_none());
     }
 }

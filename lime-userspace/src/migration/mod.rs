@@ -49,7 +49,7 @@
 //! # Observing a migration
 //! [`migrate_with`] tells an observer every [`Step`] as it happens — phases starting,
 //! the clone staged (before anything reaches the kernel), each host about to move and
-//! moved, a copy's final counters (before the datapath forgets them). The switch core
+//! moved, each virtual link end about to move and moved, a copy's final counters (before the datapath forgets them). The switch core
 //! writes them to the durable [`journal`] and streams them to `lime migrate` as
 //! [`Progress`]; an observer that fails (a journal that cannot be written) stops the
 //! migration before the step. [`journal`] describes how a control plane that crashed
@@ -200,6 +200,24 @@ pub enum Step<'a> {
         host: &'a str,
         /// How long it had no link, in milliseconds.
         downtime_ms: f64,
+    },
+    /// A virtual link end of the virtual switch is about to move to the target
+    /// ([`Fabric::move_vlink_end`]).
+    LinkMoving {
+        /// Its virtual port.
+        port: u32,
+    },
+    /// The new veth pair of that end carries the link; the old one is not removed yet.
+    LinkCarried {
+        /// Its virtual port.
+        port: u32,
+    },
+    /// The end moved, the old pair is gone.
+    LinkMoved {
+        /// Its virtual port.
+        port: u32,
+        /// How long the move took, in milliseconds.
+        took_ms: f64,
     },
     /// A copy's rules are out of every version a packet can use: their final counters
     /// (entry id, counters), before the datapath forgets them.
@@ -516,9 +534,17 @@ impl Leg {
             Next::Links => {
                 let ends = fabric.vlink_ends_on(&self.name, &from);
                 for port in &ends {
+                    observe(Step::LinkMoving { port: *port }).map_err(self.stopped(Phase::Move))?;
                     let took = ms(fabric
-                        .move_vlink_end(&self.name, *port, &to)
+                        .move_vlink_end_with(&self.name, *port, &to, || {
+                            observe(Step::LinkCarried { port: *port })
+                        })
                         .map_err(self.fail(Phase::Move))?);
+                    observe(Step::LinkMoved {
+                        port: *port,
+                        took_ms: took,
+                    })
+                    .map_err(self.stopped(Phase::Move))?;
                     self.report.links.push((*port, took));
                 }
                 self.end_phase(Phase::Move);

@@ -12,10 +12,16 @@
 //! barriers, statistics, packet-ins and packet-outs, echo. A BARRIER_REPLY still goes
 //! out only after everything before it is in every copy. A flow-mod thus waits at most
 //! one step instead of the whole migration: a host's move is the longest (~100 ms here,
-//! ~1 s for the first host on a physical switch new to the virtual switch, most of it
-//! [`Fabric::move_host`] waiting for the new link's carrier). Migrations
+//! most of it the commands that recreate the host's link, [`Fabric::move_host`]). Migrations
 //! asked for while one runs wait their turn; a clean stop finishes the active one (and
 //! refuses those still waiting).
+//!
+//! Timeouts: every [`SWEEP`] the core looks for entries whose hard timeout passed
+//! (their age alone says) and reads the counters of the idle-timeout entries that are
+//! due: an entry is due when its timeout would run out if nothing hit it since the
+//! last read, or a tenth of the timeout after that read (between [`SWEEP`] and
+//! [`IDLE_READ_MAX`]), whichever is first — so thousands of idle entries cost a read
+//! each per second at most, not one per sweep, and expire at most that late.
 //!
 //! Consecutive FLOW_MODs of one virtual switch waiting in the channel are applied as one
 //! batch (one datapath version): ordering inside the batch is kept, each failing
@@ -39,7 +45,13 @@
 //! reclaims them first ("the next batch needs it"), and so does a commit when 64
 //! versions wait. Migration steps still wait for the grace period where they need
 //! final counters (a clone starts from settled tables; a retire reads its copy's final
-//! counters; a journaled migration settles before each tables snapshot).
+//! counters; a journaled migration settles before its `begin` and each `tables`
+//! snapshot). While a journaled migration runs, every version a batch publishes (a
+//! flow-mod batch, expired entries, fail-standalone's entry) is journaled as a `batch`
+//! record right before it is committed, and a batch that modified entries settles
+//! (waits for its reclaim) before its `batch-done` record, so that record carries
+//! final counters ([`crate::migration::journal`]); outside a migration nothing is
+//! journaled and nothing waits.
 use std::{
     collections::{BTreeMap, VecDeque},
     sync::mpsc::{Receiver, RecvTimeoutError},
@@ -81,6 +93,25 @@ use crate::{
 
 /// How often expired entries are looked for.
 pub const SWEEP: Duration = Duration::from_millis(100);
+
+/// The longest a sweep waits before reading the counters of an entry with an idle
+/// timeout again (shorter timeouts wait a tenth of theirs, at least [`SWEEP`]): an idle
+/// entry expires at most this late, and each costs one counter read per copy this
+/// often rather than every sweep.
+pub const IDLE_READ_MAX: Duration = Duration::from_secs(1);
+
+/// When the sweep reads an idle-timeout entry's counters next, given its last hit (or
+/// install) time `last`, its idle timeout and the time now (all ns): when the timeout
+/// would run out if nothing hits it, but no later than a tenth of the timeout (between
+/// [`SWEEP`] and [`IDLE_READ_MAX`]) from now, so a hit noticed late delays its
+/// expiry by at most that.
+fn next_idle_read(last: u64, idle_ns: u64, now: u64) -> u64 {
+    let step = (idle_ns / 10).clamp(
+        u64::try_from(SWEEP.as_nanos()).unwrap_or(u64::MAX),
+        u64::try_from(IDLE_READ_MAX.as_nanos()).unwrap_or(u64::MAX),
+    );
+    last.saturating_add(idle_ns).min(now.saturating_add(step))
+}
 
 /// How often port links are looked at (for PORT_STATUS).
 pub const LINK_CHECK: Duration = Duration::from_secs(1);
@@ -279,6 +310,7 @@ impl Core {
                     connected: v.conns.values().map(|c| c.peer.clone()).collect(),
                 })
                 .collect(),
+            ensembles: lab.topology.ensembles.clone(),
             migration: None,
         }
     }
@@ -352,7 +384,7 @@ impl Core {
                     head,
                 } if matches!(*msg, Message::FlowMod(_)) => {
                     self.flow_mod_batch(rx, conn, xid, *msg, head);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
                 other => self.handle(other),
             }
@@ -397,7 +429,7 @@ impl Core {
                     );
                     self.conn_vsw.insert(conn, vswitch);
                     self.update_fail_mode(vswitch);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
             }
             Cmd::Disconnect { conn } => {
@@ -409,7 +441,7 @@ impl Core {
                         );
                     }
                     self.update_fail_mode(i);
-                    self.journal_tables();
+                    self.journal_batch_end();
                 }
             }
             Cmd::Msg {
@@ -618,9 +650,18 @@ impl Core {
         if fms.is_empty() {
             return;
         }
+        let migration = self.active_id();
         let v = &mut self.vswitches[vi];
-        let results = match v.table.apply_batch_deferred(&mut self.fabric, &fms) {
-            Ok(r) => r,
+        let applied = v.table.apply_batch_deferred_with(
+            &mut self.fabric,
+            &fms,
+            &mut migrate::batch_journal(&mut self.journal, migration, &v.name),
+        );
+        let results = match applied {
+            Ok(r) => {
+                migrate::batch_published(migration);
+                r
+            }
             Err(e) => {
                 eprintln!("lime: {}: publishing flow-mods failed: {e}", v.name);
                 let err = OfError::Datapath(e.to_string());
@@ -749,6 +790,7 @@ impl Core {
         let now = now_mono_ns();
         for vi in 0..self.vswitches.len() {
             let mut expired: Vec<(u64, Why)> = Vec::new();
+            let mut due = Vec::new();
             {
                 let v = &self.vswitches[vi];
                 for e in v.table.entries() {
@@ -762,28 +804,48 @@ impl Core {
                         continue;
                     }
                     if idle != 0 {
+                        // Counters are read only when due (one read per copy each).
+                        if v.idle_due.get(&e.id).is_some_and(|&t| now < t) {
+                            continue;
+                        }
                         let added_ns =
                             now.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
                         let last = match v.table.stats(&self.fabric, e.id) {
                             Ok(st) => st.last_hit_ns.max(added_ns),
                             Err(_) => continue,
                         };
-                        if now.saturating_sub(last) >= u64::from(idle) * 1_000_000_000 {
+                        let idle_ns = u64::from(idle) * 1_000_000_000;
+                        if now.saturating_sub(last) >= idle_ns {
                             expired.push((e.id, Why::IdleTimeout));
+                        } else {
+                            due.push((e.id, next_idle_read(last, idle_ns, now)));
                         }
                     }
                 }
             }
+            let v = &mut self.vswitches[vi];
+            v.idle_due.extend(due);
+            if v.idle_due.len() > 2 * v.table.len() + 64 {
+                let table = &v.table;
+                v.idle_due.retain(|id, _| table.entry(*id).is_some());
+            }
             if expired.is_empty() {
                 continue;
             }
+            let migration = self.active_id();
             let v = &mut self.vswitches[vi];
-            if let Err(e) = v.table.remove(&mut self.fabric, &expired) {
-                eprintln!("lime: {}: expiring entries failed: {e}", v.name);
+            let removed = v.table.remove_with(
+                &mut self.fabric,
+                &expired,
+                &mut migrate::batch_journal(&mut self.journal, migration, &v.name),
+            );
+            match removed {
+                Ok(()) => migrate::batch_published(migration),
+                Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
             }
             // FLOW_REMOVED once their version is reclaimed (the reclaim tick).
             self.notify_removed(vi);
-            self.journal_tables();
+            self.journal_batch_end();
         }
     }
 
@@ -1008,7 +1070,9 @@ impl Core {
 
     /// Enter or leave fail-standalone as controllers come and go.
     fn update_fail_mode(&mut self, vi: usize) {
+        let migration = self.active_id();
         let v = &mut self.vswitches[vi];
+        let mut journal = migrate::batch_journal(&mut self.journal, migration, &v.name);
         let want = v.fail_mode == FailMode::Standalone && v.conns.is_empty();
         match (want, v.standalone.is_some()) {
             (true, false) => {
@@ -1019,7 +1083,10 @@ impl Core {
                     Instructions::apply(vec![Action::output(port_no::CONTROLLER)]),
                 );
                 rule.cookie = STANDALONE_COOKIE;
-                let miss_entry = match v.table.apply(&mut self.fabric, &FlowMod::add(rule)) {
+                let added = v
+                    .table
+                    .apply_with(&mut self.fabric, &FlowMod::add(rule), &mut journal);
+                let miss_entry = match added {
                     Ok(o) => o.added.first().copied(),
                     Err(e) => {
                         eprintln!("lime: {}: fail-standalone: {e}", v.name);
@@ -1033,9 +1100,11 @@ impl Core {
             }
             (false, true) => {
                 if let Some(id) = v.standalone.take().and_then(|s| s.miss_entry)
-                    && let Err(e) = v
-                        .table
-                        .remove(&mut self.fabric, &[(id, vswitch::Why::Other)])
+                    && let Err(e) = v.table.remove_with(
+                        &mut self.fabric,
+                        &[(id, vswitch::Why::Other)],
+                        &mut journal,
+                    )
                 {
                     eprintln!("lime: {}: leaving fail-standalone: {e}", v.name);
                 }
@@ -1350,6 +1419,21 @@ fn edit_frame(frame: &mut Vec<u8>, a: &Action) -> Result<(), OfError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_entries_are_read_when_their_timeout_could_run_out_or_a_tenth_of_it() {
+        const S: u64 = 1_000_000_000;
+        // 10 s timeout, last hit 2 s ago: next read in 1 s (the cap), not at expiry.
+        assert_eq!(next_idle_read(8 * S, 10 * S, 10 * S), 11 * S);
+        // Last hit 9.5 s ago: when it would run out, 0.5 s from now.
+        assert_eq!(next_idle_read(S / 2, 10 * S, 10 * S), 10 * S + S / 2);
+        // 2 s timeout: a tenth of it, 200 ms.
+        assert_eq!(next_idle_read(10 * S, 2 * S, 10 * S), 10 * S + S / 5);
+        // 1 s timeout: a tenth would be 100 ms = SWEEP; never below SWEEP.
+        assert_eq!(next_idle_read(10 * S, S, 10 * S), 10 * S + S / 10);
+        // Never beyond u64.
+        assert_eq!(next_idle_read(u64::MAX - 1, 10 * S, u64::MAX - 1), u64::MAX);
+    }
 
     #[test]
     fn packet_out_header_actions_edit_the_frame() {

@@ -19,9 +19,24 @@ pub struct Status {
     pub lab: String,
     /// Every virtual switch.
     pub vswitches: Vec<VswitchStatus>,
+    /// The topology's named ensembles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensembles: Vec<lime_lab::EnsembleSpec>,
     /// The migration in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationStatus>,
+}
+
+impl Status {
+    /// What `lime migrate <name>` moves: the virtual switches of the ensemble `name`,
+    /// in order, or else `name` itself (the daemon says if no virtual switch has it).
+    #[must_use]
+    pub fn migration_unit(&self, name: &str) -> Vec<String> {
+        self.ensembles
+            .iter()
+            .find(|e| e.name == name)
+            .map_or_else(|| vec![name.to_owned()], |e| e.vswitches.clone())
+    }
 }
 
 /// One virtual switch.

@@ -118,6 +118,8 @@ pub struct RecvLog {
     pub duplicated: u64,
     /// Datagrams that arrived after one with a higher sequence number.
     pub reordered: u64,
+    /// Their sequence numbers, in arrival order.
+    pub reordered_seqs: Vec<u64>,
     /// Per sequence number: whether it arrived.
     pub seen: Vec<bool>,
     /// Distinct datagrams received per bin.
@@ -266,6 +268,7 @@ fn receiver(
                     bump(&mut rx.bins, clock.bin_of(now));
                     if max_seq.is_some_and(|m| seq < m) {
                         rx.reordered += 1;
+                        rx.reordered_seqs.push(seq);
                     }
                     max_seq = Some(max_seq.map_or(seq, |m: u64| m.max(seq)));
                 }
@@ -348,12 +351,21 @@ pub fn rcvbuf_errors(netns: &[String]) -> u64 {
         .sum()
 }
 
-/// Counts the unicast ARP frames a host's namespace receives, per source MAC, until
-/// stopped (a packet socket of the namespace: it sees every interface there, including
-/// a link recreated while it runs).
+/// Counts the unicast ARP frames a host's namespace receives, per source MAC, and
+/// sends, per destination MAC, until stopped (a packet socket of the namespace: it
+/// sees every interface there, including a link recreated while it runs).
 pub struct ArpCounter {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<BTreeMap<[u8; 6], u64>>,
+    thread: JoinHandle<ArpCounts>,
+}
+
+/// What an [`ArpCounter`] counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArpCounts {
+    /// Unicast ARP frames received, per source MAC.
+    pub received: BTreeMap<[u8; 6], u64>,
+    /// Unicast ARP frames sent (handed to a link), per destination MAC.
+    pub sent: BTreeMap<[u8; 6], u64>,
 }
 
 impl ArpCounter {
@@ -396,7 +408,7 @@ impl ArpCounter {
         let stop = Arc::new(AtomicBool::new(false));
         let halt = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut counts = BTreeMap::new();
+            let mut counts = ArpCounts::default();
             let mut buf = [0u8; 128];
             while !halt.load(Ordering::Relaxed) {
                 // SAFETY: a zeroed sockaddr_ll is valid; recvfrom writes at most `len`.
@@ -417,21 +429,26 @@ impl ArpCounter {
                 let Ok(n) = usize::try_from(n) else {
                     continue;
                 };
-                if n < 14 || sll.sll_pkttype == libc::PACKET_OUTGOING || buf[0] & 1 == 1 {
+                if n < 14 || buf[0] & 1 == 1 {
                     continue;
                 }
-                let mut src = [0u8; 6];
-                src.copy_from_slice(&buf[6..12]);
-                *counts.entry(src).or_default() += 1;
+                let mut mac = [0u8; 6];
+                if sll.sll_pkttype == libc::PACKET_OUTGOING {
+                    mac.copy_from_slice(&buf[..6]);
+                    *counts.sent.entry(mac).or_default() += 1;
+                } else {
+                    mac.copy_from_slice(&buf[6..12]);
+                    *counts.received.entry(mac).or_default() += 1;
+                }
             }
             counts
         });
         Ok(Self { stop, thread })
     }
 
-    /// Stop; the counts per source MAC.
+    /// Stop; what it counted.
     #[must_use]
-    pub fn stop(self) -> BTreeMap<[u8; 6], u64> {
+    pub fn stop(self) -> ArpCounts {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }

@@ -12,35 +12,17 @@ use lime_tests::transparency::{
 };
 use lime_userspace::migration::Strategy;
 
-pub const TOPOLOGY: &str = r#"
-name = "{lab}"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[switch]]
-name = "s3"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h2"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[link]]
-a = "s2"
-b = "s3"
+/// The scenarios' topology (the harness fills in `{lab}` and `{port}`).
+pub fn topology() -> String {
+    lime_tests::three_switch_toml("{lab}", &[("h1", "s1"), ("h2", "s1"), ("h3", "s2")])
+        + r#"
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
 controllers = ["tcp:127.0.0.1:{port}"]
 ports = [ { port = 1, host = "h1" }, { port = 2, host = "h2" }, { port = 3, host = "h3" } ]
-"#;
+"#
+}
 
 pub fn plan(strategy: Strategy) -> MigrationPlan {
     MigrationPlan {
@@ -132,7 +114,7 @@ pub fn traffic_round(n: u32) -> Vec<Step> {
 pub fn workload(lab: &str, steps: Vec<Step>) -> Workload {
     Workload {
         lab: lab.into(),
-        topology: TOPOLOGY.into(),
+        topology: topology(),
         vswitch: "vs1".into(),
         flows: flows(),
         steps,

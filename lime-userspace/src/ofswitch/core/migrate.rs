@@ -1,7 +1,9 @@
 //! The core's side of a migration: run the engine on the virtual switch's table inside
 //! the core thread, one step at a time ([`Core::migration_step`]: the core serves the
-//! controllers between steps, nothing interleaves inside one); journal every step, and
-//! the tables again after changes between steps (a `tables` record, see
+//! controllers between steps, nothing interleaves inside one); journal every step,
+//! every batch of table changes between steps before it is published (`batch`, and
+//! `batch-done` with the counters of the entries it modified), and the tables whole
+//! before the next step after such changes (`tables`, see
 //! [`crate::migration::journal`]); stream the steps to whoever asked ([`Progress`]);
 //! keep the status view current ([`super::super::status`]); and after every step
 //! refresh where the virtual ports live, keeping their link state (a host that moved
@@ -19,15 +21,48 @@ use crate::{
     fabric::{Fabric, RulesState},
     migration::{
         Leg, Progress, Report, Step, Strategy,
-        journal::{self, Counters, Journal, Outcome, Record, Recovery, SavedTable, Snapshot},
+        journal::{
+            self, Counters, Journal, JournaledBatch, Outcome, Record, Recovery, SavedBatch,
+            SavedTable, Snapshot,
+        },
         migrate_with,
     },
     ofswitch::{
         ports_of,
         status::{self, Live, MigrationStatus},
     },
-    vswitch::VirtualSwitch,
+    vswitch::{BatchDelta, VirtualSwitch},
 };
+
+/// The hook that journals a batch of table changes of virtual switch `vswitch` after it
+/// is staged and before it is published, while migration `migration` runs (a `batch`
+/// record, see [`crate::migration::journal`]). A journal that cannot be written is
+/// reported and the batch still goes on (refusing the controller's flow-mods for it
+/// would be visible); a crash before its `tables` record then leaves it unknown to
+/// recovery, as before this record existed.
+pub(super) fn batch_journal<'a>(
+    journal: &'a mut Option<Journal>,
+    migration: Option<u64>,
+    vswitch: &'a str,
+) -> impl FnMut(&BatchDelta<'_>) + 'a {
+    move |d| {
+        let (Some(id), Some(j)) = (migration, journal.as_mut()) else {
+            return;
+        };
+        let batch = SavedBatch::of(vswitch, d);
+        if let Err(e) = j.append(Record::Batch { id, batch }) {
+            eprintln!("lime: {e}");
+        }
+    }
+}
+
+/// A journaled batch is published on every copy (its `batch-done`, if any, comes
+/// next): the `batch-published` fault-injection point.
+pub(super) fn batch_published(migration: Option<u64>) {
+    if migration.is_some() {
+        journal::fault_point("batch-published");
+    }
+}
 
 /// Everything a leg needs besides the table and the fabric.
 struct LegCtx<'a> {
@@ -83,6 +118,12 @@ impl LegCtx<'_> {
                 to: to.clone(),
                 downtime_ms,
             },
+            Step::LinkMoving { port } => Record::LinkMoving { id, port },
+            Step::LinkCarried { .. } => {
+                journal::fault_point("link-carried");
+                return Ok(());
+            }
+            Step::LinkMoved { port, took_ms } => Record::LinkMoved { id, port, took_ms },
             Step::CopyRemoved { switch, finals } => Record::CopyRemoved {
                 id,
                 switch: switch.to_owned(),
@@ -129,7 +170,12 @@ impl LegCtx<'_> {
                         vs.copies.retain(|c| c != switch);
                     }
                 }
-                Step::CloneStaged { .. } | Step::HostMoving { .. } | Step::CopyRemoved { .. } => {}
+                Step::CloneStaged { .. }
+                | Step::HostMoving { .. }
+                | Step::CopyRemoved { .. }
+                | Step::LinkMoving { .. }
+                | Step::LinkCarried { .. }
+                | Step::LinkMoved { .. } => {}
             }
         });
         match step {
@@ -348,6 +394,10 @@ impl Core {
         }
         let legs: Vec<String> = sources.into_iter().collect();
         let id = journal::new_id();
+        // The snapshot holds each entry's folded counters: fold what waits first.
+        if self.journal.is_some() {
+            self.settle_all();
+        }
         let snapshot = self.snapshot();
         if let Some(j) = self.journal.as_mut() {
             j.append(Record::Begin {
@@ -378,6 +428,7 @@ impl Core {
     /// before the next step (packet-outs, port statistics, the link check) sees them
     /// where they are. The migration ends after its last step or a failing one.
     pub(super) fn migration_step(&mut self) {
+        self.journal_stale_tables();
         let Some(mut a) = self.active.take() else {
             return;
         };
@@ -468,21 +519,67 @@ impl Core {
         // Dropping `a.events` ends the progress stream.
     }
 
-    /// Journal the tables as they are now, if a migration is running: flow-mods
-    /// and timeouts between its steps changed them after `begin`'s snapshot (see the
-    /// journal's module docs). Written before anything after the change is answered
-    /// (a BARRIER_REPLY in particular).
-    pub(super) fn journal_tables(&mut self) {
+    /// After a batch of table changes, before anything after it is answered: if the
+    /// batches since the last `batch-done` modified entries, wait until the rules they
+    /// replaced are reclaimed (the rest of the grace period: batches publish with
+    /// deferred reclaim, see the module docs of [`super`]), fold those rules' final
+    /// counters in, and journal the entries' counters (`batch-done`, see the journal's
+    /// module docs). Only while a journaled migration runs: otherwise nothing waits.
+    /// The tables themselves are journaled whole before the next step
+    /// ([`Core::journal_stale_tables`]).
+    pub(super) fn journal_batch_end(&mut self) {
         let Some(id) = self.active_id() else { return };
-        if self.journal.is_none() {
+        let Some(j) = self.journal.as_ref() else {
+            return;
+        };
+        if j.modified().is_empty() {
             return;
         }
-        // The snapshot holds each entry's folded counters: fold what waits first.
+        let names: Vec<String> = j.modified().iter().map(|(vs, _)| vs.clone()).collect();
+        for vi in 0..self.vswitches.len() {
+            if names.contains(&self.vswitches[vi].name) && self.vswitches[vi].table.settling() {
+                self.settle_vswitch(vi, true);
+            }
+        }
+        let Some(j) = self.journal.as_ref() else {
+            return;
+        };
+        let mut bases = Vec::new();
+        for (vs, ids) in j.modified() {
+            let Some(v) = self.vswitches.iter().find(|v| v.name == *vs) else {
+                continue;
+            };
+            bases.extend(
+                ids.iter()
+                    .filter_map(|id| v.table.entry(*id))
+                    .map(|e| (e.id, Counters::from(e.base))),
+            );
+        }
+        if let Err(e) = self.write(Record::BatchDone { id, bases }) {
+            eprintln!("lime: {e}");
+        }
+    }
+
+    /// Settle every virtual switch whose batches wait for their old version to be
+    /// reclaimed (waiting for the rest of the grace period).
+    fn settle_all(&mut self) {
         for vi in 0..self.vswitches.len() {
             if self.vswitches[vi].table.settling() {
                 self.settle_vswitch(vi, true);
             }
         }
+    }
+
+    /// Journal the tables whole if batches changed them since the last snapshot, before
+    /// the next step of the running migration (so the records of a step always come
+    /// after the batches before it are in a snapshot).
+    fn journal_stale_tables(&mut self) {
+        let Some(id) = self.active_id() else { return };
+        if !self.journal.as_ref().is_some_and(Journal::tables_stale) {
+            return;
+        }
+        // The snapshot holds each entry's folded counters: fold what waits first.
+        self.settle_all();
         let snapshot = self.snapshot();
         if let Err(e) = self.write(Record::Tables { id, snapshot }) {
             eprintln!("lime: {e}");
@@ -657,6 +754,16 @@ impl Core {
                 })?;
             }
         }
+        // Batches of table changes journaled after the last snapshot (the last one's
+        // publish in doubt), then the tables as they are now, so a crash during the
+        // recovery does not settle them again.
+        for b in &u.batches {
+            self.settle_batch(b)?;
+        }
+        if !u.batches.is_empty() {
+            let snapshot = self.snapshot();
+            self.write(Record::Tables { id: u.id, snapshot })?;
+        }
         // A copy whose rules were unpublished before the crash could journal their
         // counters: they are still in the kernel, final; journal, fold, reclaim.
         for sw in self.fabric.copies(&name).map_err(e)? {
@@ -697,6 +804,77 @@ impl Core {
                 id: u.id,
                 switch: sw.clone(),
             })?;
+        }
+        Ok(())
+    }
+
+    /// Settle a journaled batch of table changes: if the kernel shows its version
+    /// published on any copy, the batch happened — it is published on the copies that
+    /// had only prepared it, the table becomes what the record says, and the final
+    /// counters of the rules it replaced are folded in; otherwise whatever of it
+    /// reached the kernel is dropped and the table stays as the snapshot has it.
+    fn settle_batch(&mut self, jb: &JournaledBatch) -> Result<(), String> {
+        let b = &jb.batch;
+        let e = |e: crate::fabric::FabricError| e.to_string();
+        let Some(vi) = self.vswitches.iter().position(|v| v.name == b.vswitch) else {
+            return Ok(());
+        };
+        let vid = self.fabric.vswitch_id(&b.vswitch).map_err(e)?;
+        let version = |sw: &str| self.fabric.datapath(sw).and_then(|d| d.version(vid));
+        if let Some(bases) = &jb.done {
+            // Published everywhere, its replaced rules reclaimed: what the record says.
+            let table = &mut self.vswitches[vi].table;
+            b.replay_into(table);
+            for (id, c) in bases {
+                table.set_base(*id, (*c).into());
+            }
+            return Ok(());
+        }
+        let published = b
+            .versions
+            .iter()
+            .any(|(sw, want)| version(sw).is_some_and(|v| v >= *want));
+        // Only copies still one version short of it hold this batch's prepared version
+        // (a later batch's, on copies that published this one, is not this one's).
+        let on: Vec<String> = b
+            .versions
+            .iter()
+            .filter(|(sw, want)| version(sw).is_some_and(|v| v + 1 == **want))
+            .map(|(sw, _)| sw.clone())
+            .collect();
+        let retired = self
+            .fabric
+            .settle_prepared(&b.vswitch, &on, published)
+            .map_err(e)?;
+        eprintln!(
+            "lime: {}: a batch of {} added or modified and {} removed entries was {}",
+            b.vswitch,
+            b.put.len(),
+            b.removed.len(),
+            if published {
+                "published before the crash: keeping it"
+            } else {
+                "not published before the crash: dropping it"
+            }
+        );
+        if !published {
+            return Ok(());
+        }
+        let table = &mut self.vswitches[vi].table;
+        b.replay_into(table);
+        for (id, old, reset) in &b.replaced {
+            let Some(en) = table.entry(*id) else { continue };
+            let base = if *reset {
+                lime_common::stats::RuleStats::default()
+            } else {
+                let fin = retired.of(&crate::fabric::Installed { ids: old.clone() });
+                lime_common::stats::RuleStats {
+                    packets: en.base.packets + fin.packets,
+                    bytes: en.base.bytes + fin.bytes,
+                    last_hit_ns: en.base.last_hit_ns.max(fin.last_hit_ns),
+                }
+            };
+            table.set_base(*id, base);
         }
         Ok(())
     }
@@ -749,6 +927,23 @@ impl Core {
         }
         for (h, place) in again {
             self.put_host(u.id, &h, &place)?;
+        }
+        // A virtual link end's move the crash cut short: finish it (the lab found every
+        // veth pair of the link still there; the newest one may already carry it).
+        if let Some(port) = u.link_moving {
+            eprintln!(
+                "lime: the move of {}'s virtual link end on port {port} to {} was cut short: finishing it",
+                u.vswitch, u.to
+            );
+            let took = self
+                .fabric
+                .move_vlink_end(&u.vswitch, port, &u.to)
+                .map_err(|e| e.to_string())?;
+            self.write(Record::LinkMoved {
+                id: u.id,
+                port,
+                took_ms: took.as_secs_f64() * 1e3,
+            })?;
         }
         Ok(())
     }
