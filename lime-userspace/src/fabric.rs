@@ -17,8 +17,23 @@
 //! port crosses the veth and enters the other virtual switch at its link port, where
 //! that one classifies it: the eBPF datapath knows nothing of links. An end moves
 //! make-before-break ([`Fabric::move_vlink_end`]).
+//!
+//! # Reclaim
+//! [`Fabric::commit_staged`] publishes a version on every copy and returns a commit
+//! number without waiting: what the previous version alone could see (removed rules,
+//! old subtable lists) stays in the kernel until the datapath's grace period after
+//! that publish is over, and is reclaimed then, per version ([`Fabric::reclaim_ready`]
+//! for what is due, [`Fabric::reclaim_through`] to wait for one commit,
+//! [`Fabric::reclaim_due`] for everything). A removed rule's counters are final only
+//! at its reclaim: they are kept per virtual switch, with the newest commit reclaimed,
+//! until [`Fabric::take_retired`] takes them (the flow table,
+//! [`crate::vswitch::VirtualSwitch::settle`], folds them into its entries and sends
+//! FLOW_REMOVED). Only when 64 versions of a virtual switch wait (`MAX_UNRECLAIMED`) does
+//! a commit reclaim itself. Adding or retiring a copy ([`Fabric::add_copy`],
+//! [`Fabric::remove_copy`]) reclaims everything first and waits for its own grace
+//! period: its final counters are read before the copy's rules are deleted.
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     path::{Path, PathBuf},
 };
 
@@ -163,11 +178,13 @@ pub struct Fabric {
     pin_root: PathBuf,
     /// Detached: leave everything running on drop.
     keep: bool,
-    /// Virtual switches whose open transaction removes rules (their commit must reclaim
-    /// to know the final counters).
-    removing: HashSet<u16>,
-    /// Virtual switches with published versions not reclaimed yet, and how many.
-    unreclaimed: HashMap<u16, u32>,
+    /// Published versions not reclaimed yet, per virtual switch, oldest first.
+    unreclaimed: HashMap<u16, VecDeque<Unreclaimed>>,
+    /// Final counters of the rules reclaimed so far, per virtual switch, until
+    /// [`Fabric::take_retired`] takes them, and the newest commit reclaimed.
+    retired: HashMap<u16, (u64, Retired)>,
+    /// The number the next [`Fabric::commit_staged`] gets.
+    next_commit: u64,
     /// The physical switches running a copy of each virtual switch's tables (all of
     /// them after `up`; migration adds and retires copies).
     copies: BTreeMap<u16, BTreeSet<String>>,
@@ -175,7 +192,18 @@ pub struct Fabric {
 
 /// Versions a virtual switch may publish without reclaiming before a commit reclaims
 /// anyway (each leaves one subtable list per table in the kernel until then).
-const MAX_UNRECLAIMED: u32 = 64;
+const MAX_UNRECLAIMED: usize = 64;
+
+/// A version [`Fabric::commit_staged`] published and no reclaim has covered yet.
+#[derive(Debug)]
+struct Unreclaimed {
+    /// Its commit number.
+    commit: u64,
+    /// When the last copy published it.
+    at: std::time::Instant,
+    /// The version it is on each physical switch.
+    versions: Vec<(String, u32)>,
+}
 
 impl Fabric {
     /// Bring up the lab of `topology` and a datapath on each of its physical switches,
@@ -229,8 +257,9 @@ impl Fabric {
             vswitch_ids: BTreeMap::new(),
             pin_root,
             keep: false,
-            removing: HashSet::new(),
             unreclaimed: HashMap::new(),
+            retired: HashMap::new(),
+            next_commit: 1,
             copies: BTreeMap::new(),
         }
     }
@@ -574,8 +603,10 @@ impl Fabric {
 
     /// One versioned update on every physical switch: remove `remove` and add `add` as a
     /// single version each (a packet sees all of it or none of it), then reclaim the old
-    /// version after the grace period. Returns the added rules and the final counters of
-    /// the removed ones (summed over switches).
+    /// version after the grace period (waiting for it). Returns the added rules and the
+    /// final counters of the removed ones (summed over switches). It takes every final
+    /// counter the virtual switch has waiting ([`Fabric::take_retired`]): not for a
+    /// virtual switch a [`crate::vswitch::VirtualSwitch`] drives.
     pub fn update(
         &mut self,
         vswitch: &str,
@@ -583,9 +614,25 @@ impl Fabric {
         add: &[Rule],
     ) -> Result<(Vec<Installed>, Vec<RuleStats>), FabricError> {
         let out = self.stage(vswitch, remove, add)?;
-        let retired = self.commit_staged(vswitch)?;
+        let commit = self.commit_staged(vswitch)?;
+        self.reclaim_through(vswitch, commit)?;
+        let (_, retired) = self.take_retired(vswitch)?;
         let finals = remove.iter().map(|r| retired.of(r)).collect();
         Ok((out, finals))
+    }
+
+    /// Make room for `additional` more rules of a virtual switch on every copy (a
+    /// large batch about to be staged).
+    pub fn reserve(&mut self, vswitch: &str, additional: usize) -> Result<(), FabricError> {
+        let copies = self.copies_of(self.vswitch_id(vswitch)?);
+        for (_, dp) in self
+            .datapaths
+            .iter_mut()
+            .filter(|(sw, _)| copies.contains(*sw))
+        {
+            dp.reserve(additional);
+        }
+        Ok(())
     }
 
     /// Stage one change (remove `remove`, add `add`) at the next version on every
@@ -636,9 +683,6 @@ impl Fabric {
                 }
             }
         }
-        if failed.is_none() && remove.iter().any(|r| !r.ids.is_empty()) {
-            self.removing.insert(id);
-        }
         if let Some(err) = failed {
             for (sw, sp) in savepoints {
                 if let Some(dp) = self.datapaths.get_mut(&sw) {
@@ -651,9 +695,13 @@ impl Fabric {
     }
 
     /// Publish everything staged for a virtual switch as one version on every physical
-    /// switch, then reclaim the previous version after the grace period. Returns the
-    /// final counters of the datapath rules retired.
-    pub fn commit_staged(&mut self, vswitch: &str) -> Result<Retired, FabricError> {
+    /// switch, and return at once with the commit's number: the previous version is
+    /// reclaimed later, once the grace period after this publish is over
+    /// ([`Fabric::reclaim_ready`], [`Fabric::reclaim_through`]), and the final counters
+    /// of the rules it removed wait for [`Fabric::take_retired`] then. Only when
+    /// `MAX_UNRECLAIMED` versions wait does a commit reclaim the oldest ones itself
+    /// (waiting out what is left of their grace period).
+    pub fn commit_staged(&mut self, vswitch: &str) -> Result<u64, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         let copies = self.copies_of(id);
         // Two phases: every copy writes the new version and marks it ready; only then
@@ -678,7 +726,6 @@ impl Fabric {
                 Err(e) => failed = Some(dp_err(sw)(e)),
             }
         }
-        let removing = self.removing.remove(&id);
         if let Some(e) = failed {
             // Nothing was published, so no packet carries the new version: undo.
             for sw in prepared {
@@ -689,46 +736,135 @@ impl Fabric {
             return Err(e);
         }
         crate::migration::journal::fault_point("batch-prepared");
-        for (i, sw) in prepared.iter().enumerate() {
+        let mut versions = Vec::with_capacity(prepared.len());
+        for (i, sw) in prepared.into_iter().enumerate() {
             if i == 1 {
                 crate::migration::journal::fault_point("batch-half-published");
             }
-            let dp = self.datapaths.get_mut(sw).expect("prepared copy exists");
-            dp.publish(id).map_err(dp_err(sw))?;
+            let dp = self.datapaths.get_mut(&sw).expect("prepared copy exists");
+            dp.publish(id).map_err(dp_err(&sw))?;
+            versions.push((sw, dp.version(id).unwrap_or(0)));
         }
-        // A version that only adds retires no rule: its reclaim (old subtable lists
-        // only) can wait for reclaim_due, off the flow-mod path.
-        let waiting = self.unreclaimed.entry(id).or_insert(0);
-        *waiting += 1;
-        if !removing && *waiting < MAX_UNRECLAIMED {
-            return Ok(Retired::default());
+        let commit = self.next_commit;
+        self.next_commit += 1;
+        let waiting = self.unreclaimed.entry(id).or_default();
+        waiting.push_back(Unreclaimed {
+            commit,
+            at: std::time::Instant::now(),
+            versions,
+        });
+        if waiting.len() >= MAX_UNRECLAIMED {
+            let oldest = waiting.front().map_or(commit, |u| u.commit);
+            self.reclaim_id(id, Some(oldest))?;
         }
-        self.reclaim(id)
+        Ok(commit)
     }
 
-    fn reclaim(&mut self, id: u16) -> Result<Retired, FabricError> {
-        self.unreclaimed.remove(&id);
-        let copies = self.copies_of(id);
-        let mut retired = Retired::default();
-        for (sw, dp) in self
-            .datapaths
-            .iter_mut()
-            .filter(|(sw, _)| copies.contains(*sw))
+    /// Reclaim, on every copy, the versions of virtual switch `id` whose grace period
+    /// is over; with `through`, first wait until the grace period of commit `through`
+    /// (and every one before it) is over. The final counters of the rules retired are
+    /// kept for [`Fabric::take_retired`].
+    fn reclaim_id(&mut self, id: u16, through: Option<u64>) -> Result<(), FabricError> {
+        let Some(waiting) = self.unreclaimed.get_mut(&id) else {
+            return Ok(());
+        };
+        if let Some(through) = through
+            && let Some(u) = waiting.iter().rev().find(|u| u.commit <= through)
         {
-            let r = dp.reclaim(id).map_err(dp_err(sw))?;
-            retired
-                .by_switch
-                .insert(sw.clone(), r.into_iter().collect());
+            let since = u.at.elapsed();
+            if since < crate::datapath::GRACE {
+                std::thread::sleep(crate::datapath::GRACE - since);
+            }
         }
-        Ok(retired)
+        let due = waiting
+            .iter()
+            .take_while(|u| u.at.elapsed() >= crate::datapath::GRACE)
+            .count();
+        if due == 0 {
+            return Ok(());
+        }
+        let mut upto: BTreeMap<String, u32> = BTreeMap::new();
+        let mut last = 0;
+        for u in waiting.drain(..due) {
+            last = u.commit;
+            for (sw, v) in u.versions {
+                let e = upto.entry(sw).or_insert(v);
+                *e = (*e).max(v);
+            }
+        }
+        if waiting.is_empty() {
+            self.unreclaimed.remove(&id);
+        }
+        let (done, retired) = self.retired.entry(id).or_default();
+        *done = last;
+        for (sw, v) in upto {
+            let Some(dp) = self.datapaths.get_mut(&sw) else {
+                continue;
+            };
+            let r = dp.reclaim_upto(id, v).map_err(dp_err(&sw))?;
+            retired.by_switch.entry(sw).or_default().extend(r);
+        }
+        Ok(())
     }
 
-    /// Reclaim the versions [`Fabric::commit_staged`] left for later (waiting for the
-    /// rest of the grace period if one was published just now). Call it now and then.
+    /// Reclaim the versions of every virtual switch whose grace period is over, without
+    /// waiting (the switch core's reclaim tick).
+    pub fn reclaim_ready(&mut self) -> Result<(), FabricError> {
+        let ids: Vec<u16> = self.unreclaimed.keys().copied().collect();
+        for id in ids {
+            self.reclaim_id(id, None)?;
+        }
+        Ok(())
+    }
+
+    /// Reclaim a virtual switch's versions through commit `commit` (a number
+    /// [`Fabric::commit_staged`] returned), waiting for what is left of its grace period.
+    pub fn reclaim_through(&mut self, vswitch: &str, commit: u64) -> Result<(), FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        self.reclaim_id(id, Some(commit))
+    }
+
+    /// When the oldest published version not reclaimed yet can be (its grace period is
+    /// over), if there is one.
+    #[must_use]
+    pub fn next_reclaim(&self) -> Option<std::time::Instant> {
+        self.unreclaimed
+            .values()
+            .filter_map(|w| w.front())
+            .map(|u| u.at + crate::datapath::GRACE)
+            .min()
+    }
+
+    /// Whether virtual switch `vswitch` has published versions not reclaimed yet.
+    #[must_use]
+    pub fn unreclaimed(&self, vswitch: &str) -> bool {
+        self.vswitch_id(vswitch)
+            .is_ok_and(|id| self.unreclaimed.contains_key(&id))
+    }
+
+    /// The final counters of the rules reclaimed for a virtual switch since the last
+    /// call, and the newest commit reclaimed (every commit up to it is: the rules each
+    /// removed are in there). A rule id is reused only after it was reclaimed, so take
+    /// them before staging anything new for the virtual switch, or two rules may meet
+    /// under one id.
+    pub fn take_retired(&mut self, vswitch: &str) -> Result<(u64, Retired), FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        Ok(match self.retired.get_mut(&id) {
+            Some((done, r)) => (*done, std::mem::take(r)),
+            None => (0, Retired::default()),
+        })
+    }
+
+    /// Reclaim the versions [`Fabric::commit_staged`] left for later, of every virtual
+    /// switch (waiting for the rest of the grace period if one was published just now).
     pub fn reclaim_due(&mut self) -> Result<(), FabricError> {
-        let due: Vec<u16> = self.unreclaimed.keys().copied().collect();
-        for id in due {
-            self.reclaim(id)?;
+        let due: Vec<(u16, u64)> = self
+            .unreclaimed
+            .iter()
+            .filter_map(|(id, w)| Some((*id, w.back()?.commit)))
+            .collect();
+        for (id, last) in due {
+            self.reclaim_id(id, Some(last))?;
         }
         Ok(())
     }
@@ -966,6 +1102,8 @@ impl Fabric {
         switch: &str,
     ) -> Result<Vec<(u32, RuleStats)>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
+        // Commits still waiting keep their final counters apart (take_retired).
+        self.reclaim_due()?;
         let retired = match self.datapaths.get_mut(switch) {
             Some(dp) => dp.reclaim(id).map_err(dp_err(switch))?,
             None => Vec::new(),
@@ -1015,6 +1153,7 @@ impl Fabric {
         rule_ids: &[u32],
     ) -> Result<(), FabricError> {
         let id = self.vswitch_id(vswitch)?;
+        self.reclaim_due()?;
         let dp = self
             .datapaths
             .get_mut(switch)
@@ -1068,7 +1207,23 @@ impl Fabric {
         if !publish {
             return Ok(Retired::default());
         }
-        self.reclaim(id)
+        // Versions this control plane published itself are reclaimed the usual way
+        // (their counters wait for [`Fabric::take_retired`]); what is left retired is
+        // the crashed one's: reclaim it on every copy now and hand its counters back.
+        self.reclaim_id(id, Some(u64::MAX))?;
+        let copies = self.copies_of(id);
+        let mut retired = Retired::default();
+        for (sw, dp) in self
+            .datapaths
+            .iter_mut()
+            .filter(|(sw, _)| copies.contains(*sw))
+        {
+            let r = dp.reclaim(id).map_err(dp_err(sw))?;
+            retired
+                .by_switch
+                .insert(sw.clone(), r.into_iter().collect());
+        }
+        Ok(retired)
     }
 
     /// Set the physical switches that run a copy of a virtual switch (a restarted

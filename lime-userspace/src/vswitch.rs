@@ -14,8 +14,37 @@
 //! - `Delete` / `DeleteStrict`: removes what the request covers / matches exactly, in one
 //!   table or all (`OFPTT_ALL`), filtered by cookie/mask and out_port; the removed entries
 //!   come back with their final counters (for FLOW_REMOVED).
+//!
+//! # Deferred reclaim
+//! A batch ([`VirtualSwitch::apply_batch_deferred`], [`VirtualSwitch::remove`])
+//! publishes its version and returns: the datapath rules it removed or replaced stay in
+//! the kernel, still counting the packets that were classified with the old version,
+//! until the fabric reclaims that version after the grace period. Until then:
+//! - a modified entry counts its old rules too (`retiring`): its statistics include
+//!   them while they are read live, then their final counters are folded into `base`;
+//!   they never go down and nothing is counted twice;
+//! - a removed entry waits in `limbo`, out of the table, and [`VirtualSwitch::settle`]
+//!   hands it out ([`VirtualSwitch::take_removed`]) with its final counters once its
+//!   version is reclaimed (FLOW_REMOVED is sent then);
+//! - [`VirtualSwitch::owes_notice`] says whether a removal that asked for a
+//!   FLOW_REMOVED is still waiting (a barrier waits for it: [`VirtualSwitch::settle`]
+//!   with `wait`).
+//!
+//! Whatever reclaims for the fabric ([`Fabric::reclaim_ready`], a commit with too many
+//! versions waiting, a copy added or retired), the final counters wait in the fabric
+//! ([`Fabric::take_retired`]) until this virtual switch settles; it settles before it
+//! stages anything, so a reused rule id never meets its previous owner's counters.
+//! [`VirtualSwitch::apply`] and [`VirtualSwitch::apply_batch`] keep the synchronous
+//! contract (final counters in the outcome) by settling with `wait`.
+//!
+//! The `_with` variants ([`VirtualSwitch::apply_batch_deferred_with`],
+//! [`VirtualSwitch::remove_with`], ...) tell a hook what each version makes of the
+//! table ([`BatchDelta`]) after it is staged and right before it is committed, once per
+//! version (the table-full retry publishes early: two versions, two calls); the
+//! migration journal records batches there. A modified entry's counters in the delta
+//! are not folded yet: the rules it leaves are in `replaced`.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, VecDeque},
     time::Instant,
 };
 
@@ -23,6 +52,7 @@ use lime_common::{action::port_no, flow::FlowKey, limits::MAX_TABLES, stats::Rul
 use serde::Serialize;
 
 use crate::{
+    FastMap,
     fabric::{Fabric, FabricError, Installed, Retired},
     flow::{
         FlowError, Rule,
@@ -136,8 +166,40 @@ pub struct Outcome {
     pub added: Vec<u64>,
     /// Entries whose instructions changed.
     pub modified: Vec<u64>,
-    /// Entries removed, with their final counters.
+    /// Entries removed, with their final counters (synchronous calls only; deferred
+    /// ones hand them out through [`VirtualSwitch::take_removed`]).
     pub removed: Vec<(FlowEntry, RuleStats)>,
+}
+
+/// Why an entry left the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// A delete (or delete-strict) flow-mod removed it.
+    Deleted,
+    /// An add with the same table, priority and match replaced it.
+    Replaced,
+    /// Its idle timeout passed.
+    IdleTimeout,
+    /// Its hard timeout passed.
+    HardTimeout,
+    /// Removed for another reason (fail-standalone's entry, say).
+    Other,
+}
+
+/// An entry removed by a published version, with its final counters: handed out once
+/// that version was reclaimed.
+#[derive(Debug)]
+pub struct Removed {
+    /// The entry as it was.
+    pub entry: FlowEntry,
+    /// Its final counters (all copies, every rule it ever had).
+    pub stats: RuleStats,
+    /// Why it went.
+    pub why: Why,
+    /// When its removal was published.
+    pub at: Instant,
+    /// Which call removed it, and the flow-mod's slot in it.
+    call: (u64, usize),
 }
 
 /// A virtual switch's flow tables.
@@ -148,6 +210,18 @@ pub struct VirtualSwitch {
     /// without scanning the table.
     exact: crate::FastMap<ExactKey, u64>,
     next_id: u64,
+    /// Published batches whose old version is not reclaimed yet: (commit, what they
+    /// did), oldest first.
+    pending: VecDeque<(u64, Vec<Record>)>,
+    /// Entries removed by a pending batch, until their final counters are known.
+    limbo: FastMap<u64, FlowEntry>,
+    /// Datapath rules entries left in a modify, in versions not reclaimed yet: still
+    /// counted live, folded into `base` once reclaimed.
+    retiring: FastMap<u64, Vec<Installed>>,
+    /// Entries whose removal was reclaimed, until taken.
+    removed: Vec<Removed>,
+    /// Number of the next batch (tags removals with the call that made them).
+    calls: u64,
 }
 
 type ExactKey = (u8, u16, (FlowKey, FlowKey));
@@ -165,6 +239,11 @@ impl VirtualSwitch {
             entries: BTreeMap::new(),
             exact: crate::FastMap::default(),
             next_id: 1,
+            pending: VecDeque::new(),
+            limbo: FastMap::default(),
+            retiring: FastMap::default(),
+            removed: Vec::new(),
+            calls: 0,
         }
     }
 
@@ -203,12 +282,12 @@ impl VirtualSwitch {
         let Some(e) = self.entries.get(&id) else {
             return Ok(RuleStats::default());
         };
-        let live = fabric.rule_stats(&e.installed)?;
-        Ok(RuleStats {
-            packets: e.base.packets + live.packets,
-            bytes: e.base.bytes + live.bytes,
-            last_hit_ns: e.base.last_hit_ns.max(live.last_hit_ns),
-        })
+        let mut total = e.base;
+        add(&mut total, fabric.rule_stats(&e.installed)?);
+        for old in self.retiring.get(&id).into_iter().flatten() {
+            add(&mut total, fabric.rule_stats(old)?);
+        }
+        Ok(total)
     }
 
     /// Start a copy of this virtual switch on physical switch `switch`: every entry
@@ -230,6 +309,8 @@ impl VirtualSwitch {
         switch: &str,
         staged: impl FnOnce(&[(u64, u32)]) -> Result<(), String>,
     ) -> Result<(), FabricError> {
+        // The new copy starts from what is published, with every final counter folded.
+        self.settle(fabric, true)?;
         let ids: Vec<u64> = self.entries.keys().copied().collect();
         let rules: Vec<Rule> = ids.iter().map(|id| self.entries[id].rule.clone()).collect();
         let dp_ids = fabric.add_copy_with(&self.name, switch, &rules, |dp_ids| {
@@ -294,6 +375,10 @@ impl VirtualSwitch {
         freeze: bool,
         removed: impl FnOnce(&[(u64, RuleStats)]) -> Result<(), String>,
     ) -> Result<(), FabricError> {
+        // Migration steps keep waiting for the grace period: the copy's counters must
+        // be final before they are journaled and folded, and so must what earlier
+        // batches left (their old rules on `switch` go with the copy).
+        self.settle(fabric, true)?;
         let on: Vec<(u64, u32)> = self
             .entries
             .iter()
@@ -367,7 +452,8 @@ impl VirtualSwitch {
         e.rule.priority == fm.rule.priority && e.key == *key
     }
 
-    /// Apply a flow-mod as its own version. On error nothing changed.
+    /// Apply a flow-mod as its own version, and wait until its old version is reclaimed
+    /// (final counters in the outcome). On error nothing changed.
     pub fn apply(&mut self, fabric: &mut Fabric, fm: &FlowMod) -> Result<Outcome, FlowModError> {
         self.apply_with(fabric, fm, &mut |_| {})
     }
@@ -384,18 +470,8 @@ impl VirtualSwitch {
         results.pop().unwrap_or_else(|| Ok(Outcome::default()))
     }
 
-    /// Apply several flow-mods, in order, as one datapath version: each one sees the
-    /// table as the ones before it left it, and a packet sees the table before the batch
-    /// or after it. A flow-mod that fails changes nothing (its own stages are rolled
-    /// back) and the others still apply; its error is in its slot of the result.
-    ///
-    /// A flow-mod that does not fit because of what the batch itself staged (each
-    /// modify of one entry keeps the replaced datapath rule in its bucket until the
-    /// version is reclaimed) is retried once after publishing the batch so far: the
-    /// batch then becomes several versions, as if the flow-mods had come apart.
-    ///
-    /// The outer error means publishing the version failed in the kernel: the flow
-    /// tables and this mirror may then disagree.
+    /// [`VirtualSwitch::apply_batch_deferred`], then wait until the batch's old version
+    /// is reclaimed: the removed entries are in the outcomes, with their final counters.
     pub fn apply_batch(
         &mut self,
         fabric: &mut Fabric,
@@ -405,73 +481,227 @@ impl VirtualSwitch {
     }
 
     /// [`VirtualSwitch::apply_batch`], telling `staged` what each version it publishes
-    /// makes of the table ([`BatchDelta`]) once everything is staged and before anything
-    /// reaches the kernel (the migration journal records it there).
+    /// makes of the table (as [`VirtualSwitch::apply_batch_deferred_with`] does).
     pub fn apply_batch_with(
         &mut self,
         fabric: &mut Fabric,
         fms: &[FlowMod],
         staged: &mut dyn FnMut(&BatchDelta<'_>),
     ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
-        let mut batch = Batch::default();
+        let call = self.calls;
+        let mut results = self.apply_batch_deferred_with(fabric, fms, staged)?;
+        self.settle(fabric, true)?;
+        let (mine, others): (Vec<Removed>, Vec<Removed>) = std::mem::take(&mut self.removed)
+            .into_iter()
+            .partition(|r| r.call.0 == call);
+        self.removed = others;
+        for r in mine {
+            if let Some(Ok(o)) = results.get_mut(r.call.1) {
+                o.removed.push((r.entry, r.stats));
+            }
+        }
+        Ok(results)
+    }
+
+    /// Apply several flow-mods, in order, as one datapath version: each one sees the
+    /// table as the ones before it left it, and a packet sees the table before the batch
+    /// or after it. A flow-mod that fails changes nothing (its own stages are rolled
+    /// back) and the others still apply; its error is in its slot of the result.
+    /// Returns once the version is published: the entries it removed come out of
+    /// [`VirtualSwitch::take_removed`] after its old version is reclaimed (see the
+    /// module docs), and the outcomes' `removed` stay empty.
+    ///
+    /// A flow-mod that does not fit because of what the batch itself or an earlier
+    /// one staged (each modify of one entry keeps the replaced datapath rule in its
+    /// bucket until the version is reclaimed) is retried once after publishing the
+    /// batch so far and reclaiming every waiting version (waiting for the grace
+    /// period): the batch then becomes several versions, as if the flow-mods had come
+    /// apart.
+    ///
+    /// The outer error means publishing the version failed in the kernel: the flow
+    /// tables and this mirror may then disagree.
+    pub fn apply_batch_deferred(
+        &mut self,
+        fabric: &mut Fabric,
+        fms: &[FlowMod],
+    ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
+        self.apply_batch_deferred_with(fabric, fms, &mut |_| {})
+    }
+
+    /// [`VirtualSwitch::apply_batch_deferred`], telling `staged` what each version it
+    /// publishes makes of the table ([`BatchDelta`]) once everything of it is staged and
+    /// before anything of it reaches the kernel (the migration journal records it
+    /// there): once per version, so twice for a batch the table-full retry splits.
+    pub fn apply_batch_deferred_with(
+        &mut self,
+        fabric: &mut Fabric,
+        fms: &[FlowMod],
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<Vec<Result<Outcome, FlowModError>>, FabricError> {
+        // What was reclaimed meanwhile first: rule ids it freed may be staged again.
+        self.settle(fabric, false)?;
+        let call = self.calls;
+        self.calls += 1;
+        // Each add (or modify) needs room for one more rule per copy: grow the indexes
+        // once for the whole batch.
+        let adds = fms.iter().filter(|fm| fm.command == Command::Add).count();
+        let grows = adds
+            + fms
+                .iter()
+                .filter(|fm| matches!(fm.command, Command::Modify | Command::ModifyStrict))
+                .count();
+        if grows > 1024 {
+            self.exact.reserve(adds);
+            fabric.reserve(&self.name, grows)?;
+        }
+        let mut batch = Batch::new(call);
         let mut results: Vec<Result<Outcome, FlowModError>> = Vec::with_capacity(fms.len());
         for (i, fm) in fms.iter().enumerate() {
             let mut st = self.stage(fabric, fm, i, &mut batch);
-            if matches!(&st, Err(e) if table_full(e)) && !batch.records.is_empty() {
-                staged(&self.delta(fabric, &batch));
-                let retired = fabric.commit_staged(&self.name)?;
-                self.finish(std::mem::take(&mut batch), &retired, &mut results);
+            // Out of room because of what this batch staged, or of what earlier
+            // batches removed and is not reclaimed yet (a bucket holds each removed
+            // rule until then): publish, reclaim (waiting), retry once.
+            if matches!(&st, Err(e) if table_full(e))
+                && (!batch.records.is_empty() || fabric.unreclaimed(&self.name))
+            {
+                self.publish(
+                    fabric,
+                    std::mem::replace(&mut batch, Batch::new(call)),
+                    &mut results,
+                    staged,
+                )?;
+                // The bucket slots and ids that version freed are needed now: wait.
                 fabric.reclaim_due()?;
+                self.settle(fabric, false)?;
                 st = self.stage(fabric, fm, i, &mut batch);
             }
             results.push(st.map(|()| Outcome::default()));
         }
-        if batch.records.is_empty() {
-            return Ok(results);
-        }
-        staged(&self.delta(fabric, &batch));
-        let retired = fabric.commit_staged(&self.name)?;
-        self.finish(batch, &retired, &mut results);
+        self.publish(fabric, batch, &mut results, staged)?;
         Ok(results)
     }
 
-    /// Remove entries (expired ones, for the OpenFlow layer's timeouts) as one version.
-    /// Returns them with their final counters.
-    pub fn remove(
-        &mut self,
-        fabric: &mut Fabric,
-        ids: &[u64],
-    ) -> Result<Vec<(FlowEntry, RuleStats)>, FabricError> {
+    /// Remove entries (expired ones, say: each with why) as one version, deferred like
+    /// [`VirtualSwitch::apply_batch_deferred`]: they come out of
+    /// [`VirtualSwitch::take_removed`] with their final counters.
+    pub fn remove(&mut self, fabric: &mut Fabric, ids: &[(u64, Why)]) -> Result<(), FabricError> {
         self.remove_with(fabric, ids, &mut |_| {})
     }
 
     /// [`VirtualSwitch::remove`], telling `staged` the change before it is published (as
-    /// [`VirtualSwitch::apply_batch_with`] does).
+    /// [`VirtualSwitch::apply_batch_deferred_with`] does).
     pub fn remove_with(
         &mut self,
         fabric: &mut Fabric,
-        ids: &[u64],
+        ids: &[(u64, Why)],
         staged: &mut dyn FnMut(&BatchDelta<'_>),
-    ) -> Result<Vec<(FlowEntry, RuleStats)>, FabricError> {
-        let mut batch = Batch::default();
-        let ids: Vec<u64> = ids
+    ) -> Result<(), FabricError> {
+        self.settle(fabric, false)?;
+        let mut seen = crate::FastSet::default();
+        let ids: Vec<(u64, Why)> = ids
             .iter()
             .copied()
-            .filter(|id| self.entries.contains_key(id))
+            .filter(|(id, _)| self.entries.contains_key(id) && seen.insert(*id))
             .collect();
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.stage_delete(fabric, &ids, 0, &mut batch)?;
-        staged(&self.delta(fabric, &batch));
-        let retired = fabric.commit_staged(&self.name)?;
+        let call = self.calls;
+        self.calls += 1;
+        let mut batch = Batch::new(call);
+        let remove: Vec<Installed> = ids
+            .iter()
+            .map(|(id, _)| self.entries[id].installed.clone())
+            .collect();
+        fabric.stage(&self.name, &remove, &[])?;
+        for (id, why) in ids {
+            self.take_entry(id, 0, why, &mut batch);
+        }
         let mut results = vec![Ok(Outcome::default())];
-        self.finish(batch, &retired, &mut results);
-        Ok(results
-            .pop()
-            .and_then(Result::ok)
-            .map(|o| o.removed)
-            .unwrap_or_default())
+        self.publish(fabric, batch, &mut results, staged)
+    }
+
+    /// Publish what a batch staged (one version), telling `staged` what it makes of the
+    /// table first, and note what its reclaim completes.
+    fn publish(
+        &mut self,
+        fabric: &mut Fabric,
+        batch: Batch,
+        results: &mut [Result<Outcome, FlowModError>],
+        staged: &mut dyn FnMut(&BatchDelta<'_>),
+    ) -> Result<(), FabricError> {
+        if batch.records.is_empty() {
+            return Ok(());
+        }
+        staged(&self.delta(fabric, &batch));
+        let commit = fabric.commit_staged(&self.name)?;
+        let mut rest = Vec::new();
+        for rec in batch.records {
+            match rec {
+                Record::Added { slot, id } => {
+                    if let Some(Ok(o)) = results.get_mut(slot) {
+                        o.added.push(id);
+                    }
+                }
+                Record::Modified { slot, id, .. } => {
+                    if let Some(Ok(o)) = results.get_mut(slot) {
+                        o.modified.push(id);
+                    }
+                    rest.push(rec);
+                }
+                Record::Removed { .. } => rest.push(rec),
+            }
+        }
+        if !rest.is_empty() {
+            self.pending.push_back((commit, rest));
+        }
+        // (A commit that hit the cap of waiting versions reclaimed some itself.)
+        self.settle(fabric, false)
+    }
+
+    /// Finish the batches whose old version the fabric reclaimed: fold the final
+    /// counters of the rules they left into the entries, and move the entries they
+    /// removed to [`VirtualSwitch::take_removed`]. With `wait`, first wait until every
+    /// pending batch can be reclaimed (the rest of the grace period after the newest).
+    pub fn settle(&mut self, fabric: &mut Fabric, wait: bool) -> Result<(), FabricError> {
+        if wait && let Some((newest, _)) = self.pending.back() {
+            fabric.reclaim_through(&self.name, *newest)?;
+        }
+        if self.pending.is_empty() {
+            // Nothing waits here; drop what a reclaim for this name retired (nothing
+            // of ours: copies retired by the migration fold their own counters).
+            let _ = fabric.take_retired(&self.name)?;
+            return Ok(());
+        }
+        let (done, retired) = fabric.take_retired(&self.name)?;
+        while self.pending.front().is_some_and(|(c, _)| *c <= done) {
+            let (_, records) = self.pending.pop_front().expect("checked");
+            self.finish(records, &retired);
+        }
+        Ok(())
+    }
+
+    /// Whether a removal that asked for a FLOW_REMOVED (SEND_FLOW_REM; deleted or
+    /// expired) waits for its version to be reclaimed.
+    #[must_use]
+    pub fn owes_notice(&self) -> bool {
+        self.pending.iter().flat_map(|(_, r)| r).any(|r| {
+            matches!(r, Record::Removed { id, why, .. }
+                if *why != Why::Replaced
+                    && self.limbo.get(id).is_some_and(|e| e.rule.flags & flags::SEND_FLOW_REM != 0))
+        })
+    }
+
+    /// Whether batches wait for their old version to be reclaimed.
+    #[must_use]
+    pub fn settling(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The entries whose removal was reclaimed since the last call, in removal order,
+    /// with their final counters.
+    pub fn take_removed(&mut self) -> Vec<Removed> {
+        std::mem::take(&mut self.removed)
     }
 
     /// What the staged `batch` makes of the table (see [`BatchDelta`]).
@@ -558,22 +788,35 @@ impl VirtualSwitch {
         }
         let key = fm.rule.matches.compile();
         let strict = matches!(fm.command, Command::ModifyStrict | Command::DeleteStrict);
+        let filters_ok = |e: &FlowEntry| {
+            Self::table_ok(e, fm)
+                && Self::cookie_ok(e, fm)
+                && (!deleting
+                    || fm.out_port == port_no::ANY
+                    || e.rule.instructions.outputs_to(fm.out_port))
+        };
         let targets = || -> Vec<u64> {
+            if strict {
+                // At most one entry per table has this priority and match: the exact
+                // index finds it without scanning the table (a batch of strict
+                // modifies or deletes would be quadratic otherwise).
+                let tables = if table == OFPTT_ALL {
+                    0..u8::try_from(MAX_TABLES).unwrap_or(u8::MAX)
+                } else {
+                    table..table + 1
+                };
+                let mut ids: Vec<u64> = tables
+                    .filter_map(|t| self.exact.get(&(t, fm.rule.priority, key)))
+                    .filter_map(|id| self.entries.get(id))
+                    .filter(|e| filters_ok(e) && Self::strict_ok(e, fm, &key))
+                    .map(|e| e.id)
+                    .collect();
+                ids.sort_unstable();
+                return ids;
+            }
             self.entries
                 .values()
-                .filter(|e| Self::table_ok(e, fm) && Self::cookie_ok(e, fm))
-                .filter(|e| {
-                    !deleting
-                        || fm.out_port == port_no::ANY
-                        || e.rule.instructions.outputs_to(fm.out_port)
-                })
-                .filter(|e| {
-                    if strict {
-                        Self::strict_ok(e, fm, &key)
-                    } else {
-                        covers(&key, &e.key)
-                    }
-                })
+                .filter(|e| filters_ok(e) && covers(&key, &e.key))
                 .map(|e| e.id)
                 .collect()
         };
@@ -621,7 +864,7 @@ impl VirtualSwitch {
             .collect();
         let installed = fabric.stage(&self.name, &remove, std::slice::from_ref(&fm.rule))?;
         for id in replaced {
-            self.take_entry(id, slot, batch);
+            self.take_entry(id, slot, Why::Replaced, batch);
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -674,6 +917,14 @@ impl VirtualSwitch {
             if let Some(e) = self.entries.get_mut(id) {
                 e.rule.instructions = fm.rule.instructions.clone();
                 e.installed = inst;
+                if reset {
+                    // Counting starts again: what the old rules counted (or still
+                    // count in the grace period) no longer belongs to the entry.
+                    e.base = RuleStats::default();
+                    self.retiring.remove(id);
+                } else {
+                    self.retiring.entry(*id).or_default().push(old.clone());
+                }
                 batch.records.push(Record::Modified {
                     slot,
                     id: *id,
@@ -701,79 +952,84 @@ impl VirtualSwitch {
             .collect();
         fabric.stage(&self.name, &remove, &[])?;
         for id in targets {
-            self.take_entry(*id, slot, batch);
+            self.take_entry(*id, slot, Why::Deleted, batch);
         }
         Ok(())
     }
 
     /// Move an entry the batch removes out of the table, until its final counters are
     /// known.
-    fn take_entry(&mut self, id: u64, slot: usize, batch: &mut Batch) {
+    fn take_entry(&mut self, id: u64, slot: usize, why: Why, batch: &mut Batch) {
         if let Some(e) = self.entries.remove(&id) {
             if self.exact.get(&exact_key(&e)) == Some(&id) {
                 self.exact.remove(&exact_key(&e));
             }
-            batch.limbo.insert(id, e);
-            batch.records.push(Record::Removed { slot, id });
+            self.limbo.insert(id, e);
+            batch.records.push(Record::Removed {
+                slot,
+                id,
+                why,
+                at: Instant::now(),
+                call: batch.call,
+            });
         }
     }
 
-    /// After the batch's version is published and the old one reclaimed: fold the final
-    /// counters of retired datapath rules into the entries, in staging order.
-    fn finish(
-        &mut self,
-        mut batch: Batch,
-        retired: &Retired,
-        results: &mut [Result<Outcome, FlowModError>],
-    ) {
-        for rec in batch.records {
+    /// After a batch's old version was reclaimed: fold the final counters of the rules
+    /// it retired into the entries, in staging order, and hand out the entries it
+    /// removed.
+    fn finish(&mut self, records: Vec<Record>, retired: &Retired) {
+        for rec in records {
             match rec {
-                Record::Added { slot, id } => {
-                    if let Some(Ok(o)) = results.get_mut(slot) {
-                        o.added.push(id);
-                    }
-                }
-                Record::Modified {
-                    slot,
-                    id,
-                    old,
-                    reset,
-                } => {
-                    if let Some(Ok(o)) = results.get_mut(slot) {
-                        o.modified.push(id);
-                    }
-                    let fin = retired.of(&old);
-                    let e = match self.entries.get_mut(&id) {
-                        Some(e) => Some(e),
-                        None => batch.limbo.get_mut(&id),
-                    };
-                    if let Some(e) = e {
-                        if reset {
-                            e.base = RuleStats::default();
-                        } else {
-                            e.base.packets += fin.packets;
-                            e.base.bytes += fin.bytes;
-                            e.base.last_hit_ns = e.base.last_hit_ns.max(fin.last_hit_ns);
-                        }
-                    }
-                }
-                Record::Removed { slot, id } => {
-                    let Some(e) = batch.limbo.remove(&id) else {
+                Record::Added { .. } => {}
+                Record::Modified { id, old, .. } => {
+                    // Gone from `retiring` if a later RESET_COUNTS dropped it.
+                    let Some(list) = self.retiring.get_mut(&id) else {
                         continue;
                     };
-                    let fin = retired.of(&e.installed);
-                    let total = RuleStats {
-                        packets: e.base.packets + fin.packets,
-                        bytes: e.base.bytes + fin.bytes,
-                        last_hit_ns: e.base.last_hit_ns.max(fin.last_hit_ns),
+                    let Some(at) = list.iter().position(|r| r.ids == old.ids) else {
+                        continue;
                     };
-                    if let Some(Ok(o)) = results.get_mut(slot) {
-                        o.removed.push((e, total));
+                    list.remove(at);
+                    if list.is_empty() {
+                        self.retiring.remove(&id);
                     }
+                    if let Some(e) = self.entries.get_mut(&id).or(self.limbo.get_mut(&id)) {
+                        add(&mut e.base, retired.of(&old));
+                    }
+                }
+                Record::Removed {
+                    slot,
+                    id,
+                    why,
+                    at,
+                    call,
+                } => {
+                    let Some(e) = self.limbo.remove(&id) else {
+                        continue;
+                    };
+                    let mut stats = e.base;
+                    add(&mut stats, retired.of(&e.installed));
+                    for old in self.retiring.remove(&id).unwrap_or_default() {
+                        add(&mut stats, retired.of(&old));
+                    }
+                    self.removed.push(Removed {
+                        entry: e,
+                        stats,
+                        why,
+                        at,
+                        call: (call, slot),
+                    });
                 }
             }
         }
     }
+}
+
+fn add(total: &mut RuleStats, more: RuleStats) {
+    total.packets += more.packets;
+    total.bytes += more.bytes;
+    total.last_hit_ns = total.last_hit_ns.max(more.last_hit_ns);
 }
 
 /// Whether a datapath ran out of room (rule ids, masks, bucket slots).
@@ -783,7 +1039,7 @@ fn table_full(e: &FlowModError) -> bool {
 }
 
 /// What a batch of flow-mods makes of a virtual switch's table, told before its version
-/// is published ([`VirtualSwitch::apply_batch_with`]).
+/// is published ([`VirtualSwitch::apply_batch_deferred_with`]).
 #[derive(Debug)]
 pub struct BatchDelta<'a> {
     /// Entries added or modified, as they will be (their staged datapath rule ids on
@@ -801,23 +1057,39 @@ pub struct BatchDelta<'a> {
 }
 
 /// What the flow-mods of one batch staged, to complete once the version is published.
-#[derive(Default)]
 struct Batch {
+    /// The call it belongs to.
+    call: u64,
     records: Vec<Record>,
-    /// Entries removed by the batch, until their final counters are known.
-    limbo: HashMap<u64, FlowEntry>,
+}
+
+impl Batch {
+    fn new(call: u64) -> Self {
+        Self {
+            call,
+            records: Vec::new(),
+        }
+    }
 }
 
 enum Record {
     /// Entry `id` added by the flow-mod in result slot `slot`.
     Added { slot: usize, id: u64 },
-    /// Entry `id` got new datapath rules; `old` are the ones it left.
+    /// Entry `id` got new datapath rules; `old` are the ones it left (in `retiring`
+    /// until reclaimed, unless RESET_COUNTS: `reset`).
     Modified {
         slot: usize,
         id: u64,
         old: Installed,
         reset: bool,
     },
-    /// Entry `id` removed (deleted, or replaced by an identical add) by flow-mod `slot`.
-    Removed { slot: usize, id: u64 },
+    /// Entry `id` removed (deleted, replaced by an identical add, expired) by
+    /// flow-mod `slot` of call `call`, published at `at`; in `limbo` until reclaimed.
+    Removed {
+        slot: usize,
+        id: u64,
+        why: Why,
+        at: Instant,
+        call: u64,
+    },
 }

@@ -215,3 +215,74 @@ fn a_batch_may_modify_one_entry_many_times() {
         "counted before and after the modifies"
     );
 }
+
+/// Deferred reclaim at the driver: a deferred modify or delete returns with its old
+/// version still unreclaimed; in between, a modified entry's statistics include what
+/// its old rule counted, read live (packets still arriving there are counted once);
+/// after the reclaim they are folded in, equal; a deleted entry comes out of
+/// `take_removed` only then, with its final counters; `owes_notice` tells a barrier
+/// whether it must wait.
+#[test]
+fn deferred_reclaim_counts_across_publish_and_reclaim() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let mut f = Fabric::up(&two_switch_topology("frvs"), &fabric_pin_root()).expect("fabric");
+    let mut vsw = VirtualSwitch::new("vs1");
+    for r in l2_rules(f.lab().state(), "vs1") {
+        vsw.apply(&mut f, &FlowMod::add(r)).expect("l2");
+    }
+    let m = udp_match(Some(7000));
+    let mut add = fm(Command::Add, 0, 100, m.clone(), 3, 0x71);
+    add.rule.flags = flags::SEND_FLOW_REM;
+    let id = vsw.apply(&mut f, &add).expect("add").added[0];
+    send(&f, 4);
+    assert_eq!(vsw.stats(&f, id).expect("stats").packets, 4);
+
+    let modify = fm(Command::ModifyStrict, 0, 100, m.clone(), 3, 0x71);
+    let r = vsw
+        .apply_batch_deferred(&mut f, std::slice::from_ref(&modify))
+        .expect("publish");
+    assert_eq!(r[0].as_ref().expect("modify").modified, vec![id]);
+    assert!(
+        f.unreclaimed("vs1") && vsw.settling(),
+        "returned before the reclaim"
+    );
+    assert!(!vsw.owes_notice(), "a modify owes no FLOW_REMOVED");
+    assert_eq!(
+        vsw.stats(&f, id).expect("stats").packets,
+        4,
+        "the old rule's counters, read live, before the reclaim"
+    );
+    send(&f, 2);
+    vsw.settle(&mut f, true).expect("settle");
+    assert!(!f.unreclaimed("vs1") && !vsw.settling());
+    assert_eq!(vsw.stats(&f, id).expect("stats").packets, 6, "folded, once");
+
+    let mut del = fm(Command::DeleteStrict, 0, 100, m, 3, 0x71);
+    del.rule.flags = 0;
+    vsw.apply_batch_deferred(&mut f, &[del]).expect("publish");
+    assert!(
+        vsw.owes_notice(),
+        "a SEND_FLOW_REM entry waits for its FLOW_REMOVED"
+    );
+    assert!(
+        vsw.take_removed().is_empty(),
+        "not before its version is reclaimed"
+    );
+    assert!(
+        vsw.entries().all(|e| e.id != id),
+        "gone from the table at once"
+    );
+    vsw.settle(&mut f, true).expect("settle");
+    let removed = vsw.take_removed();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].entry.id, id);
+    assert_eq!(removed[0].why, lime_userspace::vswitch::Why::Deleted);
+    assert_eq!(
+        removed[0].stats.packets, 6,
+        "every packet the entry's rules counted"
+    );
+    assert!(!vsw.owes_notice());
+}

@@ -3,8 +3,11 @@
 //!
 //! - **flow-mod install rate**: a batch of N distinct flow-mods (IPv4 destination
 //!   exact match → output) written back to back, then BARRIER_REQUEST; rules/s from the
-//!   first byte sent to the BARRIER_REPLY (everything in the kernel, spec 6.2). The
-//!   table is emptied (one delete + barrier) between batches.
+//!   first byte sent to the BARRIER_REPLY (everything in the kernel, spec 6.2). Then
+//!   the same N rules are modified (MODIFY_STRICT, new output port) and deleted
+//!   (DELETE_STRICT), each back to back and measured the same way: the rows a
+//!   removing/modifying batch's reclaim shows in. The table is emptied (one delete +
+//!   barrier) between batches.
 //! - **packet-in rate**: a host sends UDP datagrams as fast as it can to a rule whose
 //!   action is CONTROLLER; packet-ins/s as the controller receives them (first to last
 //!   message), with what was lost on the way (perf buffer full, outbox full).
@@ -50,6 +53,9 @@ pub struct OpenflowArgs {
     /// can).
     #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 150_000, 0])]
     pps: Vec<u64>,
+    /// Only the flow-mod rows and the idle sweep (no packet-in measurements).
+    #[arg(long)]
+    flow_mods_only: bool,
     /// Entries with an idle timeout for the idle-sweep measurement (0 = skip it).
     #[arg(long, default_value_t = 20_000)]
     idle_entries: usize,
@@ -79,6 +85,14 @@ struct Sample {
     /// other work on a busy machine, so before/after comparisons can use it.
     #[serde(skip_serializing_if = "Option::is_none")]
     cpu_seconds: Option<f64>,
+    /// Of those, the part spent in the kernel (system calls, page faults; flow-mod
+    /// bench, from `/proc/self/task/*/stat`, in clock ticks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sys_seconds: Option<f64>,
+    /// Minor page faults the switch threads took during the batch (fresh memory
+    /// touched for the first time; flow-mod bench).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minor_faults: Option<u64>,
 }
 
 /// Keep `n` idle-timeout entries (no traffic) for a few seconds: the switch threads'
@@ -115,6 +129,8 @@ fn idle_sweep(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
         matched: None,
         sent_per_second: None,
         cpu_seconds: Some(cpu_seconds),
+        sys_seconds: None,
+        minor_faults: None,
     })
 }
 
@@ -136,6 +152,36 @@ fn threads_cpu(prefixes: &[&str]) -> Duration {
         })
         .map(Duration::from_nanos)
         .sum()
+}
+
+/// System time (seconds) and minor page faults so far of this process's threads whose
+/// name starts with one of `prefixes` (`/proc/self/task/*/stat`).
+fn threads_sys_faults(prefixes: &[&str]) -> (f64, u64) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0.0, 0);
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut sys = 0.0;
+    let mut faults = 0;
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // The name is in parentheses and may hold spaces: fields count after it.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map_or("", |(_, n)| n);
+        if !prefixes.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state(3) ... minflt is field 10, stime field 15 (1-based).
+        faults += f.get(7).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        sys += f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / ticks;
+    }
+    (sys, faults)
 }
 
 /// The switch's own threads (see `ofswitch`: the core and the tokio workers).
@@ -197,14 +243,21 @@ ports = [ { port = 1, host = "h1" }, { port = 2, host = "h2" } ]
 fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(s)?);
-    } else if s.bench == "flow-mod" {
+    } else if s.bench.starts_with("flow-mod") {
+        let op = match s.bench {
+            "flow-mod-modify" => "modify",
+            "flow-mod-delete" => "delete",
+            _ => "add",
+        };
         println!(
-            "flow-mod   batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s ({:.3} CPU s in the switch: {:.0} flow-mods per CPU second)",
+            "flow-mod {op:<6} batch {:>7}: {:>8.3} s to BARRIER_REPLY, {:>10.0} flow-mods/s ({:.3} CPU s in the switch: {:.0} flow-mods per CPU second; {:.2} s of it in the kernel, {} minor faults)",
             s.count,
             s.seconds,
             s.per_second,
             s.cpu_seconds.unwrap_or(0.0),
-            s.count as f64 / s.cpu_seconds.unwrap_or(f64::NAN)
+            s.count as f64 / s.cpu_seconds.unwrap_or(f64::NAN),
+            s.sys_seconds.unwrap_or(0.0),
+            s.minor_faults.unwrap_or(0)
         );
     } else if s.bench == "idle-sweep" {
         println!(
@@ -233,16 +286,39 @@ fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
-    let mods: Vec<Message> = (0..n)
-        .map(|i| flow_mod(FlowModCommand::Add, to_dst(i), vec![output(2)]))
-        .collect();
+/// Add N rules, modify them, delete them: one sample each, printed as it is measured.
+fn flow_mods(c: &mut ScriptedController, n: usize, json: bool) -> anyhow::Result<()> {
+    for (bench, command, port) in [
+        ("flow-mod", FlowModCommand::Add, 2),
+        ("flow-mod-modify", FlowModCommand::ModifyStrict, 1),
+        ("flow-mod-delete", FlowModCommand::DeleteStrict, 1),
+    ] {
+        let mods: Vec<Message> = (0..n)
+            .map(|i| flow_mod(command, to_dst(i), vec![output(port)]))
+            .collect();
+        print(&flow_mod_batch(c, bench, &mods)?, json)?;
+    }
+    // Empty the table for the next batch.
+    c.send(&flow_mod(FlowModCommand::Delete, vec![], vec![]))?;
+    c.barrier(T)?;
+    Ok(())
+}
+
+/// Send `mods` back to back, then a barrier: the time to its reply.
+fn flow_mod_batch(
+    c: &mut ScriptedController,
+    bench: &'static str,
+    mods: &[Message],
+) -> anyhow::Result<Sample> {
+    let n = mods.len();
     let cpu = threads_cpu(&SWITCH_THREADS);
+    let (sys, faults) = threads_sys_faults(&SWITCH_THREADS);
     let start = Instant::now();
-    c.send_many(&mods)?;
+    c.send_many(mods)?;
     let got = c.barrier(T)?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = (threads_cpu(&SWITCH_THREADS) - cpu).as_secs_f64();
+    let (sys_after, faults_after) = threads_sys_faults(&SWITCH_THREADS);
     let errors = got
         .iter()
         .filter(|(_, m)| matches!(m, Message::Error(_)))
@@ -250,11 +326,8 @@ fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
     if errors > 0 {
         bail!("{errors} flow-mods were refused: {:?}", got.first());
     }
-    // Empty the table for the next batch.
-    c.send(&flow_mod(FlowModCommand::Delete, vec![], vec![]))?;
-    c.barrier(T)?;
     Ok(Sample {
-        bench: "flow-mod",
+        bench,
         count: n,
         seconds,
         per_second: n as f64 / seconds,
@@ -262,6 +335,8 @@ fn flow_mods(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
         matched: None,
         sent_per_second: None,
         cpu_seconds: Some(cpu_seconds),
+        sys_seconds: Some(sys_after - sys),
+        minor_faults: Some(faults_after.saturating_sub(faults)),
     })
 }
 
@@ -355,6 +430,8 @@ fn packet_ins(
         matched: None,
         sent_per_second: Some(n as f64 / sent_for.as_secs_f64()),
         cpu_seconds: None,
+        sys_seconds: None,
+        minor_faults: None,
     })
 }
 
@@ -437,6 +514,8 @@ fn packet_ins_generated(
         matched: None,
         sent_per_second: None,
         cpu_seconds: None,
+        sys_seconds: None,
+        minor_faults: None,
     })
 }
 
@@ -454,10 +533,15 @@ pub fn run(a: &OpenflowArgs) -> anyhow::Result<ExitCode> {
         println!("OpenFlow switch, one physical switch, controller on 127.0.0.1:");
     }
     for &n in &a.batches {
-        print(&flow_mods(&mut c, n)?, a.json)?;
+        flow_mods(&mut c, n, a.json)?;
     }
     if a.idle_entries > 0 {
         print(&idle_sweep(&mut c, a.idle_entries)?, a.json)?;
+    }
+    if a.flow_mods_only {
+        c.close();
+        agent.shutdown()?.down()?;
+        return Ok(ExitCode::SUCCESS);
     }
     let lab = agent.lab_state().clone();
     packet_in_setup(&mut c, &lab)?;

@@ -366,6 +366,12 @@ impl Datapath {
             .stage_add(vswitch, rule.table, rule.priority, value, mask, program)
     }
 
+    /// Make room for `additional` more rules in the rule mirror (see
+    /// [`RuleStore::reserve`]).
+    pub fn reserve(&mut self, additional: usize) {
+        self.store.reserve(additional);
+    }
+
     /// Stage the removal of a datapath rule at the next version.
     pub fn stage_remove(&mut self, rule_id: u32) -> Result<(), DatapathError> {
         self.store.stage_remove(rule_id)
@@ -488,7 +494,14 @@ impl Datapath {
                 std::thread::sleep(GRACE - since);
             }
         }
-        let (ops, retired) = self.store.reclaim(vswitch);
+        self.reclaim_upto(vswitch, u32::MAX)
+    }
+
+    /// Reclaim what no version from `upto` on can see (see [`RuleStore::reclaim_upto`]),
+    /// at once: the caller knows the grace period after the publish of `upto` is over.
+    /// Returns the final counters of the datapath rules retired.
+    pub fn reclaim_upto(&mut self, vswitch: u16, upto: u32) -> Result<Retired, DatapathError> {
+        let (ops, retired) = self.store.reclaim_upto(vswitch, upto);
         let mut finals = Vec::with_capacity(retired.len());
         for id in retired {
             finals.push((id, self.kernel.rule_stats(id)?));

@@ -88,6 +88,9 @@ struct VswState {
     staged_removes: Vec<u32>,
     /// Subtable lists written, by version, still to reclaim.
     lists: BTreeMap<u32, Vec<u8>>,
+    /// Rules removed by a published version, not reclaimed yet: (remove version, id),
+    /// in publish order (a reclaim looks at these, not at every rule).
+    removed: Vec<(u32, u32)>,
     /// Ops of the open transaction not yet returned (programs, resets, masks).
     pending: Vec<MapOp>,
 }
@@ -240,6 +243,8 @@ impl RuleStore {
                 sub.rules += 1;
                 if e.remove_version > current {
                     *sub.live.entry(e.priority).or_default() += 1;
+                } else if let Some(st) = s.vswitches.get_mut(&vswitch) {
+                    st.removed.push((e.remove_version, e.rule_id));
                 }
                 max_rule = max_rule.max(e.rule_id);
                 s.rules.insert(
@@ -270,6 +275,15 @@ impl RuleStore {
             .filter(|id| !s.mask_of_id.contains_key(id))
             .collect();
         s
+    }
+
+    /// Make room for `additional` more rules in the mirror's indexes at once, so a large
+    /// batch grows each of them once instead of rehashing it again and again (every
+    /// doubling allocates a fresh table: new memory, page faults).
+    pub fn reserve(&mut self, additional: usize) {
+        self.rules.reserve(additional);
+        self.programs.reserve(additional);
+        self.buckets.reserve(additional);
     }
 
     /// Make a virtual switch active (version 1, empty tables). Returns the publish op.
@@ -644,11 +658,15 @@ impl RuleStore {
         let Some(st) = self.vswitches.get(&vswitch) else {
             return FastSet::default();
         };
-        st.staged_adds
-            .iter()
-            .chain(&st.staged_removes)
-            .filter_map(|id| self.rules.get(id).map(|r| r.key))
-            .collect()
+        let mut keys = FastSet::default();
+        keys.reserve(st.staged_adds.len() + st.staged_removes.len());
+        keys.extend(
+            st.staged_adds
+                .iter()
+                .chain(&st.staged_removes)
+                .filter_map(|id| self.rules.get(id).map(|r| r.key)),
+        );
+        keys
     }
 
     /// Plan the commit of a virtual switch's staged changes: the ops to write, ending
@@ -675,8 +693,9 @@ impl RuleStore {
             return Ok((&[], Vec::new()));
         }
         let next = st.version + 1;
-        let mut ops = Vec::new();
-        for rk in self.staged_keys(vswitch) {
+        let keys = self.staged_keys(vswitch);
+        let mut ops = Vec::with_capacity(keys.len() + MAX_TABLES + 1);
+        for rk in keys {
             ops.push(MapOp::Bucket(rk, self.buckets.get(&rk).copied()));
         }
         for (table, list) in self.lists_for(vswitch) {
@@ -792,9 +811,11 @@ impl RuleStore {
             return;
         };
         st.staged_adds.clear();
-        st.staged_removes.clear();
         st.pending.clear();
         st.version += 1;
+        let v = st.version;
+        st.removed
+            .extend(st.staged_removes.drain(..).map(|id| (v, id)));
         st.lists.insert(st.version, tables);
     }
 
@@ -829,15 +850,33 @@ impl RuleStore {
     /// the rule ids retired (read their final counters before applying the ops: a
     /// retired id may be reused by the next stage_add).
     pub fn reclaim(&mut self, vswitch: u16) -> (Vec<MapOp>, Vec<u32>) {
-        let Some(st) = self.vswitches.get(&vswitch) else {
+        self.reclaim_upto(vswitch, u32::MAX)
+    }
+
+    /// [`RuleStore::reclaim`] of what no version from `upto` on can see: once the grace
+    /// period after the publish of version `upto` has passed, the rules it (or an
+    /// earlier version) removed and the subtable lists of the versions before it are
+    /// unused, whatever was published after it.
+    pub fn reclaim_upto(&mut self, vswitch: u16, upto: u32) -> (Vec<MapOp>, Vec<u32>) {
+        let Some(st) = self.vswitches.get_mut(&vswitch) else {
             return (Vec::new(), Vec::new());
         };
-        let current = st.version;
-        let retired: Vec<u32> = self
-            .rules
-            .iter()
-            .filter(|(_, r)| r.vswitch == vswitch && r.remove_version <= current)
-            .map(|(id, _)| *id)
+        let current = st.version.min(upto);
+        let mut due = Vec::new();
+        st.removed.retain(|&(v, id)| {
+            let reclaim = v <= current;
+            if reclaim {
+                due.push(id);
+            }
+            !reclaim
+        });
+        let retired: Vec<u32> = due
+            .into_iter()
+            .filter(|id| {
+                self.rules
+                    .get(id)
+                    .is_some_and(|r| r.vswitch == vswitch && r.remove_version <= current)
+            })
             .collect();
         let mut ops = Vec::new();
         let mut touched = FastSet::default();
@@ -1142,6 +1181,41 @@ mod tests {
             !staged.iter().any(|o| matches!(o, MapOp::ResetStats(_))),
             "no counter write on the flow-mod path: {staged:?}"
         );
+    }
+
+    #[test]
+    fn reclaim_upto_leaves_what_later_versions_removed() {
+        let mut s = store();
+        let add = |s: &mut RuleStore, b: u8| {
+            s.stage_add(1, 0, 1, key(b), mask(0xff), RuleProgram::default())
+                .expect("add")
+        };
+        let (a, b, c) = (add(&mut s, 1), add(&mut s, 2), add(&mut s, 3));
+        commit(&mut s, 1); // version 2
+        s.stage_remove(a).expect("remove a");
+        commit(&mut s, 1); // version 3 removes a
+        s.stage_remove(b).expect("remove b");
+        commit(&mut s, 1); // version 4 removes b
+        // The grace period after version 3 is over, not after 4: only a goes, and only
+        // the lists of versions before 3.
+        let (ops, retired) = s.reclaim_upto(1, 3);
+        assert_eq!(retired, vec![a]);
+        assert!(s.rule(a).is_none() && s.rule(b).is_some() && s.rule(c).is_some());
+        assert!(ops.iter().all(|o| match o {
+            MapOp::MaskList(k, None) => k.version < 3,
+            MapOp::ResetStats(i) => *i == a,
+            _ => true,
+        }));
+        // Nothing more until the grace period after version 4.
+        assert_eq!(s.reclaim_upto(1, 3).1, Vec::<u32>::new());
+        let (ops, retired) = s.reclaim(1);
+        assert_eq!(retired, vec![b]);
+        assert!(
+            ops.iter()
+                .any(|o| matches!(o, MapOp::MaskList(k, None) if k.version == 3))
+        );
+        assert!(s.rule(c).is_some(), "a live rule is never reclaimed");
+        assert!(s.reclaim(1).1.is_empty());
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! | `copy-removed` | after a copy's rules are unpublished and past the grace period, before the datapath forgets them | switch, each entry's final counters there |
 //! | `copy-retired` | after the copy is reclaimed | switch |
 //! | `batch` | after a batch of table changes between two steps (flow-mods, expired entries, fail-standalone's entry) is staged, before anything of it is written to the kernel | a [`SavedBatch`]: the virtual switch, the version it publishes on each copy, the entries it adds or modifies as they will be (datapath rule ids on every copy), the entries it removes, the datapath rules modified entries leave |
-//! | `batch-done` | after batches that modified entries are published and the rules they replaced reclaimed, before anything after them is answered | those entries' counters, their replaced rules' final counters folded in |
+//! | `batch-done` | after batches that modified entries are published and the rules they replaced reclaimed (the core waits for that reclaim here, see below), before anything after them is answered | those entries' counters, their replaced rules' final counters folded in |
 //! | `tables` | before the next step, if batches were journaled since the last snapshot | a [`Snapshot`] as in `begin`, which it replaces |
 //! | `leg-done` | after a leg | its report |
 //! | `end` | last | outcome (`done`, `failed`, `rolled-back`), error |
@@ -41,7 +41,13 @@
 //! before anything of it reaches the kernel; if it modified entries, their counters
 //! follow in a `batch-done` once it is published and the rules they replaced are
 //! reclaimed, before the core answers anything after the batch (a BARRIER_REPLY in
-//! particular). Before the next step, the tables are journaled whole (`tables`: every
+//! particular). Outside a migration a batch's old version is reclaimed later, by the
+//! core's reclaim tick (deferred reclaim, see [`crate::ofswitch`]'s core); while a
+//! journaled migration runs, the core instead waits for that reclaim (the rest of the
+//! grace period, ~10 ms) after a batch that modified entries, so the counters
+//! `batch-done` carries are final — the `batch` records themselves cost no wait. A
+//! batch that runs out of room and publishes early becomes several versions: each gets
+//! its own `batch` record, written before that version is committed. Before the next step, the tables are journaled whole (`tables`: every
 //! table as it is then, entries, their datapath rule ids on every copy, folded
 //! counters). So the last snapshot (from `begin` or the last `tables`), then the step
 //! records after it, then the batches after those, are the whole truth about the
@@ -125,9 +131,10 @@
 //! when it is set; nothing else enables it.
 //!
 //! # What a crash can still cost
-//! A batch that modifies entries reclaims the datapath rules they leave after the
-//! grace period, folding their final counters in, before its `batch-done`: a crash in
-//! between (a few microseconds of work and one `fsync`) loses what those replaced
+//! During a migration the core waits, after a batch that modifies entries, until the
+//! datapath rules they leave are reclaimed after the grace period, folding their final
+//! counters in, before its `batch-done`: a crash in between the reclaim and the record
+//! (a few microseconds of work and one `fsync`) loses what those replaced
 //! rules counted since their entries' last snapshot. Only modifies are concerned (adds
 //! retire nothing; deleted entries' counters went out in their FLOW_REMOVED or nowhere).
 //! A migration rolled back because its target is gone does not rebuild a virtual link

@@ -16,11 +16,6 @@
 //! asked for while one runs wait their turn; a clean stop finishes the active one (and
 //! refuses those still waiting).
 //!
-//! Where the core still waits: a batch that removes or modifies rules publishes a new
-//! version and then reclaims the old one after the datapath's grace period
-//! ([`Fabric::commit_staged`], ~10 ms), inline; so does a retire step. Batches that
-//! only add leave the reclaim to the sweep ([`Fabric::reclaim_due`]).
-//!
 //! Timeouts: every [`SWEEP`] the core looks for entries whose hard timeout passed
 //! (their age alone says) and reads the counters of the idle-timeout entries that are
 //! due: an entry is due when its timeout would run out if nothing hit it since the
@@ -29,9 +24,34 @@
 //! each per second at most, not one per sweep, and expire at most that late.
 //!
 //! Consecutive FLOW_MODs of one virtual switch waiting in the channel are applied as one
-//! batch (one datapath version, one reclaim grace): ordering inside the batch is kept,
-//! each failing flow-mod is answered on its own xid and changes nothing, and any other
-//! message (a barrier in particular) ends the batch.
+//! batch (one datapath version): ordering inside the batch is kept, each failing
+//! flow-mod is answered on its own xid and changes nothing, and any other message (a
+//! barrier in particular) ends the batch.
+//!
+//! # Deferred reclaim
+//! A batch publishes its version and the core goes on at once: nothing waits for the
+//! datapath's grace period ([`crate::datapath::GRACE`], 10 ms) on the flow-mod path.
+//! The old version is reclaimed by the *reclaim tick* — the core's loop wakes when the
+//! oldest published version's grace period is over ([`Fabric::next_reclaim`]),
+//! reclaims what is due ([`Fabric::reclaim_ready`]) and settles every virtual switch
+//! ([`crate::vswitch::VirtualSwitch::settle`]): a modified entry's old rules are
+//! folded into its counters (until then they are read live, so statistics never go
+//! down), and FLOW_REMOVED goes out for deleted and expired entries with
+//! SEND_FLOW_REM, with their final counters (and the duration up to their removal).
+//! A barrier waits: a BARRIER_REQUEST whose virtual switch still owes a FLOW_REMOVED
+//! for a removal before it waits out that grace period first, so the FLOW_REMOVED
+//! precedes the BARRIER_REPLY as if the delete had been synchronous; nothing else
+//! waits. A batch that runs out of room because of rules still waiting (bucket slots)
+//! reclaims them first ("the next batch needs it"), and so does a commit when 64
+//! versions wait. Migration steps still wait for the grace period where they need
+//! final counters (a clone starts from settled tables; a retire reads its copy's final
+//! counters; a journaled migration settles before its `begin` and each `tables`
+//! snapshot). While a journaled migration runs, every version a batch publishes (a
+//! flow-mod batch, expired entries, fail-standalone's entry) is journaled as a `batch`
+//! record right before it is committed, and a batch that modified entries settles
+//! (waits for its reclaim) before its `batch-done` record, so that record carries
+//! final counters ([`crate::migration::journal`]); outside a migration nothing is
+//! journaled and nothing waits.
 use std::{
     collections::{BTreeMap, VecDeque},
     sync::mpsc::{Receiver, RecvTimeoutError},
@@ -68,7 +88,7 @@ use crate::{
     datapath::packet_io,
     fabric::Fabric,
     flow::{self, Action, Instructions, Rule},
-    vswitch::{self, Command, FlowEntry, FlowMod},
+    vswitch::{self, FlowEntry, FlowMod, Why},
 };
 
 /// How often expired entries are looked for.
@@ -307,6 +327,7 @@ impl Core {
         let mut next_sweep = Instant::now() + SWEEP;
         let mut since_step = 0usize;
         loop {
+            self.reclaim_tick(false);
             // While a migration runs, what is queued is handled between its steps.
             if self.migrating() && self.pending.is_none() {
                 let next = if since_step >= BETWEEN_STEPS {
@@ -331,12 +352,18 @@ impl Core {
             let cmd = match self.pending.take() {
                 Some(c) => c,
                 None => {
-                    let wait = next_sweep.saturating_duration_since(Instant::now());
+                    let until = self
+                        .fabric
+                        .next_reclaim()
+                        .map_or(next_sweep, |r| r.min(next_sweep));
+                    let wait = until.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(wait) {
                         Ok(c) => c,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.sweep();
-                            next_sweep = Instant::now() + SWEEP;
+                            if Instant::now() >= next_sweep {
+                                self.sweep();
+                                next_sweep = Instant::now() + SWEEP;
+                            }
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -362,6 +389,8 @@ impl Core {
                 other => self.handle(other),
             }
         }
+        // FLOW_REMOVEDs still owed go out before the connections close.
+        self.reclaim_tick(true);
         // A migration is not left half-way by a clean stop; those still waiting do not
         // start.
         self.finish_migration();
@@ -509,7 +538,13 @@ impl Core {
                 self.vswitches[vi].config = c;
                 Ok(None)
             }
-            Message::BarrierRequest => Ok(Some(Message::BarrierReply)),
+            Message::BarrierRequest => {
+                // A FLOW_REMOVED a removal before the barrier owes goes out first.
+                if self.vswitches[vi].table.owes_notice() {
+                    self.settle_vswitch(vi, true);
+                }
+                Ok(Some(Message::BarrierReply))
+            }
             Message::GetAsyncRequest => Ok(Some(Message::GetAsyncReply(
                 self.vswitches[vi]
                     .conns
@@ -617,7 +652,7 @@ impl Core {
         }
         let migration = self.active_id();
         let v = &mut self.vswitches[vi];
-        let applied = v.table.apply_batch_with(
+        let applied = v.table.apply_batch_deferred_with(
             &mut self.fabric,
             &fms,
             &mut migrate::batch_journal(&mut self.journal, migration, &v.name),
@@ -637,16 +672,10 @@ impl Core {
             }
         };
         self.stats.batches += 1;
-        let mut removed_msgs = Vec::new();
-        for ((conn, xid, i), (res, fm)) in origin.iter().zip(results.into_iter().zip(&fms)) {
+        for ((conn, xid, i), res) in origin.iter().zip(results) {
             match res {
-                Ok(out) => {
+                Ok(_) => {
                     self.stats.flow_mods += 1;
-                    if matches!(fm.command, Command::Delete | Command::DeleteStrict) {
-                        for (e, st) in out.removed {
-                            removed_msgs.push((e, st, FlowRemovedReason::Delete));
-                        }
-                    }
                     if buffer_errors[*i]
                         && let Message::FlowMod(ofm) = &items[*i].2
                     {
@@ -660,18 +689,75 @@ impl Core {
                 Err(e) => self.reply(*conn, *xid, &error_msg(&OfError::FlowMod(e), &items[*i].3)),
             }
         }
-        for (e, st, reason) in removed_msgs {
-            self.flow_removed(vi, &e, st, reason);
+        // Removals an earlier batch left, reclaimed on the way.
+        self.notify_removed(vi);
+    }
+
+    /// The reclaim tick: reclaim the published versions whose grace period is over
+    /// (with `wait`: every one, waiting for the rest of the newest one's) and settle
+    /// every virtual switch (see the module docs).
+    fn reclaim_tick(&mut self, wait: bool) {
+        let due = if wait {
+            self.fabric.reclaim_due()
+        } else if self
+            .fabric
+            .next_reclaim()
+            .is_some_and(|t| t <= Instant::now())
+        {
+            self.fabric.reclaim_ready()
+        } else {
+            return;
+        };
+        if let Err(e) = due {
+            eprintln!("lime: reclaiming old versions: {e}");
+        }
+        for vi in 0..self.vswitches.len() {
+            if self.vswitches[vi].table.settling() {
+                self.settle_vswitch(vi, false);
+            }
+        }
+    }
+
+    /// Settle one virtual switch's published batches whose old version was reclaimed
+    /// (with `wait`: all of them, after the rest of the grace period) and send the
+    /// FLOW_REMOVEDs they owe.
+    pub(super) fn settle_vswitch(&mut self, vi: usize, wait: bool) {
+        let v = &mut self.vswitches[vi];
+        if let Err(e) = v.table.settle(&mut self.fabric, wait) {
+            eprintln!("lime: {}: reclaiming old versions: {e}", v.name);
+        }
+        self.notify_removed(vi);
+    }
+
+    /// FLOW_REMOVED for the entries a virtual switch removed whose final counters are
+    /// known now (deleted or expired; a replaced entry sends none, spec 6.4).
+    fn notify_removed(&mut self, vi: usize) {
+        for r in self.vswitches[vi].table.take_removed() {
+            let reason = match r.why {
+                Why::Deleted => FlowRemovedReason::Delete,
+                Why::IdleTimeout => FlowRemovedReason::IdleTimeout,
+                Why::HardTimeout => FlowRemovedReason::HardTimeout,
+                Why::Replaced | Why::Other => continue,
+            };
+            let lived = r.at.saturating_duration_since(r.entry.added);
+            self.flow_removed(vi, &r.entry, r.stats, reason, lived);
         }
     }
 
     /// Send FLOW_REMOVED for an entry that had SEND_FLOW_REM, to every controller whose
     /// async config asks for `reason`.
-    fn flow_removed(&mut self, vi: usize, e: &FlowEntry, st: RuleStats, reason: FlowRemovedReason) {
+    fn flow_removed(
+        &mut self,
+        vi: usize,
+        e: &FlowEntry,
+        st: RuleStats,
+        reason: FlowRemovedReason,
+        lived: Duration,
+    ) {
         if e.rule.flags & vswitch::flags::SEND_FLOW_REM == 0 {
             return;
         }
-        let (duration_sec, duration_nsec) = duration_parts(e.added.elapsed());
+        let (duration_sec, duration_nsec) = duration_parts(lived);
         let msg = Message::FlowRemoved(FlowRemoved {
             cookie: e.rule.cookie,
             priority: e.rule.priority,
@@ -697,16 +783,13 @@ impl Core {
 
     /// Remove entries whose idle or hard timeout passed (spec 5.5), with FLOW_REMOVED.
     fn sweep(&mut self) {
-        if let Err(e) = self.fabric.reclaim_due() {
-            eprintln!("lime: reclaiming old versions: {e}");
-        }
         if self.last_link_check.elapsed() >= LINK_CHECK {
             self.last_link_check = Instant::now();
             self.check_links();
         }
         let now = now_mono_ns();
         for vi in 0..self.vswitches.len() {
-            let mut expired: Vec<(u64, FlowRemovedReason)> = Vec::new();
+            let mut expired: Vec<(u64, Why)> = Vec::new();
             let mut due = Vec::new();
             {
                 let v = &self.vswitches[vi];
@@ -717,7 +800,7 @@ impl Core {
                     }
                     let age = e.added.elapsed();
                     if hard != 0 && age >= Duration::from_secs(u64::from(hard)) {
-                        expired.push((e.id, FlowRemovedReason::HardTimeout));
+                        expired.push((e.id, Why::HardTimeout));
                         continue;
                     }
                     if idle != 0 {
@@ -733,7 +816,7 @@ impl Core {
                         };
                         let idle_ns = u64::from(idle) * 1_000_000_000;
                         if now.saturating_sub(last) >= idle_ns {
-                            expired.push((e.id, FlowRemovedReason::IdleTimeout));
+                            expired.push((e.id, Why::IdleTimeout));
                         } else {
                             due.push((e.id, next_idle_read(last, idle_ns, now)));
                         }
@@ -749,27 +832,19 @@ impl Core {
             if expired.is_empty() {
                 continue;
             }
-            let ids: Vec<u64> = expired.iter().map(|(id, _)| *id).collect();
             let migration = self.active_id();
             let v = &mut self.vswitches[vi];
             let removed = v.table.remove_with(
                 &mut self.fabric,
-                &ids,
+                &expired,
                 &mut migrate::batch_journal(&mut self.journal, migration, &v.name),
             );
             match removed {
-                Ok(removed) => {
-                    migrate::batch_published(migration);
-                    for (e, st) in removed {
-                        let reason = expired
-                            .iter()
-                            .find(|(id, _)| *id == e.id)
-                            .map_or(FlowRemovedReason::IdleTimeout, |(_, r)| *r);
-                        self.flow_removed(vi, &e, st, reason);
-                    }
-                }
+                Ok(()) => migrate::batch_published(migration),
                 Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
             }
+            // FLOW_REMOVED once their version is reclaimed (the reclaim tick).
+            self.notify_removed(vi);
             self.journal_batch_end();
         }
     }
@@ -1025,7 +1100,11 @@ impl Core {
             }
             (false, true) => {
                 if let Some(id) = v.standalone.take().and_then(|s| s.miss_entry)
-                    && let Err(e) = v.table.remove_with(&mut self.fabric, &[id], &mut journal)
+                    && let Err(e) = v.table.remove_with(
+                        &mut self.fabric,
+                        &[(id, vswitch::Why::Other)],
+                        &mut journal,
+                    )
                 {
                     eprintln!("lime: {}: leaving fail-standalone: {e}", v.name);
                 }

@@ -24,7 +24,10 @@
 //!   to its controllers.
 //! - **Flow-mods** are translated ([`translate`]) to the rule model and applied in
 //!   batches: consecutive flow-mods of a virtual switch are one datapath version (one
-//!   publish, one reclaim grace); order is kept and a failing flow-mod changes nothing.
+//!   publish); order is kept and a failing flow-mod changes nothing. The old version
+//!   is reclaimed later, off the flow-mod path (the core's reclaim tick; see
+//!   [`core`]'s "Deferred reclaim"): FLOW_REMOVED for a delete goes out then, before
+//!   the BARRIER_REPLY of any barrier behind it.
 //! - **Packet-in**: one thread per physical switch drains its datapath's perf buffers;
 //!   the core turns each record into PACKET_IN (full frame or the action's max_len,
 //!   OFP_NO_BUFFER) for the controllers whose role and async config want it.

@@ -394,6 +394,10 @@ impl Core {
         }
         let legs: Vec<String> = sources.into_iter().collect();
         let id = journal::new_id();
+        // The snapshot holds each entry's folded counters: fold what waits first.
+        if self.journal.is_some() {
+            self.settle_all();
+        }
         let snapshot = self.snapshot();
         if let Some(j) = self.journal.as_mut() {
             j.append(Record::Begin {
@@ -516,10 +520,13 @@ impl Core {
     }
 
     /// After a batch of table changes, before anything after it is answered: if the
-    /// batches since the last `batch-done` modified entries, journal those entries'
-    /// counters (their replaced rules are reclaimed by now: `batch-done`, see the
-    /// journal's module docs). The tables themselves are journaled whole before the
-    /// next step ([`Core::journal_stale_tables`]).
+    /// batches since the last `batch-done` modified entries, wait until the rules they
+    /// replaced are reclaimed (the rest of the grace period: batches publish with
+    /// deferred reclaim, see the module docs of [`super`]), fold those rules' final
+    /// counters in, and journal the entries' counters (`batch-done`, see the journal's
+    /// module docs). Only while a journaled migration runs: otherwise nothing waits.
+    /// The tables themselves are journaled whole before the next step
+    /// ([`Core::journal_stale_tables`]).
     pub(super) fn journal_batch_end(&mut self) {
         let Some(id) = self.active_id() else { return };
         let Some(j) = self.journal.as_ref() else {
@@ -528,6 +535,15 @@ impl Core {
         if j.modified().is_empty() {
             return;
         }
+        let names: Vec<String> = j.modified().iter().map(|(vs, _)| vs.clone()).collect();
+        for vi in 0..self.vswitches.len() {
+            if names.contains(&self.vswitches[vi].name) && self.vswitches[vi].table.settling() {
+                self.settle_vswitch(vi, true);
+            }
+        }
+        let Some(j) = self.journal.as_ref() else {
+            return;
+        };
         let mut bases = Vec::new();
         for (vs, ids) in j.modified() {
             let Some(v) = self.vswitches.iter().find(|v| v.name == *vs) else {
@@ -544,6 +560,16 @@ impl Core {
         }
     }
 
+    /// Settle every virtual switch whose batches wait for their old version to be
+    /// reclaimed (waiting for the rest of the grace period).
+    fn settle_all(&mut self) {
+        for vi in 0..self.vswitches.len() {
+            if self.vswitches[vi].table.settling() {
+                self.settle_vswitch(vi, true);
+            }
+        }
+    }
+
     /// Journal the tables whole if batches changed them since the last snapshot, before
     /// the next step of the running migration (so the records of a step always come
     /// after the batches before it are in a snapshot).
@@ -552,6 +578,8 @@ impl Core {
         if !self.journal.as_ref().is_some_and(Journal::tables_stale) {
             return;
         }
+        // The snapshot holds each entry's folded counters: fold what waits first.
+        self.settle_all();
         let snapshot = self.snapshot();
         if let Err(e) = self.write(Record::Tables { id, snapshot }) {
             eprintln!("lime: {e}");
