@@ -145,9 +145,7 @@ impl Retired {
         let mut f = RuleStats::default();
         for (sw, rid) in &rule.ids {
             if let Some(st) = self.by_switch.get(sw).and_then(|m| m.get(rid)) {
-                f.packets += st.packets;
-                f.bytes += st.bytes;
-                f.last_hit_ns = f.last_hit_ns.max(st.last_hit_ns);
+                f = f.merge(*st);
             }
         }
         f
@@ -1464,10 +1462,7 @@ impl Fabric {
                 kind: "switch",
                 name: sw.clone(),
             })?;
-            let s = dp.rule_stats(*rid).map_err(dp_err(sw))?;
-            total.packets += s.packets;
-            total.bytes += s.bytes;
-            total.last_hit_ns = total.last_hit_ns.max(s.last_hit_ns);
+            total = total.merge(dp.rule_stats(*rid).map_err(dp_err(sw))?);
         }
         Ok(total)
     }

@@ -282,10 +282,9 @@ impl VirtualSwitch {
         let Some(e) = self.entries.get(&id) else {
             return Ok(RuleStats::default());
         };
-        let mut total = e.base;
-        add(&mut total, fabric.rule_stats(&e.installed)?);
+        let mut total = e.base.merge(fabric.rule_stats(&e.installed)?);
         for old in self.retiring.get(&id).into_iter().flatten() {
-            add(&mut total, fabric.rule_stats(old)?);
+            total = total.merge(fabric.rule_stats(old)?);
         }
         Ok(total)
     }
@@ -410,9 +409,7 @@ impl VirtualSwitch {
     pub fn fold_retired(&mut self, switch: &str, finals: &[(u64, RuleStats)]) {
         for (id, fin) in finals {
             if let Some(e) = self.entries.get_mut(id) {
-                e.base.packets += fin.packets;
-                e.base.bytes += fin.bytes;
-                e.base.last_hit_ns = e.base.last_hit_ns.max(fin.last_hit_ns);
+                e.base = e.base.merge(*fin);
             }
         }
         for e in self.entries.values_mut() {
@@ -995,7 +992,7 @@ impl VirtualSwitch {
                         self.retiring.remove(&id);
                     }
                     if let Some(e) = self.entries.get_mut(&id).or(self.limbo.get_mut(&id)) {
-                        add(&mut e.base, retired.of(&old));
+                        e.base = e.base.merge(retired.of(&old));
                     }
                 }
                 Record::Removed {
@@ -1008,10 +1005,9 @@ impl VirtualSwitch {
                     let Some(e) = self.limbo.remove(&id) else {
                         continue;
                     };
-                    let mut stats = e.base;
-                    add(&mut stats, retired.of(&e.installed));
+                    let mut stats = e.base.merge(retired.of(&e.installed));
                     for old in self.retiring.remove(&id).unwrap_or_default() {
-                        add(&mut stats, retired.of(&old));
+                        stats = stats.merge(retired.of(&old));
                     }
                     self.removed.push(Removed {
                         entry: e,
@@ -1024,12 +1020,6 @@ impl VirtualSwitch {
             }
         }
     }
-}
-
-fn add(total: &mut RuleStats, more: RuleStats) {
-    total.packets += more.packets;
-    total.bytes += more.bytes;
-    total.last_hit_ns = total.last_hit_ns.max(more.last_hit_ns);
 }
 
 /// Whether a datapath ran out of room (rule ids, masks, bucket slots).
