@@ -736,6 +736,18 @@ fn run_one(args: &DemoArgs, strategy: Strategy, say: &dyn Fn(&str)) -> anyhow::R
             .saturating_sub(arp_frames);
         let delivered = rx.received + arp_frames;
         let most = delivered + dst_re + by_mig + arp_lost;
+        if std::env::var_os("LIME_DEMO_DEBUG").is_some()
+            && !(delivered..=most).contains(&rule_packets)
+        {
+            let lost: Vec<String> = rx
+                .lost(tx)
+                .map(|(s, t)| format!("{s}@{:.4}", t as f64 / 1e9))
+                .collect();
+            eprintln!(
+                "counter mismatch {}->{}: rule {rule_packets}, allowed {delivered}..={most}; lost {lost:?}; windows {:?}",
+                a.0.host, b.0.host, windows.hosts
+            );
+        }
         // Of the losses no re-attach or freeze explains, those the rule counted were
         // lost by LIME after classification; the rest never reached it (the sending
         // host's own link dropped them). Losses while B was being re-attached are
