@@ -26,6 +26,7 @@ use std::{
 use lime_tests::{
     daemon::{Cleanup, Daemon, lime, text},
     deep_receive_buffer, kernel_lock, of_add, of_l2, of_udp, ping, require_root, send_udp,
+    three_switch_toml,
 };
 use lime_userspace::{migration::journal, ofswitch::client::ScriptedController};
 use serde_json::Value;
@@ -45,40 +46,23 @@ const STREAM_PORT: u16 = 7500;
 const COUNTED_PORT: u16 = 7501;
 
 fn topology(controller: u16) -> String {
-    let lab = lab();
+    topology_with(controller, &[])
+}
+
+/// [`topology`] with `extra` hosts (name, physical switch) after h1..h4, bound to no
+/// port of vs1 (the caller's own virtual switches take them).
+fn topology_with(controller: u16, extra: &[(&str, &str)]) -> String {
+    let mut hosts = vec![("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")];
+    hosts.extend_from_slice(extra);
     format!(
-        r#"
-name = "{lab}"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[switch]]
-name = "s3"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h2"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[host]]
-name = "h4"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
-[[link]]
-a = "s2"
-b = "s3"
+        r#"{}
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
 controllers = ["tcp:127.0.0.1:{controller}"]
 ports = [ {{ port = 1, host = "h1" }}, {{ port = 2, host = "h2" }}, {{ port = 3, host = "h3" }}, {{ port = 4, host = "h4" }} ]
-"#
+"#,
+        three_switch_toml(lab(), &hosts)
     )
 }
 
@@ -654,10 +638,7 @@ fn a_crash_after_the_clone_was_published_is_resumed_on_restart() {
 /// vs1 (h1, h2 on s1; h3, h4 on s2) moves to s3, which has no hosts; vs2 (h5 on s1,
 /// h6 on s2, its own controller) stays put and carries the stream.
 fn topology_with_bystander(c1: u16, c2: u16) -> String {
-    let base = topology(c1).replace(
-        "[[link]]\na = \"s1\"",
-        "[[host]]\nname = \"h5\"\nswitch = \"s1\"\n[[host]]\nname = \"h6\"\nswitch = \"s2\"\n[[link]]\na = \"s1\"",
-    );
+    let base = topology_with(c1, &[("h5", "s1"), ("h6", "s2")]);
     format!(
         r#"{base}
 [[vswitch]]
@@ -1058,10 +1039,7 @@ fn a_batch_published_on_every_copy_is_kept_after_a_crash() {
 /// vs1 as in [`topology`], joined by a virtual link (vs1:9, its end on s1 — vs2:9, on
 /// s2) to vs2 (h5 on s2, its own controller).
 fn topology_with_vlink(c1: u16, c2: u16) -> String {
-    let base = topology(c1).replace(
-        "[[link]]\na = \"s1\"",
-        "[[host]]\nname = \"h5\"\nswitch = \"s2\"\n[[link]]\na = \"s1\"",
-    );
+    let base = topology_with(c1, &[("h5", "s2")]);
     format!(
         r#"{base}
 [[vswitch]]
