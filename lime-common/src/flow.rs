@@ -234,25 +234,54 @@ pub const VSW_F_NO_CACHE: u32 = 2;
 /// (benchmarks only).
 pub const VSW_F_CACHE_ALWAYS_MISS: u32 = 4;
 
-/// Key of the exact-match flow cache: the packet's flow key as parsed (before any rule
-/// changed it), under one version of one virtual switch's tables.
+/// Key of the exact-match flow cache, in one of two forms told apart by `used`:
+///
+/// - **Parsed** ([`CACHE_SLOT_USED`]): the packet's flow key as parsed (before any rule
+///   changed it), under one version of one virtual switch's tables. All
+///   [`CACHE_KEY_WORDS`] words are hashed and compared.
+/// - **Raw IPv4** ([`CACHE_KEY_RAW4`]): for the common frame — untagged Ethernet, IPv4
+///   with a 20-byte header, at least [`RAW4_MIN_LEN`] bytes — the header bytes the
+///   parser would read, as they are in the frame, instead of the flow key they parse
+///   into (so a hit skips the parse). Only the first [`CACHE_RAW4_WORDS`] words are
+///   hashed and compared, the rest are zero. Layout (words as little-endian loads of
+///   frame bytes): word 0 as in the parsed form; word 1: `in_port` (low half) and frame
+///   bytes 34..38 (the first four transport bytes: TCP/UDP ports, ICMP type and code);
+///   word 2: bytes 0..8; word 3: bytes 8..16 (the MACs' rest, the Ethertype, version
+///   and IHL, TOS); word 4: bytes 26..34 (source and destination address); word 5:
+///   bytes 20..24 (flags, fragment offset, protocol) with the TTL (byte 22) cleared.
+///   What the parser reads of such a frame lies in these bytes (and the frame is
+///   never malformed for it: it is long enough for every header the parser reads), so
+///   two frames with equal raw keys have equal flow keys. The bytes left out (total
+///   length, identification, TTL, checksum) are read by no rule. Extra bytes (ECN,
+///   the flags, a transport header the parser ignores) only make the key more
+///   specific than the flow key, never less.
+///
+/// A key of one form never equals a key of the other (`used` differs), and an empty
+/// (all-zero) slot equals neither.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     /// Virtual switch.
     pub vswitch: u16,
-    /// [`CACHE_SLOT_USED`] in every key the datapath looks up or stores, so an empty
-    /// (all-zero) cache slot never equals a packet's key.
+    /// [`CACHE_SLOT_USED`] or [`CACHE_KEY_RAW4`] in every key the datapath looks up or
+    /// stores, so an empty (all-zero) cache slot never equals a packet's key.
     pub used: u16,
     /// Table version.
     pub version: u32,
-    /// The parsed flow key.
+    /// The parsed flow key (parsed form), or the raw words 1.. (raw form).
     pub key: FlowKey,
 }
 abi_type!(CacheKey, size = 80, align = 8);
 
-/// The `used` mark of a [`CacheKey`].
+/// The `used` mark of a [`CacheKey`] in the parsed form.
 pub const CACHE_SLOT_USED: u16 = 1;
+/// The `used` mark of a [`CacheKey`] in the raw IPv4 form.
+pub const CACHE_KEY_RAW4: u16 = 2;
+/// Significant words of a raw IPv4 [`CacheKey`].
+pub const CACHE_RAW4_WORDS: usize = 6;
+/// Shortest frame whose key can take the raw IPv4 form: Ethernet, a 20-byte IPv4
+/// header and four transport bytes.
+pub const RAW4_MIN_LEN: usize = 38;
 
 impl CacheKey {
     /// The key as 64-bit words, for hashing and comparing.
@@ -263,22 +292,44 @@ impl CacheKey {
         unsafe { &*(core::ptr::from_ref(self).cast::<[u64; CACHE_KEY_WORDS]>()) }
     }
 
-    /// The slot of the direct-mapped flow cache this key lives in: a multiplicative
-    /// hash of every word (one XOR and one 64-bit multiply by the same constant per
-    /// word: few instructions in BPF, which has no multiply by a 64-bit immediate).
+    /// Mutable view as 64-bit words.
+    #[inline(always)]
+    pub fn words_mut(&mut self) -> &mut [u64; CACHE_KEY_WORDS] {
+        // SAFETY: as for `words`; every bit pattern is a valid CacheKey.
+        unsafe { &mut *(core::ptr::from_mut(self).cast::<[u64; CACHE_KEY_WORDS]>()) }
+    }
+
+    /// The first word of a key: virtual switch, form mark and version, as the fields
+    /// lie in memory on a little-endian machine (BPF's `bpfel`, x86).
+    #[inline(always)]
+    #[must_use]
+    pub const fn head(vswitch: u16, used: u16, version: u32) -> u64 {
+        vswitch as u64 | (used as u64) << 16 | (version as u64) << 32
+    }
+
+    /// The slot of the direct-mapped flow cache a parsed-form key lives in.
     #[inline(always)]
     #[must_use]
     pub fn slot(&self) -> u32 {
-        const K: u64 = 0xff51_afd7_ed55_8ccd;
-        let w = self.words();
-        let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut i = 0;
-        while i < CACHE_KEY_WORDS {
-            h = (h ^ w[i]).wrapping_mul(K);
-            i += 1;
-        }
-        ((h >> 32) as u32 ^ h as u32) & (crate::limits::FLOW_CACHE_SLOTS - 1)
+        cache_slot(self.words())
     }
+}
+
+/// The slot of the direct-mapped flow cache for a key's significant words: a
+/// multiplicative hash of every word (one XOR and one 64-bit multiply by the same
+/// constant per word: few instructions in BPF, which has no multiply by a 64-bit
+/// immediate).
+#[inline(always)]
+#[must_use]
+pub fn cache_slot<const N: usize>(w: &[u64; N]) -> u32 {
+    const K: u64 = 0xff51_afd7_ed55_8ccd;
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut i = 0;
+    while i < N {
+        h = (h ^ w[i]).wrapping_mul(K);
+        i += 1;
+    }
+    ((h >> 32) as u32 ^ h as u32) & (crate::limits::FLOW_CACHE_SLOTS - 1)
 }
 
 /// Number of 64-bit words in a [`CacheKey`].
@@ -369,6 +420,20 @@ mod tests {
                 in_port: 0x0102_0304,
                 ..FlowKey::default()
             }
+        );
+    }
+
+    #[test]
+    fn head_is_the_first_word_of_a_cache_key() {
+        let k = CacheKey {
+            vswitch: 0xa1b2,
+            used: CACHE_KEY_RAW4,
+            version: 0xdead_beef,
+            key: FlowKey::default(),
+        };
+        assert_eq!(
+            CacheKey::head(0xa1b2, CACHE_KEY_RAW4, 0xdead_beef),
+            k.words()[0]
         );
     }
 }

@@ -61,8 +61,8 @@ use aya_ebpf::{
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
     flow::{
-        CACHE_KEY_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, VSW_F_ACTIVE,
-        VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE,
+        CACHE_KEY_WORDS, CACHE_RAW4_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, VSW_F_ACTIVE,
+        VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE, cache_slot,
     },
     limits::MAX_TABLES,
     port::{VportInfo, VportKey, kind, location, port_flags},
@@ -194,9 +194,26 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
         let s = start_packet(&frame(ctx), vswitch, vport, cfg.version)?;
         return step(ctx, s);
     }
-    // Parse straight into the cache key; everything else in the scratch area is set up
-    // only when the cache cannot answer alone.
     let f = frame(ctx);
+    let probe = cfg.flags & VSW_F_CACHE_ALWAYS_MISS == 0;
+    if let Some(raw) = parse::raw4_key(&f, vswitch, vport, cfg.version) {
+        // The common frame: the cache is looked up with the frame's header bytes, the
+        // frame is parsed only when it cannot answer.
+        let slot_id = cache_slot(&raw);
+        if let Some(slot) = probe.then(|| cache_probe(slot_id, &raw)).flatten() {
+            return cache_hit(ctx, &f, slot, cfg, vswitch, vport);
+        }
+        let s = start_packet(&f, vswitch, vport, cfg.version)?;
+        let w = s.cache_key.words_mut();
+        let mut i = 0;
+        while i < CACHE_KEY_WORDS {
+            w[i] = if i < CACHE_RAW4_WORDS { raw[i] } else { 0 };
+            i += 1;
+        }
+        return fill_after(ctx, s, slot_id, cfg);
+    }
+    // Other frames: parse straight into the cache key; everything else in the scratch
+    // area is set up only when the cache cannot answer alone.
     let s = scratch()?;
     let ck = &mut s.cache_key;
     ck.key.reset(vport);
@@ -205,55 +222,74 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     ck.used = CACHE_SLOT_USED;
     ck.version = cfg.version;
     let slot_id = ck.slot();
-    let slot = if cfg.flags & VSW_F_CACHE_ALWAYS_MISS == 0 {
-        FLOW_CACHE.get_ptr(slot_id)
-    } else {
-        None
-    };
-    // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
-    if let Some(slot) = slot.filter(|p| same_key(&s.cache_key, unsafe { &**p })) {
-        // SAFETY: as above.
-        let hit = unsafe { &(*slot).entry };
-        if hit.fast != 0 && hit.vport_gen == cfg.vport_gen {
-            // The whole decision is cached: count the rules, send the frame.
-            count_chain(&hit.rules, usize::from(hit.len), f.len() as u64);
-            let ing = Ingress {
-                vswitch,
-                vport,
-                version: cfg.version,
-                metadata: hit.metadata,
-            };
-            return to_egress(ctx, &ing, hit.out_port, &hit.egress);
-        }
-        reset(s, &f, vswitch, vport, cfg.version);
-        s.chain.rules = hit.rules;
-        s.chain.len = usize::from(hit.len);
-        s.chain.missed = hit.missed != 0;
-        s.chain.multi = hit.multi != 0;
-        s.chain.outputs = hit.outputs;
-        s.ingress.metadata = hit.metadata;
-        return finish_pipeline(ctx, s);
+    if let Some(slot) = probe.then(|| cache_probe(slot_id, s.cache_key.words())).flatten() {
+        return cache_hit(ctx, &f, slot, cfg, vswitch, vport);
     }
     reset(s, &f, vswitch, vport, cfg.version);
     s.key = s.cache_key.key;
+    fill_after(ctx, s, slot_id, cfg)
+}
+
+/// The flow-cache slot `slot_id`, if it holds a key whose first `N` words are `key`
+/// (the key's significant words: the rest of a stored key of the same form is zero).
+#[inline(always)]
+fn cache_probe<const N: usize>(slot_id: u32, key: &[u64; N]) -> Option<*const CacheSlot> {
+    const { assert!(N <= CACHE_KEY_WORDS) };
+    let slot = FLOW_CACHE.get_ptr(slot_id)?;
+    // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
+    let stored = unsafe { (*slot).key.words() };
+    let mut diff = 0u64;
+    let mut i = 0;
+    while i < N {
+        diff |= key[i] ^ stored[i];
+        i += 1;
+    }
+    (diff == 0).then_some(slot)
+}
+
+/// A packet the flow cache answered: send it where the cached decision says, or run
+/// the cached chain's actions.
+#[inline(always)]
+fn cache_hit(
+    ctx: &XdpContext,
+    f: &parse::Frame,
+    slot: *const CacheSlot,
+    cfg: Config,
+    vswitch: u16,
+    vport: u32,
+) -> Result<u32, u32> {
+    // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
+    let hit = unsafe { &(*slot).entry };
+    if hit.fast != 0 && hit.vport_gen == cfg.vport_gen {
+        // The whole decision is cached: count the rules, send the frame.
+        count_chain(&hit.rules, usize::from(hit.len), f.len() as u64);
+        let ing = Ingress {
+            vswitch,
+            vport,
+            version: cfg.version,
+            metadata: hit.metadata,
+        };
+        return to_egress(ctx, &ing, hit.out_port, &hit.egress);
+    }
+    let s = scratch()?;
+    reset(s, f, vswitch, vport, cfg.version);
+    s.chain.rules = hit.rules;
+    s.chain.len = usize::from(hit.len);
+    s.chain.missed = hit.missed != 0;
+    s.chain.multi = hit.multi != 0;
+    s.chain.outputs = hit.outputs;
+    s.ingress.metadata = hit.metadata;
+    finish_pipeline(ctx, s)
+}
+
+/// A cache miss with `s` set up for classification (its `cache_key` written): classify
+/// and deliver, filling slot `slot_id` at the end of the pipeline.
+#[inline(always)]
+fn fill_after(ctx: &XdpContext, s: &mut Scratch, slot_id: u32, cfg: Config) -> Result<u32, u32> {
     s.cache_slot = slot_id;
     s.vport_gen = cfg.vport_gen;
     s.cache_fill = true;
     step(ctx, s)
-}
-
-/// Whether a flow-cache slot holds exactly this key.
-#[inline(always)]
-fn same_key(key: &lime_common::flow::CacheKey, slot: &CacheSlot) -> bool {
-    let a = key.words();
-    let b = slot.key.words();
-    let mut diff = 0u64;
-    let mut i = 0;
-    while i < CACHE_KEY_WORDS {
-        diff |= a[i] ^ b[i];
-        i += 1;
-    }
-    diff == 0
 }
 
 /// Parse, then classify with one version starting at table 0, then execute and deliver.

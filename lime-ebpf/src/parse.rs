@@ -6,7 +6,7 @@
 //! length below 5 words or past the frame, a second VLAN tag, or more IPv6 extension
 //! headers than [`MAX_IPV6_EXT_HEADERS`].
 use lime_common::{
-    flow::{FlowKey, VID_PRESENT},
+    flow::{CACHE_KEY_RAW4, CACHE_RAW4_WORDS, CacheKey, FlowKey, RAW4_MIN_LEN, VID_PRESENT},
     limits::MAX_IPV6_EXT_HEADERS,
     stats::drop_reason,
 };
@@ -123,6 +123,39 @@ const _: () = assert!(core::mem::offset_of!(FlowKey, tp_dst) == K_TP_SRC + 2);
 pub struct Layout {
     /// The frame has a VLAN tag (bytes 12..16).
     pub vlan: bool,
+}
+
+/// The raw IPv4 form of the frame's flow-cache key (layout and why it is exact: see
+/// [`CacheKey`]), if the frame allows it: untagged, Ethertype IPv4, version 4 with a
+/// 20-byte header, at least [`RAW4_MIN_LEN`] bytes. One bounds check and five loads,
+/// no parse: on a cache hit nothing else of the frame is read.
+#[inline(always)]
+pub fn raw4_key(
+    f: &Frame,
+    vswitch: u16,
+    in_port: u32,
+    version: u32,
+) -> Option<[u64; CACHE_RAW4_WORDS]> {
+    let p = f.ptr_at::<[u8; RAW4_MIN_LEN]>(0).ok()? as usize;
+    // SAFETY: every load lies in the RAW4_MIN_LEN bytes checked above; unaligned loads
+    // (see `build.rs`).
+    let ld64 = |off: usize| unsafe { core::ptr::read_unaligned((p + off) as *const u64) };
+    // SAFETY: as above.
+    let ld32 = |off: usize| unsafe { core::ptr::read_unaligned((p + off) as *const u32) };
+    let w3 = ld64(8);
+    // Bytes 12..15 as loaded: Ethertype 0x0800, then version 4 and IHL 5.
+    if (w3 >> 32) & 0x00ff_ffff != 0x0045_0008 {
+        return None;
+    }
+    Some([
+        CacheKey::head(vswitch, CACHE_KEY_RAW4, version),
+        u64::from(in_port) | u64::from(ld32(34)) << 32,
+        ld64(0),
+        w3,
+        ld64(26),
+        // Flags and fragment offset, TTL (byte 22: cleared), protocol.
+        u64::from(ld32(20) & 0xff00_ffff),
+    ])
 }
 
 /// Parse the frame into `key` (whose `in_port` and `metadata` the caller sets).
