@@ -7,7 +7,7 @@
 //! cache has not seen it). Per-rule counters must agree too.
 use lime_common::stats::drop_reason;
 use lime_tests::{
-    Emitted, TestDatapath, VSW, allowed_cpus, decode, kernel_lock, on_cpu, require_root,
+    Emitted, IN_PORT, TestDatapath, VSW, allowed_cpus, decode, kernel_lock, on_cpu, require_root,
 };
 use lime_userspace::{
     flow::Rule,
@@ -212,4 +212,115 @@ fn datapath_agrees_with_reference_current_and_staged() {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The flow cache looks common IPv4 frames up by their raw header bytes (not the parsed
+/// key): a frame one byte (or the in_port) away from one the cache has just answered
+/// must still get the reference's decision — a different one when it differs in a
+/// field the rules match, the same one when it differs in bytes no rule reads (TTL,
+/// checksum, length, identification). Rules match every field of the base frames
+/// exactly, so almost every byte a parser reads changes the decision.
+#[test]
+fn cache_tells_apart_frames_one_byte_apart() {
+    use std::net::Ipv4Addr;
+
+    use lime_userspace::{
+        flow::{Action, Instructions, Match, matching::Masked},
+        packet::Packet,
+    };
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let mut t = TestDatapath::new("rawkey");
+    let (smac, dmac) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let (sip, dip) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let bases = [
+        Packet::udp4(smac, dmac, sip, dip, 4000, 5000),
+        Packet::tcp4(smac, dmac, sip, dip, 4001, 80),
+        Packet::icmp4_echo(smac, dmac, sip, dip),
+    ];
+    let exact = |p: &Packet| {
+        let bytes = p.to_bytes();
+        let l4 = [bytes[34], bytes[35], bytes[36], bytes[37]];
+        let (sport, dport) = (
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        );
+        let mut m = Match {
+            in_port: Some(IN_PORT),
+            eth_dst: Some(Masked::exact(dmac)),
+            eth_src: Some(Masked::exact(smac)),
+            eth_type: Some(0x0800),
+            ip_dscp: Some(bytes[15] >> 2),
+            ip_proto: Some(bytes[23]),
+            ipv4_src: Some(Masked::exact(sip)),
+            ipv4_dst: Some(Masked::exact(dip)),
+            ..Match::default()
+        };
+        match bytes[23] {
+            6 => (m.tcp_src, m.tcp_dst) = (Some(sport), Some(dport)),
+            17 => (m.udp_src, m.udp_dst) = (Some(sport), Some(dport)),
+            _ => (m.icmpv4_type, m.icmpv4_code) = (Some(l4[0]), Some(l4[1])),
+        }
+        m
+    };
+    let mut rules: Vec<Rule> = bases
+        .iter()
+        .zip(3u32..)
+        .map(|(p, out)| {
+            Rule::new(
+                0,
+                100,
+                exact(p),
+                Instructions::apply(vec![Action::output(out)]),
+            )
+        })
+        .collect();
+    rules.push(Rule::new(
+        0,
+        0,
+        Match::default(),
+        Instructions::apply(vec![Action::output(9)]),
+    ));
+    let _ids = install(&mut t, &rules);
+    let reference = Reference::new(&rules);
+    let cpu = allowed_cpus()[0];
+    let check = |t: &mut TestDatapath, in_port: u32, frame: &[u8], what: &str| {
+        let options = reference.run_all(in_port, frame);
+        let (got, drops) = on_cpu(cpu, || run_frame(t, in_port, frame));
+        assert!(
+            options.iter().any(|v| agrees(v, &got, &drops)),
+            "{what}: datapath and reference disagree\n frame {frame:02x?}\n datapath {got:?} drops {drops:?}\n reference {:?}",
+            options.iter().map(|v| &v.outcome).collect::<Vec<_>>()
+        );
+        got
+    };
+    let mut changed = 0;
+    for base in &bases {
+        let frame = base.to_bytes();
+        let base_got = check(&mut t, IN_PORT, &frame, "base frame");
+        let other_port = check(&mut t, IN_PORT + 1, &frame, "base frame, other in_port");
+        assert_ne!(base_got, other_port, "the in_port rule should decide");
+        for i in 0..frame.len().min(48) {
+            for flip in [0x01u8, 0x04, 0x10, 0x80, 0xff] {
+                let mut variant = frame.clone();
+                variant[i] ^= flip;
+                // The base frame fills (or hits) its slot, then the variant runs twice on
+                // the same CPU: filled, then answered by the cache.
+                check(&mut t, IN_PORT, &frame, "base frame again");
+                let what = format!("byte {i} ^ {flip:#04x}");
+                let first = check(&mut t, IN_PORT, &variant, &what);
+                check(&mut t, IN_PORT, &variant, &format!("{what}, cached"));
+                if first != base_got {
+                    changed += 1;
+                }
+            }
+        }
+    }
+    // The rules must make most flips matter, or this test shows nothing.
+    assert!(
+        changed > 300,
+        "only {changed} one-byte changes changed the decision"
+    );
 }
