@@ -315,21 +315,34 @@ impl CacheKey {
     }
 }
 
-/// The slot of the direct-mapped flow cache for a key's significant words: a
-/// multiplicative hash of every word (one XOR and one 64-bit multiply by the same
-/// constant per word: few instructions in BPF, which has no multiply by a 64-bit
-/// immediate).
+/// The slot of the direct-mapped flow cache for a key's significant words.
+///
+/// Two multiplicative hashes (an XOR and a multiply per word), one over the even and
+/// one over the odd words, so the CPU computes them side by side: a hit waits for the
+/// slot before it can load anything of it. Their combination has its upper half
+/// folded into the lower, and one last multiply carries every bit into the top bits,
+/// which are the slot (a multiply only moves bits upwards: without the fold, the high
+/// bytes of a word would never reach the slot). BPF has no multiply by a 64-bit
+/// immediate: the multiplier is loaded once.
 #[inline(always)]
 #[must_use]
 pub fn cache_slot<const N: usize>(w: &[u64; N]) -> u32 {
     const K: u64 = 0xff51_afd7_ed55_8ccd;
-    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut a: u64 = 0x7f4a_7c15;
+    let mut b: u64 = 0x2545_f491;
     let mut i = 0;
-    while i < N {
-        h = (h ^ w[i]).wrapping_mul(K);
-        i += 1;
+    while i + 1 < N {
+        a = (a ^ w[i]).wrapping_mul(K);
+        b = (b ^ w[i + 1]).wrapping_mul(K);
+        i += 2;
     }
-    ((h >> 32) as u32 ^ h as u32) & (crate::limits::FLOW_CACHE_SLOTS - 1)
+    if i < N {
+        a = (a ^ w[i]).wrapping_mul(K);
+    }
+    let mut x = a ^ b.rotate_left(32);
+    x ^= x >> 32;
+    let slot_bits = crate::limits::FLOW_CACHE_SLOTS.trailing_zeros();
+    (x.wrapping_mul(K) >> (64 - slot_bits)) as u32
 }
 
 /// Number of 64-bit words in a [`CacheKey`].
@@ -435,5 +448,24 @@ mod tests {
             CacheKey::head(0xa1b2, CACHE_KEY_RAW4, 0xdead_beef),
             k.words()[0]
         );
+    }
+
+    #[test]
+    fn cache_slots_spread_keys_that_differ_anywhere() {
+        extern crate std;
+        let slots = crate::limits::FLOW_CACHE_SLOTS;
+        // 256 keys differing in one byte, for each byte of a raw key: each byte's
+        // values must land in many different slots (high bytes of a word included).
+        for byte in 0..CACHE_RAW4_WORDS * 8 {
+            let mut seen = std::collections::BTreeSet::new();
+            for v in 0..=255u64 {
+                let mut w = [0x0123_4567_89ab_cdef_u64; CACHE_RAW4_WORDS];
+                w[byte / 8] ^= v << (8 * (byte % 8));
+                let s = cache_slot(&w);
+                assert!(s < slots);
+                seen.insert(s);
+            }
+            assert!(seen.len() > 200, "byte {byte}: {} distinct slots", seen.len());
+        }
     }
 }

@@ -82,8 +82,10 @@ use crate::{
     tunnel::{TcHandoff, decap, frame, handoff, read_header, rewrite_outer},
 };
 
-/// The datapath entry point on every LIME port.
+/// The datapath entry point on every LIME port. Inlined into the wrapper `#[xdp]`
+/// generates (which otherwise calls it: a BPF-to-BPF call per packet).
 #[xdp]
+#[inline(always)]
 pub fn lime_xdp(ctx: XdpContext) -> u32 {
     let ifindex = ctx.ingress_ifindex() as u32;
     finish(ifindex, try_lime_xdp(&ctx, ifindex))
