@@ -465,7 +465,11 @@ mod tests {
                 assert!(s < slots);
                 seen.insert(s);
             }
-            assert!(seen.len() > 200, "byte {byte}: {} distinct slots", seen.len());
+            assert!(
+                seen.len() > 200,
+                "byte {byte}: {} distinct slots",
+                seen.len()
+            );
         }
     }
 }

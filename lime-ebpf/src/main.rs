@@ -224,7 +224,10 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     ck.used = CACHE_SLOT_USED;
     ck.version = cfg.version;
     let slot_id = ck.slot();
-    if let Some(slot) = probe.then(|| cache_probe(slot_id, s.cache_key.words())).flatten() {
+    if let Some(slot) = probe
+        .then(|| cache_probe(slot_id, s.cache_key.words()))
+        .flatten()
+    {
         return cache_hit(ctx, &f, slot, cfg, vswitch, vport);
     }
     reset(s, &f, vswitch, vport, cfg.version);
