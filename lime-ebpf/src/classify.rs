@@ -31,10 +31,13 @@
 //!
 //! # The flow cache in front (`main.rs`, `maps.rs` `FLOW_CACHE`)
 //! Before this search, `lime_xdp` looks the packet up in an exact-match cache: per CPU,
-//! direct-mapped (hash of the parsed key → one slot holding a key and its result; a
-//! fill overwrites the slot). The key includes the virtual switch and the table
-//! version, so an entry can never answer for another version; it is valid forever for
-//! its own, because a published version's rules never change. The result is the chain
+//! direct-mapped (hash of the key → one slot holding a key and its result; a fill
+//! overwrites the slot). The key is the parsed flow key or, for an untagged IPv4
+//! frame with a 20-byte header, the raw header bytes the parser reads (every one of
+//! them, so equal raw keys mean equal flow keys; a hit then skips the parse: see
+//! `lime_common::flow::CacheKey`). Either includes the in_port, the virtual switch and
+//! the table version, so an entry can never answer for another version; it is valid
+//! forever for its own, because a published version's rules never change. The result is the chain
 //! of rules the search found (one per table visited) and, when the chain leaves the
 //! frame unchanged and outputs it to one ordinary virtual port, where that port lived:
 //! such a hit skips the actions and the port lookup. Port locations change without a

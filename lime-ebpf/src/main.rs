@@ -30,12 +30,25 @@
 //! program on the same port.
 //!
 //! # The common path: a flow-cache hit with one output
-//! Four inlined array lookups (port, its rx counters, the virtual switch, the scratch
-//! area), the parse into the cache key, one hash and one inlined per-CPU array lookup
-//! with a whole-key compare, one counter update per rule of the chain, the redirect and
-//! the egress port's tx counters. No helper but `bpf_redirect`, no hash-map lookup.
-//! What keeps it that small, found in the generated code (`llvm-objdump -d` on the
-//! object, `bpftool prog dump xlated`), and worth checking again after changes here:
+//! Three inlined array lookups (port, its rx counters, the virtual switch), then for
+//! an untagged IPv4 frame with a 20-byte header the *raw* cache key — six words: five
+//! loads of the header bytes the parser would read, the TTL masked off, plus the
+//! virtual switch, version and in_port (`lime_common::flow::CacheKey`, `parse::raw4_key`)
+//! — its hash and one inlined per-CPU array lookup with a six-word compare, one
+//! counter update per rule of the chain, the redirect and the egress port's tx
+//! counters. No parse, no scratch area, no helper but `bpf_redirect`, no hash-map
+//! lookup. Other frames (VLAN tags, IPv6, ARP, IPv4 options, other Ethertypes) are
+//! parsed into the 80-byte parsed-form key in the scratch area first; a miss of either
+//! form parses the frame for the classifier. What keeps it that small, found in the
+//! generated code (`llvm-objdump -d` on the object, `bpftool prog dump xlated`), and
+//! worth checking again after changes here:
+//! - The raw key: parsing into the 80-byte key, then hashing and comparing all ten of
+//!   its words, was over a third of a hit's ~345 BPF instructions (now ~220); the raw
+//!   form is six words, loaded as the bytes lie in the frame.
+//! - The slot hash runs two multiply chains side by side (`lime_common::flow::cache_slot`):
+//!   the slot's loads wait for it.
+//! - `lime_xdp`'s body is inlined into the wrapper `#[xdp]` generates (otherwise one
+//!   BPF-to-BPF call per packet).
 //! - The flow key is cleared with word stores ([`FlowKey::reset`]): a struct
 //!   assignment compiled to a call of a byte-at-a-time `memset` (~340 instructions).
 //! - The parser moves MACs, IPv4 addresses and ports with word loads and stores

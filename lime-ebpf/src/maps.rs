@@ -39,8 +39,10 @@ pub static VSWITCHES: Array<VswitchConfig> = Array::pinned(limits::MAX_VSWITCHES
 pub static MASK_LISTS: HashMap<MaskListKey, MaskList> =
     HashMap::pinned(limits::MAX_MASK_LISTS, BPF_F_NO_PREALLOC);
 
-/// Slot (hash of (virtual switch, version, parsed flow key)) → that key and the chain of
-/// rules it matched: the exact-match flow cache in front of the classifier.
+/// Slot (hash of the cache key: virtual switch, version and the parsed flow key, or for
+/// common IPv4 frames the raw header bytes it is parsed from; see `CacheKey`) → that
+/// key and the chain of rules it matched: the exact-match flow cache in front of the
+/// classifier.
 /// Direct-mapped and per-CPU: a lookup is one inlined array access and a key compare, a
 /// fill one overwrite; entries of old versions are simply overwritten. Written by the
 /// datapath only.
