@@ -214,15 +214,16 @@ fn datapath_agrees_with_reference_current_and_staged() {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// The flow cache looks common IPv4 frames up by their raw header bytes (not the parsed
-/// key): a frame one byte (or the in_port) away from one the cache has just answered
-/// must still get the reference's decision — a different one when it differs in a
-/// field the rules match, the same one when it differs in bytes no rule reads (TTL,
-/// checksum, length, identification). Rules match every field of the base frames
-/// exactly, so almost every byte a parser reads changes the decision.
+/// The flow cache looks common IPv4 and IPv6 frames up by their raw header bytes (not
+/// the parsed key): a frame one byte (or the in_port) away from one the cache has just
+/// answered must still get the reference's decision — a different one when it differs
+/// in a field the rules match, the same one when it differs in bytes no rule reads
+/// (TTL, checksum, length, identification, hop limit, flow label). Rules match every
+/// field of the base frames exactly, so almost every byte a parser reads changes the
+/// decision.
 #[test]
 fn cache_tells_apart_frames_one_byte_apart() {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use lime_userspace::{
         flow::{Action, Instructions, Match, matching::Masked},
@@ -235,14 +236,27 @@ fn cache_tells_apart_frames_one_byte_apart() {
     let mut t = TestDatapath::new("rawkey");
     let (smac, dmac) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
     let (sip, dip) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let (sip6, dip6): (Ipv6Addr, Ipv6Addr) = (
+        "2001:db8::1".parse().expect("v6"),
+        "2001:db8:0:7::2".parse().expect("v6"),
+    );
     let bases = [
         Packet::udp4(smac, dmac, sip, dip, 4000, 5000),
         Packet::tcp4(smac, dmac, sip, dip, 4001, 80),
         Packet::icmp4_echo(smac, dmac, sip, dip),
+        Packet::udp6(smac, dmac, sip6, dip6, 4002, 5001),
+        Packet::tcp6(smac, dmac, sip6, dip6, 4003, 443),
+        Packet::icmp6(smac, dmac, sip6, dip6, 128, 0),
     ];
     let exact = |p: &Packet| {
         let bytes = p.to_bytes();
-        let l4 = [bytes[34], bytes[35], bytes[36], bytes[37]];
+        let v6 = bytes[12..14] == [0x86, 0xdd];
+        let (proto, l4, dscp) = if v6 {
+            (bytes[20], 54, ((bytes[14] << 4) | (bytes[15] >> 4)) >> 2)
+        } else {
+            (bytes[23], 34, bytes[15] >> 2)
+        };
+        let l4 = [bytes[l4], bytes[l4 + 1], bytes[l4 + 2], bytes[l4 + 3]];
         let (sport, dport) = (
             u16::from_be_bytes([l4[0], l4[1]]),
             u16::from_be_bytes([l4[2], l4[3]]),
@@ -251,17 +265,23 @@ fn cache_tells_apart_frames_one_byte_apart() {
             in_port: Some(IN_PORT),
             eth_dst: Some(Masked::exact(dmac)),
             eth_src: Some(Masked::exact(smac)),
-            eth_type: Some(0x0800),
-            ip_dscp: Some(bytes[15] >> 2),
-            ip_proto: Some(bytes[23]),
-            ipv4_src: Some(Masked::exact(sip)),
-            ipv4_dst: Some(Masked::exact(dip)),
+            eth_type: Some(if v6 { 0x86dd } else { 0x0800 }),
+            ip_dscp: Some(dscp),
+            ip_proto: Some(proto),
             ..Match::default()
         };
-        match bytes[23] {
-            6 => (m.tcp_src, m.tcp_dst) = (Some(sport), Some(dport)),
-            17 => (m.udp_src, m.udp_dst) = (Some(sport), Some(dport)),
-            _ => (m.icmpv4_type, m.icmpv4_code) = (Some(l4[0]), Some(l4[1])),
+        if v6 {
+            m.ipv6_src = Some(Masked::exact(sip6));
+            m.ipv6_dst = Some(Masked::exact(dip6));
+        } else {
+            m.ipv4_src = Some(Masked::exact(sip));
+            m.ipv4_dst = Some(Masked::exact(dip));
+        }
+        match (proto, v6) {
+            (6, _) => (m.tcp_src, m.tcp_dst) = (Some(sport), Some(dport)),
+            (17, _) => (m.udp_src, m.udp_dst) = (Some(sport), Some(dport)),
+            (_, false) => (m.icmpv4_type, m.icmpv4_code) = (Some(l4[0]), Some(l4[1])),
+            (_, true) => (m.icmpv6_type, m.icmpv6_code) = (Some(l4[0]), Some(l4[1])),
         }
         m
     };
@@ -302,7 +322,7 @@ fn cache_tells_apart_frames_one_byte_apart() {
         let base_got = check(&mut t, IN_PORT, &frame, "base frame");
         let other_port = check(&mut t, IN_PORT + 1, &frame, "base frame, other in_port");
         assert_ne!(base_got, other_port, "the in_port rule should decide");
-        for i in 0..frame.len().min(48) {
+        for i in 0..frame.len().min(64) {
             for flip in [0x01u8, 0x04, 0x10, 0x80, 0xff] {
                 let mut variant = frame.clone();
                 variant[i] ^= flip;
