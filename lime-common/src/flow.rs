@@ -234,7 +234,7 @@ pub const VSW_F_NO_CACHE: u32 = 2;
 /// (benchmarks only).
 pub const VSW_F_CACHE_ALWAYS_MISS: u32 = 4;
 
-/// Key of the exact-match flow cache, in one of three forms told apart by `used`:
+/// Key of the exact-match flow cache, in one of two forms told apart by `used`:
 ///
 /// - **Parsed** ([`CACHE_SLOT_USED`]): the packet's flow key as parsed (before any rule
 ///   changed it), under one version of one virtual switch's tables. All
@@ -256,24 +256,14 @@ pub const VSW_F_CACHE_ALWAYS_MISS: u32 = 4;
 ///   the flags, a transport header the parser ignores) only make the key more
 ///   specific than the flow key, never less.
 ///
-/// - **Raw IPv6** ([`CACHE_KEY_RAW6`]): the same for an untagged IPv6 frame whose
-///   next header is not an extension header (hop-by-hop, routing, fragment,
-///   destination options, authentication: those are walked by the parser) and that has
-///   at least [`RAW6_MIN_LEN`] bytes: the first [`CACHE_RAW6_WORDS`] words. Word 0 and
-///   1 as for IPv4 (the transport bytes are frame bytes 54..58), words 2 and 3 frame
-///   bytes 0..16 (the MACs' rest, the Ethertype, version and traffic class, the flow
-///   label's upper four bits), word 4 the next header (byte 20), words 5 to 8 bytes
-///   22..54 (source and destination address). Left out: the rest of the flow label,
-///   the payload length and the hop limit, which no rule reads.
-///
-/// A key of one form never equals a key of another (`used` differs), and an empty
+/// A key of one form never equals a key of the other (`used` differs), and an empty
 /// (all-zero) slot equals neither.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     /// Virtual switch.
     pub vswitch: u16,
-    /// [`CACHE_SLOT_USED`], [`CACHE_KEY_RAW4`] or [`CACHE_KEY_RAW6`] in every key the datapath looks up or
+    /// [`CACHE_SLOT_USED`] or [`CACHE_KEY_RAW4`] in every key the datapath looks up or
     /// stores, so an empty (all-zero) cache slot never equals a packet's key.
     pub used: u16,
     /// Table version.
@@ -292,13 +282,6 @@ pub const CACHE_RAW4_WORDS: usize = 6;
 /// Shortest frame whose key can take the raw IPv4 form: Ethernet, a 20-byte IPv4
 /// header and four transport bytes.
 pub const RAW4_MIN_LEN: usize = 38;
-/// The `used` mark of a [`CacheKey`] in the raw IPv6 form.
-pub const CACHE_KEY_RAW6: u16 = 3;
-/// Significant words of a raw IPv6 [`CacheKey`].
-pub const CACHE_RAW6_WORDS: usize = 9;
-/// Shortest frame whose key can take the raw IPv6 form: Ethernet, the 40-byte IPv6
-/// header and four transport bytes.
-pub const RAW6_MIN_LEN: usize = 58;
 
 impl CacheKey {
     /// The key as 64-bit words, for hashing and comparing.

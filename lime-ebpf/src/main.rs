@@ -74,7 +74,7 @@ use aya_ebpf::{
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
     flow::{
-        CACHE_KEY_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, VSW_F_ACTIVE,
+        CACHE_KEY_WORDS, CACHE_RAW4_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, VSW_F_ACTIVE,
         VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE, cache_slot,
     },
     limits::MAX_TABLES,
@@ -211,13 +211,21 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     }
     let f = frame(ctx);
     let probe = cfg.flags & VSW_F_CACHE_ALWAYS_MISS == 0;
-    // The common frames: the cache is looked up with the frame's header bytes, the
-    // frame is parsed only when it cannot answer.
     if let Some(raw) = parse::raw4_key(&f, vswitch, vport, cfg.version) {
-        return from_host_raw(ctx, &f, &raw, probe, cfg, vswitch, vport);
-    }
-    if let Some(raw) = parse::raw6_key(&f, vswitch, vport, cfg.version) {
-        return from_host_raw(ctx, &f, &raw, probe, cfg, vswitch, vport);
+        // The common frame: the cache is looked up with the frame's header bytes, the
+        // frame is parsed only when it cannot answer.
+        let slot_id = cache_slot(&raw);
+        if let Some(slot) = probe.then(|| cache_probe(slot_id, &raw)).flatten() {
+            return cache_hit(ctx, &f, slot, cfg, vswitch, vport);
+        }
+        let s = start_packet(&f, vswitch, vport, cfg.version)?;
+        let w = s.cache_key.words_mut();
+        let mut i = 0;
+        while i < CACHE_KEY_WORDS {
+            w[i] = if i < CACHE_RAW4_WORDS { raw[i] } else { 0 };
+            i += 1;
+        }
+        return fill_after(ctx, s, slot_id, cfg);
     }
     // Other frames: parse straight into the cache key; everything else in the scratch
     // area is set up only when the cache cannot answer alone.
@@ -237,32 +245,6 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     }
     reset(s, &f, vswitch, vport, cfg.version);
     s.key = s.cache_key.key;
-    fill_after(ctx, s, slot_id, cfg)
-}
-
-/// A frame with a raw cache key (`raw`, its significant words): a hit, or a miss that
-/// parses the frame and fills the slot at the end of the pipeline.
-#[inline(always)]
-fn from_host_raw<const N: usize>(
-    ctx: &XdpContext,
-    f: &parse::Frame,
-    raw: &[u64; N],
-    probe: bool,
-    cfg: Config,
-    vswitch: u16,
-    vport: u32,
-) -> Result<u32, u32> {
-    let slot_id = cache_slot(raw);
-    if let Some(slot) = probe.then(|| cache_probe(slot_id, raw)).flatten() {
-        return cache_hit(ctx, f, slot, cfg, vswitch, vport);
-    }
-    let s = start_packet(f, vswitch, vport, cfg.version)?;
-    let w = s.cache_key.words_mut();
-    let mut i = 0;
-    while i < CACHE_KEY_WORDS {
-        w[i] = if i < N { raw[i] } else { 0 };
-        i += 1;
-    }
     fill_after(ctx, s, slot_id, cfg)
 }
 

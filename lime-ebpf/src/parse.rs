@@ -6,10 +6,7 @@
 //! length below 5 words or past the frame, a second VLAN tag, or more IPv6 extension
 //! headers than [`MAX_IPV6_EXT_HEADERS`].
 use lime_common::{
-    flow::{
-        CACHE_KEY_RAW4, CACHE_KEY_RAW6, CACHE_RAW4_WORDS, CACHE_RAW6_WORDS, CacheKey, FlowKey,
-        RAW4_MIN_LEN, RAW6_MIN_LEN, VID_PRESENT,
-    },
+    flow::{CACHE_KEY_RAW4, CACHE_RAW4_WORDS, CacheKey, FlowKey, RAW4_MIN_LEN, VID_PRESENT},
     limits::MAX_IPV6_EXT_HEADERS,
     stats::drop_reason,
 };
@@ -158,43 +155,6 @@ pub fn raw4_key(
         ld64(26),
         // Flags and fragment offset, TTL (byte 22: cleared), protocol.
         u64::from(ld32(20) & 0xff00_ffff),
-    ])
-}
-
-/// The raw IPv6 form of the frame's flow-cache key (see [`CacheKey`]), if the frame
-/// allows it: untagged, Ethertype IPv6, version 6, a next header that is no extension
-/// header the parser walks, at least [`RAW6_MIN_LEN`] bytes.
-#[inline(always)]
-pub fn raw6_key(
-    f: &Frame,
-    vswitch: u16,
-    in_port: u32,
-    version: u32,
-) -> Option<[u64; CACHE_RAW6_WORDS]> {
-    let p = f.ptr_at::<[u8; RAW6_MIN_LEN]>(0).ok()? as usize;
-    // SAFETY: every load lies in the RAW6_MIN_LEN bytes checked above; unaligned loads
-    // (see `build.rs`).
-    let ld64 = |off: usize| unsafe { core::ptr::read_unaligned((p + off) as *const u64) };
-    // SAFETY: as above.
-    let ld32 = |off: usize| unsafe { core::ptr::read_unaligned((p + off) as *const u32) };
-    // SAFETY: as above.
-    let next = unsafe { *((p + ETH_HLEN + 6) as *const u8) };
-    let w3 = ld64(8);
-    // Bytes 12..15 as loaded: Ethertype 0x86dd, then version 6 (the traffic class's
-    // upper half beside it is kept in the key, not compared here).
-    if (w3 >> 32) & 0x00f0_ffff != 0x0060_dd86 || matches!(next, 0 | 43 | 60 | 44 | 51) {
-        return None;
-    }
-    Some([
-        CacheKey::head(vswitch, CACHE_KEY_RAW6, version),
-        u64::from(in_port) | u64::from(ld32(54)) << 32,
-        ld64(0),
-        w3,
-        u64::from(next),
-        ld64(22),
-        ld64(30),
-        ld64(38),
-        ld64(46),
     ])
 }
 

@@ -214,9 +214,9 @@ fn datapath_agrees_with_reference_current_and_staged() {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// The flow cache looks common IPv4 and IPv6 frames up by their raw header bytes (not
-/// the parsed key): a frame one byte (or the in_port) away from one the cache has just
-/// answered must still get the reference's decision — a different one when it differs
+/// The flow cache looks common IPv4 frames up by their raw header bytes (not the parsed
+/// key; IPv6 frames by the parsed key): a frame one byte (or the in_port) away from one
+/// the cache has just answered must still get the reference's decision — a different one when it differs
 /// in a field the rules match, the same one when it differs in bytes no rule reads
 /// (TTL, checksum, length, identification, hop limit, flow label). Rules match every
 /// field of the base frames exactly, so almost every byte a parser reads changes the
