@@ -622,13 +622,14 @@ impl Fabric {
     /// Make room for `additional` more rules of a virtual switch on every copy (a
     /// large batch about to be staged).
     pub fn reserve(&mut self, vswitch: &str, additional: usize) -> Result<(), FabricError> {
-        let copies = self.copies_of(self.vswitch_id(vswitch)?);
+        let id = self.vswitch_id(vswitch)?;
+        let copies = self.copies_of(id);
         for (_, dp) in self
             .datapaths
             .iter_mut()
             .filter(|(sw, _)| copies.contains(*sw))
         {
-            dp.reserve(additional);
+            dp.reserve(id, additional);
         }
         Ok(())
     }
@@ -645,17 +646,17 @@ impl Fabric {
     ) -> Result<Vec<Installed>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         let mut out = vec![Installed::default(); add.len()];
-        let savepoints: Vec<(String, crate::datapath::store::Savepoint)> = self
-            .datapaths
-            .iter()
-            .map(|(sw, dp)| (sw.clone(), dp.savepoint(id)))
-            .collect();
-        let copies = self.copies_of(id);
+        // Called once per flow-mod: no copy of the copy set or of switch names here.
+        let Self {
+            datapaths, copies, ..
+        } = self;
+        let copies = copies.get(&id);
+        let savepoints: Vec<crate::datapath::store::Savepoint> =
+            datapaths.values().map(|dp| dp.savepoint(id)).collect();
         let mut failed = None;
-        for (sw, dp) in self
-            .datapaths
+        for (sw, dp) in datapaths
             .iter_mut()
-            .filter(|(sw, _)| copies.contains(*sw))
+            .filter(|(sw, _)| copies.is_some_and(|c| c.contains(*sw)))
         {
             let staged = (|| {
                 for r in remove {
@@ -682,10 +683,9 @@ impl Fabric {
             }
         }
         if let Some(err) = failed {
-            for (sw, sp) in savepoints {
-                if let Some(dp) = self.datapaths.get_mut(&sw) {
-                    dp.rollback_to(id, sp);
-                }
+            // The same map, unchanged since: the same order.
+            for (dp, sp) in datapaths.values_mut().zip(savepoints) {
+                dp.rollback_to(id, sp);
             }
             return Err(err);
         }
