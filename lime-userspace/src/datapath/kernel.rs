@@ -336,6 +336,57 @@ impl Kernel {
         Ok(())
     }
 
+    /// Write (`Some`) or delete (`None`) rule buckets, any number, straight from the
+    /// rule store's mirror into the batch buffers ([`batch::MAX_BATCH`] a call): the
+    /// same as a run of [`MapOp::Bucket`]s of distinct keys, without building the ops.
+    pub fn write_buckets<'a>(
+        &mut self,
+        buckets: impl Iterator<Item = (&'a RuleKey, Option<&'a Bucket>)>,
+    ) -> Result<(), DatapathError> {
+        let Self {
+            maps: m,
+            staging: buf,
+            ..
+        } = self;
+        let fail = |what: &'static str, n: usize| {
+            move |(i, e): (usize, std::io::Error)| {
+                kerr(what)(format!("element {i} of a batch of {n}: {e}"))
+            }
+        };
+        let key_size = std::mem::size_of::<RuleKey>();
+        let mut gone: Vec<u8> = Vec::new();
+        buf.keys.clear();
+        buf.values.clear();
+        let mut puts = 0;
+        for (k, b) in buckets {
+            match b {
+                Some(b) => {
+                    batch::push_bytes(&mut buf.keys, k);
+                    batch::push_bytes(&mut buf.values, b);
+                    puts += 1;
+                    if puts == batch::MAX_BATCH {
+                        batch::update(fd(&m.rules), &buf.keys, &buf.values, puts)
+                            .map_err(fail("writing rule buckets", puts))?;
+                        buf.keys.clear();
+                        buf.values.clear();
+                        puts = 0;
+                    }
+                }
+                None => batch::push_bytes(&mut gone, k),
+            }
+        }
+        if puts > 0 {
+            batch::update(fd(&m.rules), &buf.keys, &buf.values, puts)
+                .map_err(fail("writing rule buckets", puts))?;
+        }
+        for chunk in gone.chunks(batch::MAX_BATCH * key_size) {
+            let n = chunk.len() / key_size;
+            batch::delete(fd(&m.rules), chunk, key_size, n)
+                .map_err(fail("removing rule buckets", n))?;
+        }
+        Ok(())
+    }
+
     /// A run of operations of one [`Run`] kind as one batch.
     fn apply_run(&mut self, kind: Run, run: &[MapOp]) -> Result<(), DatapathError> {
         let Self {

@@ -412,6 +412,10 @@ impl Datapath {
         let written = self
             .kernel
             .apply(pending)
+            .and_then(|()| {
+                self.kernel
+                    .write_buckets(self.store.staged_buckets(vswitch))
+            })
             .and_then(|()| self.kernel.apply(&rest));
         if let Err(e) = written {
             self.unprepare(vswitch);

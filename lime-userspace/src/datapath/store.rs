@@ -677,14 +677,24 @@ impl RuleStore {
     /// [`RuleStore::abort_commit`] instead. With nothing staged, returns no ops.
     pub fn plan_commit(&self, vswitch: u16) -> Result<Vec<MapOp>, DatapathError> {
         let (pending, rest) = self.plan_commit_parts(vswitch)?;
+        if pending.is_empty() && rest.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut ops = pending.to_vec();
+        ops.extend(
+            self.staged_keys(vswitch)
+                .into_iter()
+                .map(|rk| MapOp::Bucket(rk, self.buckets.get(&rk).copied())),
+        );
         ops.extend(rest);
         Ok(ops)
     }
 
-    /// [`RuleStore::plan_commit`] in two parts, to be written in order: the ops staged
-    /// so far (programs, masks, counter resets: borrowed, not copied — a large batch has
-    /// one per rule), then the buckets, lists and the `ready` mark.
+    /// [`RuleStore::plan_commit`] in three parts, to be written in order: the ops
+    /// staged so far (programs, masks, counter resets: borrowed, not copied — a large
+    /// batch has one per rule), then the buckets [`RuleStore::staged_buckets`] yields,
+    /// then the returned ops (subtable lists and the `ready` mark). No bucket ops are
+    /// built: one per rule of a large batch, each the size of the largest op.
     pub fn plan_commit_parts(&self, vswitch: u16) -> Result<(&[MapOp], Vec<MapOp>), DatapathError> {
         let st = self
             .vswitches
@@ -695,11 +705,7 @@ impl RuleStore {
             return Ok((&[], Vec::new()));
         }
         let next = st.version + 1;
-        let keys = self.staged_keys(vswitch);
-        let mut ops = Vec::with_capacity(keys.len() + MAX_TABLES + 1);
-        for rk in keys {
-            ops.push(MapOp::Bucket(rk, self.buckets.get(&rk).copied()));
-        }
+        let mut ops = Vec::with_capacity(MAX_TABLES + 1);
         for (table, list) in self.lists_for(vswitch) {
             ops.push(MapOp::MaskList(
                 MaskListKey {
@@ -722,6 +728,22 @@ impl RuleStore {
             },
         ));
         Ok((&st.pending, ops))
+    }
+
+    /// The buckets a virtual switch's staged changes touch, as the next version has
+    /// them (`None`: the bucket goes), for [`RuleStore::plan_commit_parts`]'s middle
+    /// part. A bucket that several staged rules share comes once per rule (writing it
+    /// again writes the same value; deleting it again finds it gone).
+    pub fn staged_buckets(
+        &self,
+        vswitch: u16,
+    ) -> impl Iterator<Item = (&RuleKey, Option<&Bucket>)> + '_ {
+        self.vswitches
+            .get(&vswitch)
+            .into_iter()
+            .flat_map(|st| st.staged_adds.iter().chain(&st.staged_removes))
+            .filter_map(|id| self.rules.get(id))
+            .map(|r| (&r.key, self.buckets.get(&r.key)))
     }
 
     /// The op that writes a virtual switch's configuration as the mirror has it
