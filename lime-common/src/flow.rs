@@ -18,7 +18,7 @@ pub const VID_PRESENT: u16 = 0x1000;
 /// SPA/TPA and `tp_src` the ARP opcode; for ICMPv4/ICMPv6, `tp_src`/`tp_dst` hold type/code.
 /// IPv4 addresses occupy the first four bytes of `nw_src`/`nw_dst`, the rest is zero.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowKey {
     /// Virtual ingress port (OpenFlow `IN_PORT`), host byte order.
     pub in_port: u32,
@@ -87,6 +87,17 @@ impl FlowKey {
             i += 1;
         }
         self.in_port = in_port;
+    }
+}
+
+/// Hashed as its nine words (every byte is a field: equal keys have equal words): the
+/// control plane's rule indexes hash a key or two per flow-mod, and the derived,
+/// field-by-field hash took 20-odd hasher calls per key.
+impl core::hash::Hash for FlowKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for w in self.words() {
+            state.write_u64(*w);
+        }
     }
 }
 
