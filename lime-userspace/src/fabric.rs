@@ -118,7 +118,97 @@ fn unknown_switch(switch: &str) -> FabricError {
 #[derive(Debug, Clone, Default)]
 pub struct Installed {
     /// Physical switch → datapath rule id.
-    pub ids: BTreeMap<String, u32>,
+    pub ids: SwitchIds,
+}
+
+/// Physical switch → datapath rule id, in switch-name order: a short sorted list (one
+/// entry per copy of the virtual switch, usually one or two). Every flow entry has
+/// one; as a `BTreeMap` each took a node with room for eleven (~330 bytes of fresh
+/// memory per flow-mod in a large batch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwitchIds(Vec<(String, u32)>);
+
+impl SwitchIds {
+    /// The id on `switch`.
+    #[must_use]
+    pub fn get(&self, switch: &str) -> Option<&u32> {
+        self.find(switch).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Set the id on `switch`; returns the one it replaces.
+    pub fn insert(&mut self, switch: String, id: u32) -> Option<u32> {
+        match self.find(&switch) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, id)),
+            Err(i) => {
+                if self.0.capacity() == 0 {
+                    // Most rules live on one switch: room for one, not the default four.
+                    self.0.reserve_exact(1);
+                }
+                self.0.insert(i, (switch, id));
+                None
+            }
+        }
+    }
+
+    /// Forget the id on `switch`; returns it.
+    pub fn remove(&mut self, switch: &str) -> Option<u32> {
+        self.find(switch).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// (switch, id) pairs in switch-name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &u32)> {
+        self.0.iter().map(|(s, id)| (s, id))
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many switches.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn find(&self, switch: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(s, _)| s.as_str().cmp(switch))
+    }
+}
+
+impl<'a> IntoIterator for &'a SwitchIds {
+    type Item = (&'a String, &'a u32);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, u32)>,
+        fn(&'a (String, u32)) -> (&'a String, &'a u32),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(s, id)| (s, id))
+    }
+}
+
+impl FromIterator<(String, u32)> for SwitchIds {
+    fn from_iter<I: IntoIterator<Item = (String, u32)>>(iter: I) -> Self {
+        let mut ids = Self::default();
+        for (s, id) in iter {
+            ids.insert(s, id);
+        }
+        ids
+    }
+}
+
+impl From<&BTreeMap<String, u32>> for SwitchIds {
+    fn from(m: &BTreeMap<String, u32>) -> Self {
+        // Already in name order.
+        Self(m.iter().map(|(s, id)| (s.clone(), *id)).collect())
+    }
+}
+
+impl From<&SwitchIds> for BTreeMap<String, u32> {
+    fn from(ids: &SwitchIds) -> Self {
+        ids.iter().map(|(s, id)| (s.clone(), *id)).collect()
+    }
 }
 
 impl Installed {

@@ -295,7 +295,7 @@ impl SavedEntry {
         Self {
             id: e.id,
             rule: e.rule.clone(),
-            installed: e.installed.ids.clone(),
+            installed: (&e.installed.ids).into(),
             base: e.base.into(),
             age_ms: u64::try_from(e.added.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
@@ -311,7 +311,7 @@ impl SavedEntry {
             key: self.rule.matches.compile(),
             rule: self.rule.clone(),
             installed: crate::fabric::Installed {
-                ids: self.installed.clone(),
+                ids: (&self.installed).into(),
             },
             base: self.base.into(),
             added: now.checked_sub(age).unwrap_or(now),
@@ -374,7 +374,7 @@ impl SavedBatch {
             replaced: d
                 .replaced
                 .iter()
-                .map(|(id, old, reset)| (*id, old.ids.clone(), *reset))
+                .map(|(id, old, reset)| (*id, (&old.ids).into(), *reset))
                 .collect(),
         }
     }

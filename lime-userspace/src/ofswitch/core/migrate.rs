@@ -867,7 +867,7 @@ impl Core {
             let base = if *reset {
                 lime_common::stats::RuleStats::default()
             } else {
-                let fin = retired.of(&crate::fabric::Installed { ids: old.clone() });
+                let fin = retired.of(&crate::fabric::Installed { ids: old.into() });
                 lime_common::stats::RuleStats {
                     packets: en.base.packets + fin.packets,
                     bytes: en.base.bytes + fin.bytes,
