@@ -363,8 +363,10 @@ impl RuleStore {
         let staged = self.state(vswitch)?.version + 1;
         // Capacity checks first: a failure must leave everything as it was.
         let sub_key = (vswitch, table, mask);
-        let new_subtable = !self.subtables.contains_key(&sub_key);
-        if new_subtable {
+        // The bucket key needs the mask id: the subtable's, or (0 here) the one we will
+        // allocate.
+        let mask_id = self.subtables.get(&sub_key).map_or(0, |s| s.id);
+        if mask_id == 0 {
             let in_table = self
                 .subtables
                 .keys()
@@ -386,11 +388,6 @@ impl RuleStore {
         for (w, m) in masked.words_mut().iter_mut().zip(mask.words()) {
             *w &= m;
         }
-        // The bucket key needs the mask id; look it up or pick the one we will allocate.
-        let mask_id = match self.subtables.get(&sub_key) {
-            Some(s) => s.id,
-            None => 0,
-        };
         if mask_id != 0 {
             let rk = RuleKey {
                 mask_id,
