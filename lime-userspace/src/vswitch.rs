@@ -842,13 +842,11 @@ impl VirtualSwitch {
         slot: usize,
         batch: &mut Batch,
     ) -> Result<(), FlowModError> {
-        let same_table_prio = |e: &&Box<FlowEntry>| {
-            e.rule.table == fm.rule.table && e.rule.priority == fm.rule.priority
-        };
+        let same_table_prio =
+            |e: &&FlowEntry| e.rule.table == fm.rule.table && e.rule.priority == fm.rule.priority;
         if fm.rule.flags & flags::CHECK_OVERLAP != 0
             && let Some(e) = self
-                .entries
-                .values()
+                .entries()
                 .filter(same_table_prio)
                 .find(|e| overlaps(&e.key, &key))
         {
