@@ -388,13 +388,28 @@ impl Lab {
         }
         let host_ns = self.state.topology.netns_name(host);
         // A host whose link is already gone (a move cut short by a crash) is attached
-        // afresh.
+        // afresh. A migrated VM keeps what it knew of its neighbours (its memory moves
+        // with it); the lab's new link starts with an empty neighbour table, so what
+        // the old one had learned is put back on it: the host goes on sending at once
+        // instead of asking for every address again and queueing its traffic meanwhile
+        // (the kernel then sends the queue from another context than new sends, which
+        // reorders a flow).
+        let mut neighbours = Vec::new();
         if netns::link(&host_ns, HOST_IFNAME).is_ok() {
+            neighbours = netns::learned_neighbours(&host_ns, HOST_IFNAME).unwrap_or_default();
             netns::ip(&["-n", &host_ns, "link", "del", HOST_IFNAME])?;
         }
         new_switch.clone_into(&mut self.state.topology.hosts[index].switch);
         let spec = self.state.topology.hosts[index].clone();
         attach_host(&self.state.topology, &spec, new_switch)?;
+        // Stale: used at once, confirmed by the kernel in the background. A host whose
+        // entries could not be put back only asks for them again (its traffic waits
+        // for the answer), so a failure here does not fail the move.
+        let restore: Vec<String> = neighbours
+            .iter()
+            .map(|(ip, mac)| format!("neigh replace {ip} lladdr {mac} dev {HOST_IFNAME} nud stale"))
+            .collect();
+        let _ = netns::ip_batch(&host_ns, &restore);
         self.refresh()?;
         // refresh() fails if any host's port is missing, so this lookup succeeds.
         let port = self

@@ -1300,9 +1300,22 @@ impl Fabric {
         // What the host sent between its link coming up and LIME's program being
         // attached (its first ARP, say) went to the switch's own stack; a host whose
         // neighbour lookup is pending would wait a whole retransmit interval. Let it
-        // ask again now, as a migrated VM announces itself.
-        self.lab
-            .exec(host, &["ip", "neigh", "flush", "dev", &h.ifname])?;
+        // ask again now. (What it had learned before the move stays: see
+        // `Lab::move_host`.)
+        self.lab.exec(
+            host,
+            &[
+                "ip",
+                "neigh",
+                "flush",
+                "dev",
+                &h.ifname,
+                "nud",
+                "incomplete",
+                "nud",
+                "failed",
+            ],
+        )?;
         Ok(started.elapsed())
     }
 
