@@ -426,10 +426,13 @@ impl Lab {
     /// switch `to` (the other end stays where it is), next to the current pair, and make
     /// it the link's current one (the topology's end placement follows). Returns the new
     /// pair's generation. The old pair keeps carrying frames until
-    /// [`Lab::remove_vlink_pair`] removes it: an end moves make-before-break.
+    /// [`Lab::remove_vlink_pair`] removes it: an end moves make-before-break. A link
+    /// with no pair left (it died with a physical switch that is gone, see
+    /// [`Lab::adopt`]) gets one again, its other end where the topology places it.
     ///
     /// # Errors
-    /// [`LabError::UnknownNode`] for an unknown link or switch, else a failing command
+    /// [`LabError::UnknownNode`] for an unknown link or switch (also the other end's,
+    /// if that one is gone), else a failing command
     /// (the new pair is then removed again).
     pub fn add_vlink_pair(
         &mut self,
@@ -441,6 +444,14 @@ impl Lab {
             lab: self.name().to_owned(),
             node,
         };
+        let spec = self
+            .state
+            .topology
+            .vlinks
+            .get(link)
+            .ok_or_else(|| unknown(format!("virtual link {}", link + 1)))?;
+        // A link with no pair left (its pair died with a switch that is gone) is made
+        // again where the topology places its ends, the moving end at `to`.
         let current = self
             .state
             .vlink_pairs
@@ -448,7 +459,12 @@ impl Lab {
             .filter(|p| p.link == link)
             .max_by_key(|p| p.generation)
             .cloned()
-            .ok_or_else(|| unknown(format!("virtual link {}", link + 1)))?;
+            .unwrap_or_else(|| VLinkPair {
+                link,
+                generation: 0,
+                a_switch: spec.a.switch.clone(),
+                b_switch: spec.b.switch.clone(),
+            });
         if self.state.topology.switch(to).is_none() {
             return Err(unknown(to.to_owned()));
         }
@@ -457,6 +473,11 @@ impl Lab {
         match side {
             VLinkSide::A => to.clone_into(&mut pair.a_switch),
             VLinkSide::B => to.clone_into(&mut pair.b_switch),
+        }
+        for sw in [&pair.a_switch, &pair.b_switch] {
+            if self.state.topology.switch(sw).is_none() {
+                return Err(unknown(sw.clone()));
+            }
         }
         if let Err(e) = make_vlink_pair(&self.state.topology, &pair) {
             let _ = del_vlink_pair(&self.state.topology, &pair);

@@ -289,6 +289,30 @@ impl VirtualSwitch {
         Ok(total)
     }
 
+    /// What entry `id`'s counters become once the rules its modifies replaced are
+    /// reclaimed: what it counted before its last modify plus what those rules
+    /// counted, without its current rules. Final once the grace period after the
+    /// newest pending batch is over ([`VirtualSwitch::wait_grace`]).
+    pub fn settled_base(&self, fabric: &Fabric, id: u64) -> Result<RuleStats, FabricError> {
+        let Some(e) = self.entries.get(&id) else {
+            return Ok(RuleStats::default());
+        };
+        let mut base = e.base;
+        for old in self.retiring.get(&id).into_iter().flatten() {
+            base = base.merge(fabric.rule_stats(old)?);
+        }
+        Ok(base)
+    }
+
+    /// Wait until every pending batch's old version could be reclaimed (the rest of
+    /// the grace period after the newest), reclaiming nothing.
+    pub fn wait_grace(&self, fabric: &Fabric) -> Result<(), FabricError> {
+        match self.pending.back() {
+            Some((newest, _)) => fabric.wait_grace(&self.name, *newest),
+            None => Ok(()),
+        }
+    }
+
     /// Start a copy of this virtual switch on physical switch `switch`: every entry
     /// (cookies, timeouts and their original install time kept) is installed there as
     /// one version, so the copy starts with exactly the table the others have. The

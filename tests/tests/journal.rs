@@ -1067,6 +1067,106 @@ fn vlink_ifaces(sw: &str) -> Vec<String> {
     v
 }
 
+/// vs1 migrates to s3 with its virtual link end (to vs2, which stays on s2); the daemon
+/// dies right after the end moved to s3, and s3 goes away while no daemon runs — with
+/// the link's veth pair (both ends go together). The restarted daemon rolls the
+/// migration back and must make the link again, its end back on s1, so the link
+/// carries traffic again.
+#[test]
+fn a_rolled_back_migration_makes_its_virtual_link_again() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = cleanup_for("jwrbl");
+    let (l1, p1) = ScriptedController::listen().expect("listen");
+    let (l2, p2) = ScriptedController::listen().expect("listen");
+    let topo = c.dir.join("lab.toml");
+    std::fs::write(&topo, topology_with_vlink(p1, p2)).expect("topology file");
+    let mut d = Daemon::start(&c, &topo, Some("link-moved:1"), 1);
+    let mut ctl1 = ScriptedController::accept(&l1, T).expect("vs1's controller");
+    let mut ctl2 = ScriptedController::accept(&l2, T).expect("vs2's controller");
+    let st = lab_state();
+    for m in of_l2(
+        &st,
+        &[(1, "h1"), (2, "h2"), (3, "h3"), (4, "h4"), (9, "h5")],
+    ) {
+        ctl1.send(&m).expect("flow-mod");
+    }
+    ctl1.barrier(T).expect("barrier");
+    for m in of_l2(
+        &st,
+        &[(5, "h5"), (9, "h1"), (9, "h2"), (9, "h3"), (9, "h4")],
+    ) {
+        ctl2.send(&m).expect("flow-mod");
+    }
+    ctl2.barrier(T).expect("barrier");
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(
+        ping(&st, "h1", ip("h5"), 1),
+        "h1 reaches h5 across the link\n{}",
+        d.log()
+    );
+
+    let o = lime(&["migrate", "vs1", "--to", "s3", "--lab", lab(), "--json"]);
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    expect_crash(&mut d);
+    assert_eq!(
+        (vlink_ifaces("s1"), vlink_ifaces("s3")),
+        (Vec::<String>::new(), vec!["vl1a-1".to_owned()]),
+        "the link end had moved to s3 when the daemon died\n{}",
+        d.log()
+    );
+    lime_lab::netns::netns_del(&format!("lime-{}-s3", lab())).expect("deleting s3");
+    // (The kernel tears a deleted namespace's interfaces down in the background.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !vlink_ifaces("s2").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        vlink_ifaces("s2").is_empty(),
+        "the link's pair died with s3: {:?}",
+        vlink_ifaces("s2")
+    );
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert!(
+        log.contains("rolled back") && log.contains("making the link again"),
+        "the restarted daemon rolled the migration back and made the link again:\n{log}"
+    );
+    let (copies, ports) = placement(&status());
+    assert_eq!(copies, ["s1", "s2"], "s3 is forgotten\n{log}");
+    assert_eq!(
+        ports,
+        at(&[
+            ("h1", "s1"),
+            ("h2", "s1"),
+            ("h3", "s2"),
+            ("h4", "s2"),
+            ("link:vs2:9", "s1")
+        ]),
+        "every host and the link end are back where they were\n{log}"
+    );
+    assert_eq!(
+        (vlink_ifaces("s1").len(), vlink_ifaces("s2").len()),
+        (1, 1),
+        "one pair again, s1 to s2: {:?} {:?}",
+        vlink_ifaces("s1"),
+        vlink_ifaces("s2")
+    );
+    assert!(
+        ping(&st, "h1", ip("h5"), 1),
+        "h1 reaches h5 across the link again\n{log}"
+    );
+    assert!(
+        ping(&st, "h3", ip("h5"), 1),
+        "h3 reaches h5 across the link again\n{log}"
+    );
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
 /// vs1 migrates from s1 to s2 with its virtual link end; the daemon dies at fault point
 /// `point` of the end's move, while h3 (vs1) streams across the link to h5 (vs2), both
 /// staying put on s2. The restarted daemon must finish the move (one veth pair left,

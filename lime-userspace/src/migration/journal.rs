@@ -16,7 +16,7 @@
 //!
 //! | record | written | carries |
 //! |---|---|---|
-//! | `begin` | before anything changes | virtual switch, target, strategy, the legs (sources, in order), and a [`Snapshot`] of every virtual switch's flow table (rules, cookies, timeouts with their age, datapath rule ids per copy, counters folded in so far) and copies |
+//! | `begin` | before anything changes | virtual switch, target, strategy, the legs (sources, in order), where each host and virtual link end is, and a [`Snapshot`] of every virtual switch's flow table (rules, cookies, timeouts with their age, datapath rule ids per copy, counters folded in so far) and copies |
 //! | `phase` | as a phase of a leg starts | leg, phase |
 //! | `clone-staged` | after the clone is staged on the target, before it is written to the kernel | (entry id, datapath rule id on the target) |
 //! | `cloned` | after the clone is published | — |
@@ -28,7 +28,7 @@
 //! | `copy-removed` | after a copy's rules are unpublished and past the grace period, before the datapath forgets them | switch, each entry's final counters there |
 //! | `copy-retired` | after the copy is reclaimed | switch |
 //! | `batch` | after a batch of table changes between two steps (flow-mods, expired entries, fail-standalone's entry) is staged, before anything of it is written to the kernel | a [`SavedBatch`]: the virtual switch, the version it publishes on each copy, the entries it adds or modifies as they will be (datapath rule ids on every copy), the entries it removes, the datapath rules modified entries leave |
-//! | `batch-done` | after batches that modified entries are published and the rules they replaced reclaimed (the core waits for that reclaim here, see below), before anything after them is answered | those entries' counters, their replaced rules' final counters folded in |
+//! | `batch-done` | after batches that modified entries are published and the grace period after them is over (the core waits for it here, see below), before the rules they replaced are reclaimed and before anything after them is answered | those entries' counters, their replaced rules' final counters folded in |
 //! | `tables` | before the next step, if batches were journaled since the last snapshot | a [`Snapshot`] as in `begin`, which it replaces |
 //! | `leg-done` | after a leg | its report |
 //! | `end` | last | outcome (`done`, `failed`, `rolled-back`), error |
@@ -39,13 +39,15 @@
 //! change happens *inside* a step, though. Every batch of changes between steps is
 //! journaled as a `batch` record — what it makes of the table — once it is staged and
 //! before anything of it reaches the kernel; if it modified entries, their counters
-//! follow in a `batch-done` once it is published and the rules they replaced are
-//! reclaimed, before the core answers anything after the batch (a BARRIER_REPLY in
-//! particular). Outside a migration a batch's old version is reclaimed later, by the
-//! core's reclaim tick (deferred reclaim, see [`crate::ofswitch`]'s core); while a
-//! journaled migration runs, the core instead waits for that reclaim (the rest of the
-//! grace period, ~10 ms) after a batch that modified entries, so the counters
-//! `batch-done` carries are final — the `batch` records themselves cost no wait. A
+//! follow in a `batch-done` once it is published and no packet can be processed with
+//! the version before it any more, before the core answers anything after the batch
+//! (a BARRIER_REPLY in particular). Outside a migration a batch's old version is
+//! reclaimed later, by the core's reclaim tick (deferred reclaim, see
+//! [`crate::ofswitch`]'s core); while a journaled migration runs, the core instead
+//! waits for the rest of the grace period (~10 ms) after a batch that modified
+//! entries, reads the final counters of the rules they replaced, writes `batch-done`
+//! with them, and only then reclaims those rules — the `batch` records themselves
+//! cost no wait. A
 //! batch that runs out of room and publishes early becomes several versions: each gets
 //! its own `batch` record, written before that version is committed. Before the next step, the tables are journaled whole (`tables`: every
 //! table as it is then, entries, their datapath rule ids on every copy, folded
@@ -119,7 +121,11 @@
 //! because the switch that held them is) — every source that lost its copy gets one
 //! again (a clone journaled with `on`), and the hosts go back to the physical switch
 //! each had at `begin` (the lab attaches those whose link died with the target there);
-//! `end` says `rolled-back`. The recovery's own steps are journaled by the same rules,
+//! a virtual link end that had moved to the target lost its veth pair with it (both
+//! ends of a pair go together): the link is made again with the end where `begin`
+//! had it (`link-moving`/`link-moved` again; the adopting fabric first drops the
+//! pinned program links of interfaces that are gone, so the new pair's ends get
+//! programs of their own); `end` says `rolled-back`. The recovery's own steps are journaled by the same rules,
 //! so a crash during recovery is recovered from too.
 //!
 //! # Fault injection (tests only)
@@ -131,14 +137,12 @@
 //! when it is set; nothing else enables it.
 //!
 //! # What a crash can still cost
-//! During a migration the core waits, after a batch that modifies entries, until the
-//! datapath rules they leave are reclaimed after the grace period, folding their final
-//! counters in, before its `batch-done`: a crash in between the reclaim and the record
-//! (a few microseconds of work and one `fsync`) loses what those replaced
-//! rules counted since their entries' last snapshot. Only modifies are concerned (adds
-//! retire nothing; deleted entries' counters went out in their FLOW_REMOVED or nowhere).
-//! A migration rolled back because its target is gone does not rebuild a virtual link
-//! whose veth pair died with the target.
+//! A crash right after a `batch-done` leaves the rules that batch's modifies replaced
+//! in the kernel, retired (no version sees them) but not reclaimed: the record already
+//! carries what they counted, so the restarted daemon takes the record's counters and
+//! its next reclaim drops those rules with their counters unread. (Before this order,
+//! the core reclaimed first and journaled after, and a crash in between lost what the
+//! replaced rules had counted since the last snapshot.)
 use std::{
     collections::BTreeMap,
     fs::{File, OpenOptions},
@@ -434,6 +438,10 @@ pub enum Record {
         legs: Vec<String>,
         /// Each host of the virtual switch and its physical switch at the start.
         hosts: Vec<(String, String)>,
+        /// Each virtual link end of the virtual switch (its virtual port) and its
+        /// physical switch at the start (a roll-back puts it back there).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<(u32, String)>,
         /// Every table, and where copies run.
         snapshot: Snapshot,
     },
@@ -535,7 +543,8 @@ pub enum Record {
         batch: SavedBatch,
     },
     /// The batches journaled since the last `batch-done` are published on every copy
-    /// and their replaced rules reclaimed: the counters of the entries they modified.
+    /// and their replaced rules' counters final (not reclaimed yet: that comes after
+    /// this record): the counters of the entries they modified.
     BatchDone {
         /// Migration id.
         id: u64,
@@ -863,6 +872,8 @@ pub struct Unfinished {
     pub legs: Vec<String>,
     /// Hosts and their physical switch at the start.
     pub hosts: Vec<(String, String)>,
+    /// Virtual link ends (virtual port) and their physical switch at the start.
+    pub links: Vec<(u32, String)>,
     /// The tables at the start, or as the last `tables` record left them.
     pub snapshot: Snapshot,
     /// Legs done, with their reports.
@@ -936,6 +947,7 @@ pub fn unfinished(lines: &[Line]) -> Option<Unfinished> {
                 strategy,
                 legs,
                 hosts,
+                links,
                 snapshot,
             } => {
                 cur = Some(Unfinished {
@@ -945,6 +957,7 @@ pub fn unfinished(lines: &[Line]) -> Option<Unfinished> {
                     strategy: *strategy,
                     legs: legs.clone(),
                     hosts: hosts.clone(),
+                    links: links.clone(),
                     snapshot: snapshot.clone(),
                     done: Vec::new(),
                     phase: None,
@@ -1071,6 +1084,7 @@ mod tests {
             strategy: Strategy::Clone,
             legs: vec!["s1".into()],
             hosts: vec![("h1".into(), "s1".into())],
+            links: vec![(9, "s1".into())],
             snapshot: Snapshot::now(vec![SavedTable {
                 vswitch: "vs1".into(),
                 copies: vec!["s1".into(), "s2".into()],

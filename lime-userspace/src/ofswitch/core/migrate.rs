@@ -280,6 +280,14 @@ impl Core {
                 p.ifname.clone_from(&n.ifname);
             }
         }
+        // A port that had no interface (a virtual link end whose veth pair died with a
+        // physical switch that is gone) has one again once a roll-back made it anew.
+        let ports = &mut self.vswitches[i].ports;
+        for n in fresh {
+            if !ports.iter().any(|p| p.port_no == n.port_no) {
+                ports.push(n);
+            }
+        }
     }
 
     fn live_start(&mut self, m: MigrationStatus) {
@@ -378,10 +386,12 @@ impl Core {
             })
             .collect();
         // Virtual link ends move with their virtual switch, hosts or not.
-        let link_ends = state
+        let links: Vec<(u32, String)> = state
             .topology
             .vlink_ends_of(vswitch)
-            .map(|(e, _)| &e.switch);
+            .map(|(e, _)| (e.port, e.switch.clone()))
+            .collect();
+        let link_ends = links.iter().map(|(_, sw)| sw);
         let sources: BTreeSet<String> = hosts
             .iter()
             .map(|(_, s)| s)
@@ -407,6 +417,7 @@ impl Core {
                 strategy,
                 legs: legs.clone(),
                 hosts,
+                links,
                 snapshot,
             })
             .map_err(|e| format!("not migrating: {e}"))?;
@@ -521,12 +532,15 @@ impl Core {
 
     /// After a batch of table changes, before anything after it is answered: if the
     /// batches since the last `batch-done` modified entries, wait until the rules they
-    /// replaced are reclaimed (the rest of the grace period: batches publish with
-    /// deferred reclaim, see the module docs of [`super`]), fold those rules' final
-    /// counters in, and journal the entries' counters (`batch-done`, see the journal's
-    /// module docs). Only while a journaled migration runs: otherwise nothing waits.
-    /// The tables themselves are journaled whole before the next step
-    /// ([`Core::journal_stale_tables`]).
+    /// replaced can be reclaimed (the rest of the grace period: batches publish with
+    /// deferred reclaim, see the module docs of [`super`]), journal the entries'
+    /// counters with those rules' final counters in (`batch-done`, see the journal's
+    /// module docs), and only then reclaim them and fold the same counters in. (The
+    /// record comes first: a crash after the reclaim and before the record would lose
+    /// what the replaced rules counted; one after the record leaves them retired in
+    /// the kernel, and the restarted daemon's next reclaim drops them.) Only while a
+    /// journaled migration runs: otherwise nothing waits. The tables themselves are
+    /// journaled whole before the next step ([`Core::journal_stale_tables`]).
     pub(super) fn journal_batch_end(&mut self) {
         let Some(id) = self.active_id() else { return };
         let Some(j) = self.journal.as_ref() else {
@@ -535,28 +549,34 @@ impl Core {
         if j.modified().is_empty() {
             return;
         }
-        let names: Vec<String> = j.modified().iter().map(|(vs, _)| vs.clone()).collect();
-        for vi in 0..self.vswitches.len() {
-            if names.contains(&self.vswitches[vi].name) && self.vswitches[vi].table.settling() {
-                self.settle_vswitch(vi, true);
-            }
-        }
-        let Some(j) = self.journal.as_ref() else {
-            return;
-        };
         let mut bases = Vec::new();
+        let mut settle = Vec::new();
         for (vs, ids) in j.modified() {
-            let Some(v) = self.vswitches.iter().find(|v| v.name == *vs) else {
+            let Some(vi) = self.vswitches.iter().position(|v| v.name == *vs) else {
                 continue;
             };
-            bases.extend(
-                ids.iter()
-                    .filter_map(|id| v.table.entry(*id))
-                    .map(|e| (e.id, Counters::from(e.base))),
-            );
+            let v = &self.vswitches[vi];
+            if let Err(e) = v.table.wait_grace(&self.fabric) {
+                eprintln!("lime: {vs}: waiting for the grace period: {e}");
+            }
+            for id in ids {
+                if v.table.entry(*id).is_none() {
+                    continue;
+                }
+                match v.table.settled_base(&self.fabric, *id) {
+                    Ok(base) => bases.push((*id, Counters::from(base))),
+                    Err(e) => eprintln!("lime: {vs}: reading replaced rules' counters: {e}"),
+                }
+            }
+            settle.push(vi);
         }
         if let Err(e) = self.write(Record::BatchDone { id, bases }) {
             eprintln!("lime: {e}");
+        }
+        for vi in settle {
+            if self.vswitches[vi].table.settling() {
+                self.settle_vswitch(vi, true);
+            }
         }
     }
 
@@ -999,6 +1019,31 @@ impl Core {
             if now.as_deref() != Some(place.as_str()) || r.lost.contains(h) {
                 self.put_host(u.id, h, place)?;
             }
+        }
+        // A virtual link end that had moved to the target died with it (both ends of
+        // a veth pair go together): the link is made again with the end where it was.
+        for (port, place) in &u.links {
+            let state = self.fabric.lab().state();
+            if state.vlink_port(&name, *port).is_some() || self.fabric.datapath(place).is_none() {
+                continue;
+            }
+            eprintln!(
+                "lime: {name}'s virtual link end on port {port} died with {}: making the link again with the end on {place}",
+                u.to
+            );
+            self.write(Record::LinkMoving {
+                id: u.id,
+                port: *port,
+            })?;
+            let took = self
+                .fabric
+                .move_vlink_end(&name, *port, place)
+                .map_err(|e| e.to_string())?;
+            self.write(Record::LinkMoved {
+                id: u.id,
+                port: *port,
+                took_ms: took.as_secs_f64() * 1e3,
+            })?;
         }
         Ok(())
     }
