@@ -845,6 +845,86 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
     assert!(st.success(), "lime run stopped cleanly ({st})");
 }
 
+/// The journal's disk fills up mid-migration (fault injection: every append fails from
+/// the first `batch` record on). The flow-mods the controller sends are still applied
+/// and answered; the `clone` migration stops at the next step with an error naming the
+/// journal, the daemon keeps running, every answered rule is in the table and the
+/// kernel, the virtual switch forwards, and the journal holds no torn line.
+#[test]
+fn a_journal_that_cannot_be_written_stops_a_clone_migration_between_steps() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = cleanup_for("jwfull");
+    let (d, listener, mut ctl, _topo) = start_lab(&c, Some("fail:batch:1"), 10);
+    let st = lab_state();
+    let migrate = std::thread::spawn(|| lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]));
+    let mut answered: Vec<u16> = Vec::new();
+    for k in 0..2000u16 {
+        if migrate.is_finished() {
+            break;
+        }
+        let port = 7600 + k;
+        ctl.send(&of_add(0x7600 + u64::from(k), 150, of_udp(port), 3))
+            .expect("flow-mod");
+        ctl.barrier(T)
+            .unwrap_or_else(|e| panic!("barrier answered: {e}\n{}", d.log()));
+        answered.push(port);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let o = migrate.join().expect("migrate thread");
+    let log = d.log();
+    assert!(
+        !o.status.success() && text(&o).contains("journal could not be written"),
+        "the migration stopped on the journal: {}\n{log}",
+        text(&o)
+    );
+    assert!(
+        !answered.is_empty(),
+        "flow-mods were answered during the migration"
+    );
+    assert!(
+        status()["migration"].is_null(),
+        "no migration runs any more"
+    );
+    let lines = journal::read(&journal::path_for(lab())).expect("no torn line in the journal");
+    assert!(
+        lines.iter().all(|l| l.rec.kind() != "batch"),
+        "no batch record was written"
+    );
+    let o = lime(&["dump-flows", "vs1", "--lab", lab(), "--json"]);
+    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
+    let cookies: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
+        .filter_map(|f| f["cookie"].as_u64())
+        .collect();
+    for p in &answered {
+        let cookie = 0x7600 + u64::from(p - 7600);
+        assert_eq!(
+            cookies.iter().filter(|c| **c == cookie).count(),
+            1,
+            "the rule with cookie {cookie:#x} is in the table once\n{log}"
+        );
+    }
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    let last = *answered.last().expect("a flow-mod answered");
+    for h in ["h1", "h4"] {
+        send_udp(&st, h, ip("h3"), last, 25, 32);
+    }
+    assert_eq!(
+        packets(0x7600 + u64::from(last - 7600)),
+        50,
+        "the last rule is in the kernel on every copy, counting once\n{log}"
+    );
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3\n{log}");
+    assert!(ping(&st, "h4", ip("h2"), 1), "h4 reaches h2\n{log}");
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
 /// Packets counted by every entry of `vswitch`, as `lime dump-flows` reports them.
 fn all_packets(vswitch: &str) -> u64 {
     let o = lime(&["dump-flows", vswitch, "--lab", lab(), "--json"]);

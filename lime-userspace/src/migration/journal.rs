@@ -133,8 +133,22 @@
 //! clean-up, as `kill -9` would) right after the `n`th (default first) record of that
 //! kind is durable, or at the `n`th pass of a named point between records
 //! ([`fault_point`]: inside a journaled batch's two-phase publish, inside a link end's
-//! move). The variable is read once, on purpose long-named, and `lime run` warns loudly
-//! when it is set; nothing else enables it.
+//! move). `fail:<kind>[:<n>]` instead makes every append fail from the `n`th record of
+//! that kind on, as a full disk would (`ENOSPC`). The variable is read once, on purpose
+//! long-named, and `lime run` warns loudly when it is set; nothing else enables it.
+//!
+//! # When the journal cannot be written
+//! A record that cannot be written (a full or failing disk) is cut off again and the
+//! step it announces does not run. A flow-mod batch whose `batch` record fails is
+//! still applied (the controller was promised a switch, and refusing would show it a
+//! failure LIME caused), but the journal now lacks it: the core takes no further step
+//! of a `clone` migration — it ends as failed, the virtual switch running where the
+//! steps so far left it (on the source and the target, each host where it is), which
+//! is a consistent place to run from; migrate it again once the journal's disk is
+//! fixed. A `move` migration goes on to its end (its frozen source forwards nothing
+//! until its hosts have moved).
+//! Nothing is lost while this control plane runs; a crash before the next `begin`
+//! could not be recovered exactly.
 //!
 //! # What a crash can still cost
 //! A crash right after a `batch-done` leaves the rules that batch's modifies replaced
@@ -613,15 +627,21 @@ pub struct Line {
     pub rec: Record,
 }
 
-/// The fault-injection point (tests only): exit after the `n`th record of `kind`.
+/// The fault-injection point (tests only): exit after the `n`th record of `kind`, or
+/// (`fail`) make every append fail from the `n`th record of `kind` on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fault {
     kind: String,
     n: u32,
+    fail: bool,
 }
 
 impl Fault {
     fn parse(v: &str) -> Option<Self> {
+        let (fail, v) = match v.strip_prefix("fail:") {
+            Some(rest) => (true, rest),
+            None => (false, v),
+        };
         let (kind, n) = match v.split_once(':') {
             Some((k, n)) => (k, n.parse().ok()?),
             None => (v, 1),
@@ -629,6 +649,7 @@ impl Fault {
         (!kind.is_empty()).then(|| Self {
             kind: kind.to_owned(),
             n,
+            fail,
         })
     }
 }
@@ -652,6 +673,11 @@ pub struct Journal {
     /// Entries modified by batches written since the last `batch-done`, by virtual
     /// switch (their counters go into it).
     modified: Vec<(String, Vec<u64>)>,
+    /// Why the last append failed, until a `begin` succeeds: the journal may lack a
+    /// record since then, so the running migration must not take another step.
+    failed: Option<String>,
+    /// The `fail` fault injection has been reached: every append fails.
+    failing: bool,
 }
 
 impl Journal {
@@ -686,7 +712,16 @@ impl Journal {
             seen: BTreeMap::new(),
             stale: false,
             modified: Vec::new(),
+            failed: None,
+            failing: false,
         })
+    }
+
+    /// Why an append failed since the running migration began, if one did (see
+    /// [`Journal::append`]).
+    #[must_use]
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     /// Start an empty journal at `path` (a fresh lab).
@@ -729,7 +764,34 @@ impl Journal {
     ///
     /// # Errors
     /// I/O: the record may not be durable, and the step it announces must not go on.
+    /// What was written of it is cut off again (so the next record does not follow a
+    /// torn line), and [`Journal::failure`] says why until the next `begin`.
     pub fn append(&mut self, rec: Record) -> Result<(), JournalError> {
+        let kind = rec.kind();
+        let n = self.seen.get(kind).copied().unwrap_or(0) + 1;
+        if let Some(f) = &self.fault
+            && f.fail
+            && f.kind == kind
+            && f.n == n
+        {
+            self.failing = true;
+        }
+        let is_begin = matches!(rec, Record::Begin { .. });
+        match self.write_line(rec) {
+            Ok(()) => {
+                if is_begin {
+                    self.failed = None;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn write_line(&mut self, rec: Record) -> Result<(), JournalError> {
         let io = |source| JournalError::Io {
             path: self.path.clone(),
             source,
@@ -757,12 +819,23 @@ impl Journal {
         };
         let mut bytes = serde_json::to_vec(&line).map_err(|e| io(std::io::Error::other(e)))?;
         bytes.push(b'\n');
-        self.file.write_all(&bytes).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let len = self.file.metadata().map_err(io)?.len();
+        let written = if self.failing {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        } else {
+            self.file
+                .write_all(&bytes)
+                .and_then(|()| self.file.sync_data())
+        };
+        if let Err(e) = written {
+            let _ = self.file.set_len(len);
+            return Err(io(e));
+        }
         self.seq += 1;
         let n = self.seen.entry(kind).or_default();
         *n += 1;
         if let Some(f) = &self.fault
+            && !f.fail
             && f.kind == kind
             && f.n == *n
         {
@@ -801,7 +874,7 @@ pub fn fault_point(point: &str) {
     if point == "batch-published" {
         IN_BATCH.store(false, std::sync::atomic::Ordering::Relaxed);
     }
-    if f.kind != point || (point.starts_with("batch-") && !in_batch) {
+    if f.fail || f.kind != point || (point.starts_with("batch-") && !in_batch) {
         return;
     }
     let mut passes = PASSES
@@ -1471,14 +1544,63 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_append_leaves_the_file_as_it_was_and_is_remembered_until_begin() {
+        let dir = std::env::temp_dir().join(format!("lime-journal-fail-{}", std::process::id()));
+        let path = dir.join(JOURNAL_FILE);
+        let mut j = Journal::create(&path).expect("create");
+        j.append(begin(1)).expect("append");
+        let before = std::fs::read(&path).expect("read");
+        j.failing = true;
+        let cloned = Record::Cloned {
+            id: 1,
+            from: "s1".into(),
+            on: None,
+        };
+        assert!(matches!(
+            j.append(cloned.clone()),
+            Err(JournalError::Io { .. })
+        ));
+        assert!(j.failure().is_some_and(|w| w.contains("No space left")));
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            before,
+            "nothing of it stays"
+        );
+        j.failing = false;
+        j.append(cloned).expect("append");
+        assert!(j.failure().is_some(), "remembered until the next begin");
+        j.append(begin(2)).expect("append");
+        assert_eq!(j.failure(), None);
+        assert_eq!(
+            read(&path)
+                .expect("read")
+                .iter()
+                .map(|l| l.seq)
+                .collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
     fn fault_points_parse() {
         assert_eq!(
             Fault::parse("host-moved:2"),
             Some(Fault {
                 kind: "host-moved".into(),
-                n: 2
+                n: 2,
+                fail: false,
             })
         );
+        assert_eq!(
+            Fault::parse("fail:batch:3"),
+            Some(Fault {
+                kind: "batch".into(),
+                n: 3,
+                fail: true,
+            })
+        );
+        assert_eq!(Fault::parse("fail:"), None);
         assert_eq!(Fault::parse("cloned").map(|f| f.n), Some(1));
         assert_eq!(Fault::parse("x:y"), None);
         assert_eq!(Fault::parse(""), None);

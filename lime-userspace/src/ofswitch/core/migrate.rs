@@ -439,6 +439,27 @@ impl Core {
     /// before the next step (packet-outs, port statistics, the link check) sees them
     /// where they are. The migration ends after its last step or a failing one.
     pub(super) fn migration_step(&mut self) {
+        // A `clone` migration stops between two steps once the journal lacks a record:
+        // its copies all forward, so wherever it stops is a place to run from. (`move`
+        // goes on: its frozen source forwards nothing until its hosts have moved.)
+        if let Some(why) = self.journal.as_ref().and_then(Journal::failure)
+            && self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.strategy == Strategy::Clone)
+            && let Some(a) = self.active.take()
+        {
+            let copies = self.fabric.copies(&a.vswitch).unwrap_or_default();
+            let msg = format!(
+                "migration of {} stopped: the journal could not be written ({why}); {} runs on {} as the steps so far left it (nothing lost); migrate it again once the journal can be written",
+                a.vswitch,
+                a.vswitch,
+                copies.join(", ")
+            );
+            eprintln!("lime: {msg}");
+            self.finish(a, Err(msg));
+            return;
+        }
         self.journal_stale_tables();
         let Some(mut a) = self.active.take() else {
             return;
