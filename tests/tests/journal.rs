@@ -845,6 +845,73 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
     assert!(st.success(), "lime run stopped cleanly ({st})");
 }
 
+/// A modify batch the table-full retry splits: three entries share one match (one
+/// bucket of four slots on each copy), and one batch modifies two of them; the second
+/// modify finds no slot until the first's version is published and its replaced rule
+/// reclaimed. The daemon dies right after the second part's `batch` record — after
+/// that reclaim. What the first entry's replaced rule counted must survive (the
+/// journal records it before the reclaim).
+#[test]
+fn a_split_modify_batch_keeps_its_counters_across_a_crash() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = cleanup_for("jwsplit");
+    const COUNTED: usize = 200;
+    let (mut d, listener, mut ctl, topo) = start_lab(&c, Some("batch:2"), COUNTED);
+    let st = lab_state();
+    for (cookie, prio) in [(0x7502, 90), (0x7503, 80)] {
+        ctl.send(&of_add(cookie, prio, of_udp(COUNTED_PORT), 3))
+            .expect("flow-mod");
+    }
+    ctl.barrier(T).expect("barrier");
+    let modify = |cookie, prio| {
+        let lime_openflow::Message::FlowMod(mut m) = of_add(cookie, prio, of_udp(COUNTED_PORT), 3)
+        else {
+            unreachable!()
+        };
+        m.command = lime_openflow::consts::FlowModCommand::ModifyStrict;
+        lime_openflow::Message::FlowMod(m)
+    };
+    let pair = [modify(0x7501, 100), modify(0x7502, 90)];
+    let migrate = std::thread::spawn(|| lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]));
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    let (mut rounds, mut extra) = (0, 0u64);
+    while rounds < 2000 {
+        // Counted by 0x7501 (the highest priority), then both modifies in one write.
+        send_udp(&st, "h4", ip("h3"), COUNTED_PORT, 5, 32);
+        extra += 5;
+        if ctl.send_many(&pair).is_err() || ctl.barrier(T).is_err() {
+            break;
+        }
+        rounds += 1;
+    }
+    let o = migrate.join().expect("migrate thread");
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    expect_crash(&mut d);
+    let lines = journal::read(&journal::path_for(lab())).expect("journal");
+    assert_eq!(lines.last().map(|l| l.rec.kind()), Some("batch"));
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert_resumed_to_s2(&log);
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64 + extra,
+        "what the first modified entry counted is kept, once ({rounds} rounds answered)\n{log}"
+    );
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64 + extra + 10,
+        "and counts on"
+    );
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
 /// The journal's disk fills up mid-migration (fault injection: every append fails from
 /// the first `batch` record on). The flow-mods the controller sends are still applied
 /// and answered; the `clone` migration stops at the next step with an error naming the

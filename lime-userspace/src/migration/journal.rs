@@ -49,7 +49,9 @@
 //! with them, and only then reclaims those rules — the `batch` records themselves
 //! cost no wait. A
 //! batch that runs out of room and publishes early becomes several versions: each gets
-//! its own `batch` record, written before that version is committed. Before the next step, the tables are journaled whole (`tables`: every
+//! its own `batch` record, written before that version is committed, and before the
+//! retry reclaims the early version (it needs the slots) a `batch-done` records what
+//! the rules that version replaced counted. Before the next step, the tables are journaled whole (`tables`: every
 //! table as it is then, entries, their datapath rule ids on every copy, folded
 //! counters). So the last snapshot (from `begin` or the last `tables`), then the step
 //! records after it, then the batches after those, are the whole truth about the

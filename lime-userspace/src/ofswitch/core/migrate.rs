@@ -31,26 +31,69 @@ use crate::{
         ports_of,
         status::{self, Live, MigrationStatus},
     },
-    vswitch::{BatchDelta, VirtualSwitch},
+    vswitch::{BatchDelta, BatchHooks, VirtualSwitch},
 };
 
-/// The hook that journals a batch of table changes of virtual switch `vswitch` after it
-/// is staged and before it is published, while migration `migration` runs (a `batch`
-/// record, see [`crate::migration::journal`]). A journal that cannot be written is
-/// reported and the batch still goes on (refusing the controller's flow-mods for it
-/// would be visible); a crash before its `tables` record then leaves it unknown to
-/// recovery, as before this record existed.
+/// The hooks that journal a batch of table changes of virtual switch `vswitch` while
+/// migration `migration` runs: a `batch` record after each version is staged and before
+/// it is published, and — when the table-full retry is about to reclaim a version it
+/// published early — a `batch-done` with the final counters of the rules that version
+/// replaced, before they leave the kernel (see [`crate::migration::journal`]). A journal
+/// that cannot be written is reported and the batch still goes on (refusing the
+/// controller's flow-mods for it would be visible); the migration then takes no further
+/// step ([`Journal::failure`]).
+pub(super) struct BatchJournal<'a> {
+    journal: &'a mut Option<Journal>,
+    migration: Option<u64>,
+    vswitch: &'a str,
+}
+
 pub(super) fn batch_journal<'a>(
     journal: &'a mut Option<Journal>,
     migration: Option<u64>,
     vswitch: &'a str,
-) -> impl FnMut(&BatchDelta<'_>) + 'a {
-    move |d| {
-        let (Some(id), Some(j)) = (migration, journal.as_mut()) else {
+) -> BatchJournal<'a> {
+    BatchJournal {
+        journal,
+        migration,
+        vswitch,
+    }
+}
+
+impl BatchHooks for BatchJournal<'_> {
+    fn staged(&mut self, d: &BatchDelta<'_>) {
+        let (Some(id), Some(j)) = (self.migration, self.journal.as_mut()) else {
             return;
         };
-        let batch = SavedBatch::of(vswitch, d);
+        let batch = SavedBatch::of(self.vswitch, d);
         if let Err(e) = j.append(Record::Batch { id, batch }) {
+            eprintln!("lime: {e}");
+        }
+    }
+
+    fn reclaiming(&mut self, vsw: &VirtualSwitch, fabric: &Fabric) {
+        let (Some(id), Some(j)) = (self.migration, self.journal.as_mut()) else {
+            return;
+        };
+        if j.modified().is_empty() {
+            return;
+        }
+        let mut bases = Vec::new();
+        for (vs, ids) in j.modified() {
+            if *vs != self.vswitch {
+                continue;
+            }
+            for e in ids {
+                if vsw.entry(*e).is_none() {
+                    continue;
+                }
+                match vsw.settled_base(fabric, *e) {
+                    Ok(base) => bases.push((*e, Counters::from(base))),
+                    Err(err) => eprintln!("lime: {vs}: reading replaced rules' counters: {err}"),
+                }
+            }
+        }
+        if let Err(e) = j.append(Record::BatchDone { id, bases }) {
             eprintln!("lime: {e}");
         }
     }
