@@ -1328,20 +1328,18 @@ impl Fabric {
         // neighbour lookup is pending would wait a whole retransmit interval. Let it
         // ask again now. (What it had learned before the move stays: see
         // `Lab::move_host`.)
-        self.lab.exec(
-            host,
-            &[
-                "ip",
-                "neigh",
-                "flush",
-                "dev",
-                &h.ifname,
-                "nud",
-                "incomplete",
-                "nud",
-                "failed",
-            ],
-        )?;
+        lime_lab::netns::ip(&[
+            "-n",
+            &h.netns,
+            "neigh",
+            "flush",
+            "dev",
+            &h.ifname,
+            "nud",
+            "incomplete",
+            "nud",
+            "failed",
+        ])?;
         Ok(started.elapsed())
     }
 
