@@ -330,6 +330,13 @@ impl Fabric {
             let mut dp =
                 Datapath::open(&sw.name, Some(&ns), &fabric.pin_root).map_err(dp_err(&sw.name))?;
             dp.set_mode(sw.datapath);
+            // Interfaces that died while no control plane ran (a virtual link's veth
+            // pair with a physical switch that is gone) leave their links' pins.
+            let live = lime_lab::netns::links(&ns)?
+                .into_iter()
+                .map(|l| l.ifname)
+                .collect();
+            dp.kernel().drop_stale_link_pins(&live);
             fabric.datapaths.insert(sw.name.clone(), dp);
         }
         fabric.number_vswitches();
@@ -853,17 +860,12 @@ impl Fabric {
     /// (and every one before it) is over. The final counters of the rules retired are
     /// kept for [`Fabric::take_retired`].
     fn reclaim_id(&mut self, id: u16, through: Option<u64>) -> Result<(), FabricError> {
+        if let Some(through) = through {
+            self.wait_grace_id(id, through);
+        }
         let Some(waiting) = self.unreclaimed.get_mut(&id) else {
             return Ok(());
         };
-        if let Some(through) = through
-            && let Some(u) = waiting.iter().rev().find(|u| u.commit <= through)
-        {
-            let since = u.at.elapsed();
-            if since < crate::datapath::GRACE {
-                std::thread::sleep(crate::datapath::GRACE - since);
-            }
-        }
         let due = waiting
             .iter()
             .take_while(|u| u.at.elapsed() >= crate::datapath::GRACE)
@@ -903,6 +905,30 @@ impl Fabric {
             self.reclaim_id(id, None)?;
         }
         Ok(())
+    }
+
+    /// Wait until the grace period after the publish of a virtual switch's commit
+    /// `commit` (and of every one before it) is over, reclaiming nothing: from then on
+    /// no packet is processed with a version older than `commit`'s, so the counters of
+    /// the rules those versions left are final and can be read before they are
+    /// reclaimed (the migration journal records them first).
+    pub fn wait_grace(&self, vswitch: &str, commit: u64) -> Result<(), FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        self.wait_grace_id(id, commit);
+        Ok(())
+    }
+
+    fn wait_grace_id(&self, id: u16, through: u64) {
+        if let Some(u) = self
+            .unreclaimed
+            .get(&id)
+            .and_then(|w| w.iter().rev().find(|u| u.commit <= through))
+        {
+            let since = u.at.elapsed();
+            if since < crate::datapath::GRACE {
+                std::thread::sleep(crate::datapath::GRACE - since);
+            }
+        }
     }
 
     /// Reclaim a virtual switch's versions through commit `commit` (a number
@@ -1390,9 +1416,20 @@ impl Fabric {
         // What the host sent between its link coming up and LIME's program being
         // attached (its first ARP, say) went to the switch's own stack; a host whose
         // neighbour lookup is pending would wait a whole retransmit interval. Let it
-        // ask again now, as a migrated VM announces itself.
-        self.lab
-            .exec(host, &["ip", "neigh", "flush", "dev", &h.ifname])?;
+        // ask again now. (What it had learned before the move stays: see
+        // `Lab::move_host`.)
+        lime_lab::netns::ip(&[
+            "-n",
+            &h.netns,
+            "neigh",
+            "flush",
+            "dev",
+            &h.ifname,
+            "nud",
+            "incomplete",
+            "nud",
+            "failed",
+        ])?;
         Ok(started.elapsed())
     }
 

@@ -272,6 +272,30 @@ impl Kernel {
         Ok(())
     }
 
+    /// Remove the pinned XDP and TC links (`link-IFNAME`, `tc-IFNAME`) of interfaces
+    /// that are gone (not in `live`, this namespace's interface names): their programs
+    /// went with the interface, and a pin left behind would make a new interface of the
+    /// same name look attached. Returns how many were removed.
+    pub fn drop_stale_link_pins(&self, live: &std::collections::BTreeSet<String>) -> usize {
+        let Ok(dir) = std::fs::read_dir(&self.pin_dir) else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(ifname) = name
+                .strip_prefix("link-")
+                .or_else(|| name.strip_prefix("tc-"))
+            else {
+                continue;
+            };
+            if !live.contains(ifname) && self.detach(&name).is_ok() {
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     /// Apply map operations in order. Consecutive operations on one map go to the
     /// kernel as one batch (see [`super::batch`]): the same writes, in the same order,
     /// in far fewer system calls.

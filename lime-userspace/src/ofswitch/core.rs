@@ -48,10 +48,10 @@
 //! counters; a journaled migration settles before its `begin` and each `tables`
 //! snapshot). While a journaled migration runs, every version a batch publishes (a
 //! flow-mod batch, expired entries, fail-standalone's entry) is journaled as a `batch`
-//! record right before it is committed, and a batch that modified entries settles
-//! (waits for its reclaim) before its `batch-done` record, so that record carries
-//! final counters ([`crate::migration::journal`]); outside a migration nothing is
-//! journaled and nothing waits.
+//! record right before it is committed, and after a batch that modified entries the
+//! core waits out the grace period, journals `batch-done` with the final counters of
+//! the rules it replaced, and only then reclaims them ([`crate::migration::journal`]);
+//! outside a migration nothing is journaled and nothing waits.
 use std::{
     collections::{BTreeMap, VecDeque},
     sync::mpsc::{Receiver, RecvTimeoutError},
