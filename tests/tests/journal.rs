@@ -810,31 +810,7 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
     let d = Daemon::start(&c, &topo, None, 2);
     let log = d.log();
     assert_resumed_to_s2(&log);
-    let o = lime(&["dump-flows", "vs1", "--lab", lab(), "--json"]);
-    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
-    let cookies: Vec<u64> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
-        .filter_map(|f| f["cookie"].as_u64())
-        .collect();
-    for p in &answered {
-        let cookie = 0x7600 + u64::from(p - 7600);
-        assert_eq!(
-            cookies.iter().filter(|c| **c == cookie).count(),
-            1,
-            "the rule with cookie {cookie:#x}, answered before the crash, is in the table once\n{log}"
-        );
-    }
-    // The last answered rules really are the kernel's: h1 (moved) and h4 (stayed) hit them.
-    let ip = |h: &str| st.host(h).expect("host").ip.addr;
-    let last = *answered.last().expect("a flow-mod answered");
-    send_udp(&st, "h1", ip("h3"), last, 25, 32);
-    send_udp(&st, "h4", ip("h3"), last, 25, 32);
-    assert_eq!(
-        packets(0x7600 + u64::from(last - 7600)),
-        50,
-        "the rule sent mid-migration counts its traffic, once\n{log}"
-    );
+    assert_answered_rules_are_there(&st, &answered, &log);
     assert_eq!(
         packets(0x7501),
         COUNTED as u64,
@@ -960,6 +936,20 @@ fn a_journal_that_cannot_be_written_stops_a_clone_migration_between_steps() {
         lines.iter().all(|l| l.rec.kind() != "batch"),
         "no batch record was written"
     );
+    assert_answered_rules_are_there(&st, &answered, &log);
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3\n{log}");
+    assert!(ping(&st, "h4", ip("h2"), 1), "h4 reaches h2\n{log}");
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+/// The rules of the flow-mods `answered` (UDP to port `p`, cookie `0x7600 + p - 7600`)
+/// are each in vs1's table once, and the last of them is the kernel's on every copy:
+/// 25 datagrams from h1 and 25 from h4 (on different physical switches during the
+/// migration) are counted once each.
+fn assert_answered_rules_are_there(st: &lime_lab::LabState, answered: &[u16], log: &str) {
     let o = lime(&["dump-flows", "vs1", "--lab", lab(), "--json"]);
     assert!(o.status.success(), "lime dump-flows: {}", text(&o));
     let cookies: Vec<u64> = String::from_utf8_lossy(&o.stdout)
@@ -967,29 +957,24 @@ fn a_journal_that_cannot_be_written_stops_a_clone_migration_between_steps() {
         .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
         .filter_map(|f| f["cookie"].as_u64())
         .collect();
-    for p in &answered {
+    for p in answered {
         let cookie = 0x7600 + u64::from(p - 7600);
         assert_eq!(
             cookies.iter().filter(|c| **c == cookie).count(),
             1,
-            "the rule with cookie {cookie:#x} is in the table once\n{log}"
+            "the rule with cookie {cookie:#x}, answered, is in the table once\n{log}"
         );
     }
     let ip = |h: &str| st.host(h).expect("host").ip.addr;
     let last = *answered.last().expect("a flow-mod answered");
     for h in ["h1", "h4"] {
-        send_udp(&st, h, ip("h3"), last, 25, 32);
+        send_udp(st, h, ip("h3"), last, 25, 32);
     }
     assert_eq!(
         packets(0x7600 + u64::from(last - 7600)),
         50,
-        "the last rule is in the kernel on every copy, counting once\n{log}"
+        "the last answered rule counts its traffic, once\n{log}"
     );
-    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3\n{log}");
-    assert!(ping(&st, "h4", ip("h2"), 1), "h4 reaches h2\n{log}");
-    drop(listener);
-    let st = d.stop();
-    assert!(st.success(), "lime run stopped cleanly ({st})");
 }
 
 /// Packets counted by every entry of `vswitch`, as `lime dump-flows` reports them.
