@@ -18,7 +18,7 @@ pub const VID_PRESENT: u16 = 0x1000;
 /// SPA/TPA and `tp_src` the ARP opcode; for ICMPv4/ICMPv6, `tp_src`/`tp_dst` hold type/code.
 /// IPv4 addresses occupy the first four bytes of `nw_src`/`nw_dst`, the rest is zero.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Eq)]
 pub struct FlowKey {
     /// Virtual ingress port (OpenFlow `IN_PORT`), host byte order.
     pub in_port: u32,
@@ -87,6 +87,23 @@ impl FlowKey {
             i += 1;
         }
         self.in_port = in_port;
+    }
+}
+
+/// Compared and hashed as its nine words (every byte is a field: equal keys have equal
+/// words): the control plane's rule indexes hash and compare a key or two per flow-mod,
+/// and the derived, field-by-field versions took 20-odd steps per key.
+impl PartialEq for FlowKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.words() == other.words()
+    }
+}
+
+impl core::hash::Hash for FlowKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for w in self.words() {
+            state.write_u64(*w);
+        }
     }
 }
 
@@ -470,6 +487,97 @@ mod tests {
                 "byte {byte}: {} distinct slots",
                 seen.len()
             );
+        }
+    }
+
+    /// A hasher that keeps what it was fed (no std here: no `DefaultHasher`).
+    #[derive(Default)]
+    struct Fed {
+        words: [u64; 16],
+        n: usize,
+    }
+
+    impl core::hash::Hasher for Fed {
+        fn finish(&self) -> u64 {
+            self.words.iter().fold(0, |a, w| a.rotate_left(7) ^ w)
+        }
+        fn write(&mut self, _: &[u8]) {
+            unreachable!("FlowKey hashes whole words");
+        }
+        fn write_u64(&mut self, w: u64) {
+            self.words[self.n] = w;
+            self.n += 1;
+        }
+    }
+
+    fn fed(k: &FlowKey) -> Fed {
+        let mut h = Fed::default();
+        core::hash::Hash::hash(k, &mut h);
+        h
+    }
+
+    #[test]
+    fn keys_differing_in_any_field_are_unequal_and_equal_keys_hash_alike() {
+        let base = FlowKey {
+            in_port: 3,
+            nw_dst: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ..FlowKey::default()
+        };
+        let changed = [
+            FlowKey { in_port: 4, ..base },
+            FlowKey {
+                vlan_vid: 1,
+                ..base
+            },
+            FlowKey {
+                eth_type: [8, 0],
+                ..base
+            },
+            FlowKey {
+                eth_dst: [0, 0, 0, 0, 0, 1],
+                ..base
+            },
+            FlowKey {
+                eth_src: [1, 0, 0, 0, 0, 0],
+                ..base
+            },
+            FlowKey {
+                vlan_pcp: 1,
+                ..base
+            },
+            FlowKey { ip_dscp: 1, ..base },
+            FlowKey {
+                ip_proto: 6,
+                ..base
+            },
+            FlowKey {
+                nw_src: [0xff; 16],
+                ..base
+            },
+            FlowKey {
+                nw_dst: [0; 16],
+                ..base
+            },
+            FlowKey {
+                tp_src: [0, 80],
+                ..base
+            },
+            FlowKey {
+                tp_dst: [1, 0],
+                ..base
+            },
+            FlowKey {
+                metadata: 1 << 63,
+                ..base
+            },
+        ];
+        let copy = base;
+        assert_eq!(base, copy);
+        assert_eq!(fed(&base).words, fed(&copy).words);
+        assert_eq!(fed(&base).n, FLOW_WORDS);
+        for k in &changed {
+            assert_ne!(*k, base, "{k:?}");
+            assert_ne!(fed(k).words, fed(&base).words, "{k:?}");
         }
     }
 }

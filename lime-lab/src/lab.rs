@@ -177,9 +177,26 @@ impl Lab {
     /// [`LabError::InterfaceNotFound`] if an interface of the lab is missing, or a
     /// failing `ip` command.
     pub fn refresh(&mut self) -> Result<(), LabError> {
+        self.refresh_where(|_| true, |_| true)
+    }
+
+    /// [`Lab::refresh`] for the hosts and switches named (by `host` and `switch`); the
+    /// others keep what was read before (each `ip` costs a few milliseconds, and a
+    /// host's move changes one host and two switches).
+    fn refresh_where(
+        &mut self,
+        host_changed: impl Fn(&str) -> bool,
+        switch_changed: impl Fn(&str) -> bool,
+    ) -> Result<(), LabError> {
         let topology = &self.state.topology;
         let mut hosts = Vec::with_capacity(topology.hosts.len());
         for host in &topology.hosts {
+            if !host_changed(&host.name)
+                && let Some(known) = self.state.hosts.iter().find(|h| h.host == host.name)
+            {
+                hosts.push(known.clone());
+                continue;
+            }
             let ns = topology.netns_name(&host.name);
             let info = netns::link(&ns, HOST_IFNAME)?;
             hosts.push(HostIface {
@@ -195,6 +212,11 @@ impl Lab {
         }
         let mut ports = Vec::new();
         for switch in &topology.switches {
+            let known = self.state.ports.iter().filter(|p| p.switch == switch.name);
+            if !switch_changed(&switch.name) && known.clone().next().is_some() {
+                ports.extend(known.cloned());
+                continue;
+            }
             let ns = topology.netns_name(&switch.name);
             let links = netns::links(&ns)?;
             let peers = topology.links.iter().filter_map(|l| {
@@ -388,14 +410,33 @@ impl Lab {
         }
         let host_ns = self.state.topology.netns_name(host);
         // A host whose link is already gone (a move cut short by a crash) is attached
-        // afresh.
+        // afresh. A migrated VM keeps what it knew of its neighbours (its memory moves
+        // with it); the lab's new link starts with an empty neighbour table, so what
+        // the old one had learned is put back on it: the host goes on sending at once
+        // instead of asking for every address again and queueing its traffic meanwhile
+        // (the kernel then sends the queue from another context than new sends, which
+        // reorders a flow).
+        let mut neighbours = Vec::new();
         if netns::link(&host_ns, HOST_IFNAME).is_ok() {
+            neighbours = netns::learned_neighbours(&host_ns, HOST_IFNAME).unwrap_or_default();
             netns::ip(&["-n", &host_ns, "link", "del", HOST_IFNAME])?;
         }
-        new_switch.clone_into(&mut self.state.topology.hosts[index].switch);
+        let old_switch = std::mem::replace(
+            &mut self.state.topology.hosts[index].switch,
+            new_switch.to_owned(),
+        );
         let spec = self.state.topology.hosts[index].clone();
+        // Stale: used at once, confirmed by the kernel in the background.
+        let restore: Vec<String> = neighbours
+            .iter()
+            .map(|(ip, mac)| format!("neigh replace {ip} lladdr {mac} dev {HOST_IFNAME} nud stale"))
+            .collect();
         attach_host(&self.state.topology, &spec, new_switch)?;
-        self.refresh()?;
+        // A host whose entries could not be put back only asks for them again (its
+        // traffic waits for the answer): that does not fail the move.
+        let _ = netns::ip_batch(&host_ns, &restore);
+        // Only the host and the two switches changed.
+        self.refresh_where(|h| h == host, |sw| sw == old_switch || sw == new_switch)?;
         // refresh() fails if any host's port is missing, so this lookup succeeds.
         let port = self
             .state
@@ -411,10 +452,13 @@ impl Lab {
     /// switch `to` (the other end stays where it is), next to the current pair, and make
     /// it the link's current one (the topology's end placement follows). Returns the new
     /// pair's generation. The old pair keeps carrying frames until
-    /// [`Lab::remove_vlink_pair`] removes it: an end moves make-before-break.
+    /// [`Lab::remove_vlink_pair`] removes it: an end moves make-before-break. A link
+    /// with no pair left (it died with a physical switch that is gone, see
+    /// [`Lab::adopt`]) gets one again, its other end where the topology places it.
     ///
     /// # Errors
-    /// [`LabError::UnknownNode`] for an unknown link or switch, else a failing command
+    /// [`LabError::UnknownNode`] for an unknown link or switch (also the other end's,
+    /// if that one is gone), else a failing command
     /// (the new pair is then removed again).
     pub fn add_vlink_pair(
         &mut self,
@@ -426,6 +470,14 @@ impl Lab {
             lab: self.name().to_owned(),
             node,
         };
+        let spec = self
+            .state
+            .topology
+            .vlinks
+            .get(link)
+            .ok_or_else(|| unknown(format!("virtual link {}", link + 1)))?;
+        // A link with no pair left (its pair died with a switch that is gone) is made
+        // again where the topology places its ends, the moving end at `to`.
         let current = self
             .state
             .vlink_pairs
@@ -433,7 +485,12 @@ impl Lab {
             .filter(|p| p.link == link)
             .max_by_key(|p| p.generation)
             .cloned()
-            .ok_or_else(|| unknown(format!("virtual link {}", link + 1)))?;
+            .unwrap_or_else(|| VLinkPair {
+                link,
+                generation: 0,
+                a_switch: spec.a.switch.clone(),
+                b_switch: spec.b.switch.clone(),
+            });
         if self.state.topology.switch(to).is_none() {
             return Err(unknown(to.to_owned()));
         }
@@ -442,6 +499,11 @@ impl Lab {
         match side {
             VLinkSide::A => to.clone_into(&mut pair.a_switch),
             VLinkSide::B => to.clone_into(&mut pair.b_switch),
+        }
+        for sw in [&pair.a_switch, &pair.b_switch] {
+            if self.state.topology.switch(sw).is_none() {
+                return Err(unknown(sw.clone()));
+            }
         }
         if let Err(e) = make_vlink_pair(&self.state.topology, &pair) {
             let _ = del_vlink_pair(&self.state.topology, &pair);
@@ -838,61 +900,25 @@ fn pair_indices(a: &str, b: &str) -> Result<(u32, u32), LabError> {
     Ok((ia, ib))
 }
 
+/// Make host `host`'s link to `switch`: a veth pair with `eth0` in the host's namespace
+/// (its MAC, addresses, checksum setting) and the port named after the host in the
+/// switch's, both up. Three processes in all: one `ip -batch` per namespace and the
+/// `ethtool` between them.
 fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(), LabError> {
     let (sw_ns, host_ns) = (topology.netns_name(switch), topology.netns_name(&host.name));
-    let mac = host.mac.to_string();
-    let queues = topology.veth_queues.to_string();
+    let q = topology.veth_queues;
     let (sw_index, host_index) = pair_indices(&sw_ns, &host_ns)?;
-    netns::ip(&[
-        "-n",
+    netns::ip_batch(
         &sw_ns,
-        "link",
-        "add",
-        &host.name,
-        "index",
-        &sw_index.to_string(),
-        "numtxqueues",
-        &queues,
-        "numrxqueues",
-        &queues,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        HOST_IFNAME,
-        "netns",
-        &host_ns,
-        "index",
-        &host_index.to_string(),
-        "address",
-        &mac,
-        "numtxqueues",
-        &queues,
-        "numrxqueues",
-        &queues,
-    ])?;
-    netns::ip(&[
-        "-n",
-        &host_ns,
-        "addr",
-        "add",
-        &host.ip.to_string(),
-        "dev",
-        HOST_IFNAME,
-    ])?;
-    if let Some(v6) = host.ipv6 {
-        netns::ip(&[
-            "-n",
-            &host_ns,
-            "-6",
-            "addr",
-            "add",
-            &v6.to_string(),
-            "dev",
-            HOST_IFNAME,
-            "nodad",
-        ])?;
-    }
+        &[
+            format!(
+                "link add {name} index {sw_index} numtxqueues {q} numrxqueues {q} type veth peer name {HOST_IFNAME} netns {host_ns} index {host_index} address {mac} numtxqueues {q} numrxqueues {q}",
+                name = host.name,
+                mac = host.mac,
+            ),
+            format!("link set {} up", host.name),
+        ],
+    )?;
     // XDP redirection does not finish CHECKSUM_PARTIAL packets: make the host compute
     // its checksums in software (on a switch whose datapath runs at TC, skbs keep theirs).
     let tc = topology
@@ -903,8 +929,12 @@ fn attach_host(topology: &Topology, host: &HostSpec, switch: &str) -> Result<(),
         &host_ns,
         &["ethtool", "-K", HOST_IFNAME, "tx", tx],
     ))?;
-    netns::ip(&["-n", &host_ns, "link", "set", HOST_IFNAME, "up"])?;
-    netns::ip(&["-n", &sw_ns, "link", "set", &host.name, "up"]).map(drop)
+    let mut lines = vec![format!("addr add {} dev {HOST_IFNAME}", host.ip)];
+    if let Some(v6) = host.ipv6 {
+        lines.push(format!("addr add {v6} dev {HOST_IFNAME} nodad"));
+    }
+    lines.push(format!("link set {HOST_IFNAME} up"));
+    netns::ip_batch(&host_ns, &lines)
 }
 
 #[cfg(test)]

@@ -65,6 +65,46 @@ pub fn ip<S: AsRef<OsStr>>(args: &[S]) -> Result<String, LabError> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Run the `ip` commands `lines` (one per line, without the leading `ip`) in
+/// namespace `netns` with one `ip -batch` process instead of one process each
+/// (`-force`: a failing line does not stop the rest; the status still tells).
+///
+/// # Errors
+/// As [`run_checked`]; also when `ip`'s standard input cannot be written.
+pub fn ip_batch(netns: &str, lines: &[String]) -> Result<(), LabError> {
+    use std::io::Write as _;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("ip");
+    cmd.args(["-n", netns, "-force", "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let command = command_line(&cmd);
+    let spawn_err = |source| LabError::Spawn {
+        command: command.clone(),
+        source,
+    };
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let mut input = lines.join("\n");
+    input.push('\n');
+    let written = child
+        .stdin
+        .take()
+        .map_or(Ok(()), |mut stdin| stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().map_err(spawn_err)?;
+    written.map_err(spawn_err)?;
+    if !output.status.success() {
+        return Err(LabError::Command {
+            command,
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// A [`Command`] that runs `argv` inside namespace `netns` (`ip netns exec NETNS ARGV…`).
 ///
 /// `ip netns exec` also mounts a fresh `/sys` for the command, so `/sys/class/net` shows
@@ -219,6 +259,37 @@ struct AddrShow {
 struct AddrInfo {
     local: IpAddr,
     prefixlen: u8,
+}
+
+/// The neighbours (address, link-layer address) an interface has learned: entries
+/// with a link-layer address that are not failed or incomplete.
+///
+/// # Errors
+/// `ip neigh` fails or prints what is not JSON.
+pub fn learned_neighbours(netns: &str, ifname: &str) -> Result<Vec<(String, String)>, LabError> {
+    #[derive(Deserialize)]
+    struct Neigh {
+        dst: String,
+        lladdr: Option<String>,
+        #[serde(default)]
+        state: Vec<String>,
+    }
+    let command = format!("ip -n {netns} -j neigh show dev {ifname}");
+    let out = ip(&["-n", netns, "-j", "neigh", "show", "dev", ifname])?;
+    let all: Vec<Neigh> = if out.trim().is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_str(&out).map_err(|source| LabError::Output { command, source })?
+    };
+    Ok(all
+        .into_iter()
+        .filter(|n| {
+            !n.state
+                .iter()
+                .any(|s| s == "FAILED" || s == "INCOMPLETE" || s == "NOARP")
+        })
+        .filter_map(|n| Some((n.dst, n.lladdr?)))
+        .collect())
 }
 
 /// The IPv4 and IPv6 addresses of interface `ifname` in namespace `netns`.

@@ -410,6 +410,24 @@ fn move_host_keeps_mac_and_addresses() {
     let before = lab.host("h1").unwrap().clone();
     let old_port = lab.host_port("h1").unwrap().clone();
     assert_eq!(old_port.switch, "s1");
+    // What h1 knew of its neighbours moves with it (as a migrated VM's ARP cache).
+    let h3_mac = lab.host("h3").unwrap().mac.to_string();
+    lab.exec_ok(
+        "h1",
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            "10.0.0.3",
+            "lladdr",
+            &h3_mac,
+            "dev",
+            "eth0",
+            "nud",
+            "reachable",
+        ],
+    )
+    .unwrap();
 
     let port = lab.move_host("h1", "s2").expect("move h1 to s2");
     assert_eq!((port.switch.as_str(), port.ifname.as_str()), ("s2", "h1"));
@@ -443,6 +461,11 @@ fn move_host_keeps_mac_and_addresses() {
     );
     let features = lab.exec_ok("h1", &["ethtool", "-k", "eth0"]).unwrap();
     assert!(features.contains("tx-checksumming: off"));
+    let neighbours = netns::learned_neighbours(&after.netns, "eth0").unwrap();
+    assert!(
+        neighbours.contains(&("10.0.0.3".to_owned(), h3_mac.clone())),
+        "{neighbours:?}"
+    );
 
     // Really attached to s2: reaches h3 through a bridge there.
     bridge_switch(&lab, "s2");

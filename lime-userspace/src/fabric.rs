@@ -118,7 +118,97 @@ fn unknown_switch(switch: &str) -> FabricError {
 #[derive(Debug, Clone, Default)]
 pub struct Installed {
     /// Physical switch → datapath rule id.
-    pub ids: BTreeMap<String, u32>,
+    pub ids: SwitchIds,
+}
+
+/// Physical switch → datapath rule id, in switch-name order: a short sorted list (one
+/// entry per copy of the virtual switch, usually one or two). Every flow entry has
+/// one; as a `BTreeMap` each took a node with room for eleven (~330 bytes of fresh
+/// memory per flow-mod in a large batch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwitchIds(Vec<(String, u32)>);
+
+impl SwitchIds {
+    /// The id on `switch`.
+    #[must_use]
+    pub fn get(&self, switch: &str) -> Option<&u32> {
+        self.find(switch).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Set the id on `switch`; returns the one it replaces.
+    pub fn insert(&mut self, switch: String, id: u32) -> Option<u32> {
+        match self.find(&switch) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, id)),
+            Err(i) => {
+                if self.0.capacity() == 0 {
+                    // Most rules live on one switch: room for one, not the default four.
+                    self.0.reserve_exact(1);
+                }
+                self.0.insert(i, (switch, id));
+                None
+            }
+        }
+    }
+
+    /// Forget the id on `switch`; returns it.
+    pub fn remove(&mut self, switch: &str) -> Option<u32> {
+        self.find(switch).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// (switch, id) pairs in switch-name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &u32)> {
+        self.0.iter().map(|(s, id)| (s, id))
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many switches.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn find(&self, switch: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(s, _)| s.as_str().cmp(switch))
+    }
+}
+
+impl<'a> IntoIterator for &'a SwitchIds {
+    type Item = (&'a String, &'a u32);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, u32)>,
+        fn(&'a (String, u32)) -> (&'a String, &'a u32),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(s, id)| (s, id))
+    }
+}
+
+impl FromIterator<(String, u32)> for SwitchIds {
+    fn from_iter<I: IntoIterator<Item = (String, u32)>>(iter: I) -> Self {
+        let mut ids = Self::default();
+        for (s, id) in iter {
+            ids.insert(s, id);
+        }
+        ids
+    }
+}
+
+impl From<&BTreeMap<String, u32>> for SwitchIds {
+    fn from(m: &BTreeMap<String, u32>) -> Self {
+        // Already in name order.
+        Self(m.iter().map(|(s, id)| (s.clone(), *id)).collect())
+    }
+}
+
+impl From<&SwitchIds> for BTreeMap<String, u32> {
+    fn from(ids: &SwitchIds) -> Self {
+        ids.iter().map(|(s, id)| (s.clone(), *id)).collect()
+    }
 }
 
 impl Installed {
@@ -240,6 +330,13 @@ impl Fabric {
             let mut dp =
                 Datapath::open(&sw.name, Some(&ns), &fabric.pin_root).map_err(dp_err(&sw.name))?;
             dp.set_mode(sw.datapath);
+            // Interfaces that died while no control plane ran (a virtual link's veth
+            // pair with a physical switch that is gone) leave their links' pins.
+            let live = lime_lab::netns::links(&ns)?
+                .into_iter()
+                .map(|l| l.ifname)
+                .collect();
+            dp.kernel().drop_stale_link_pins(&live);
             fabric.datapaths.insert(sw.name.clone(), dp);
         }
         fabric.number_vswitches();
@@ -622,13 +719,14 @@ impl Fabric {
     /// Make room for `additional` more rules of a virtual switch on every copy (a
     /// large batch about to be staged).
     pub fn reserve(&mut self, vswitch: &str, additional: usize) -> Result<(), FabricError> {
-        let copies = self.copies_of(self.vswitch_id(vswitch)?);
+        let id = self.vswitch_id(vswitch)?;
+        let copies = self.copies_of(id);
         for (_, dp) in self
             .datapaths
             .iter_mut()
             .filter(|(sw, _)| copies.contains(*sw))
         {
-            dp.reserve(additional);
+            dp.reserve(id, additional);
         }
         Ok(())
     }
@@ -645,17 +743,17 @@ impl Fabric {
     ) -> Result<Vec<Installed>, FabricError> {
         let id = self.vswitch_id(vswitch)?;
         let mut out = vec![Installed::default(); add.len()];
-        let savepoints: Vec<(String, crate::datapath::store::Savepoint)> = self
-            .datapaths
-            .iter()
-            .map(|(sw, dp)| (sw.clone(), dp.savepoint(id)))
-            .collect();
-        let copies = self.copies_of(id);
+        // Called once per flow-mod: no copy of the copy set or of switch names here.
+        let Self {
+            datapaths, copies, ..
+        } = self;
+        let copies = copies.get(&id);
+        let savepoints: Vec<crate::datapath::store::Savepoint> =
+            datapaths.values().map(|dp| dp.savepoint(id)).collect();
         let mut failed = None;
-        for (sw, dp) in self
-            .datapaths
+        for (sw, dp) in datapaths
             .iter_mut()
-            .filter(|(sw, _)| copies.contains(*sw))
+            .filter(|(sw, _)| copies.is_some_and(|c| c.contains(*sw)))
         {
             let staged = (|| {
                 for r in remove {
@@ -682,10 +780,9 @@ impl Fabric {
             }
         }
         if let Some(err) = failed {
-            for (sw, sp) in savepoints {
-                if let Some(dp) = self.datapaths.get_mut(&sw) {
-                    dp.rollback_to(id, sp);
-                }
+            // The same map, unchanged since: the same order.
+            for (dp, sp) in datapaths.values_mut().zip(savepoints) {
+                dp.rollback_to(id, sp);
             }
             return Err(err);
         }
@@ -763,17 +860,12 @@ impl Fabric {
     /// (and every one before it) is over. The final counters of the rules retired are
     /// kept for [`Fabric::take_retired`].
     fn reclaim_id(&mut self, id: u16, through: Option<u64>) -> Result<(), FabricError> {
+        if let Some(through) = through {
+            self.wait_grace_id(id, through);
+        }
         let Some(waiting) = self.unreclaimed.get_mut(&id) else {
             return Ok(());
         };
-        if let Some(through) = through
-            && let Some(u) = waiting.iter().rev().find(|u| u.commit <= through)
-        {
-            let since = u.at.elapsed();
-            if since < crate::datapath::GRACE {
-                std::thread::sleep(crate::datapath::GRACE - since);
-            }
-        }
         let due = waiting
             .iter()
             .take_while(|u| u.at.elapsed() >= crate::datapath::GRACE)
@@ -813,6 +905,30 @@ impl Fabric {
             self.reclaim_id(id, None)?;
         }
         Ok(())
+    }
+
+    /// Wait until the grace period after the publish of a virtual switch's commit
+    /// `commit` (and of every one before it) is over, reclaiming nothing: from then on
+    /// no packet is processed with a version older than `commit`'s, so the counters of
+    /// the rules those versions left are final and can be read before they are
+    /// reclaimed (the migration journal records them first).
+    pub fn wait_grace(&self, vswitch: &str, commit: u64) -> Result<(), FabricError> {
+        let id = self.vswitch_id(vswitch)?;
+        self.wait_grace_id(id, commit);
+        Ok(())
+    }
+
+    fn wait_grace_id(&self, id: u16, through: u64) {
+        if let Some(u) = self
+            .unreclaimed
+            .get(&id)
+            .and_then(|w| w.iter().rev().find(|u| u.commit <= through))
+        {
+            let since = u.at.elapsed();
+            if since < crate::datapath::GRACE {
+                std::thread::sleep(crate::datapath::GRACE - since);
+            }
+        }
     }
 
     /// Reclaim a virtual switch's versions through commit `commit` (a number
@@ -1300,9 +1416,20 @@ impl Fabric {
         // What the host sent between its link coming up and LIME's program being
         // attached (its first ARP, say) went to the switch's own stack; a host whose
         // neighbour lookup is pending would wait a whole retransmit interval. Let it
-        // ask again now, as a migrated VM announces itself.
-        self.lab
-            .exec(host, &["ip", "neigh", "flush", "dev", &h.ifname])?;
+        // ask again now. (What it had learned before the move stays: see
+        // `Lab::move_host`.)
+        lime_lab::netns::ip(&[
+            "-n",
+            &h.netns,
+            "neigh",
+            "flush",
+            "dev",
+            &h.ifname,
+            "nud",
+            "incomplete",
+            "nud",
+            "failed",
+        ])?;
         Ok(started.elapsed())
     }
 

@@ -1,7 +1,7 @@
 //! `lime demo` end to end, short: the binary runs both migrations on a lab of its own
 //! (`tdemo`, namespaces `lime-tdemo-*`, which no other test uses) with os-ken's learning
 //! switch, and its JSON lines must say what the demo promises: `clone` lost nothing by
-//! the migration, duplicated nothing, every counter matches; `move` lost traffic in its
+//! the migration, duplicated and reordered nothing, every counter matches; `move` lost traffic in its
 //! frozen copy; each run wrote its plot.
 use std::process::Command;
 
@@ -71,6 +71,7 @@ fn demo_json_reports_both_migrations() {
     let (clone, mv) = (&lines[0], &lines[1]);
     assert_eq!(clone["lost_by_migration"], 0, "{clone}");
     assert_eq!(clone["duplicated"], 0, "{clone}");
+    assert_eq!(clone["reordered"], 0, "{clone}");
     assert_eq!(clone["frozen_drops"], 0, "{clone}");
     assert!(mv["frozen_drops"].as_u64().unwrap_or(0) > 0, "{mv}");
     assert!(mv["lost_while_frozen"].as_u64().unwrap_or(0) > 0, "{mv}");

@@ -465,22 +465,48 @@ ports = [ {{ port = 1, host = "h1" }}, {{ port = 3, host = "h3" }} ]
     lime_lab::Topology::from_toml_str(&toml).expect("test topology")
 }
 
-/// The start of a topology file for lab `lab` with the physical layout most migration
-/// tests use: switches s1 — s2 — s3 joined by two underlay links (s3 is where they
-/// migrate to), and `hosts` as (name, physical switch) with default addresses. The test
-/// appends its `[[vswitch]]`, `[[vlink]]`, … sections.
+/// The start of a topology file for lab `lab`: physical switches `switches` in a row,
+/// each joined to the next by an underlay link, each with datapath mode `datapath` if
+/// one is given (else the default), and `hosts` as (name, physical switch) with
+/// default addresses. The test appends its `[[vswitch]]`, `[[vlink]]`, … sections.
 #[must_use]
-pub fn three_switch_toml(lab: &str, hosts: &[(&str, &str)]) -> String {
+pub fn lab_toml(
+    lab: &str,
+    switches: &[&str],
+    datapath: Option<&str>,
+    hosts: &[(&str, &str)],
+) -> String {
     use std::fmt::Write as _;
     let mut t = format!("name = \"{lab}\"\n");
-    for sw in ["s1", "s2", "s3"] {
+    for sw in switches {
         let _ = writeln!(t, "[[switch]]\nname = \"{sw}\"");
+        if let Some(mode) = datapath {
+            let _ = writeln!(t, "datapath = \"{mode}\"");
+        }
     }
     for (host, sw) in hosts {
         let _ = writeln!(t, "[[host]]\nname = \"{host}\"\nswitch = \"{sw}\"");
     }
-    t.push_str("[[link]]\na = \"s1\"\nb = \"s2\"\n[[link]]\na = \"s2\"\nb = \"s3\"\n");
+    for pair in switches.windows(2) {
+        let _ = writeln!(t, "[[link]]\na = \"{}\"\nb = \"{}\"", pair[0], pair[1]);
+    }
     t
+}
+
+/// The hosts of the two-switch layout: h1, h2 on s1; h3, h4 on s2.
+pub const FOUR_HOSTS: [(&str, &str); 4] = [("h1", "s1"), ("h2", "s1"), ("h3", "s2"), ("h4", "s2")];
+
+/// [`lab_toml`] with s1 — s2 and [`FOUR_HOSTS`] (datapath mode `datapath`, if given).
+#[must_use]
+pub fn two_switch_toml(lab: &str, datapath: Option<&str>) -> String {
+    lab_toml(lab, &["s1", "s2"], datapath, &FOUR_HOSTS)
+}
+
+/// [`lab_toml`] with the physical layout most migration tests use: switches s1 — s2 —
+/// s3 joined by two underlay links (s3 is where they migrate to).
+#[must_use]
+pub fn three_switch_toml(lab: &str, hosts: &[(&str, &str)]) -> String {
+    lab_toml(lab, &["s1", "s2", "s3"], None, hosts)
 }
 
 /// IPv4/UDP, optionally to one destination port.

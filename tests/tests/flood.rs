@@ -6,35 +6,13 @@ use std::{net::UdpSocket, time::Duration};
 
 use lime_common::action::port_no;
 use lime_lab::{DatapathMode, Topology};
-use lime_tests::{fabric_pin_root, kernel_lock, require_root, udp_match};
+use lime_tests::{fabric_pin_root, kernel_lock, require_root, two_switch_toml, udp_match};
 use lime_userspace::{
     fabric::Fabric,
     flow::{Action, Instructions, Masked, Match, Rule},
 };
 
-const TOPO: &str = r#"
-name = "LAB"
-[[switch]]
-name = "s1"
-datapath = "MODE"
-[[switch]]
-name = "s2"
-datapath = "MODE"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h2"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[host]]
-name = "h4"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
+const VSWITCH: &str = r#"
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
@@ -129,8 +107,8 @@ fn flood_in(mode: DatapathMode) {
         DatapathMode::Xdp => ("tflood", "xdp"),
         DatapathMode::Tc => ("skflood", "tc"),
     };
-    let topo =
-        Topology::from_toml_str(&TOPO.replace("LAB", lab).replace("MODE", mode)).expect("topology");
+    let topo = Topology::from_toml_str(&format!("{}{VSWITCH}", two_switch_toml(lab, Some(mode))))
+        .expect("topology");
     let mut f = Fabric::up(&topo, &fabric_pin_root()).expect("fabric");
     // A minimal L2 switch: unicast by MAC, broadcast (ARP requests) flooded.
     let mut rules = Vec::new();

@@ -810,31 +810,7 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
     let d = Daemon::start(&c, &topo, None, 2);
     let log = d.log();
     assert_resumed_to_s2(&log);
-    let o = lime(&["dump-flows", "vs1", "--lab", lab(), "--json"]);
-    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
-    let cookies: Vec<u64> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
-        .filter_map(|f| f["cookie"].as_u64())
-        .collect();
-    for p in &answered {
-        let cookie = 0x7600 + u64::from(p - 7600);
-        assert_eq!(
-            cookies.iter().filter(|c| **c == cookie).count(),
-            1,
-            "the rule with cookie {cookie:#x}, answered before the crash, is in the table once\n{log}"
-        );
-    }
-    // The last answered rules really are the kernel's: h1 (moved) and h4 (stayed) hit them.
-    let ip = |h: &str| st.host(h).expect("host").ip.addr;
-    let last = *answered.last().expect("a flow-mod answered");
-    send_udp(&st, "h1", ip("h3"), last, 25, 32);
-    send_udp(&st, "h4", ip("h3"), last, 25, 32);
-    assert_eq!(
-        packets(0x7600 + u64::from(last - 7600)),
-        50,
-        "the rule sent mid-migration counts its traffic, once\n{log}"
-    );
+    assert_answered_rules_are_there(&st, &answered, &log);
     assert_eq!(
         packets(0x7501),
         COUNTED as u64,
@@ -843,6 +819,162 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
     drop(listener);
     let st = d.stop();
     assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+/// A modify batch the table-full retry splits: three entries share one match (one
+/// bucket of four slots on each copy), and one batch modifies two of them; the second
+/// modify finds no slot until the first's version is published and its replaced rule
+/// reclaimed. The daemon dies right after the second part's `batch` record — after
+/// that reclaim. What the first entry's replaced rule counted must survive (the
+/// journal records it before the reclaim).
+#[test]
+fn a_split_modify_batch_keeps_its_counters_across_a_crash() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = cleanup_for("jwsplit");
+    const COUNTED: usize = 200;
+    let (mut d, listener, mut ctl, topo) = start_lab(&c, Some("batch:2"), COUNTED);
+    let st = lab_state();
+    for (cookie, prio) in [(0x7502, 90), (0x7503, 80)] {
+        ctl.send(&of_add(cookie, prio, of_udp(COUNTED_PORT), 3))
+            .expect("flow-mod");
+    }
+    ctl.barrier(T).expect("barrier");
+    let modify = |cookie, prio| {
+        let lime_openflow::Message::FlowMod(mut m) = of_add(cookie, prio, of_udp(COUNTED_PORT), 3)
+        else {
+            unreachable!()
+        };
+        m.command = lime_openflow::consts::FlowModCommand::ModifyStrict;
+        lime_openflow::Message::FlowMod(m)
+    };
+    let pair = [modify(0x7501, 100), modify(0x7502, 90)];
+    let migrate = std::thread::spawn(|| lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]));
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    let (mut rounds, mut extra) = (0, 0u64);
+    while rounds < 2000 {
+        // Counted by 0x7501 (the highest priority), then both modifies in one write.
+        send_udp(&st, "h4", ip("h3"), COUNTED_PORT, 5, 32);
+        extra += 5;
+        if ctl.send_many(&pair).is_err() || ctl.barrier(T).is_err() {
+            break;
+        }
+        rounds += 1;
+    }
+    let o = migrate.join().expect("migrate thread");
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    expect_crash(&mut d);
+    let lines = journal::read(&journal::path_for(lab())).expect("journal");
+    assert_eq!(lines.last().map(|l| l.rec.kind()), Some("batch"));
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert_resumed_to_s2(&log);
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64 + extra,
+        "what the first modified entry counted is kept, once ({rounds} rounds answered)\n{log}"
+    );
+    send_udp(&st, "h1", ip("h3"), COUNTED_PORT, 10, 32);
+    assert_eq!(
+        packets(0x7501),
+        COUNTED as u64 + extra + 10,
+        "and counts on"
+    );
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+/// The journal's disk fills up mid-migration (fault injection: every append fails from
+/// the first `batch` record on). The flow-mods the controller sends are still applied
+/// and answered; the `clone` migration stops at the next step with an error naming the
+/// journal, the daemon keeps running, every answered rule is in the table and the
+/// kernel, the virtual switch forwards, and the journal holds no torn line.
+#[test]
+fn a_journal_that_cannot_be_written_stops_a_clone_migration_between_steps() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = cleanup_for("jwfull");
+    let (d, listener, mut ctl, _topo) = start_lab(&c, Some("fail:batch:1"), 10);
+    let st = lab_state();
+    let migrate = std::thread::spawn(|| lime(&["migrate", "vs1", "--to", "s2", "--lab", lab()]));
+    let mut answered: Vec<u16> = Vec::new();
+    for k in 0..2000u16 {
+        if migrate.is_finished() {
+            break;
+        }
+        let port = 7600 + k;
+        ctl.send(&of_add(0x7600 + u64::from(k), 150, of_udp(port), 3))
+            .expect("flow-mod");
+        ctl.barrier(T)
+            .unwrap_or_else(|e| panic!("barrier answered: {e}\n{}", d.log()));
+        answered.push(port);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let o = migrate.join().expect("migrate thread");
+    let log = d.log();
+    assert!(
+        !o.status.success() && text(&o).contains("journal could not be written"),
+        "the migration stopped on the journal: {}\n{log}",
+        text(&o)
+    );
+    assert!(
+        !answered.is_empty(),
+        "flow-mods were answered during the migration"
+    );
+    assert!(
+        status()["migration"].is_null(),
+        "no migration runs any more"
+    );
+    let lines = journal::read(&journal::path_for(lab())).expect("no torn line in the journal");
+    assert!(
+        lines.iter().all(|l| l.rec.kind() != "batch"),
+        "no batch record was written"
+    );
+    assert_answered_rules_are_there(&st, &answered, &log);
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(ping(&st, "h1", ip("h3"), 1), "h1 reaches h3\n{log}");
+    assert!(ping(&st, "h4", ip("h2"), 1), "h4 reaches h2\n{log}");
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
+/// The rules of the flow-mods `answered` (UDP to port `p`, cookie `0x7600 + p - 7600`)
+/// are each in vs1's table once, and the last of them is the kernel's on every copy:
+/// 25 datagrams from h1 and 25 from h4 (on different physical switches during the
+/// migration) are counted once each.
+fn assert_answered_rules_are_there(st: &lime_lab::LabState, answered: &[u16], log: &str) {
+    let o = lime(&["dump-flows", "vs1", "--lab", lab(), "--json"]);
+    assert!(o.status.success(), "lime dump-flows: {}", text(&o));
+    let cookies: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("flow JSON"))
+        .filter_map(|f| f["cookie"].as_u64())
+        .collect();
+    for p in answered {
+        let cookie = 0x7600 + u64::from(p - 7600);
+        assert_eq!(
+            cookies.iter().filter(|c| **c == cookie).count(),
+            1,
+            "the rule with cookie {cookie:#x}, answered, is in the table once\n{log}"
+        );
+    }
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    let last = *answered.last().expect("a flow-mod answered");
+    for h in ["h1", "h4"] {
+        send_udp(st, h, ip("h3"), last, 25, 32);
+    }
+    assert_eq!(
+        packets(0x7600 + u64::from(last - 7600)),
+        50,
+        "the last answered rule counts its traffic, once\n{log}"
+    );
 }
 
 /// Packets counted by every entry of `vswitch`, as `lime dump-flows` reports them.
@@ -1065,6 +1197,106 @@ fn vlink_ifaces(sw: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// vs1 migrates to s3 with its virtual link end (to vs2, which stays on s2); the daemon
+/// dies right after the end moved to s3, and s3 goes away while no daemon runs — with
+/// the link's veth pair (both ends go together). The restarted daemon rolls the
+/// migration back and must make the link again, its end back on s1, so the link
+/// carries traffic again.
+#[test]
+fn a_rolled_back_migration_makes_its_virtual_link_again() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let c = cleanup_for("jwrbl");
+    let (l1, p1) = ScriptedController::listen().expect("listen");
+    let (l2, p2) = ScriptedController::listen().expect("listen");
+    let topo = c.dir.join("lab.toml");
+    std::fs::write(&topo, topology_with_vlink(p1, p2)).expect("topology file");
+    let mut d = Daemon::start(&c, &topo, Some("link-moved:1"), 1);
+    let mut ctl1 = ScriptedController::accept(&l1, T).expect("vs1's controller");
+    let mut ctl2 = ScriptedController::accept(&l2, T).expect("vs2's controller");
+    let st = lab_state();
+    for m in of_l2(
+        &st,
+        &[(1, "h1"), (2, "h2"), (3, "h3"), (4, "h4"), (9, "h5")],
+    ) {
+        ctl1.send(&m).expect("flow-mod");
+    }
+    ctl1.barrier(T).expect("barrier");
+    for m in of_l2(
+        &st,
+        &[(5, "h5"), (9, "h1"), (9, "h2"), (9, "h3"), (9, "h4")],
+    ) {
+        ctl2.send(&m).expect("flow-mod");
+    }
+    ctl2.barrier(T).expect("barrier");
+    let ip = |h: &str| st.host(h).expect("host").ip.addr;
+    assert!(
+        ping(&st, "h1", ip("h5"), 1),
+        "h1 reaches h5 across the link\n{}",
+        d.log()
+    );
+
+    let o = lime(&["migrate", "vs1", "--to", "s3", "--lab", lab(), "--json"]);
+    assert!(!o.status.success(), "the daemon died: {}", text(&o));
+    expect_crash(&mut d);
+    assert_eq!(
+        (vlink_ifaces("s1"), vlink_ifaces("s3")),
+        (Vec::<String>::new(), vec!["vl1a-1".to_owned()]),
+        "the link end had moved to s3 when the daemon died\n{}",
+        d.log()
+    );
+    lime_lab::netns::netns_del(&format!("lime-{}-s3", lab())).expect("deleting s3");
+    // (The kernel tears a deleted namespace's interfaces down in the background.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !vlink_ifaces("s2").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        vlink_ifaces("s2").is_empty(),
+        "the link's pair died with s3: {:?}",
+        vlink_ifaces("s2")
+    );
+
+    let d = Daemon::start(&c, &topo, None, 2);
+    let log = d.log();
+    assert!(
+        log.contains("rolled back") && log.contains("making the link again"),
+        "the restarted daemon rolled the migration back and made the link again:\n{log}"
+    );
+    let (copies, ports) = placement(&status());
+    assert_eq!(copies, ["s1", "s2"], "s3 is forgotten\n{log}");
+    assert_eq!(
+        ports,
+        at(&[
+            ("h1", "s1"),
+            ("h2", "s1"),
+            ("h3", "s2"),
+            ("h4", "s2"),
+            ("link:vs2:9", "s1")
+        ]),
+        "every host and the link end are back where they were\n{log}"
+    );
+    assert_eq!(
+        (vlink_ifaces("s1").len(), vlink_ifaces("s2").len()),
+        (1, 1),
+        "one pair again, s1 to s2: {:?} {:?}",
+        vlink_ifaces("s1"),
+        vlink_ifaces("s2")
+    );
+    assert!(
+        ping(&st, "h1", ip("h5"), 1),
+        "h1 reaches h5 across the link again\n{log}"
+    );
+    assert!(
+        ping(&st, "h3", ip("h5"), 1),
+        "h3 reaches h5 across the link again\n{log}"
+    );
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
 }
 
 /// vs1 migrates from s1 to s2 with its virtual link end; the daemon dies at fault point

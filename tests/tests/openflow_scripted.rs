@@ -20,6 +20,7 @@ use lime_openflow::{
 };
 use lime_tests::{
     controlled_topology, fabric_pin_root, in_host, kernel_lock, ping, require_root, send_udp,
+    two_switch_toml,
 };
 use lime_userspace::{
     fabric::Fabric,
@@ -792,27 +793,7 @@ fn port_status_follows_the_host_link() {
 /// Two tenants: vs1 (h1, h3) listens for its controllers, vs2 (h2, h4) connects to one.
 fn two_tenants(lab: &str, vs1_listen: u16, vs2_controller: u16) -> lime_lab::Topology {
     let toml = format!(
-        r#"
-name = "{lab}"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h2"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[host]]
-name = "h4"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
+        r#"{}
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
@@ -824,7 +805,8 @@ tenant = "t2"
 dpid = 0x22
 controllers = ["tcp:127.0.0.1:{vs2_controller}"]
 ports = [ {{ port = 1, host = "h2" }}, {{ port = 3, host = "h4" }} ]
-"#
+"#,
+        two_switch_toml(lab, None)
     );
     lime_lab::Topology::from_toml_str(&toml).expect("topology")
 }

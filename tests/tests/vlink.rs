@@ -12,7 +12,7 @@ use lime_common::action::port_no;
 use lime_lab::Topology;
 use lime_tests::{
     deep_receive_buffer, diagnostics, fabric_pin_root, in_host, kernel_lock, ping, require_root,
-    send_udp,
+    send_udp, two_switch_toml,
 };
 use lime_userspace::{
     fabric::{Fabric, l2_rules},
@@ -24,27 +24,7 @@ use lime_userspace::{
 fn topology(lab: &str, b_switch: Option<&str>) -> Topology {
     let b_at = b_switch.map_or(String::new(), |s| format!(", switch = \"{s}\""));
     Topology::from_toml_str(&format!(
-        r#"
-name = "{lab}"
-[[switch]]
-name = "s1"
-[[switch]]
-name = "s2"
-[[host]]
-name = "h1"
-switch = "s1"
-[[host]]
-name = "h2"
-switch = "s1"
-[[host]]
-name = "h3"
-switch = "s2"
-[[host]]
-name = "h4"
-switch = "s2"
-[[link]]
-a = "s1"
-b = "s2"
+        r#"{}
 [[vswitch]]
 name = "vs1"
 tenant = "t1"
@@ -56,7 +36,8 @@ ports = [ {{ port = 1, host = "h3" }}, {{ port = 2, host = "h4" }} ]
 [[vlink]]
 a = {{ vswitch = "vs1", port = 5 }}
 b = {{ vswitch = "vs2", port = 5{b_at} }}
-"#
+"#,
+        two_switch_toml(lab, None)
     ))
     .expect("topology")
 }

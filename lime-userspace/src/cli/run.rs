@@ -131,7 +131,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(f) = journal::fault_injection() {
         eprintln!(
-            "lime: WARNING: fault injection is on ({}={f}): this daemon will exit on purpose mid-migration (tests only)",
+            "lime: WARNING: fault injection is on ({}={f}): this daemon will exit or fail its journal on purpose mid-migration (tests only)",
             journal::FAULT_ENV
         );
     }

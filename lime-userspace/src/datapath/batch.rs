@@ -66,18 +66,28 @@ fn call(
     }
 }
 
-/// The bytes of plain-data values, back to back.
-pub fn bytes_of<T: aya::Pod>(items: impl IntoIterator<Item = T>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for item in items {
-        // SAFETY: `T: Pod` is plain data with every byte initialised (no padding
-        // holes: see lime-common's `abi_type!`).
-        let b = unsafe {
-            std::slice::from_raw_parts((&raw const item).cast::<u8>(), std::mem::size_of::<T>())
-        };
-        out.extend_from_slice(b);
-    }
-    out
+/// Append the bytes of a plain-data value (a key or value of a batch) to `out`.
+pub fn push_bytes<T: aya::Pod>(out: &mut Vec<u8>, item: &T) {
+    // SAFETY: `T: Pod` is plain data with every byte initialised (no padding holes:
+    // see lime-common's `abi_type!`), and `item` is a valid reference for its size.
+    let b = unsafe {
+        std::slice::from_raw_parts(
+            std::ptr::from_ref(item).cast::<u8>(),
+            std::mem::size_of::<T>(),
+        )
+    };
+    out.extend_from_slice(b);
+}
+
+/// The keys and values of one batch call, back to back, as the kernel takes them. Kept
+/// by the writer between calls: a large flow-mod batch fills them again and again
+/// without fresh memory (the ops are copied into them once, straight from the ops).
+#[derive(Debug, Default)]
+pub struct Staging {
+    /// Keys.
+    pub keys: Vec<u8>,
+    /// Values (empty for deletes).
+    pub values: Vec<u8>,
 }
 
 /// Write `count` elements (`keys` and `values` back to back, in the map's sizes).

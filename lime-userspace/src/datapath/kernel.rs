@@ -97,6 +97,8 @@ pub struct Kernel {
     cpus: usize,
     /// When each rule was last seen to match (from its counters).
     hits: LastHits,
+    /// The batch writer's buffers (see [`batch::Staging`]).
+    staging: batch::Staging,
 }
 
 /// Frames per batch of a live-frames test run: the kernel's default. A veth's XDP ring
@@ -183,6 +185,7 @@ impl Kernel {
             pin_dir: pin_dir.to_owned(),
             cpus,
             hits: LastHits::default(),
+            staging: batch::Staging::default(),
         })
     }
 
@@ -269,6 +272,30 @@ impl Kernel {
         Ok(())
     }
 
+    /// Remove the pinned XDP and TC links (`link-IFNAME`, `tc-IFNAME`) of interfaces
+    /// that are gone (not in `live`, this namespace's interface names): their programs
+    /// went with the interface, and a pin left behind would make a new interface of the
+    /// same name look attached. Returns how many were removed.
+    pub fn drop_stale_link_pins(&self, live: &std::collections::BTreeSet<String>) -> usize {
+        let Ok(dir) = std::fs::read_dir(&self.pin_dir) else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(ifname) = name
+                .strip_prefix("link-")
+                .or_else(|| name.strip_prefix("tc-"))
+            else {
+                continue;
+            };
+            if !live.contains(ifname) && self.detach(&name).is_ok() {
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     /// Apply map operations in order. Consecutive operations on one map go to the
     /// kernel as one batch (see [`super::batch`]): the same writes, in the same order,
     /// in far fewer system calls.
@@ -333,9 +360,65 @@ impl Kernel {
         Ok(())
     }
 
+    /// Write (`Some`) or delete (`None`) rule buckets, any number, straight from the
+    /// rule store's mirror into the batch buffers ([`batch::MAX_BATCH`] a call): the
+    /// same as a run of [`MapOp::Bucket`]s of distinct keys, without building the ops.
+    pub fn write_buckets<'a>(
+        &mut self,
+        buckets: impl Iterator<Item = (&'a RuleKey, Option<&'a Bucket>)>,
+    ) -> Result<(), DatapathError> {
+        let Self {
+            maps: m,
+            staging: buf,
+            ..
+        } = self;
+        let fail = |what: &'static str, n: usize| {
+            move |(i, e): (usize, std::io::Error)| {
+                kerr(what)(format!("element {i} of a batch of {n}: {e}"))
+            }
+        };
+        let key_size = std::mem::size_of::<RuleKey>();
+        let mut gone: Vec<u8> = Vec::new();
+        buf.keys.clear();
+        buf.values.clear();
+        let mut puts = 0;
+        for (k, b) in buckets {
+            match b {
+                Some(b) => {
+                    batch::push_bytes(&mut buf.keys, k);
+                    batch::push_bytes(&mut buf.values, b);
+                    puts += 1;
+                    if puts == batch::MAX_BATCH {
+                        batch::update(fd(&m.rules), &buf.keys, &buf.values, puts)
+                            .map_err(fail("writing rule buckets", puts))?;
+                        buf.keys.clear();
+                        buf.values.clear();
+                        puts = 0;
+                    }
+                }
+                None => batch::push_bytes(&mut gone, k),
+            }
+        }
+        if puts > 0 {
+            batch::update(fd(&m.rules), &buf.keys, &buf.values, puts)
+                .map_err(fail("writing rule buckets", puts))?;
+        }
+        for chunk in gone.chunks(batch::MAX_BATCH * key_size) {
+            let n = chunk.len() / key_size;
+            batch::delete(fd(&m.rules), chunk, key_size, n)
+                .map_err(fail("removing rule buckets", n))?;
+        }
+        Ok(())
+    }
+
     /// A run of operations of one [`Run`] kind as one batch.
-    fn apply_run(&self, kind: Run, run: &[MapOp]) -> Result<(), DatapathError> {
-        let m = &self.maps;
+    fn apply_run(&mut self, kind: Run, run: &[MapOp]) -> Result<(), DatapathError> {
+        let Self {
+            maps: m,
+            staging: buf,
+            cpus,
+            ..
+        } = self;
         let n = run.len();
         let fail = |what: &str| {
             let what = what.to_owned();
@@ -343,90 +426,83 @@ impl Kernel {
                 kerr(what)(format!("element {i} of a batch of {n}: {e}"))
             }
         };
-        let put = |fd, (keys, values): (Vec<u8>, Vec<u8>), what| {
-            batch::update(fd, &keys, &values, n).map_err(fail(what))
+        let put = |fd, buf: &batch::Staging, what| {
+            batch::update(fd, &buf.keys, &buf.values, n).map_err(fail(what))
         };
-        let del = |fd, keys: Vec<u8>, key_size, what| {
-            batch::delete(fd, &keys, key_size, n).map_err(fail(what))
+        let del = |fd, buf: &batch::Staging, key_size, what| {
+            batch::delete(fd, &buf.keys, key_size, n).map_err(fail(what))
         };
         match kind {
-            Run::Program => put(
-                fd(&m.programs),
-                pairs(run, |o| match o {
-                    MapOp::Program(id, p) => Some((*id, *p)),
+            Run::Program => {
+                pairs(run, buf, |o| match o {
+                    MapOp::Program(id, p) => Some((*id, p)),
                     _ => None,
-                }),
-                "writing rule programs",
-            ),
+                });
+                put(fd(&m.programs), buf, "writing rule programs")
+            }
             Run::ResetStats => {
                 // Per-CPU values: one slot per possible CPU, each rounded up to 8 bytes.
                 let slot = std::mem::size_of::<RuleCounters>().next_multiple_of(8);
-                let keys = keys(run, |o| match o {
+                keys(run, buf, |o| match o {
                     MapOp::ResetStats(id) => Some(*id),
                     _ => None,
                 });
-                put(
-                    fd(&m.rule_stats),
-                    (keys, vec![0u8; n * self.cpus * slot]),
-                    "resetting rule counters",
-                )
+                buf.values.clear();
+                buf.values.resize(n * *cpus * slot, 0);
+                put(fd(&m.rule_stats), buf, "resetting rule counters")
             }
-            Run::Mask => put(
-                fd(&m.masks),
-                pairs(run, |o| match o {
-                    MapOp::Mask(id, mask) => Some((*id, *mask)),
+            Run::Mask => {
+                pairs(run, buf, |o| match o {
+                    MapOp::Mask(id, mask) => Some((*id, mask)),
                     _ => None,
-                }),
-                "writing masks",
-            ),
-            Run::BucketPut => put(
-                fd(&m.rules),
-                pairs(run, |o| match o {
-                    MapOp::Bucket(k, Some(b)) => Some((*k, *b)),
+                });
+                put(fd(&m.masks), buf, "writing masks")
+            }
+            Run::BucketPut => {
+                pairs(run, buf, |o| match o {
+                    MapOp::Bucket(k, Some(b)) => Some((*k, b)),
                     _ => None,
-                }),
-                "writing rule buckets",
-            ),
+                });
+                put(fd(&m.rules), buf, "writing rule buckets")
+            }
             Run::BucketDel => {
-                let keys = keys(run, |o| match o {
+                keys(run, buf, |o| match o {
                     MapOp::Bucket(k, None) => Some(*k),
                     _ => None,
                 });
                 del(
                     fd(&m.rules),
-                    keys,
+                    buf,
                     std::mem::size_of::<RuleKey>(),
                     "removing rule buckets",
                 )
             }
-            Run::ListPut => put(
-                fd(&m.mask_lists),
-                pairs(run, |o| match o {
-                    MapOp::MaskList(k, Some(l)) => Some((*k, *l)),
+            Run::ListPut => {
+                pairs(run, buf, |o| match o {
+                    MapOp::MaskList(k, Some(l)) => Some((*k, l)),
                     _ => None,
-                }),
-                "writing subtable lists",
-            ),
+                });
+                put(fd(&m.mask_lists), buf, "writing subtable lists")
+            }
             Run::ListDel => {
-                let keys = keys(run, |o| match o {
+                keys(run, buf, |o| match o {
                     MapOp::MaskList(k, None) => Some(*k),
                     _ => None,
                 });
                 del(
                     fd(&m.mask_lists),
-                    keys,
+                    buf,
                     std::mem::size_of::<MaskListKey>(),
                     "removing subtable lists",
                 )
             }
-            Run::Publish => put(
-                fd(&m.vswitches),
-                pairs(run, |o| match o {
-                    MapOp::Publish(vs, cfg) => Some((u32::from(*vs), *cfg)),
+            Run::Publish => {
+                pairs(run, buf, |o| match o {
+                    MapOp::Publish(vs, cfg) => Some((u32::from(*vs), cfg)),
                     _ => None,
-                }),
-                "publishing versions",
-            ),
+                });
+                put(fd(&m.vswitches), buf, "publishing versions")
+            }
         }
     }
 
@@ -708,19 +784,31 @@ impl Run {
     }
 }
 
-/// The keys and values `f` picks out of a run, each back to back as a batch call takes
-/// them.
-fn pairs<K: aya::Pod, V: aya::Pod>(
-    run: &[MapOp],
-    f: impl Fn(&MapOp) -> Option<(K, V)>,
-) -> (Vec<u8>, Vec<u8>) {
-    let (keys, values): (Vec<K>, Vec<V>) = run.iter().filter_map(f).unzip();
-    (batch::bytes_of(keys), batch::bytes_of(values))
+/// Fill `buf` with the keys and values `f` picks out of a run, each back to back as a
+/// batch call takes them (copied once, from the ops into the kept buffers).
+fn pairs<'a, K: aya::Pod, V: aya::Pod + 'a>(
+    run: &'a [MapOp],
+    buf: &mut batch::Staging,
+    f: impl Fn(&'a MapOp) -> Option<(K, &'a V)>,
+) {
+    buf.keys.clear();
+    buf.values.clear();
+    buf.keys.reserve(run.len() * std::mem::size_of::<K>());
+    buf.values.reserve(run.len() * std::mem::size_of::<V>());
+    for (k, v) in run.iter().filter_map(f) {
+        batch::push_bytes(&mut buf.keys, &k);
+        batch::push_bytes(&mut buf.values, v);
+    }
 }
 
-/// The keys `f` picks out of a run (deletes, counter resets), back to back.
-fn keys<K: aya::Pod>(run: &[MapOp], f: impl Fn(&MapOp) -> Option<K>) -> Vec<u8> {
-    batch::bytes_of(run.iter().filter_map(f))
+/// Fill `buf.keys` with the keys `f` picks out of a run (deletes, counter resets),
+/// back to back.
+fn keys<K: aya::Pod>(run: &[MapOp], buf: &mut batch::Staging, f: impl Fn(&MapOp) -> Option<K>) {
+    buf.keys.clear();
+    buf.keys.reserve(run.len() * std::mem::size_of::<K>());
+    for k in run.iter().filter_map(f) {
+        batch::push_bytes(&mut buf.keys, &k);
+    }
 }
 
 /// A map's file descriptor, for the batch calls.

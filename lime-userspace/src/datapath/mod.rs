@@ -146,13 +146,7 @@ impl Datapath {
         }
         let kernel = Kernel::load(&pin_dir)?;
         let maps = kernel.read_rule_maps()?;
-        let store = RuleStore::rebuild(
-            &maps.vswitches,
-            &maps.lists,
-            &maps.masks,
-            &maps.buckets,
-            &maps.programs,
-        );
+        let store = RuleStore::rebuild(&maps.vswitches, &maps.lists, &maps.masks, &maps.buckets);
         Ok(Self {
             name: name.to_owned(),
             netns: netns.map(str::to_owned),
@@ -366,10 +360,10 @@ impl Datapath {
             .stage_add(vswitch, rule.table, rule.priority, value, mask, program)
     }
 
-    /// Make room for `additional` more rules in the rule mirror (see
+    /// Make room for `additional` more rules of `vswitch` in the rule mirror (see
     /// [`RuleStore::reserve`]).
-    pub fn reserve(&mut self, additional: usize) {
-        self.store.reserve(additional);
+    pub fn reserve(&mut self, vswitch: u16, additional: usize) {
+        self.store.reserve(vswitch, additional);
     }
 
     /// Stage the removal of a datapath rule at the next version.
@@ -418,6 +412,10 @@ impl Datapath {
         let written = self
             .kernel
             .apply(pending)
+            .and_then(|()| {
+                self.kernel
+                    .write_buckets(self.store.staged_buckets(vswitch))
+            })
             .and_then(|()| self.kernel.apply(&rest));
         if let Err(e) = written {
             self.unprepare(vswitch);

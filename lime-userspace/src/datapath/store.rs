@@ -153,7 +153,6 @@ pub struct Savepoint {
 pub struct RuleStore {
     vswitches: FastMap<u16, VswState>,
     rules: FastMap<u32, DpRule>,
-    programs: FastMap<u32, RuleProgram>,
     subtables: FastMap<(u16, u8, FlowKey), Subtable>,
     mask_of_id: FastMap<u32, (u16, u8, FlowKey)>,
     buckets: FastMap<RuleKey, Bucket>,
@@ -184,7 +183,6 @@ impl RuleStore {
         Self {
             vswitches: FastMap::default(),
             rules: FastMap::default(),
-            programs: FastMap::default(),
             subtables: FastMap::default(),
             mask_of_id: FastMap::default(),
             buckets: FastMap::default(),
@@ -196,13 +194,14 @@ impl RuleStore {
 
     /// Rebuild the mirror from the maps of a running datapath (after a control-plane
     /// restart): the active virtual switches with their versions, the subtable lists,
-    /// the masks, the buckets, and the rule programs.
+    /// the masks and the buckets. (Rule programs are not mirrored: nothing reads them
+    /// back, and a copy of each would cost a large batch ~300 bytes of fresh memory per
+    /// rule.)
     pub fn rebuild(
         vswitches: &[(u16, VswitchConfig)],
         lists: &[(MaskListKey, MaskList)],
         masks: &HashMap<u32, FlowKey>,
         buckets: &[(RuleKey, Bucket)],
-        programs: &HashMap<u32, RuleProgram>,
     ) -> Self {
         let mut s = Self::new();
         for &(v, cfg) in vswitches {
@@ -259,9 +258,6 @@ impl RuleStore {
                         remove_version: e.remove_version,
                     },
                 );
-                if let Some(p) = programs.get(&e.rule_id) {
-                    s.programs.insert(e.rule_id, *p);
-                }
             }
             s.buckets.insert(*rk, *bucket);
         }
@@ -279,11 +275,16 @@ impl RuleStore {
 
     /// Make room for `additional` more rules in the mirror's indexes at once, so a large
     /// batch grows each of them once instead of rehashing it again and again (every
-    /// doubling allocates a fresh table: new memory, page faults).
-    pub fn reserve(&mut self, additional: usize) {
+    /// doubling allocates a fresh table: new memory, page faults). The open
+    /// transaction's op and id lists of `vswitch` grow once too (each add stages its
+    /// program there).
+    pub fn reserve(&mut self, vswitch: u16, additional: usize) {
         self.rules.reserve(additional);
-        self.programs.reserve(additional);
         self.buckets.reserve(additional);
+        if let Some(st) = self.vswitches.get_mut(&vswitch) {
+            st.pending.reserve(additional);
+            st.staged_adds.reserve(additional);
+        }
     }
 
     /// Make a virtual switch active (version 1, empty tables). Returns the publish op.
@@ -362,8 +363,10 @@ impl RuleStore {
         let staged = self.state(vswitch)?.version + 1;
         // Capacity checks first: a failure must leave everything as it was.
         let sub_key = (vswitch, table, mask);
-        let new_subtable = !self.subtables.contains_key(&sub_key);
-        if new_subtable {
+        // The bucket key needs the mask id: the subtable's, or (0 here) the one we will
+        // allocate.
+        let mask_id = self.subtables.get(&sub_key).map_or(0, |s| s.id);
+        if mask_id == 0 {
             let in_table = self
                 .subtables
                 .keys()
@@ -385,11 +388,6 @@ impl RuleStore {
         for (w, m) in masked.words_mut().iter_mut().zip(mask.words()) {
             *w &= m;
         }
-        // The bucket key needs the mask id; look it up or pick the one we will allocate.
-        let mask_id = match self.subtables.get(&sub_key) {
-            Some(s) => s.id,
-            None => 0,
-        };
         if mask_id != 0 {
             let rk = RuleKey {
                 mask_id,
@@ -405,7 +403,7 @@ impl RuleStore {
             }
         }
         // Commit to the change.
-        let mut ops = Vec::new();
+        let mut new_mask = None;
         let mask_id = if mask_id == 0 {
             let id = self
                 .mask_ids
@@ -419,7 +417,7 @@ impl RuleStore {
                 },
             );
             self.mask_of_id.insert(id, sub_key);
-            ops.push(MapOp::Mask(id, mask));
+            new_mask = Some(MapOp::Mask(id, mask));
             id
         } else {
             mask_id
@@ -464,14 +462,16 @@ impl RuleStore {
                 remove_version: VERSION_MAX,
             },
         );
-        self.programs.insert(rule_id, program);
-        if self.dirty_stats.remove(&rule_id) {
-            ops.push(MapOp::ResetStats(rule_id));
-        }
-        ops.push(MapOp::Program(rule_id, program));
+        let reset = self.dirty_stats.remove(&rule_id);
         let st = self.state(vswitch)?;
         st.staged_adds.push(rule_id);
-        st.pending.append(&mut ops);
+        // Straight into the transaction's op list (no per-rule vector), in the order
+        // they are written: mask, counter reset, program.
+        st.pending.extend(new_mask);
+        if reset {
+            st.pending.push(MapOp::ResetStats(rule_id));
+        }
+        st.pending.push(MapOp::Program(rule_id, program));
         Ok(rule_id)
     }
 
@@ -620,7 +620,6 @@ impl RuleStore {
     /// subtable if it was the last rule there. Returns the bucket key to rewrite.
     fn forget(&mut self, id: u32) -> Option<RuleKey> {
         let r = self.rules.remove(&id)?;
-        self.programs.remove(&id);
         if let Some(b) = self.buckets.get_mut(&r.key) {
             for e in &mut b.entries {
                 if e.rule_id == id {
@@ -675,14 +674,24 @@ impl RuleStore {
     /// [`RuleStore::abort_commit`] instead. With nothing staged, returns no ops.
     pub fn plan_commit(&self, vswitch: u16) -> Result<Vec<MapOp>, DatapathError> {
         let (pending, rest) = self.plan_commit_parts(vswitch)?;
+        if pending.is_empty() && rest.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut ops = pending.to_vec();
+        ops.extend(
+            self.staged_keys(vswitch)
+                .into_iter()
+                .map(|rk| MapOp::Bucket(rk, self.buckets.get(&rk).copied())),
+        );
         ops.extend(rest);
         Ok(ops)
     }
 
-    /// [`RuleStore::plan_commit`] in two parts, to be written in order: the ops staged
-    /// so far (programs, masks, counter resets: borrowed, not copied — a large batch has
-    /// one per rule), then the buckets, lists and the `ready` mark.
+    /// [`RuleStore::plan_commit`] in three parts, to be written in order: the ops
+    /// staged so far (programs, masks, counter resets: borrowed, not copied — a large
+    /// batch has one per rule), then the buckets [`RuleStore::staged_buckets`] yields,
+    /// then the returned ops (subtable lists and the `ready` mark). No bucket ops are
+    /// built: one per rule of a large batch, each the size of the largest op.
     pub fn plan_commit_parts(&self, vswitch: u16) -> Result<(&[MapOp], Vec<MapOp>), DatapathError> {
         let st = self
             .vswitches
@@ -693,11 +702,7 @@ impl RuleStore {
             return Ok((&[], Vec::new()));
         }
         let next = st.version + 1;
-        let keys = self.staged_keys(vswitch);
-        let mut ops = Vec::with_capacity(keys.len() + MAX_TABLES + 1);
-        for rk in keys {
-            ops.push(MapOp::Bucket(rk, self.buckets.get(&rk).copied()));
-        }
+        let mut ops = Vec::with_capacity(MAX_TABLES + 1);
         for (table, list) in self.lists_for(vswitch) {
             ops.push(MapOp::MaskList(
                 MaskListKey {
@@ -720,6 +725,22 @@ impl RuleStore {
             },
         ));
         Ok((&st.pending, ops))
+    }
+
+    /// The buckets a virtual switch's staged changes touch, as the next version has
+    /// them (`None`: the bucket goes), for [`RuleStore::plan_commit_parts`]'s middle
+    /// part. A bucket that several staged rules share comes once per rule (writing it
+    /// again writes the same value; deleting it again finds it gone).
+    pub fn staged_buckets(
+        &self,
+        vswitch: u16,
+    ) -> impl Iterator<Item = (&RuleKey, Option<&Bucket>)> + '_ {
+        self.vswitches
+            .get(&vswitch)
+            .into_iter()
+            .flat_map(|st| st.staged_adds.iter().chain(&st.staged_removes))
+            .filter_map(|id| self.rules.get(id))
+            .map(|r| (&r.key, self.buckets.get(&r.key)))
     }
 
     /// The op that writes a virtual switch's configuration as the mirror has it
@@ -910,7 +931,7 @@ impl RuleStore {
         (ops, retired)
     }
 
-    /// Rules of a virtual switch visible in `version`, with their programs.
+    /// Rules of a virtual switch visible in `version`.
     pub fn visible(&self, vswitch: u16, version: u32) -> impl Iterator<Item = (u32, &DpRule)> {
         self.rules
             .iter()
@@ -918,12 +939,6 @@ impl RuleStore {
                 r.vswitch == vswitch && r.add_version <= version && version < r.remove_version
             })
             .map(|(id, r)| (*id, r))
-    }
-
-    /// A rule's program.
-    #[must_use]
-    pub fn program(&self, id: u32) -> Option<&RuleProgram> {
-        self.programs.get(&id)
     }
 }
 
@@ -1260,7 +1275,6 @@ mod tests {
             &[(lk, list)],
             &HashMap::from([(1, mask(0xff))]),
             &[(rk, bucket)],
-            &HashMap::new(),
         );
         let id = s
             .stage_add(1, 0, 1, key(2), mask(0xff), RuleProgram::default())
@@ -1280,17 +1294,13 @@ mod tests {
         lists: BTreeMap<(u16, u8, u32), (MaskListKey, MaskList)>,
         masks: HashMap<u32, FlowKey>,
         buckets: BTreeMap<(u32, [u8; 6]), (RuleKey, Bucket)>,
-        programs: HashMap<u32, RuleProgram>,
     }
 
     impl Maps {
         fn apply(&mut self, ops: &[MapOp]) {
             for op in ops {
                 match op {
-                    MapOp::Program(id, p) => {
-                        self.programs.insert(*id, *p);
-                    }
-                    MapOp::ResetStats(_) => {}
+                    MapOp::Program(..) | MapOp::ResetStats(_) => {}
                     MapOp::Mask(id, m) => {
                         self.masks.insert(*id, *m);
                     }
@@ -1319,7 +1329,7 @@ mod tests {
             let cfg: Vec<(u16, VswitchConfig)> = self.cfg.iter().map(|(v, c)| (*v, *c)).collect();
             let lists: Vec<(MaskListKey, MaskList)> = self.lists.values().copied().collect();
             let buckets: Vec<(RuleKey, Bucket)> = self.buckets.values().copied().collect();
-            RuleStore::rebuild(&cfg, &lists, &self.masks, &buckets, &self.programs)
+            RuleStore::rebuild(&cfg, &lists, &self.masks, &buckets)
         }
     }
 

@@ -16,7 +16,7 @@
 //!
 //! | record | written | carries |
 //! |---|---|---|
-//! | `begin` | before anything changes | virtual switch, target, strategy, the legs (sources, in order), and a [`Snapshot`] of every virtual switch's flow table (rules, cookies, timeouts with their age, datapath rule ids per copy, counters folded in so far) and copies |
+//! | `begin` | before anything changes | virtual switch, target, strategy, the legs (sources, in order), where each host and virtual link end is, and a [`Snapshot`] of every virtual switch's flow table (rules, cookies, timeouts with their age, datapath rule ids per copy, counters folded in so far) and copies |
 //! | `phase` | as a phase of a leg starts | leg, phase |
 //! | `clone-staged` | after the clone is staged on the target, before it is written to the kernel | (entry id, datapath rule id on the target) |
 //! | `cloned` | after the clone is published | — |
@@ -28,7 +28,7 @@
 //! | `copy-removed` | after a copy's rules are unpublished and past the grace period, before the datapath forgets them | switch, each entry's final counters there |
 //! | `copy-retired` | after the copy is reclaimed | switch |
 //! | `batch` | after a batch of table changes between two steps (flow-mods, expired entries, fail-standalone's entry) is staged, before anything of it is written to the kernel | a [`SavedBatch`]: the virtual switch, the version it publishes on each copy, the entries it adds or modifies as they will be (datapath rule ids on every copy), the entries it removes, the datapath rules modified entries leave |
-//! | `batch-done` | after batches that modified entries are published and the rules they replaced reclaimed (the core waits for that reclaim here, see below), before anything after them is answered | those entries' counters, their replaced rules' final counters folded in |
+//! | `batch-done` | after batches that modified entries are published and the grace period after them is over (the core waits for it here, see below), before the rules they replaced are reclaimed and before anything after them is answered | those entries' counters, their replaced rules' final counters folded in |
 //! | `tables` | before the next step, if batches were journaled since the last snapshot | a [`Snapshot`] as in `begin`, which it replaces |
 //! | `leg-done` | after a leg | its report |
 //! | `end` | last | outcome (`done`, `failed`, `rolled-back`), error |
@@ -39,15 +39,19 @@
 //! change happens *inside* a step, though. Every batch of changes between steps is
 //! journaled as a `batch` record — what it makes of the table — once it is staged and
 //! before anything of it reaches the kernel; if it modified entries, their counters
-//! follow in a `batch-done` once it is published and the rules they replaced are
-//! reclaimed, before the core answers anything after the batch (a BARRIER_REPLY in
-//! particular). Outside a migration a batch's old version is reclaimed later, by the
-//! core's reclaim tick (deferred reclaim, see [`crate::ofswitch`]'s core); while a
-//! journaled migration runs, the core instead waits for that reclaim (the rest of the
-//! grace period, ~10 ms) after a batch that modified entries, so the counters
-//! `batch-done` carries are final — the `batch` records themselves cost no wait. A
+//! follow in a `batch-done` once it is published and no packet can be processed with
+//! the version before it any more, before the core answers anything after the batch
+//! (a BARRIER_REPLY in particular). Outside a migration a batch's old version is
+//! reclaimed later, by the core's reclaim tick (deferred reclaim, see
+//! [`crate::ofswitch`]'s core); while a journaled migration runs, the core instead
+//! waits for the rest of the grace period (~10 ms) after a batch that modified
+//! entries, reads the final counters of the rules they replaced, writes `batch-done`
+//! with them, and only then reclaims those rules — the `batch` records themselves
+//! cost no wait. A
 //! batch that runs out of room and publishes early becomes several versions: each gets
-//! its own `batch` record, written before that version is committed. Before the next step, the tables are journaled whole (`tables`: every
+//! its own `batch` record, written before that version is committed, and before the
+//! retry reclaims the early version (it needs the slots) a `batch-done` records what
+//! the rules that version replaced counted. Before the next step, the tables are journaled whole (`tables`: every
 //! table as it is then, entries, their datapath rule ids on every copy, folded
 //! counters). So the last snapshot (from `begin` or the last `tables`), then the step
 //! records after it, then the batches after those, are the whole truth about the
@@ -119,7 +123,11 @@
 //! because the switch that held them is) — every source that lost its copy gets one
 //! again (a clone journaled with `on`), and the hosts go back to the physical switch
 //! each had at `begin` (the lab attaches those whose link died with the target there);
-//! `end` says `rolled-back`. The recovery's own steps are journaled by the same rules,
+//! a virtual link end that had moved to the target lost its veth pair with it (both
+//! ends of a pair go together): the link is made again with the end where `begin`
+//! had it (`link-moving`/`link-moved` again; the adopting fabric first drops the
+//! pinned program links of interfaces that are gone, so the new pair's ends get
+//! programs of their own); `end` says `rolled-back`. The recovery's own steps are journaled by the same rules,
 //! so a crash during recovery is recovered from too.
 //!
 //! # Fault injection (tests only)
@@ -127,18 +135,30 @@
 //! clean-up, as `kill -9` would) right after the `n`th (default first) record of that
 //! kind is durable, or at the `n`th pass of a named point between records
 //! ([`fault_point`]: inside a journaled batch's two-phase publish, inside a link end's
-//! move). The variable is read once, on purpose long-named, and `lime run` warns loudly
-//! when it is set; nothing else enables it.
+//! move). `fail:<kind>[:<n>]` instead makes every append fail from the `n`th record of
+//! that kind on, as a full disk would (`ENOSPC`). The variable is read once, on purpose
+//! long-named, and `lime run` warns loudly when it is set; nothing else enables it.
+//!
+//! # When the journal cannot be written
+//! A record that cannot be written (a full or failing disk) is cut off again and the
+//! step it announces does not run. A flow-mod batch whose `batch` record fails is
+//! still applied (the controller was promised a switch, and refusing would show it a
+//! failure LIME caused), but the journal now lacks it: the core takes no further step
+//! of a `clone` migration — it ends as failed, the virtual switch running where the
+//! steps so far left it (on the source and the target, each host where it is), which
+//! is a consistent place to run from; migrate it again once the journal's disk is
+//! fixed. A `move` migration goes on to its end (its frozen source forwards nothing
+//! until its hosts have moved).
+//! Nothing is lost while this control plane runs; a crash before the next `begin`
+//! could not be recovered exactly.
 //!
 //! # What a crash can still cost
-//! During a migration the core waits, after a batch that modifies entries, until the
-//! datapath rules they leave are reclaimed after the grace period, folding their final
-//! counters in, before its `batch-done`: a crash in between the reclaim and the record
-//! (a few microseconds of work and one `fsync`) loses what those replaced
-//! rules counted since their entries' last snapshot. Only modifies are concerned (adds
-//! retire nothing; deleted entries' counters went out in their FLOW_REMOVED or nowhere).
-//! A migration rolled back because its target is gone does not rebuild a virtual link
-//! whose veth pair died with the target.
+//! A crash right after a `batch-done` leaves the rules that batch's modifies replaced
+//! in the kernel, retired (no version sees them) but not reclaimed: the record already
+//! carries what they counted, so the restarted daemon takes the record's counters and
+//! its next reclaim drops those rules with their counters unread. (Before this order,
+//! the core reclaimed first and journaled after, and a crash in between lost what the
+//! replaced rules had counted since the last snapshot.)
 use std::{
     collections::BTreeMap,
     fs::{File, OpenOptions},
@@ -295,7 +315,7 @@ impl SavedEntry {
         Self {
             id: e.id,
             rule: e.rule.clone(),
-            installed: e.installed.ids.clone(),
+            installed: (&e.installed.ids).into(),
             base: e.base.into(),
             age_ms: u64::try_from(e.added.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
@@ -311,7 +331,7 @@ impl SavedEntry {
             key: self.rule.matches.compile(),
             rule: self.rule.clone(),
             installed: crate::fabric::Installed {
-                ids: self.installed.clone(),
+                ids: (&self.installed).into(),
             },
             base: self.base.into(),
             added: now.checked_sub(age).unwrap_or(now),
@@ -374,7 +394,7 @@ impl SavedBatch {
             replaced: d
                 .replaced
                 .iter()
-                .map(|(id, old, reset)| (*id, old.ids.clone(), *reset))
+                .map(|(id, old, reset)| (*id, (&old.ids).into(), *reset))
                 .collect(),
         }
     }
@@ -434,6 +454,10 @@ pub enum Record {
         legs: Vec<String>,
         /// Each host of the virtual switch and its physical switch at the start.
         hosts: Vec<(String, String)>,
+        /// Each virtual link end of the virtual switch (its virtual port) and its
+        /// physical switch at the start (a roll-back puts it back there).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<(u32, String)>,
         /// Every table, and where copies run.
         snapshot: Snapshot,
     },
@@ -535,7 +559,8 @@ pub enum Record {
         batch: SavedBatch,
     },
     /// The batches journaled since the last `batch-done` are published on every copy
-    /// and their replaced rules reclaimed: the counters of the entries they modified.
+    /// and their replaced rules' counters final (not reclaimed yet: that comes after
+    /// this record): the counters of the entries they modified.
     BatchDone {
         /// Migration id.
         id: u64,
@@ -604,15 +629,21 @@ pub struct Line {
     pub rec: Record,
 }
 
-/// The fault-injection point (tests only): exit after the `n`th record of `kind`.
+/// The fault-injection point (tests only): exit after the `n`th record of `kind`, or
+/// (`fail`) make every append fail from the `n`th record of `kind` on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fault {
     kind: String,
     n: u32,
+    fail: bool,
 }
 
 impl Fault {
     fn parse(v: &str) -> Option<Self> {
+        let (fail, v) = match v.strip_prefix("fail:") {
+            Some(rest) => (true, rest),
+            None => (false, v),
+        };
         let (kind, n) = match v.split_once(':') {
             Some((k, n)) => (k, n.parse().ok()?),
             None => (v, 1),
@@ -620,6 +651,7 @@ impl Fault {
         (!kind.is_empty()).then(|| Self {
             kind: kind.to_owned(),
             n,
+            fail,
         })
     }
 }
@@ -643,6 +675,11 @@ pub struct Journal {
     /// Entries modified by batches written since the last `batch-done`, by virtual
     /// switch (their counters go into it).
     modified: Vec<(String, Vec<u64>)>,
+    /// Why the last append failed, until a `begin` succeeds: the journal may lack a
+    /// record since then, so the running migration must not take another step.
+    failed: Option<String>,
+    /// The `fail` fault injection has been reached: every append fails.
+    failing: bool,
 }
 
 impl Journal {
@@ -677,7 +714,16 @@ impl Journal {
             seen: BTreeMap::new(),
             stale: false,
             modified: Vec::new(),
+            failed: None,
+            failing: false,
         })
+    }
+
+    /// Why an append failed since the running migration began, if one did (see
+    /// [`Journal::append`]).
+    #[must_use]
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     /// Start an empty journal at `path` (a fresh lab).
@@ -720,7 +766,34 @@ impl Journal {
     ///
     /// # Errors
     /// I/O: the record may not be durable, and the step it announces must not go on.
+    /// What was written of it is cut off again (so the next record does not follow a
+    /// torn line), and [`Journal::failure`] says why until the next `begin`.
     pub fn append(&mut self, rec: Record) -> Result<(), JournalError> {
+        let kind = rec.kind();
+        let n = self.seen.get(kind).copied().unwrap_or(0) + 1;
+        if let Some(f) = &self.fault
+            && f.fail
+            && f.kind == kind
+            && f.n == n
+        {
+            self.failing = true;
+        }
+        let is_begin = matches!(rec, Record::Begin { .. });
+        match self.write_line(rec) {
+            Ok(()) => {
+                if is_begin {
+                    self.failed = None;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn write_line(&mut self, rec: Record) -> Result<(), JournalError> {
         let io = |source| JournalError::Io {
             path: self.path.clone(),
             source,
@@ -748,12 +821,23 @@ impl Journal {
         };
         let mut bytes = serde_json::to_vec(&line).map_err(|e| io(std::io::Error::other(e)))?;
         bytes.push(b'\n');
-        self.file.write_all(&bytes).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let len = self.file.metadata().map_err(io)?.len();
+        let written = if self.failing {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        } else {
+            self.file
+                .write_all(&bytes)
+                .and_then(|()| self.file.sync_data())
+        };
+        if let Err(e) = written {
+            let _ = self.file.set_len(len);
+            return Err(io(e));
+        }
         self.seq += 1;
         let n = self.seen.entry(kind).or_default();
         *n += 1;
         if let Some(f) = &self.fault
+            && !f.fail
             && f.kind == kind
             && f.n == *n
         {
@@ -792,7 +876,7 @@ pub fn fault_point(point: &str) {
     if point == "batch-published" {
         IN_BATCH.store(false, std::sync::atomic::Ordering::Relaxed);
     }
-    if f.kind != point || (point.starts_with("batch-") && !in_batch) {
+    if f.fail || f.kind != point || (point.starts_with("batch-") && !in_batch) {
         return;
     }
     let mut passes = PASSES
@@ -863,6 +947,8 @@ pub struct Unfinished {
     pub legs: Vec<String>,
     /// Hosts and their physical switch at the start.
     pub hosts: Vec<(String, String)>,
+    /// Virtual link ends (virtual port) and their physical switch at the start.
+    pub links: Vec<(u32, String)>,
     /// The tables at the start, or as the last `tables` record left them.
     pub snapshot: Snapshot,
     /// Legs done, with their reports.
@@ -936,6 +1022,7 @@ pub fn unfinished(lines: &[Line]) -> Option<Unfinished> {
                 strategy,
                 legs,
                 hosts,
+                links,
                 snapshot,
             } => {
                 cur = Some(Unfinished {
@@ -945,6 +1032,7 @@ pub fn unfinished(lines: &[Line]) -> Option<Unfinished> {
                     strategy: *strategy,
                     legs: legs.clone(),
                     hosts: hosts.clone(),
+                    links: links.clone(),
                     snapshot: snapshot.clone(),
                     done: Vec::new(),
                     phase: None,
@@ -1071,6 +1159,7 @@ mod tests {
             strategy: Strategy::Clone,
             legs: vec!["s1".into()],
             hosts: vec![("h1".into(), "s1".into())],
+            links: vec![(9, "s1".into())],
             snapshot: Snapshot::now(vec![SavedTable {
                 vswitch: "vs1".into(),
                 copies: vec!["s1".into(), "s2".into()],
@@ -1457,14 +1546,63 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_append_leaves_the_file_as_it_was_and_is_remembered_until_begin() {
+        let dir = std::env::temp_dir().join(format!("lime-journal-fail-{}", std::process::id()));
+        let path = dir.join(JOURNAL_FILE);
+        let mut j = Journal::create(&path).expect("create");
+        j.append(begin(1)).expect("append");
+        let before = std::fs::read(&path).expect("read");
+        j.failing = true;
+        let cloned = Record::Cloned {
+            id: 1,
+            from: "s1".into(),
+            on: None,
+        };
+        assert!(matches!(
+            j.append(cloned.clone()),
+            Err(JournalError::Io { .. })
+        ));
+        assert!(j.failure().is_some_and(|w| w.contains("No space left")));
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            before,
+            "nothing of it stays"
+        );
+        j.failing = false;
+        j.append(cloned).expect("append");
+        assert!(j.failure().is_some(), "remembered until the next begin");
+        j.append(begin(2)).expect("append");
+        assert_eq!(j.failure(), None);
+        assert_eq!(
+            read(&path)
+                .expect("read")
+                .iter()
+                .map(|l| l.seq)
+                .collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
     fn fault_points_parse() {
         assert_eq!(
             Fault::parse("host-moved:2"),
             Some(Fault {
                 kind: "host-moved".into(),
-                n: 2
+                n: 2,
+                fail: false,
             })
         );
+        assert_eq!(
+            Fault::parse("fail:batch:3"),
+            Some(Fault {
+                kind: "batch".into(),
+                n: 3,
+                fail: true,
+            })
+        );
+        assert_eq!(Fault::parse("fail:"), None);
         assert_eq!(Fault::parse("cloned").map(|f| f.n), Some(1));
         assert_eq!(Fault::parse("x:y"), None);
         assert_eq!(Fault::parse(""), None);

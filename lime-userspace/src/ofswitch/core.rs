@@ -48,10 +48,10 @@
 //! counters; a journaled migration settles before its `begin` and each `tables`
 //! snapshot). While a journaled migration runs, every version a batch publishes (a
 //! flow-mod batch, expired entries, fail-standalone's entry) is journaled as a `batch`
-//! record right before it is committed, and a batch that modified entries settles
-//! (waits for its reclaim) before its `batch-done` record, so that record carries
-//! final counters ([`crate::migration::journal`]); outside a migration nothing is
-//! journaled and nothing waits.
+//! record right before it is committed, and after a batch that modified entries the
+//! core waits out the grace period, journals `batch-done` with the final counters of
+//! the rules it replaced, and only then reclaims them ([`crate::migration::journal`]);
+//! outside a migration nothing is journaled and nothing waits.
 use std::{
     collections::{BTreeMap, VecDeque},
     sync::mpsc::{Receiver, RecvTimeoutError},
@@ -242,6 +242,15 @@ fn duration_parts(d: Duration) -> (u32, u32) {
     )
 }
 
+/// Where a flow-mod of a batch came from, to answer it: connection, xid, the first
+/// bytes of the message (quoted in an error) and the buffer it named, if any.
+struct Origin {
+    conn: ConnId,
+    xid: u32,
+    head: Bytes,
+    buffer_id: Option<u32>,
+}
+
 fn error_msg(e: &OfError, head: &Bytes) -> Message {
     Message::Error(ErrorMsg::from_code(e.code(), head.clone()))
 }
@@ -383,7 +392,7 @@ impl Core {
                     msg,
                     head,
                 } if matches!(*msg, Message::FlowMod(_)) => {
-                    self.flow_mod_batch(rx, conn, xid, *msg, head);
+                    self.flow_mod_batch(rx, conn, xid, msg, head);
                     self.journal_batch_end();
                 }
                 other => self.handle(other),
@@ -598,14 +607,21 @@ impl Core {
         rx: &Receiver<Cmd>,
         conn: ConnId,
         xid: u32,
-        first: Message,
+        first: Box<Message>,
         head: Bytes,
     ) {
         let Some(&vi) = self.conn_vsw.get(&conn) else {
             return;
         };
-        let mut items = vec![(conn, xid, first, head)];
-        while items.len() < MAX_BATCH {
+        // Each message is translated (or refused) as it is taken off the queue and
+        // dropped at once: the batch keeps the flow-mod and where it came from, not
+        // the decoded message too (a 100 000-message batch would hold them all).
+        let mut fms: Vec<FlowMod> = Vec::new();
+        let mut origin: Vec<Origin> = Vec::new();
+        self.take_flow_mod(conn, xid, &first, head, &mut fms, &mut origin);
+        drop(first);
+        let mut taken = 1;
+        while taken < MAX_BATCH {
             match rx.try_recv() {
                 Ok(Cmd::Msg {
                     conn,
@@ -615,36 +631,14 @@ impl Core {
                 }) if matches!(*msg, Message::FlowMod(_))
                     && self.conn_vsw.get(&conn) == Some(&vi) =>
                 {
-                    items.push((conn, xid, *msg, head));
+                    self.take_flow_mod(conn, xid, &msg, head, &mut fms, &mut origin);
+                    taken += 1;
                 }
                 Ok(other) => {
                     self.pending = Some(other);
                     break;
                 }
                 Err(_) => break,
-            }
-        }
-        // Translate; refusals are answered now, the rest go to the flow table.
-        let mut fms: Vec<FlowMod> = Vec::with_capacity(items.len());
-        let mut origin: Vec<(ConnId, u32, usize)> = Vec::with_capacity(items.len());
-        let mut buffer_errors = vec![false; items.len()];
-        for (i, (conn, xid, msg, head)) in items.iter().enumerate() {
-            let Message::FlowMod(ofm) = msg else { continue };
-            if self.role_of(*conn) == ControllerRole::Slave {
-                self.reply(*conn, *xid, &error_msg(&OfError::IsSlave, head));
-                continue;
-            }
-            // No flow outputs to a group, so a delete filtered on one matches nothing.
-            if !ofm.is_add_or_modify() && ofm.out_group != group::ANY {
-                continue;
-            }
-            match translate::flow_mod_from_of(ofm) {
-                Ok(fm) => {
-                    buffer_errors[i] = ofm.buffer_id != OFP_NO_BUFFER;
-                    fms.push(fm);
-                    origin.push((*conn, *xid, i));
-                }
-                Err(e) => self.reply(*conn, *xid, &error_msg(&e, head)),
             }
         }
         if fms.is_empty() {
@@ -665,32 +659,62 @@ impl Core {
             Err(e) => {
                 eprintln!("lime: {}: publishing flow-mods failed: {e}", v.name);
                 let err = OfError::Datapath(e.to_string());
-                for (conn, xid, i) in &origin {
-                    self.reply(*conn, *xid, &error_msg(&err, &items[*i].3));
+                for o in &origin {
+                    self.reply(o.conn, o.xid, &error_msg(&err, &o.head));
                 }
                 return;
             }
         };
         self.stats.batches += 1;
-        for ((conn, xid, i), res) in origin.iter().zip(results) {
+        for (o, res) in origin.iter().zip(results) {
             match res {
                 Ok(_) => {
                     self.stats.flow_mods += 1;
-                    if buffer_errors[*i]
-                        && let Message::FlowMod(ofm) = &items[*i].2
-                    {
+                    if let Some(buffer_id) = o.buffer_id {
                         // The flow-mod applied; the packet it names does not exist.
-                        let e = OfError::BufferUnknown {
-                            buffer_id: ofm.buffer_id,
-                        };
-                        self.reply(*conn, *xid, &error_msg(&e, &items[*i].3));
+                        let e = OfError::BufferUnknown { buffer_id };
+                        self.reply(o.conn, o.xid, &error_msg(&e, &o.head));
                     }
                 }
-                Err(e) => self.reply(*conn, *xid, &error_msg(&OfError::FlowMod(e), &items[*i].3)),
+                Err(e) => self.reply(o.conn, o.xid, &error_msg(&OfError::FlowMod(e), &o.head)),
             }
         }
         // Removals an earlier batch left, reclaimed on the way.
         self.notify_removed(vi);
+    }
+
+    /// One flow-mod message of a batch: refused now (slave connection, untranslatable),
+    /// skipped (a delete filtered on a group), or translated into `fms` with its origin.
+    fn take_flow_mod(
+        &self,
+        conn: ConnId,
+        xid: u32,
+        msg: &Message,
+        head: Bytes,
+        fms: &mut Vec<FlowMod>,
+        origin: &mut Vec<Origin>,
+    ) {
+        let Message::FlowMod(ofm) = msg else { return };
+        if self.role_of(conn) == ControllerRole::Slave {
+            self.reply(conn, xid, &error_msg(&OfError::IsSlave, &head));
+            return;
+        }
+        // No flow outputs to a group, so a delete filtered on one matches nothing.
+        if !ofm.is_add_or_modify() && ofm.out_group != group::ANY {
+            return;
+        }
+        match translate::flow_mod_from_of(ofm) {
+            Ok(fm) => {
+                fms.push(fm);
+                origin.push(Origin {
+                    conn,
+                    xid,
+                    head,
+                    buffer_id: (ofm.buffer_id != OFP_NO_BUFFER).then_some(ofm.buffer_id),
+                });
+            }
+            Err(e) => self.reply(conn, xid, &error_msg(&e, &head)),
+        }
     }
 
     /// The reclaim tick: reclaim the published versions whose grace period is over

@@ -31,26 +31,69 @@ use crate::{
         ports_of,
         status::{self, Live, MigrationStatus},
     },
-    vswitch::{BatchDelta, VirtualSwitch},
+    vswitch::{BatchDelta, BatchHooks, VirtualSwitch},
 };
 
-/// The hook that journals a batch of table changes of virtual switch `vswitch` after it
-/// is staged and before it is published, while migration `migration` runs (a `batch`
-/// record, see [`crate::migration::journal`]). A journal that cannot be written is
-/// reported and the batch still goes on (refusing the controller's flow-mods for it
-/// would be visible); a crash before its `tables` record then leaves it unknown to
-/// recovery, as before this record existed.
+/// The hooks that journal a batch of table changes of virtual switch `vswitch` while
+/// migration `migration` runs: a `batch` record after each version is staged and before
+/// it is published, and — when the table-full retry is about to reclaim a version it
+/// published early — a `batch-done` with the final counters of the rules that version
+/// replaced, before they leave the kernel (see [`crate::migration::journal`]). A journal
+/// that cannot be written is reported and the batch still goes on (refusing the
+/// controller's flow-mods for it would be visible); the migration then takes no further
+/// step ([`Journal::failure`]).
+pub(super) struct BatchJournal<'a> {
+    journal: &'a mut Option<Journal>,
+    migration: Option<u64>,
+    vswitch: &'a str,
+}
+
 pub(super) fn batch_journal<'a>(
     journal: &'a mut Option<Journal>,
     migration: Option<u64>,
     vswitch: &'a str,
-) -> impl FnMut(&BatchDelta<'_>) + 'a {
-    move |d| {
-        let (Some(id), Some(j)) = (migration, journal.as_mut()) else {
+) -> BatchJournal<'a> {
+    BatchJournal {
+        journal,
+        migration,
+        vswitch,
+    }
+}
+
+impl BatchHooks for BatchJournal<'_> {
+    fn staged(&mut self, d: &BatchDelta<'_>) {
+        let (Some(id), Some(j)) = (self.migration, self.journal.as_mut()) else {
             return;
         };
-        let batch = SavedBatch::of(vswitch, d);
+        let batch = SavedBatch::of(self.vswitch, d);
         if let Err(e) = j.append(Record::Batch { id, batch }) {
+            eprintln!("lime: {e}");
+        }
+    }
+
+    fn reclaiming(&mut self, vsw: &VirtualSwitch, fabric: &Fabric) {
+        let (Some(id), Some(j)) = (self.migration, self.journal.as_mut()) else {
+            return;
+        };
+        if j.modified().is_empty() {
+            return;
+        }
+        let mut bases = Vec::new();
+        for (vs, ids) in j.modified() {
+            if *vs != self.vswitch {
+                continue;
+            }
+            for e in ids {
+                if vsw.entry(*e).is_none() {
+                    continue;
+                }
+                match vsw.settled_base(fabric, *e) {
+                    Ok(base) => bases.push((*e, Counters::from(base))),
+                    Err(err) => eprintln!("lime: {vs}: reading replaced rules' counters: {err}"),
+                }
+            }
+        }
+        if let Err(e) = j.append(Record::BatchDone { id, bases }) {
             eprintln!("lime: {e}");
         }
     }
@@ -280,6 +323,14 @@ impl Core {
                 p.ifname.clone_from(&n.ifname);
             }
         }
+        // A port that had no interface (a virtual link end whose veth pair died with a
+        // physical switch that is gone) has one again once a roll-back made it anew.
+        let ports = &mut self.vswitches[i].ports;
+        for n in fresh {
+            if !ports.iter().any(|p| p.port_no == n.port_no) {
+                ports.push(n);
+            }
+        }
     }
 
     fn live_start(&mut self, m: MigrationStatus) {
@@ -378,10 +429,12 @@ impl Core {
             })
             .collect();
         // Virtual link ends move with their virtual switch, hosts or not.
-        let link_ends = state
+        let links: Vec<(u32, String)> = state
             .topology
             .vlink_ends_of(vswitch)
-            .map(|(e, _)| &e.switch);
+            .map(|(e, _)| (e.port, e.switch.clone()))
+            .collect();
+        let link_ends = links.iter().map(|(_, sw)| sw);
         let sources: BTreeSet<String> = hosts
             .iter()
             .map(|(_, s)| s)
@@ -407,6 +460,7 @@ impl Core {
                 strategy,
                 legs: legs.clone(),
                 hosts,
+                links,
                 snapshot,
             })
             .map_err(|e| format!("not migrating: {e}"))?;
@@ -428,6 +482,27 @@ impl Core {
     /// before the next step (packet-outs, port statistics, the link check) sees them
     /// where they are. The migration ends after its last step or a failing one.
     pub(super) fn migration_step(&mut self) {
+        // A `clone` migration stops between two steps once the journal lacks a record:
+        // its copies all forward, so wherever it stops is a place to run from. (`move`
+        // goes on: its frozen source forwards nothing until its hosts have moved.)
+        if let Some(why) = self.journal.as_ref().and_then(Journal::failure)
+            && self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.strategy == Strategy::Clone)
+            && let Some(a) = self.active.take()
+        {
+            let copies = self.fabric.copies(&a.vswitch).unwrap_or_default();
+            let msg = format!(
+                "migration of {} stopped: the journal could not be written ({why}); {} runs on {} as the steps so far left it (nothing lost); migrate it again once the journal can be written",
+                a.vswitch,
+                a.vswitch,
+                copies.join(", ")
+            );
+            eprintln!("lime: {msg}");
+            self.finish(a, Err(msg));
+            return;
+        }
         self.journal_stale_tables();
         let Some(mut a) = self.active.take() else {
             return;
@@ -521,12 +596,15 @@ impl Core {
 
     /// After a batch of table changes, before anything after it is answered: if the
     /// batches since the last `batch-done` modified entries, wait until the rules they
-    /// replaced are reclaimed (the rest of the grace period: batches publish with
-    /// deferred reclaim, see the module docs of [`super`]), fold those rules' final
-    /// counters in, and journal the entries' counters (`batch-done`, see the journal's
-    /// module docs). Only while a journaled migration runs: otherwise nothing waits.
-    /// The tables themselves are journaled whole before the next step
-    /// ([`Core::journal_stale_tables`]).
+    /// replaced can be reclaimed (the rest of the grace period: batches publish with
+    /// deferred reclaim, see the module docs of [`super`]), journal the entries'
+    /// counters with those rules' final counters in (`batch-done`, see the journal's
+    /// module docs), and only then reclaim them and fold the same counters in. (The
+    /// record comes first: a crash after the reclaim and before the record would lose
+    /// what the replaced rules counted; one after the record leaves them retired in
+    /// the kernel, and the restarted daemon's next reclaim drops them.) Only while a
+    /// journaled migration runs: otherwise nothing waits. The tables themselves are
+    /// journaled whole before the next step ([`Core::journal_stale_tables`]).
     pub(super) fn journal_batch_end(&mut self) {
         let Some(id) = self.active_id() else { return };
         let Some(j) = self.journal.as_ref() else {
@@ -535,28 +613,34 @@ impl Core {
         if j.modified().is_empty() {
             return;
         }
-        let names: Vec<String> = j.modified().iter().map(|(vs, _)| vs.clone()).collect();
-        for vi in 0..self.vswitches.len() {
-            if names.contains(&self.vswitches[vi].name) && self.vswitches[vi].table.settling() {
-                self.settle_vswitch(vi, true);
-            }
-        }
-        let Some(j) = self.journal.as_ref() else {
-            return;
-        };
         let mut bases = Vec::new();
+        let mut settle = Vec::new();
         for (vs, ids) in j.modified() {
-            let Some(v) = self.vswitches.iter().find(|v| v.name == *vs) else {
+            let Some(vi) = self.vswitches.iter().position(|v| v.name == *vs) else {
                 continue;
             };
-            bases.extend(
-                ids.iter()
-                    .filter_map(|id| v.table.entry(*id))
-                    .map(|e| (e.id, Counters::from(e.base))),
-            );
+            let v = &self.vswitches[vi];
+            if let Err(e) = v.table.wait_grace(&self.fabric) {
+                eprintln!("lime: {vs}: waiting for the grace period: {e}");
+            }
+            for id in ids {
+                if v.table.entry(*id).is_none() {
+                    continue;
+                }
+                match v.table.settled_base(&self.fabric, *id) {
+                    Ok(base) => bases.push((*id, Counters::from(base))),
+                    Err(e) => eprintln!("lime: {vs}: reading replaced rules' counters: {e}"),
+                }
+            }
+            settle.push(vi);
         }
         if let Err(e) = self.write(Record::BatchDone { id, bases }) {
             eprintln!("lime: {e}");
+        }
+        for vi in settle {
+            if self.vswitches[vi].table.settling() {
+                self.settle_vswitch(vi, true);
+            }
         }
     }
 
@@ -867,7 +951,7 @@ impl Core {
             let base = if *reset {
                 lime_common::stats::RuleStats::default()
             } else {
-                let fin = retired.of(&crate::fabric::Installed { ids: old.clone() });
+                let fin = retired.of(&crate::fabric::Installed { ids: old.into() });
                 lime_common::stats::RuleStats {
                     packets: en.base.packets + fin.packets,
                     bytes: en.base.bytes + fin.bytes,
@@ -999,6 +1083,31 @@ impl Core {
             if now.as_deref() != Some(place.as_str()) || r.lost.contains(h) {
                 self.put_host(u.id, h, place)?;
             }
+        }
+        // A virtual link end that had moved to the target died with it (both ends of
+        // a veth pair go together): the link is made again with the end where it was.
+        for (port, place) in &u.links {
+            let state = self.fabric.lab().state();
+            if state.vlink_port(&name, *port).is_some() || self.fabric.datapath(place).is_none() {
+                continue;
+            }
+            eprintln!(
+                "lime: {name}'s virtual link end on port {port} died with {}: making the link again with the end on {place}",
+                u.to
+            );
+            self.write(Record::LinkMoving {
+                id: u.id,
+                port: *port,
+            })?;
+            let took = self
+                .fabric
+                .move_vlink_end(&name, *port, place)
+                .map_err(|e| e.to_string())?;
+            self.write(Record::LinkMoved {
+                id: u.id,
+                port: *port,
+                took_ms: took.as_secs_f64() * 1e3,
+            })?;
         }
         Ok(())
     }
