@@ -180,8 +180,8 @@ impl Lab {
         self.refresh_where(|_| true, |_| true)
     }
 
-    /// [`Lab::refresh`] for the hosts and switches named (by `host` and `switch`); the
-    /// others keep what was read before (each `ip` costs a few milliseconds, and a
+    /// [`Lab::refresh`] for the hosts and switches `host_changed` and `switch_changed`
+    /// name; the others keep what was read before (each `ip` costs a few milliseconds, and a
     /// host's move changes one host and two switches).
     fn refresh_where(
         &mut self,

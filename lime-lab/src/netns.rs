@@ -46,6 +46,12 @@ pub fn run_checked(cmd: &mut Command) -> Result<Output, LabError> {
         command: command.clone(),
         source,
     })?;
+    succeeded(command, output)
+}
+
+/// `output` of `command` if it exited successfully, else [`LabError::Command`] with its
+/// stderr.
+fn succeeded(command: String, output: Output) -> Result<Output, LabError> {
     if !output.status.success() {
         return Err(LabError::Command {
             command,
@@ -95,14 +101,7 @@ pub fn ip_batch(netns: &str, lines: &[String]) -> Result<(), LabError> {
         .map_or(Ok(()), |mut stdin| stdin.write_all(input.as_bytes()));
     let output = child.wait_with_output().map_err(spawn_err)?;
     written.map_err(spawn_err)?;
-    if !output.status.success() {
-        return Err(LabError::Command {
-            command,
-            status: output.status,
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        });
-    }
-    Ok(())
+    succeeded(command, output).map(drop)
 }
 
 /// A [`Command`] that runs `argv` inside namespace `netns` (`ip netns exec NETNS ARGV…`).

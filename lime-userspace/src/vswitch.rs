@@ -289,11 +289,9 @@ impl VirtualSwitch {
         let Some(e) = self.entries.get(&id) else {
             return Ok(RuleStats::default());
         };
-        let mut total = e.base.merge(fabric.rule_stats(&e.installed)?);
-        for old in self.retiring.get(&id).into_iter().flatten() {
-            total = total.merge(fabric.rule_stats(old)?);
-        }
-        Ok(total)
+        Ok(self
+            .settled_base(fabric, id)?
+            .merge(fabric.rule_stats(&e.installed)?))
     }
 
     /// What entry `id`'s counters become once the rules its modifies replaced are

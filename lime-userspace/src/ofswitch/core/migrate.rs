@@ -80,21 +80,36 @@ impl BatchHooks for BatchJournal<'_> {
         }
         let mut bases = Vec::new();
         for (vs, ids) in j.modified() {
-            if *vs != self.vswitch {
-                continue;
-            }
-            for e in ids {
-                if vsw.entry(*e).is_none() {
-                    continue;
-                }
-                match vsw.settled_base(fabric, *e) {
-                    Ok(base) => bases.push((*e, Counters::from(base))),
-                    Err(err) => eprintln!("lime: {vs}: reading replaced rules' counters: {err}"),
-                }
+            if *vs == self.vswitch {
+                settled_bases(vsw, fabric, ids, &mut bases);
             }
         }
         if let Err(e) = j.append(Record::BatchDone { id, bases }) {
             eprintln!("lime: {e}");
+        }
+    }
+}
+
+/// The counters `batch-done` records for the entries `ids` of `vsw` a batch modified
+/// (those still there): each one's base with the final counters of the rules its
+/// modifies replaced ([`VirtualSwitch::settled_base`]; the caller waited out the grace
+/// period). Appended to `bases`.
+fn settled_bases(
+    vsw: &VirtualSwitch,
+    fabric: &Fabric,
+    ids: &[u64],
+    bases: &mut Vec<(u64, Counters)>,
+) {
+    for id in ids {
+        if vsw.entry(*id).is_none() {
+            continue;
+        }
+        match vsw.settled_base(fabric, *id) {
+            Ok(base) => bases.push((*id, Counters::from(base))),
+            Err(e) => eprintln!(
+                "lime: {}: reading replaced rules' counters: {e}",
+                vsw.name()
+            ),
         }
     }
 }
@@ -623,15 +638,7 @@ impl Core {
             if let Err(e) = v.table.wait_grace(&self.fabric) {
                 eprintln!("lime: {vs}: waiting for the grace period: {e}");
             }
-            for id in ids {
-                if v.table.entry(*id).is_none() {
-                    continue;
-                }
-                match v.table.settled_base(&self.fabric, *id) {
-                    Ok(base) => bases.push((*id, Counters::from(base))),
-                    Err(e) => eprintln!("lime: {vs}: reading replaced rules' counters: {e}"),
-                }
-            }
+            settled_bases(&v.table, &self.fabric, ids, &mut bases);
             settle.push(vi);
         }
         if let Err(e) = self.write(Record::BatchDone { id, bases }) {
