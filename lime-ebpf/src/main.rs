@@ -56,6 +56,20 @@
 //! - No clock read: rule counters carry no time; the driver derives a rule's last hit
 //!   from its packet counter (`lime-userspace/src/datapath/hits.rs`).
 //!
+//! - A hit whose remembered egress is stale (the virtual switch's ports changed since:
+//!   after every migration step) runs the cached chain once and remembers the egress
+//!   again; before, such a decision stayed on the slow path until its slot was reused.
+//!
+//! # The tunnel's receiving side
+//! A tunnelled frame is delivered with no classification: the header, the virtual
+//! switch's catch-up (one inlined array lookup, which also yields its port
+//! generation), where the egress port lives — from a per-CPU direct-mapped copy of
+//! `VPORTS` (`maps::VPORT_CACHE`) valid for one port generation, not the hash map
+//! itself (a function call and a hash; ~20 ns of a ~200 ns delivered pass here) —, the
+//! decapsulation and the redirect. `lime bench datapath` measures both passes of a
+//! crossing (`tunnel-out`, `tunnel-in`), `lime bench linerate` the whole crossing
+//! beside `floor-tunnel`, the bare redirect over the same two hops.
+//!
 //! [`FlowKey::reset`]: lime_common::flow::FlowKey::reset
 #![no_std]
 #![no_main]
@@ -89,8 +103,8 @@ use crate::{
         update_key,
     },
     maps::{
-        FLOOR_TARGET, FLOW_CACHE, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORTS, VSWITCHES,
-        count_drop, port_stats, scratch,
+        FLOOR_TARGET, FLOW_CACHE, PORTS, RULE_PROGRAMS, Scratch, TABLE_PROGS, VPORT_CACHE,
+        VPORT_CACHE_SLOTS, VPORTS, VSWITCHES, VportSlot, count_drop, port_stats, scratch,
     },
     tunnel::{TcHandoff, decap, frame, handoff, read_header, rewrite_outer},
 };
@@ -216,7 +230,7 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
         // frame is parsed only when it cannot answer.
         let slot_id = cache_slot(&raw);
         if let Some(slot) = probe.then(|| cache_probe(slot_id, &raw)).flatten() {
-            return cache_hit(ctx, &f, slot, cfg, vswitch, vport);
+            return cache_hit(ctx, &f, slot, slot_id, cfg, vswitch, vport);
         }
         let s = start_packet(&f, vswitch, vport, cfg.version)?;
         let w = s.cache_key.words_mut();
@@ -241,7 +255,7 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
         .then(|| cache_probe(slot_id, s.cache_key.words()))
         .flatten()
     {
-        return cache_hit(ctx, &f, slot, cfg, vswitch, vport);
+        return cache_hit(ctx, &f, slot, slot_id, cfg, vswitch, vport);
     }
     reset(s, &f, vswitch, vport, cfg.version);
     s.key = s.cache_key.key;
@@ -265,13 +279,15 @@ fn cache_probe<const N: usize>(slot_id: u32, key: &[u64; N]) -> Option<*const Ca
     (diff == 0).then_some(slot)
 }
 
-/// A packet the flow cache answered: send it where the cached decision says, or run
-/// the cached chain's actions.
+/// A packet the flow cache answered (from slot `slot_id` at `slot`): send it where the
+/// cached decision says, or run the cached chain's actions.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // inlined: the values are in registers already
 fn cache_hit(
     ctx: &XdpContext,
     f: &parse::Frame,
     slot: *const CacheSlot,
+    slot_id: u32,
     cfg: Config,
     vswitch: u16,
     vport: u32,
@@ -291,6 +307,11 @@ fn cache_hit(
     }
     let s = scratch()?;
     reset(s, f, vswitch, vport, cfg.version);
+    // A decision whose egress was remembered before the last change of the virtual
+    // ports (or never): remember it again, so the next hits take the fast path.
+    s.cache_slot = slot_id;
+    s.vport_gen = cfg.vport_gen;
+    s.cache_fill = true;
     s.chain.rules = hit.rules;
     s.chain.len = usize::from(hit.len);
     s.chain.missed = hit.missed != 0;
@@ -518,6 +539,39 @@ fn remember_egress(
     Some(vp)
 }
 
+/// Where virtual port `key` lives: from this CPU's [`VPORT_CACHE`] if the slot was
+/// filled under port generation `generation`, else from `VPORTS` (filling the slot).
+/// `generation`: the virtual switch's port generation, `None` if the virtual switch is
+/// not active here (no generation is bumped for it: `VPORTS` is asked directly).
+#[inline(always)]
+fn vport_info(key: &VportKey, generation: Option<u32>) -> Option<VportInfo> {
+    let Some(generation) = generation else {
+        // SAFETY: map value, replaced whole by userspace.
+        return VPORTS.get_ptr(key).map(|p| unsafe { *p });
+    };
+    const K: u64 = 0xff51_afd7_ed55_8ccd;
+    let h = (u64::from(key.vswitch) << 32 | u64::from(key.vport)).wrapping_mul(K);
+    let slot = VPORT_CACHE.get_ptr_mut((h >> (64 - VPORT_CACHE_SLOTS.trailing_zeros())) as u32)?;
+    // SAFETY: per-CPU map value; XDP runs to completion on this CPU.
+    let s = unsafe { &mut *slot };
+    if s.used != 0
+        && s.generation == generation
+        && s.key.vswitch == key.vswitch
+        && s.key.vport == key.vport
+    {
+        return Some(s.info);
+    }
+    // SAFETY: map value, replaced whole by userspace.
+    let info = unsafe { *VPORTS.get_ptr(key)? };
+    *s = VportSlot {
+        key: *key,
+        generation,
+        used: 1,
+        info,
+    };
+    Some(info)
+}
+
 /// Another copy of the virtual switch processed this frame with version `tag`. If that
 /// version is newer than ours and completely written here (`ready`), move to it now,
 /// before the frame is delivered: whatever the receiving host does next is then
@@ -526,17 +580,20 @@ fn remember_egress(
 ///
 /// Userspace publishes at most one version ahead of what every copy has published
 /// (`ready` is at most `version + 1`), so every CPU racing here stores the same value.
+///
+/// Returns the virtual switch's port generation if it is active here.
 #[inline(always)]
-fn catch_up(vswitch: u16, tag: u32) {
-    if let Some(cfg) = VSWITCHES.get_ptr_mut(u32::from(vswitch)) {
-        // SAFETY: an aligned u32 in a map value; one load and one store.
-        unsafe {
-            let current = core::ptr::read_volatile(&(*cfg).version);
-            let ready = core::ptr::read_volatile(&(*cfg).ready);
-            if tag > current && tag <= ready {
-                core::ptr::write_volatile(&mut (*cfg).version, tag);
-            }
+fn catch_up(vswitch: u16, tag: u32) -> Option<u32> {
+    let cfg = VSWITCHES.get_ptr_mut(u32::from(vswitch))?;
+    // SAFETY: aligned u32s in a map value; each read with one load, one store.
+    unsafe {
+        let current = core::ptr::read_volatile(&(*cfg).version);
+        let ready = core::ptr::read_volatile(&(*cfg).ready);
+        if tag > current && tag <= ready {
+            core::ptr::write_volatile(&mut (*cfg).version, tag);
         }
+        let active = core::ptr::read_volatile(&(*cfg).flags) & VSW_F_ACTIVE != 0;
+        active.then(|| core::ptr::read_volatile(&(*cfg).vport_gen))
     }
 }
 
@@ -563,9 +620,11 @@ fn from_underlay(ctx: &XdpContext, injected: bool, flags: u8) -> Result<u32, u32
     let in_port = u32::from_be_bytes(hdr.in_port);
     let out_port = u32::from_be_bytes(hdr.out_port);
     let version = u32::from_be_bytes(hdr.version);
-    if !injected {
-        catch_up(vswitch, version);
-    }
+    let vport_gen = if injected {
+        None
+    } else {
+        catch_up(vswitch, version)
+    };
     if injected && out_port == port_no::TABLE {
         decap(ctx)?;
         if flags & port_flags::TC != 0 {
@@ -580,11 +639,9 @@ fn from_underlay(ctx: &XdpContext, injected: bool, flags: u8) -> Result<u32, u32
         _pad: 0,
         vport: out_port,
     };
-    let Some(vp) = VPORTS.get_ptr(&key) else {
+    let Some(vp) = vport_info(&key, vport_gen) else {
         return Err(drop_reason::BAD_OUTPUT);
     };
-    // SAFETY: map value, replaced whole.
-    let vp = unsafe { *vp };
     match vp.location {
         location::LOCAL => {
             decap(ctx)?;

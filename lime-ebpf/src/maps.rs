@@ -29,6 +29,34 @@ pub static PORTS: Array<PortInfo> = Array::pinned(limits::MAX_PORTS, 0);
 pub static VPORTS: HashMap<VportKey, VportInfo> =
     HashMap::pinned(limits::MAX_VPORTS, BPF_F_NO_PREALLOC);
 
+/// Slots of [`VPORT_CACHE`].
+pub const VPORT_CACHE_SLOTS: u32 = 256;
+
+/// One slot of [`VPORT_CACHE`]: where a virtual port lived while its virtual switch's
+/// port generation was `generation`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct VportSlot {
+    /// The port.
+    pub key: VportKey,
+    /// `VswitchConfig::vport_gen` when `info` was read from `VPORTS`.
+    pub generation: u32,
+    /// Non-zero once filled.
+    pub used: u32,
+    /// Where the port lived.
+    pub info: VportInfo,
+}
+
+/// Slot (hash of virtual switch and virtual port) → a copy of that port's `VPORTS`
+/// entry, for the tunnel's receiving side: a per-CPU direct-mapped cache (one inlined
+/// array access, where a hash-map lookup is a function call and a hash of the key).
+/// A slot is used only while its virtual switch's port generation is the one it was
+/// filled under (the driver bumps it after every `VPORTS` change, and only for an
+/// active virtual switch, so only active ones use the cache). Written by the datapath
+/// only.
+#[map(name = "VPORT_CACHE")]
+pub static VPORT_CACHE: PerCpuArray<VportSlot> = PerCpuArray::pinned(VPORT_CACHE_SLOTS, 0);
+
 /// Virtual switch id → current table version. Written by the driver's publish step.
 #[map(name = "VSWITCHES")]
 pub static VSWITCHES: Array<VswitchConfig> = Array::pinned(limits::MAX_VSWITCHES, 0);

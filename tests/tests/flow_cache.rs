@@ -1,8 +1,10 @@
 //! The flow cache remembers complete decisions (the egress a chain resolved); they must
-//! never outlive a change of where the virtual port lives, and must keep counting.
+//! never outlive a change of where the virtual port lives, and must keep counting. The
+//! tunnel's receiving side remembers where virtual ports live too (`VPORT_CACHE`), with
+//! the same rule.
 use std::net::Ipv4Addr;
 
-use lime_common::port::{VportInfo, location};
+use lime_common::port::{PortInfo, VportInfo, kind, location};
 use lime_tests::{
     Emitted, TestDatapath, VSW, allowed_cpus, kernel_lock, on_cpu, require_root, udp_match,
 };
@@ -114,4 +116,148 @@ fn cached_egress_follows_the_virtual_port_when_it_moves() {
         runs,
         "every run, cached or not, counted once"
     );
+}
+
+/// The decision the cache remembers for `rule` on `cpu`: whether it is complete (the
+/// fast path) and the egress it remembers.
+fn remembered(t: &TestDatapath, cpu: usize, rule: u32) -> (bool, VportInfo) {
+    let slots =
+        t.dp.kernel()
+            .flow_cache(cpu)
+            .expect("reading the flow cache");
+    let mut of_rule = slots
+        .iter()
+        .filter(|(_, s)| s.entry.len == 1 && s.entry.rules[0] == rule);
+    let (_, s) = of_rule.next().expect("the frame's decision is cached");
+    assert!(of_rule.next().is_none(), "one slot for one frame");
+    (s.entry.fast != 0, s.entry.egress)
+}
+
+#[test]
+fn a_cached_decision_is_completed_again_after_the_ports_change() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let mut t = TestDatapath::new("fcfast");
+    let ids =
+        t.dp.install(
+            VSW,
+            &[Rule::new(
+                0,
+                10,
+                udp_match(Some(5000)),
+                Instructions::apply(vec![Action::output(OUT)]),
+            )],
+        )
+        .expect("install");
+    let frame = Packet::udp4(
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 2),
+        4000,
+        5000,
+    )
+    .to_bytes();
+    let cpu = allowed_cpus()[0];
+    run_on(&t, cpu, &frame);
+    let (fast, egress) = remembered(&t, cpu, ids[0]);
+    assert!(
+        fast,
+        "a fill remembers the egress of a single unchanged output"
+    );
+    assert_eq!(egress.outer_dst[5], 2);
+    // Any change of the virtual ports makes every remembered egress stale: the next hit
+    // runs the cached chain, and must remember the egress again.
+    t.dp.set_vport(VSW, OUT, remote(9)).expect("move");
+    let (got, outer) = run_on(&t, cpu, &frame);
+    assert!(matches!(got, Emitted::Remote { port: OUT, .. }), "{got:?}");
+    assert_eq!(outer[5], 9, "sent to the port's new place");
+    let (fast, egress) = remembered(&t, cpu, ids[0]);
+    assert!(
+        fast,
+        "the hit after the change completed the decision again"
+    );
+    assert_eq!(egress, remote(9), "with the port's new place");
+    let (_, outer) = run_on(&t, cpu, &frame);
+    assert_eq!(outer[5], 9);
+    assert_eq!(
+        t.dp.rule_stats(ids[0]).expect("stats").packets,
+        3,
+        "every run counted once"
+    );
+}
+
+#[test]
+fn a_tunnelled_frame_follows_its_port_when_it_moves_here() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let mut t = TestDatapath::new("fcdecap");
+    t.dp.install(
+        VSW,
+        &[Rule::new(
+            0,
+            10,
+            udp_match(Some(5000)),
+            Instructions::apply(vec![Action::output(OUT)]),
+        )],
+    )
+    .expect("install");
+    let frame = Packet::udp4(
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 2),
+        4000,
+        5000,
+    )
+    .to_bytes();
+    let cpu = allowed_cpus()[0];
+    // The frame as this switch tunnels it towards port 3 (remote)...
+    let tunnelled = on_cpu(cpu, || {
+        t.dp.kernel()
+            .test_run(lime_common::names::PROG_XDP, &frame, 1)
+            .expect("test_run")
+            .frame
+    });
+    assert!(tunnelled.len() > frame.len(), "encapsulated");
+    // ...arriving on an underlay port (loopback made one) of the switch port 3 moved to.
+    t.dp.kernel_mut()
+        .set_port(
+            1,
+            PortInfo {
+                kind: kind::UNDERLAY,
+                flags: 0,
+                vswitch: 0,
+                vport: 0,
+            },
+        )
+        .expect("port map");
+    let local = |ifindex| VportInfo {
+        location: location::LOCAL,
+        ifindex,
+        ..VportInfo::default()
+    };
+    let tx = |t: &TestDatapath, ifindex| t.dp.port_stats(ifindex).expect("stats").tx_packets;
+    for (ifindex, what) in [(5, "first place"), (6, "moved"), (5, "moved back")] {
+        t.dp.set_vport(VSW, OUT, local(ifindex)).expect("move");
+        let before = tx(&t, ifindex);
+        for pass in ["first", "second"] {
+            let r = on_cpu(cpu, || {
+                t.dp.kernel()
+                    .test_run(lime_common::names::PROG_XDP, &tunnelled, 1)
+                    .expect("test_run")
+            });
+            assert_eq!(r.verdict, 4, "{what}, {pass}: redirected");
+            assert_eq!(r.frame, frame, "{what}, {pass}: decapsulated");
+        }
+        assert_eq!(
+            tx(&t, ifindex) - before,
+            2,
+            "{what}: both sent to ifindex {ifindex}"
+        );
+    }
 }

@@ -22,7 +22,7 @@ use aya::{
 };
 use lime_common::{
     action::RuleProgram,
-    flow::{Bucket, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
+    flow::{Bucket, CacheSlot, FlowKey, MaskList, MaskListKey, RuleKey, VswitchConfig},
     names,
     port::{PortInfo, VportInfo, VportKey, VswPorts},
     stats::{PortStats, RuleCounters, RuleStats, drop_reason},
@@ -87,6 +87,7 @@ pub struct Maps {
     drops: PerCpuArray<MapData, u64>,
     floor: Array<MapData, u32>,
     vsw_ports: Array<MapData, VswPorts>,
+    flow_cache: PerCpuArray<MapData, CacheSlot>,
 }
 
 /// A loaded datapath instance: the eBPF object of one physical switch.
@@ -174,6 +175,7 @@ impl Kernel {
             drops: take(&mut ebpf, names::MAP_DROPS)?,
             floor: take(&mut ebpf, names::MAP_FLOOR)?,
             vsw_ports: take(&mut ebpf, names::MAP_VSW_PORTS)?,
+            flow_cache: take(&mut ebpf, names::MAP_FLOW_CACHE)?,
         };
         let cpus = nr_cpus().map_err(|(_, e)| DatapathError::Io {
             what: "counting CPUs".into(),
@@ -595,6 +597,21 @@ impl Kernel {
             rx_dropped: a.rx_dropped + s.rx_dropped,
             tx_errors: a.tx_errors + s.tx_errors,
         }))
+    }
+
+    /// What the flow cache of CPU `cpu` remembers: its occupied slots (slot number,
+    /// contents). For diagnostics and tests; one map read per slot.
+    pub fn flow_cache(&self, cpu: usize) -> Result<Vec<(u32, CacheSlot)>, DatapathError> {
+        let mut out = Vec::new();
+        for slot in 0..lime_common::limits::FLOW_CACHE_SLOTS {
+            let v = k!(self.maps.flow_cache.get(&slot, 0), "reading the flow cache")?;
+            if let Some(s) = v.get(cpu)
+                && s.key.used != 0
+            {
+                out.push((slot, *s));
+            }
+        }
+        Ok(out)
     }
 
     /// Drop counters by reason (non-zero only).
