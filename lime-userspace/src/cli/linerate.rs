@@ -69,8 +69,9 @@ use serde_json::json;
 use super::{ovs::Ovs, ovs::ovs_flow, plot};
 
 /// Every path, in the order measured.
-pub const PATHS: [&str; 11] = [
+pub const PATHS: [&str; 12] = [
     "floor",
+    "floor-tunnel",
     "lime-1",
     "lime-1k",
     "lime-1k-tc",
@@ -629,6 +630,7 @@ fn run_path(ctx: &Ctx, path: &str, res: &mut Results) -> anyhow::Result<()> {
     let rules_1k = rules_over_masks(1000, 8, SEED);
     match path {
         "floor" => floor(ctx, res, &rules_1k),
+        "floor-tunnel" => floor_tunnel(ctx, res, &rules_1k),
         "bridge" => bridge(ctx, res, &rules_1k),
         "ovs-afxdp" => ovs(ctx, res, &rules_1k, "ovs-afxdp", "afxdp"),
         "ovs" => ovs(ctx, res, &rules_1k, "ovs", "system"),
@@ -660,6 +662,46 @@ fn floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> 
         "pass",
     )?;
     tcp_runs(ctx, "floor", &e, None, res)
+}
+
+/// The floor across the two hops a tunnelled frame takes (h1's port on s1 to the
+/// underlay, s2's underlay end to h3's port, and back): the least a crossing between
+/// two physical switches can cost on veths, with no LIME work on either side.
+fn floor_tunnel(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
+    let lab = Lab::up(&topology(&ctx.lab, true, false)?)?;
+    let state = lab.state().clone();
+    let e = ends(&state, "h3")?;
+    prepare(&state, &e)?;
+    let pins = ctx.pin_root.join("floor-tunnel");
+    let _pins = RemoveOnDrop(pins.clone());
+    let p1 = state.host_port("h1").context("h1 port")?;
+    let p3 = state.host_port("h3").context("h3 port")?;
+    let u1 = state
+        .underlay_port("s1", "s2")
+        .context("s1 underlay port")?;
+    let u2 = state
+        .underlay_port("s2", "s1")
+        .context("s2 underlay port")?;
+    // One object per hop and direction: each has its own floor target.
+    let mut hops = Vec::new();
+    for (name, from, to) in [
+        ("floor-a", p1, u1),
+        ("floor-b", u2, p3),
+        ("floor-c", p3, u2),
+        ("floor-d", u1, p1),
+    ] {
+        let mut dp = lime_userspace::datapath::Datapath::load(name, Some(&from.netns), &pins)?;
+        dp.kernel_mut().set_floor_target(to.ifindex)?;
+        dp.attach_floor(&from.ifname, from.ifindex)?;
+        hops.push(dp);
+    }
+    udp_runs(ctx, "floor-tunnel", &e, rules_1k, true, None, res)?;
+    let _pass = PassGuard::attach(
+        &[(&e.src_ns, HOST_IFNAME), (&e.dst_ns, HOST_IFNAME)],
+        &pins,
+        "pass",
+    )?;
+    tcp_runs(ctx, "floor-tunnel", &e, None, res)
 }
 
 fn bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
