@@ -192,7 +192,7 @@ pub fn current_version(vswitch: u16) -> Result<u32, u32> {
 
 /// What a packet reads of its virtual switch's configuration, once, at ingress.
 #[derive(Clone, Copy)]
-struct Config {
+pub struct Config {
     version: u32,
     flags: u32,
     vport_gen: u32,
@@ -200,7 +200,7 @@ struct Config {
 
 /// A virtual switch's current version, flags and port generation.
 #[inline(always)]
-fn vswitch_config(vswitch: u16) -> Result<Config, u32> {
+pub fn vswitch_config(vswitch: u16) -> Result<Config, u32> {
     match VSWITCHES.get(u32::from(vswitch)) {
         Some(cfg) if cfg.flags & VSW_F_ACTIVE != 0 => {
             // SAFETY: aligned u32s in a map value; each is read with one load.
@@ -233,12 +233,7 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
             return cache_hit(ctx, &f, slot, slot_id, cfg, vswitch, vport);
         }
         let s = start_packet(&f, vswitch, vport, cfg.version)?;
-        let w = s.cache_key.words_mut();
-        let mut i = 0;
-        while i < CACHE_KEY_WORDS {
-            w[i] = if i < CACHE_RAW4_WORDS { raw[i] } else { 0 };
-            i += 1;
-        }
+        set_raw_key(s, &raw);
         return fill_after(ctx, s, slot_id, cfg);
     }
     // Other frames: parse straight into the cache key; everything else in the scratch
@@ -262,10 +257,45 @@ fn from_host(ctx: &XdpContext, vswitch: u16, vport: u32) -> Result<u32, u32> {
     fill_after(ctx, s, slot_id, cfg)
 }
 
+/// Make `raw` the cache key `s` fills the cache with.
+#[inline(always)]
+pub fn set_raw_key(s: &mut Scratch, raw: &[u64; CACHE_RAW4_WORDS]) {
+    let w = s.cache_key.words_mut();
+    let mut i = 0;
+    while i < CACHE_KEY_WORDS {
+        w[i] = if i < CACHE_RAW4_WORDS { raw[i] } else { 0 };
+        i += 1;
+    }
+}
+
+/// A cached decision that is complete and current (its egress remembered under the
+/// port generation in `cfg`): count its rules and send the frame there. `None`: the
+/// cached chain must be run.
+#[inline(always)]
+pub fn fast_hit<P: ctx::Packet>(
+    ctx: &P,
+    hit: &CacheEntry,
+    cfg: Config,
+    vswitch: u16,
+    vport: u32,
+) -> Option<Result<u32, u32>> {
+    if hit.fast == 0 || hit.vport_gen != cfg.vport_gen {
+        return None;
+    }
+    count_chain(&hit.rules, usize::from(hit.len), ctx.wire_len());
+    let ing = Ingress {
+        vswitch,
+        vport,
+        version: cfg.version,
+        metadata: hit.metadata,
+    };
+    Some(to_egress(ctx, &ing, hit.out_port, &hit.egress))
+}
+
 /// The flow-cache slot `slot_id`, if it holds a key whose first `N` words are `key`
 /// (the key's significant words: the rest of a stored key of the same form is zero).
 #[inline(always)]
-fn cache_probe<const N: usize>(slot_id: u32, key: &[u64; N]) -> Option<*const CacheSlot> {
+pub fn cache_probe<const N: usize>(slot_id: u32, key: &[u64; N]) -> Option<*const CacheSlot> {
     const { assert!(N <= CACHE_KEY_WORDS) };
     let slot = FLOW_CACHE.get_ptr(slot_id)?;
     // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
@@ -294,16 +324,8 @@ fn cache_hit(
 ) -> Result<u32, u32> {
     // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
     let hit = unsafe { &(*slot).entry };
-    if hit.fast != 0 && hit.vport_gen == cfg.vport_gen {
-        // The whole decision is cached: count the rules, send the frame.
-        count_chain(&hit.rules, usize::from(hit.len), f.len() as u64);
-        let ing = Ingress {
-            vswitch,
-            vport,
-            version: cfg.version,
-            metadata: hit.metadata,
-        };
-        return to_egress(ctx, &ing, hit.out_port, &hit.egress);
+    if let Some(sent) = fast_hit(ctx, hit, cfg, vswitch, vport) {
+        return sent;
     }
     let s = scratch()?;
     reset(s, f, vswitch, vport, cfg.version);
@@ -448,31 +470,39 @@ fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
             Err(drop_reason::HELPER_FAILED)
         }
         Step::Done => {
-            if s.cache_fill {
-                let c = &s.chain;
-                let entry = CacheEntry {
-                    rules: c.rules,
-                    len: c.len as u8,
-                    missed: u8::from(c.missed),
-                    multi: u8::from(c.multi),
-                    // Set by `finish_pipeline` once the egress is known.
-                    fast: 0,
-                    outputs: c.outputs,
-                    metadata: s.ingress.metadata,
-                    out_port: 0,
-                    vport_gen: 0,
-                    egress: VportInfo::default(),
-                    _pad: 0,
-                };
-                if let Some(slot) = FLOW_CACHE.get_ptr_mut(s.cache_slot) {
-                    // SAFETY: per-CPU map value; XDP runs to completion on this CPU.
-                    unsafe {
-                        (*slot).key = s.cache_key;
-                        (*slot).entry = entry;
-                    }
-                }
-            }
+            fill_cache(s);
             finish_pipeline(ctx, s)
+        }
+    }
+}
+
+/// At the end of classification: if `s` is to fill the flow cache, store its key and
+/// chain in its slot (the egress is remembered once known, by [`send_filling`]).
+#[inline(always)]
+pub fn fill_cache(s: &Scratch) {
+    if !s.cache_fill {
+        return;
+    }
+    let c = &s.chain;
+    let entry = CacheEntry {
+        rules: c.rules,
+        len: c.len as u8,
+        missed: u8::from(c.missed),
+        multi: u8::from(c.multi),
+        // Set by `send_filling` once the egress is known.
+        fast: 0,
+        outputs: c.outputs,
+        metadata: s.ingress.metadata,
+        out_port: 0,
+        vport_gen: 0,
+        egress: VportInfo::default(),
+        _pad: 0,
+    };
+    if let Some(slot) = FLOW_CACHE.get_ptr_mut(s.cache_slot) {
+        // SAFETY: per-CPU map value; the program runs to completion on this CPU.
+        unsafe {
+            (*slot).key = s.cache_key;
+            (*slot).entry = entry;
         }
     }
 }
@@ -481,26 +511,30 @@ fn step(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
 #[inline(always)]
 fn finish_pipeline(ctx: &XdpContext, s: &mut Scratch) -> Result<u32, u32> {
     let chain = &s.chain;
-    let ingress = &s.ingress;
     let frame_len = &s.frame_len;
     if chain.multi || chain.outputs > 1 {
         // Not counted here: the skb path classifies again and counts.
         return Ok(xdp_action::XDP_PASS);
     }
     match execute(ctx, chain, *frame_len)? {
-        Some(out) => {
-            // A fill that can remember its egress has looked the port up already: send
-            // there (what `deliver` would do for such a port) instead of looking again.
-            if s.cache_fill
-                && let Some(vp) = remember_egress(s.cache_slot, s.vport_gen, &out, ingress)
-            {
-                return to_egress(ctx, ingress, out.port, &vp);
-            }
-            deliver(ctx, ingress, out)
-        }
+        Some(out) => send_filling(ctx, s, out),
         None if chain.missed => Err(drop_reason::TABLE_MISS),
         None => Err(drop_reason::NO_OUTPUT),
     }
+}
+
+/// Deliver to the chain's one output `out`; a cache fill that can remember its egress
+/// has looked the port up already and sends there (what `deliver` would do for such a
+/// port) instead of looking again.
+#[inline(always)]
+pub fn send_filling<P: ctx::Packet>(ctx: &P, s: &Scratch, out: Output) -> Result<u32, u32> {
+    let ingress = &s.ingress;
+    if s.cache_fill
+        && let Some(vp) = remember_egress(s.cache_slot, s.vport_gen, &out, ingress)
+    {
+        return to_egress(ctx, ingress, out.port, &vp);
+    }
+    deliver(ctx, ingress, out)
 }
 
 /// After a cache fill: if the chain sends the frame unchanged to one ordinary virtual

@@ -38,7 +38,7 @@ use aya_ebpf::{
 };
 use lime_common::{
     action::{code, port_no},
-    flow::VID_PRESENT,
+    flow::{CACHE_RAW4_WORDS, VID_PRESENT, VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE, cache_slot},
     limits::{MAX_ACTIONS, MAX_PACKET_IN_BYTES, MAX_TABLES},
     port::{MAX_FLOOD_PORTS, PortInfo, VportInfo, VportKey, kind, location, port_flags},
     stats::drop_reason,
@@ -47,16 +47,18 @@ use lime_common::{
 
 use crate::{
     Step,
-    actions::{count_rule, deliver, execute, redirect},
-    classify_step,
+    actions::{count_rule, execute, redirect},
+    cache_probe, classify_step,
     ctx::{Packet, Tc, skb_vlan},
-    current_version,
+    current_version, fast_hit, fill_cache,
     maps::{
         PACKET_IN, PORTS, RULE_PROGRAMS, Scratch, TC_TABLE_PROGS, VPORTS, VSW_PORTS, count_drop,
         port_stats, scratch,
     },
-    start_packet,
+    parse::raw4_key,
+    send_filling, set_raw_key, start_packet,
     tunnel::{ENCAP_LEN, TcHandoff, handoff},
+    vswitch_config,
 };
 
 /// Most explicit output ports one packet's chain may name (a power of two).
@@ -120,7 +122,7 @@ pub fn lime_tc_out(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn single(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
     let verdict = match execute(ctx, &s.chain, s.frame_len)? {
-        Some(out) => deliver(ctx, &s.ingress, out)?,
+        Some(out) => send_filling(ctx, s, out)?,
         None if s.chain.missed => return Err(drop_reason::TABLE_MISS),
         None => return Err(drop_reason::NO_OUTPUT),
     };
@@ -182,14 +184,15 @@ fn try_lime_tc(ctx: &TcContext) -> Result<i32, u32> {
     };
     let tc_mode = port.flags & port_flags::TC != 0;
     match port.kind {
-        kind::HOST => {
-            if tc_mode && let Some(ps) = port_stats(ifindex) {
-                // In XDP mode `lime_xdp` counted it already.
+        kind::HOST if tc_mode => {
+            // In XDP mode `lime_xdp` counted it already.
+            if let Some(ps) = port_stats(ifindex) {
                 ps.rx_packets += 1;
                 ps.rx_bytes += ctx.wire_len();
             }
-            classify(ctx, port.vswitch, port.vport)
+            from_host(ctx, port.vswitch, port.vport)
         }
+        kind::HOST => classify(ctx, port.vswitch, port.vport),
         kind::UNDERLAY | kind::INJECT if tc_mode => from_handoff(ctx),
         _ => Ok(TC_ACT_OK as i32),
     }
@@ -216,11 +219,65 @@ fn from_handoff(ctx: &TcContext) -> Result<i32, u32> {
     }
 }
 
+/// An skb from a host port of a physical switch in TC mode: answered by the flow cache
+/// when it can (the same cache, keys and decisions as `lime_xdp`'s: an untagged IPv4
+/// frame with a 20-byte header whose complete decision is cached), else classified,
+/// filling the cache. A GSO skb is one lookup; so is each of the ACKs coming back.
+#[inline(always)]
+fn from_host(ctx: &TcContext, vswitch: u16, vport: u32) -> Result<i32, u32> {
+    let cfg = vswitch_config(vswitch)?;
+    // A tag the kernel moved out of the frame is not in the raw key: no cache for it.
+    let raw = if cfg.flags & VSW_F_NO_CACHE == 0 && skb_vlan(ctx).is_none() {
+        raw4_key(&ctx.frame(), vswitch, vport, cfg.version)
+    } else {
+        None
+    };
+    let Some(raw) = raw else {
+        return classify_with(ctx, vswitch, vport, cfg.version, None);
+    };
+    let slot_id = cache_slot(&raw);
+    if cfg.flags & VSW_F_CACHE_ALWAYS_MISS == 0
+        && let Some(slot) = cache_probe(slot_id, &raw)
+    {
+        // SAFETY: per-CPU map value, valid for this run; only this CPU writes it.
+        let hit = unsafe { &(*slot).entry };
+        if let Some(sent) = fast_hit(ctx, hit, cfg, vswitch, vport) {
+            return sent.map(|v| v as i32);
+        }
+    }
+    // A miss, or a decision to complete (a stale egress, several copies): classify
+    // again and fill the slot.
+    let fill = Fill {
+        slot: slot_id,
+        raw,
+        vport_gen: cfg.vport_gen,
+    };
+    classify_with(ctx, vswitch, vport, cfg.version, Some(fill))
+}
+
+/// What a classification fills the flow cache with: slot, raw key, port generation.
+struct Fill {
+    slot: u32,
+    raw: [u64; CACHE_RAW4_WORDS],
+    vport_gen: u32,
+}
+
 /// Parse and classify an skb as entering virtual port `vport` of `vswitch`, with the
 /// virtual switch's current version.
 #[inline(always)]
 fn classify(ctx: &TcContext, vswitch: u16, vport: u32) -> Result<i32, u32> {
-    let version = current_version(vswitch)?;
+    classify_with(ctx, vswitch, vport, current_version(vswitch)?, None)
+}
+
+/// Parse and classify an skb with `version`, filling the flow cache as `fill` says.
+#[inline(always)]
+fn classify_with(
+    ctx: &TcContext,
+    vswitch: u16,
+    vport: u32,
+    version: u32,
+    fill: Option<Fill>,
+) -> Result<i32, u32> {
     // Parse the linear part as it is (a TCP skb's headers are in it); only if a header
     // lies beyond it, make more of the frame linear and parse again.
     let s = match start_packet(&ctx.frame(), vswitch, vport, version) {
@@ -241,6 +298,12 @@ fn classify(ctx: &TcContext, vswitch: u16, vport: u32) -> Result<i32, u32> {
         s.key.vlan_vid = VID_PRESENT | (tci & 0x0fff);
         s.key.vlan_pcp = (tci >> 13) as u8;
     }
+    if let Some(fill) = fill {
+        set_raw_key(s, &fill.raw);
+        s.cache_slot = fill.slot;
+        s.vport_gen = fill.vport_gen;
+        s.cache_fill = true;
+    }
     tc_step(ctx, s)
 }
 
@@ -248,8 +311,14 @@ fn classify(ctx: &TcContext, vswitch: u16, vport: u32) -> Result<i32, u32> {
 fn tc_step(ctx: &TcContext, s: &mut Scratch) -> Result<i32, u32> {
     let next = match classify_step(s)? {
         Step::Goto => slot::TABLE,
-        Step::Done if s.chain.multi || s.chain.outputs > 1 => slot::EMIT,
-        Step::Done => slot::OUT,
+        Step::Done => {
+            fill_cache(s);
+            if s.chain.multi || s.chain.outputs > 1 {
+                slot::EMIT
+            } else {
+                slot::OUT
+            }
+        }
     };
     // SAFETY: tail call with our own context; returns only on failure.
     unsafe { TC_TABLE_PROGS.tail_call(ctx, next) };

@@ -13,7 +13,10 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use lime_common::{action::port_no, flow::VID_PRESENT, stats::drop_reason};
-use lime_tests::{Emitted, IN_PORT, LOCAL_PORT, TestDatapath, VSW, kernel_lock, require_root};
+use lime_tests::{
+    Emitted, IN_PORT, LOCAL_PORT, TestDatapath, VSW, allowed_cpus, kernel_lock, on_cpu,
+    require_root,
+};
 use lime_userspace::{
     datapath::DatapathMode,
     flow::{Action, Instructions, Masked, Match, Rule},
@@ -55,12 +58,22 @@ fn udp4(sport: u16, dport: u16) -> Packet {
     Packet::udp4(A, B, IP_A, IP_B, sport, dport)
 }
 
+/// Run `frame` twice on one CPU: the second run may be answered by the flow cache (in
+/// both modes), and must come out the same.
+fn run_twice(t: &TestDatapath, name: &str, frame: &[u8]) -> Emitted {
+    let cpu = allowed_cpus()[0];
+    let first = on_cpu(cpu, || t.run(frame));
+    let second = on_cpu(cpu, || t.run(frame));
+    assert_eq!(first, second, "{name}: the second run (cached) differs");
+    first
+}
+
 /// Install `rules` on a fresh datapath and check where `frame` goes.
 fn expect_port(t: &mut TestDatapath, name: &str, rules: &[Rule], frame: &[u8], port: u32) {
     let ids =
         t.dp.install(VSW, rules)
             .unwrap_or_else(|e| panic!("{name}: install: {e}"));
-    let got = t.run(frame);
+    let got = run_twice(t, name, frame);
     for id in ids {
         t.dp.stage_remove(id).expect("remove");
     }

@@ -6,9 +6,10 @@ use std::net::Ipv4Addr;
 
 use lime_common::port::{PortInfo, VportInfo, kind, location};
 use lime_tests::{
-    Emitted, TestDatapath, VSW, allowed_cpus, kernel_lock, on_cpu, require_root, udp_match,
+    Emitted, TestDatapath, VSW, allowed_cpus, kernel_lock, on_cpu, require_root, tc, udp_match, xdp,
 };
 use lime_userspace::{
+    datapath::DatapathMode,
     flow::{Action, Instructions, Rule},
     packet::Packet,
 };
@@ -25,26 +26,52 @@ fn remote(outer_dst_last: u8) -> VportInfo {
     }
 }
 
-/// Run `frame` once on `cpu`: what came out and the outer destination MAC.
+/// Run `frame` once on `cpu` through the test datapath's entry point (`lime_xdp`, or
+/// `lime_tc` in TC mode): what came out and the outer destination MAC.
 fn run_on(t: &TestDatapath, cpu: usize, frame: &[u8]) -> (Emitted, [u8; 6]) {
     on_cpu(cpu, || {
-        let r =
-            t.dp.kernel()
-                .test_run(lime_common::names::PROG_XDP, frame, 1)
-                .expect("test_run");
+        let k = t.dp.kernel();
+        let (r, verdict) = match t.mode {
+            DatapathMode::Xdp => {
+                let r = k
+                    .test_run(lime_common::names::PROG_XDP, frame, 1)
+                    .expect("test_run");
+                let v = r.verdict;
+                (r, v)
+            }
+            DatapathMode::Tc => {
+                let r = k.test_run_tc(frame).expect("test_run of lime_tc");
+                let v = match r.verdict {
+                    tc::REDIRECT => xdp::REDIRECT,
+                    tc::SHOT => xdp::DROP,
+                    other => 100 + other,
+                };
+                (r, v)
+            }
+        };
         let mut dst = [0; 6];
         dst.copy_from_slice(&r.frame[..6]);
-        (lime_tests::decode(r.verdict, &r.frame), dst)
+        (lime_tests::decode(verdict, &r.frame), dst)
     })
 }
 
 #[test]
 fn cached_egress_follows_the_virtual_port_when_it_moves() {
+    cached_egress_follows(DatapathMode::Xdp);
+}
+
+/// In TC mode the host port's `lime_tc` uses the same cache.
+#[test]
+fn cached_egress_follows_the_virtual_port_when_it_moves_tc() {
+    cached_egress_follows(DatapathMode::Tc);
+}
+
+fn cached_egress_follows(mode: DatapathMode) {
     if !require_root() {
         return;
     }
     let _g = kernel_lock();
-    let mut t = TestDatapath::new("fcache");
+    let mut t = TestDatapath::with_mode("fcache", mode);
     let ids =
         t.dp.install(
             VSW,
@@ -135,11 +162,20 @@ fn remembered(t: &TestDatapath, cpu: usize, rule: u32) -> (bool, VportInfo) {
 
 #[test]
 fn a_cached_decision_is_completed_again_after_the_ports_change() {
+    completed_again(DatapathMode::Xdp);
+}
+
+#[test]
+fn a_cached_decision_is_completed_again_after_the_ports_change_tc() {
+    completed_again(DatapathMode::Tc);
+}
+
+fn completed_again(mode: DatapathMode) {
     if !require_root() {
         return;
     }
     let _g = kernel_lock();
-    let mut t = TestDatapath::new("fcfast");
+    let mut t = TestDatapath::with_mode("fcfast", mode);
     let ids =
         t.dp.install(
             VSW,
