@@ -14,8 +14,10 @@
 //!   as XDP ([`crate::actions`], generic over [`Packet`]), with `bpf_redirect` to the
 //!   egress port and `bpf_skb_change_head` for the tunnel. On this switch's underlay and
 //!   injection ports XDP still decapsulates and passes a [`TcHandoff`] to `lime_tc`
-//!   there: deliver to a local port, or run the flow tables for a packet-out. No flow
-//!   cache at TC yet: every skb is classified (a GSO skb is one lookup for up to 64 KiB).
+//!   there: deliver to a local port, or run the flow tables for a packet-out. Host
+//!   ports in TC mode use `lime_xdp`'s flow cache (same slots, keys and decisions, see
+//!   [`from_host`]): a GSO skb or a returning ACK is one cache lookup; skbs with a tag
+//!   the kernel moved out of the frame, IPv6 and other frames are classified each time.
 //!   `bpf_redirect_peer` (straight into the host end's ingress) was tried: no faster
 //!   here, and it bypasses XDP programs on the host's end.
 //!
