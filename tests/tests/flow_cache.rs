@@ -26,6 +26,32 @@ fn remote(outer_dst_last: u8) -> VportInfo {
     }
 }
 
+/// Install the tests' one rule (UDP to port 5000 out to [`OUT`]): its id, and a frame
+/// it matches.
+fn one_rule(t: &mut TestDatapath) -> (Vec<u32>, Vec<u8>) {
+    let ids =
+        t.dp.install(
+            VSW,
+            &[Rule::new(
+                0,
+                10,
+                udp_match(Some(5000)),
+                Instructions::apply(vec![Action::output(OUT)]),
+            )],
+        )
+        .expect("install");
+    let frame = Packet::udp4(
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 2),
+        4000,
+        5000,
+    )
+    .to_bytes();
+    (ids, frame)
+}
+
 /// Run `frame` once on `cpu` through the test datapath's entry point (`lime_xdp`, or
 /// `lime_tc` in TC mode): what came out and the outer destination MAC.
 fn run_on(t: &TestDatapath, cpu: usize, frame: &[u8]) -> (Emitted, [u8; 6]) {
@@ -72,26 +98,7 @@ fn cached_egress_follows(mode: DatapathMode) {
     }
     let _g = kernel_lock();
     let mut t = TestDatapath::with_mode("fcache", mode);
-    let ids =
-        t.dp.install(
-            VSW,
-            &[Rule::new(
-                0,
-                10,
-                udp_match(Some(5000)),
-                Instructions::apply(vec![Action::output(OUT)]),
-            )],
-        )
-        .expect("install");
-    let frame = Packet::udp4(
-        [2, 0, 0, 0, 0, 1],
-        [2, 0, 0, 0, 0, 2],
-        Ipv4Addr::new(10, 0, 0, 1),
-        Ipv4Addr::new(10, 0, 0, 2),
-        4000,
-        5000,
-    )
-    .to_bytes();
+    let (ids, frame) = one_rule(&mut t);
     let cpu = allowed_cpus()[0];
     let mut runs = 0;
     let mut expect = |t: &TestDatapath, want_local: bool, outer_last: u8, what: &str| {
@@ -176,26 +183,7 @@ fn completed_again(mode: DatapathMode) {
     }
     let _g = kernel_lock();
     let mut t = TestDatapath::with_mode("fcfast", mode);
-    let ids =
-        t.dp.install(
-            VSW,
-            &[Rule::new(
-                0,
-                10,
-                udp_match(Some(5000)),
-                Instructions::apply(vec![Action::output(OUT)]),
-            )],
-        )
-        .expect("install");
-    let frame = Packet::udp4(
-        [2, 0, 0, 0, 0, 1],
-        [2, 0, 0, 0, 0, 2],
-        Ipv4Addr::new(10, 0, 0, 1),
-        Ipv4Addr::new(10, 0, 0, 2),
-        4000,
-        5000,
-    )
-    .to_bytes();
+    let (ids, frame) = one_rule(&mut t);
     let cpu = allowed_cpus()[0];
     run_on(&t, cpu, &frame);
     let (fast, egress) = remembered(&t, cpu, ids[0]);
@@ -232,25 +220,7 @@ fn a_tunnelled_frame_follows_its_port_when_it_moves_here() {
     }
     let _g = kernel_lock();
     let mut t = TestDatapath::new("fcdecap");
-    t.dp.install(
-        VSW,
-        &[Rule::new(
-            0,
-            10,
-            udp_match(Some(5000)),
-            Instructions::apply(vec![Action::output(OUT)]),
-        )],
-    )
-    .expect("install");
-    let frame = Packet::udp4(
-        [2, 0, 0, 0, 0, 1],
-        [2, 0, 0, 0, 0, 2],
-        Ipv4Addr::new(10, 0, 0, 1),
-        Ipv4Addr::new(10, 0, 0, 2),
-        4000,
-        5000,
-    )
-    .to_bytes();
+    let (_, frame) = one_rule(&mut t);
     let cpu = allowed_cpus()[0];
     // The frame as this switch tunnels it towards port 3 (remote)...
     let tunnelled = on_cpu(cpu, || {

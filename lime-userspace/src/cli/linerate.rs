@@ -659,13 +659,7 @@ fn floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> 
     let mut back = lime_userspace::datapath::Datapath::load("floor-b", Some(&s1), &pins)?;
     back.kernel_mut().set_floor_target(p1.ifindex)?;
     back.attach_floor(&p2.ifname, p2.ifindex)?;
-    udp_runs(ctx, "floor", &e, rules_1k, true, None, res)?;
-    let _pass = PassGuard::attach(
-        &[(&e.src_ns, HOST_IFNAME), (&e.dst_ns, HOST_IFNAME)],
-        &pins,
-        "pass",
-    )?;
-    tcp_runs(ctx, "floor", &e, None, res)
+    floor_runs(ctx, "floor", &e, &pins, rules_1k, res)
 }
 
 /// The floor across the two hops a tunnelled frame takes (h1's port on s1 to the
@@ -699,13 +693,26 @@ fn floor_tunnel(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Resu
         dp.attach_floor(&from.ifname, from.ifindex)?;
         hops.push(dp);
     }
-    udp_runs(ctx, "floor-tunnel", &e, rules_1k, true, None, res)?;
+    floor_runs(ctx, "floor-tunnel", &e, &pins, rules_1k, res)
+}
+
+/// A floor path's measurements, its programs attached: UDP, then TCP with the hosts'
+/// veths running the pass program (to receive redirected frames).
+fn floor_runs(
+    ctx: &Ctx,
+    path: &str,
+    e: &Ends,
+    pins: &std::path::Path,
+    rules_1k: &[Rule],
+    res: &mut Results,
+) -> anyhow::Result<()> {
+    udp_runs(ctx, path, e, rules_1k, true, None, res)?;
     let _pass = PassGuard::attach(
         &[(&e.src_ns, HOST_IFNAME), (&e.dst_ns, HOST_IFNAME)],
-        &pins,
+        pins,
         "pass",
     )?;
-    tcp_runs(ctx, "floor-tunnel", &e, None, res)
+    tcp_runs(ctx, path, e, None, res)
 }
 
 fn bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
