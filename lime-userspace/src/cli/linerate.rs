@@ -39,6 +39,12 @@
 //!   [`super::ovs`]) with AF_XDP ports and with plain ports, the 1 000 rules as OpenFlow
 //!   flows.
 //!
+//! - `tc-vs-bridge`: TCP only, LIME in TC mode and a Linux bridge on the same ports of
+//!   one lab, taking turns (`--tcp-rounds` rounds, each round one iperf3 run of each,
+//!   the order swapped every round; LIME steps aside by marking the two ports as not
+//!   its own in the port map, so its TC program leaves their skbs to the bridge):
+//!   the medians compare the two with the lab, the offloads and the time the same.
+//!
 //! Redirected frames only enter a veth whose peer runs XDP, so for the bridge and plain
 //! OVS, h1's switch port runs `lime_pass` during the UDP part (LIME, the floor and OVS's
 //! AF_XDP ports run their own XDP programs there). During the TCP part of LIME and the
@@ -57,6 +63,7 @@ use std::{
 };
 
 use anyhow::Context;
+use lime_common::port::PortInfo;
 use lime_lab::{HOST_IFNAME, Lab, LabState, Topology, netns};
 use lime_userspace::{
     fabric::{Fabric, Installed},
@@ -73,7 +80,7 @@ use serde_json::json;
 use super::{ovs::Ovs, ovs::ovs_flow, plot};
 
 /// Every path, in the order measured.
-pub const PATHS: [&str; 12] = [
+pub const PATHS: [&str; 13] = [
     "floor",
     "floor-tunnel",
     "lime-1",
@@ -86,6 +93,7 @@ pub const PATHS: [&str; 12] = [
     "bridge",
     "ovs-afxdp",
     "ovs",
+    "tc-vs-bridge",
 ];
 
 /// Seed of the benchmark rule sets (shared with `lime bench datapath`).
@@ -126,6 +134,10 @@ pub struct LinerateArgs {
     /// output.
     #[arg(long)]
     datapath_json: Option<PathBuf>,
+    /// Rounds of `tc-vs-bridge` (each one TCP run of LIME in TC mode and one of the
+    /// bridge, in the same lab).
+    #[arg(long, default_value_t = 5)]
+    tcp_rounds: usize,
 }
 
 /// One UDP measurement.
@@ -146,6 +158,8 @@ struct Results {
     latency: BTreeMap<String, Latency>,
     /// (path, what, why) for what could not be measured.
     unavailable: Vec<(String, String, String)>,
+    /// `tc-vs-bridge`: TCP Gbit/s of LIME in TC mode and of the bridge, round by round.
+    alternated: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 impl Results {
@@ -167,6 +181,7 @@ struct Ctx {
     json: bool,
     udp_time: Duration,
     tcp_secs: u32,
+    tcp_rounds: usize,
     pings: usize,
     flows: usize,
     rate: Option<f64>,
@@ -204,6 +219,7 @@ pub fn run(args: &LinerateArgs) -> anyhow::Result<ExitCode> {
             2.0
         })),
         tcp_secs: if args.quick { 1 } else { 3 },
+        tcp_rounds: args.tcp_rounds.max(1),
         pings: if args.quick { 200 } else { 1000 },
         flows: args.flows,
         rate: args.rate,
@@ -638,6 +654,7 @@ fn run_path(ctx: &Ctx, path: &str, res: &mut Results) -> anyhow::Result<()> {
         "bridge" => bridge(ctx, res, &rules_1k),
         "ovs-afxdp" => ovs(ctx, res, &rules_1k, "ovs-afxdp", "afxdp"),
         "ovs" => ovs(ctx, res, &rules_1k, "ovs", "system"),
+        "tc-vs-bridge" => tc_vs_bridge(ctx, res, &rules_1k),
         lime => lime_path(ctx, res, &rules_1k, lime),
     }
 }
@@ -713,6 +730,87 @@ fn floor_runs(
         "pass",
     )?;
     tcp_runs(ctx, path, e, None, res)
+}
+
+/// TCP through LIME in TC mode and through a Linux bridge on the same two ports of one
+/// lab, taking turns (see the module docs).
+fn tc_vs_bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
+    let topo = topology(&ctx.lab, false, true)?;
+    let mut fabric = Fabric::up(&topo, &ctx.pin_root.join("tc-vs-bridge"))?;
+    let state = fabric.lab().state().clone();
+    let e = ends(&state, "h2")?;
+    prepare(&state, &e)?;
+    let mut rules = rules_1k.to_vec();
+    rules.push(v6_rule());
+    fabric.install(VS, &rules)?;
+    fabric.update(VS, &[], &[mac_rule(e.src_mac, 1), mac_rule(e.dst_mac, 2)])?;
+    let s1 = state.netns("s1")?;
+    netns::ip(&["-n", &s1, "link", "add", "br0", "type", "bridge"])?;
+    for p in ["h1", "h2"] {
+        netns::ip(&["-n", &s1, "link", "set", p, "master", "br0"])?;
+    }
+    netns::ip(&["-n", &s1, "link", "set", "br0", "up"])?;
+    let ports: Vec<u32> = ["h1", "h2"]
+        .iter()
+        .map(|h| state.host_port(h).map(|p| p.ifindex).context("host port"))
+        .collect::<anyhow::Result<_>>()?;
+    let dp = fabric.datapath_mut("s1").context("s1 datapath")?;
+    let infos: Vec<_> = ports
+        .iter()
+        .map(|&i| dp.kernel().port(i))
+        .collect::<Result<_, _>>()?;
+    let dst = IpAddr::V4(e.dst_ip);
+    let (mut lime, mut bridge) = (Vec::new(), Vec::new());
+    for round in 0..ctx.tcp_rounds {
+        for lime_turn in [round % 2 == 0, round % 2 == 1] {
+            for (&ifindex, info) in ports.iter().zip(&infos) {
+                let info = if lime_turn {
+                    *info
+                } else {
+                    PortInfo::default()
+                };
+                dp.kernel_mut().set_port(ifindex, info)?;
+            }
+            let rx_before = dp.port_stats(ports[0])?.rx_packets;
+            let g = iperf3_tcp(&e.src_ns, &e.dst_ns, dst, IPERF_PORT, ctx.tcp_secs)?;
+            let lime_saw = dp.port_stats(ports[0])?.rx_packets - rx_before;
+            // LIME forwarded its turn and stood aside in the bridge's.
+            anyhow::ensure!(
+                (lime_saw > 0) == lime_turn,
+                "round {round}: LIME counted {lime_saw} packets in the {} turn",
+                if lime_turn { "LIME" } else { "bridge" }
+            );
+            let (who, list) = if lime_turn {
+                ("lime-1k-tc", &mut lime)
+            } else {
+                ("bridge", &mut bridge)
+            };
+            ctx.emit(
+                &json!({"path": "tc-vs-bridge", "round": round, "forwarder": who, "tcp_gbps": g}),
+            );
+            if !ctx.json {
+                println!("   round {round}: {who:<10} TCP {g:.2} Gbit/s");
+            }
+            list.push(g);
+        }
+    }
+    for (&ifindex, info) in ports.iter().zip(&infos) {
+        dp.kernel_mut().set_port(ifindex, *info)?;
+    }
+    res.alternated = Some((lime, bridge));
+    Ok(())
+}
+
+/// The median of `v` (not empty).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
@@ -1011,6 +1109,19 @@ fn report(ctx: &Ctx, r: &Results) {
         ">= 1",
         v.map(|v| v >= 1.0),
     );
+    if let Some((l, b)) = &r.alternated {
+        let v = div(Some(median(l)), Some(median(b)));
+        ratio_line(
+            ctx,
+            &format!(
+                "lime-1k-tc TCP / bridge TCP, alternated in one lab (medians of {} runs each)",
+                l.len()
+            ),
+            v,
+            ">= 1",
+            v.map(|v| v >= 1.0),
+        );
+    }
     let v = div(m("lime-tunnel"), lime).map(|x| 1.0 - x);
     ratio_line(
         ctx,

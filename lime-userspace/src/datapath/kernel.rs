@@ -540,7 +540,12 @@ impl Kernel {
         Ok(out)
     }
 
-    /// Map an interface to a port.
+    /// What the port map says of interface `ifindex`.
+    pub fn port(&self, ifindex: u32) -> Result<PortInfo, DatapathError> {
+        k!(self.maps.ports.get(&ifindex, 0), "reading the port map")
+    }
+
+    /// Map interface `ifindex` in the port map.
     pub fn set_port(&mut self, ifindex: u32, info: PortInfo) -> Result<(), DatapathError> {
         if ifindex >= lime_common::limits::MAX_PORTS {
             return Err(DatapathError::TableFull {
