@@ -649,8 +649,8 @@ fn mac_rule(mac: [u8; 6], port: u32) -> Rule {
 fn run_path(ctx: &Ctx, path: &str, res: &mut Results) -> anyhow::Result<()> {
     let rules_1k = rules_over_masks(1000, 8, SEED);
     match path {
-        "floor" => floor(ctx, res, &rules_1k),
-        "floor-tunnel" => floor_tunnel(ctx, res, &rules_1k),
+        "floor" => floor(ctx, res, &rules_1k, false),
+        "floor-tunnel" => floor(ctx, res, &rules_1k, true),
         "bridge" => bridge(ctx, res, &rules_1k),
         "ovs-afxdp" => ovs(ctx, res, &rules_1k, "ovs-afxdp", "afxdp"),
         "ovs" => ovs(ctx, res, &rules_1k, "ovs", "system"),
@@ -659,77 +659,50 @@ fn run_path(ctx: &Ctx, path: &str, res: &mut Results) -> anyhow::Result<()> {
     }
 }
 
-fn floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
-    let lab = Lab::up(&topology(&ctx.lab, false, false)?)?;
+/// `floor` (`tunnel` false: h1's port on s1 redirects to h2's and back) or
+/// `floor-tunnel` (`tunnel`: the two hops a tunnelled frame takes, h1's port on s1 to
+/// the underlay, s2's underlay end to h3's port, and back — the least a crossing
+/// between two physical switches can cost on veths, with no LIME work on either side):
+/// `lime_floor` on each hop, then UDP, then TCP with the hosts' veths running the pass
+/// program (to receive redirected frames).
+fn floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], tunnel: bool) -> anyhow::Result<()> {
+    let path = if tunnel { "floor-tunnel" } else { "floor" };
+    let dst = if tunnel { "h3" } else { "h2" };
+    let lab = Lab::up(&topology(&ctx.lab, tunnel, false)?)?;
     let state = lab.state().clone();
-    let e = ends(&state, "h2")?;
+    let e = ends(&state, dst)?;
     prepare(&state, &e)?;
-    let pins = ctx.pin_root.join("floor");
-    let _pins = RemoveOnDrop(pins.clone());
-    let s1 = state.netns("s1")?;
-    let p1 = state.host_port("h1").context("h1 port")?;
-    let p2 = state.host_port("h2").context("h2 port")?;
-    // One object per direction: each has its own floor target.
-    let mut fwd = lime_userspace::datapath::Datapath::load("floor-a", Some(&s1), &pins)?;
-    fwd.kernel_mut().set_floor_target(p2.ifindex)?;
-    fwd.attach_floor(&p1.ifname, p1.ifindex)?;
-    let mut back = lime_userspace::datapath::Datapath::load("floor-b", Some(&s1), &pins)?;
-    back.kernel_mut().set_floor_target(p1.ifindex)?;
-    back.attach_floor(&p2.ifname, p2.ifindex)?;
-    floor_runs(ctx, "floor", &e, &pins, rules_1k, res)
-}
-
-/// The floor across the two hops a tunnelled frame takes (h1's port on s1 to the
-/// underlay, s2's underlay end to h3's port, and back): the least a crossing between
-/// two physical switches can cost on veths, with no LIME work on either side.
-fn floor_tunnel(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
-    let lab = Lab::up(&topology(&ctx.lab, true, false)?)?;
-    let state = lab.state().clone();
-    let e = ends(&state, "h3")?;
-    prepare(&state, &e)?;
-    let pins = ctx.pin_root.join("floor-tunnel");
+    let pins = ctx.pin_root.join(path);
     let _pins = RemoveOnDrop(pins.clone());
     let p1 = state.host_port("h1").context("h1 port")?;
-    let p3 = state.host_port("h3").context("h3 port")?;
-    let u1 = state
-        .underlay_port("s1", "s2")
-        .context("s1 underlay port")?;
-    let u2 = state
-        .underlay_port("s2", "s1")
-        .context("s2 underlay port")?;
+    let pd = state.host_port(dst).context("destination port")?;
+    let hops = if tunnel {
+        let u1 = state
+            .underlay_port("s1", "s2")
+            .context("s1 underlay port")?;
+        let u2 = state
+            .underlay_port("s2", "s1")
+            .context("s2 underlay port")?;
+        vec![(p1, u1), (u2, pd), (pd, u2), (u1, p1)]
+    } else {
+        vec![(p1, pd), (pd, p1)]
+    };
     // One object per hop and direction: each has its own floor target.
-    let mut hops = Vec::new();
-    for (name, from, to) in [
-        ("floor-a", p1, u1),
-        ("floor-b", u2, p3),
-        ("floor-c", p3, u2),
-        ("floor-d", u1, p1),
-    ] {
-        let mut dp = lime_userspace::datapath::Datapath::load(name, Some(&from.netns), &pins)?;
+    let mut loaded = Vec::new();
+    for (i, (from, to)) in hops.into_iter().enumerate() {
+        let name = format!("floor-{i}");
+        let mut dp = lime_userspace::datapath::Datapath::load(&name, Some(&from.netns), &pins)?;
         dp.kernel_mut().set_floor_target(to.ifindex)?;
         dp.attach_floor(&from.ifname, from.ifindex)?;
-        hops.push(dp);
+        loaded.push(dp);
     }
-    floor_runs(ctx, "floor-tunnel", &e, &pins, rules_1k, res)
-}
-
-/// A floor path's measurements, its programs attached: UDP, then TCP with the hosts'
-/// veths running the pass program (to receive redirected frames).
-fn floor_runs(
-    ctx: &Ctx,
-    path: &str,
-    e: &Ends,
-    pins: &std::path::Path,
-    rules_1k: &[Rule],
-    res: &mut Results,
-) -> anyhow::Result<()> {
-    udp_runs(ctx, path, e, rules_1k, true, None, res)?;
+    udp_runs(ctx, path, &e, rules_1k, true, None, res)?;
     let _pass = PassGuard::attach(
         &[(&e.src_ns, HOST_IFNAME), (&e.dst_ns, HOST_IFNAME)],
-        pins,
+        &pins,
         "pass",
     )?;
-    tcp_runs(ctx, path, e, None, res)
+    tcp_runs(ctx, path, &e, None, res)
 }
 
 /// TCP through LIME in TC mode and through a Linux bridge on the same two ports of one
