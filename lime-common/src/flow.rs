@@ -332,6 +332,10 @@ impl CacheKey {
     }
 }
 
+/// The multiplier of the datapath's direct-mapped caches' slot hashes (an odd 64-bit
+/// constant with well-mixed bits; a multiply carries every bit of a word upwards).
+pub const SLOT_HASH_K: u64 = 0xff51_afd7_ed55_8ccd;
+
 /// The slot of the direct-mapped flow cache for a key's significant words.
 ///
 /// Two multiplicative hashes (an XOR and a multiply per word), one over the even and
@@ -344,7 +348,7 @@ impl CacheKey {
 #[inline(always)]
 #[must_use]
 pub fn cache_slot<const N: usize>(w: &[u64; N]) -> u32 {
-    const K: u64 = 0xff51_afd7_ed55_8ccd;
+    const K: u64 = SLOT_HASH_K;
     let mut a: u64 = 0x7f4a_7c15;
     let mut b: u64 = 0x2545_f491;
     let mut i = 0;

@@ -88,8 +88,8 @@ use aya_ebpf::{
 use lime_common::{
     action::{NO_GOTO, RuleProgram, flags, port_no},
     flow::{
-        CACHE_KEY_WORDS, CACHE_RAW4_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, VSW_F_ACTIVE,
-        VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE, cache_slot,
+        CACHE_KEY_WORDS, CACHE_RAW4_WORDS, CACHE_SLOT_USED, CacheEntry, CacheSlot, SLOT_HASH_K,
+        VSW_F_ACTIVE, VSW_F_CACHE_ALWAYS_MISS, VSW_F_NO_CACHE, cache_slot,
     },
     limits::MAX_TABLES,
     port::{VportInfo, VportKey, kind, location, port_flags},
@@ -583,8 +583,7 @@ fn vport_info(key: &VportKey, generation: Option<u32>) -> Option<VportInfo> {
         // SAFETY: map value, replaced whole by userspace.
         return VPORTS.get_ptr(key).map(|p| unsafe { *p });
     };
-    const K: u64 = 0xff51_afd7_ed55_8ccd;
-    let h = (u64::from(key.vswitch) << 32 | u64::from(key.vport)).wrapping_mul(K);
+    let h = (u64::from(key.vswitch) << 32 | u64::from(key.vport)).wrapping_mul(SLOT_HASH_K);
     let slot = VPORT_CACHE.get_ptr_mut((h >> (64 - VPORT_CACHE_SLOTS.trailing_zeros())) as u32)?;
     // SAFETY: per-CPU map value; XDP runs to completion on this CPU.
     let s = unsafe { &mut *slot };
