@@ -227,6 +227,20 @@ impl Stream {
     }
 }
 
+/// The end of a crash test started by [`start_lab`]: s1's retired copy still reads the
+/// `counted` datagrams it counted before the migration (kept through the crash, once),
+/// and the restarted daemon stops cleanly.
+fn retired_counts_kept_then_stop(d: Daemon, listener: TcpListener, counted: usize, log: &str) {
+    assert_eq!(
+        packets(0x7501),
+        counted as u64,
+        "the counts of s1's retired copy are kept, once\n{log}"
+    );
+    drop(listener);
+    let st = d.stop();
+    assert!(st.success(), "lime run stopped cleanly ({st})");
+}
+
 /// Bring up the daemon (with `fault`), connect the controller, install the rules, and
 /// count `counted` datagrams h1 → h3 on s1's copy.
 fn start_lab(
@@ -811,14 +825,7 @@ fn flow_mods_applied_between_migration_steps_survive_a_crash() {
     let log = d.log();
     assert_resumed_to_s2(&log);
     assert_answered_rules_are_there(&st, &answered, &log);
-    assert_eq!(
-        packets(0x7501),
-        COUNTED as u64,
-        "the counts of s1's retired copy are kept, once\n{log}"
-    );
-    drop(listener);
-    let st = d.stop();
-    assert!(st.success(), "lime run stopped cleanly ({st})");
+    retired_counts_kept_then_stop(d, listener, COUNTED, &log);
 }
 
 /// A modify batch the table-full retry splits: three entries share one match (one
@@ -1122,14 +1129,7 @@ fn crash_in_a_batch(lab: &'static str, point: &str, kept: bool) {
             "every datagram was counted by a rule the table knows\n{log}"
         );
     }
-    assert_eq!(
-        packets(0x7501),
-        COUNTED as u64,
-        "the counts of s1's retired copy are kept, once\n{log}"
-    );
-    drop(listener);
-    let st = d.stop();
-    assert!(st.success(), "lime run stopped cleanly ({st})");
+    retired_counts_kept_then_stop(d, listener, COUNTED, &log);
 }
 
 #[test]
