@@ -39,6 +39,11 @@ pub enum BenchCommand {
         /// Mask counts to measure (comma-separated).
         #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 32])]
         masks: Vec<usize>,
+        /// Rounds per configuration: the minimal program and LIME take turns, each
+        /// round measuring every row once; the medians are reported (one pair of runs
+        /// scatters by a third on a shared machine).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
     },
     /// OpenFlow from a controller's side: flow-mod install rate (batches of 1 000 and
     /// 100 000 until BARRIER_REPLY) and packet-in rate delivered to the controller.
@@ -72,7 +77,12 @@ struct Sample {
     /// physical switch, encapsulated; "tunnel-in": those encapsulated frames arriving on
     /// an underlay port, decapsulated and delivered.
     traffic: &'static str,
+    /// The median over the rounds.
     ns_per_packet: f64,
+    /// The fastest and the slowest round.
+    min_ns: f64,
+    max_ns: f64,
+    rounds: u32,
 }
 
 /// Run a benchmark.
@@ -86,9 +96,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             frames,
             rules,
             masks,
+            rounds,
         } => {
             super::require_root()?;
-            datapath(json, repeat, frames, &rules, &masks)
+            datapath(json, repeat, frames, &rules, &masks, rounds)
         }
         BenchCommand::Linerate(args) => super::linerate::run(&args),
     }
@@ -216,6 +227,57 @@ fn delivered_cost(
     )
 }
 
+/// One row of the datapath benchmark: (program, mode, cache, traffic) — see [`Sample`].
+type Row = (&'static str, &'static str, &'static str, &'static str);
+
+/// One round's measurement of every row for one configuration, in the order they are
+/// reported: the minimal program, then LIME with the cache off, answering, missing
+/// (`cache_flags` sets the virtual switch's cache flags), and for 1 000 rules over 8
+/// masks the tunnel's two passes.
+fn datapath_round(
+    dp: &mut Datapath,
+    ns: &BenchNetns,
+    frames: &[Vec<u8>],
+    table_miss: Option<&Vec<u8>>,
+    repeat: u32,
+    tunnel: bool,
+) -> anyhow::Result<Vec<(Row, f64)>> {
+    let mut out = vec![
+        (
+            ("minimal", "program", "none", "rule-hit"),
+            cost(dp, names::PROG_FLOOR, frames, repeat)?,
+        ),
+        (
+            ("minimal", "delivered", "none", "rule-hit"),
+            delivered_cost(dp, ns, names::PROG_FLOOR, frames, repeat)?,
+        ),
+    ];
+    for (cache, flags) in [
+        ("none", VSW_F_NO_CACHE),
+        ("hit", 0),
+        ("miss", VSW_F_CACHE_ALWAYS_MISS),
+    ] {
+        dp.set_vswitch_flags(1, flags)?;
+        let lime = cost(dp, names::PROG_XDP, frames, repeat)?;
+        out.push((("lime", "program", cache, "rule-hit"), lime));
+        if let Some(miss) = table_miss {
+            let m = cost(dp, names::PROG_XDP, std::slice::from_ref(miss), repeat)?;
+            out.push((("lime", "program", cache, "table-miss"), m));
+        }
+        if cache != "miss" {
+            let live = delivered_cost(dp, ns, names::PROG_XDP, frames, repeat)?;
+            out.push((("lime", "delivered", cache, "rule-hit"), live));
+        }
+    }
+    dp.set_vswitch_flags(1, 0)?;
+    if tunnel {
+        for (traffic, v) in tunnel_costs(dp, ns, frames, repeat)? {
+            out.push((("lime", "delivered", "hit", traffic), v));
+        }
+    }
+    Ok(out)
+}
+
 #[allow(clippy::too_many_lines)] // one measurement plan, read top to bottom
 fn datapath(
     json: bool,
@@ -223,6 +285,7 @@ fn datapath(
     n_frames: usize,
     rule_counts: &[usize],
     mask_counts: &[usize],
+    rounds: u32,
 ) -> anyhow::Result<ExitCode> {
     let pin_root = PathBuf::from(format!("/sys/fs/bpf/lime-bench-{}", std::process::id()));
     let _cleanup = scopeguard(pin_root.clone());
@@ -233,14 +296,16 @@ fn datapath(
             println!("{}", serde_json::to_string(&s).expect("serialize"));
         } else {
             println!(
-                "{:<8} {:<9} {:>7} rules {:>3} masks  cache {:<5} {:<11} {:>8.1} ns/packet",
+                "{:<8} {:<9} {:>7} rules {:>3} masks  cache {:<5} {:<11} {:>8.1} ns/packet  ({:.1}-{:.1})",
                 s.program,
                 s.mode,
                 s.rules,
                 s.masks,
                 s.cache,
                 s.traffic.replace('-', " "),
-                s.ns_per_packet
+                s.ns_per_packet,
+                s.min_ns,
+                s.max_ns,
             );
         }
         samples.push(s);
@@ -250,9 +315,15 @@ fn datapath(
             "per-packet cost through BPF_PROG_TEST_RUN ({repeat} runs per frame, {n_frames} frames per configuration);"
         );
         println!(
-            "program: the program alone; delivered: live frames, redirected to a veth and counted by a sink at its peer"
+            "program: the program alone; delivered: live frames, redirected to a veth and counted by a sink at its peer;"
+        );
+        println!(
+            "{rounds} rounds per configuration, the minimal program and LIME taking turns: medians (fastest-slowest round)"
         );
     }
+    // Ratio of LIME's common path (1 000 rules over 8 masks, cache hit, program alone)
+    // to the minimal program, round by round.
+    let mut common_rounds = Vec::new();
     for &n_masks in mask_counts {
         for &n_rules in rule_counts {
             if n_rules < n_masks {
@@ -273,67 +344,70 @@ fn datapath(
                 "bench frame was not redirected (verdict {})",
                 probe.verdict
             );
-            let sample = |program, mode, cache, traffic, ns_per_packet| Sample {
-                program,
-                mode,
-                rules: n_rules,
-                masks: n_masks,
-                cache,
-                traffic,
-                ns_per_packet,
-            };
-            let floor = cost(&dp, names::PROG_FLOOR, &frames, repeat)?;
-            emit(sample("minimal", "program", "none", "rule-hit", floor));
-            let floor_live = delivered_cost(&dp, &ns, names::PROG_FLOOR, &frames, repeat)?;
-            emit(sample(
-                "minimal",
-                "delivered",
-                "none",
-                "rule-hit",
-                floor_live,
-            ));
             let table_miss = packet_missing(&rules[..rules.len().min(2000)]);
-            let mut ratios = Vec::new();
-            for (cache, flags) in [
-                ("none", VSW_F_NO_CACHE),
-                ("hit", 0),
-                ("miss", VSW_F_CACHE_ALWAYS_MISS),
-            ] {
-                dp.set_vswitch_flags(1, flags)?;
-                let lime = cost(&dp, names::PROG_XDP, &frames, repeat)?;
-                emit(sample("lime", "program", cache, "rule-hit", lime));
-                ratios.push(format!("cache {cache}: {:.2}x", lime / floor));
-                if let Some(miss) = &table_miss {
-                    let m = cost(&dp, names::PROG_XDP, std::slice::from_ref(miss), repeat)?;
-                    emit(sample("lime", "program", cache, "table-miss", m));
+            let common = n_rules == 1000 && n_masks == 8;
+            let mut rows: Vec<(Row, Vec<f64>)> = Vec::new();
+            for _ in 0..rounds {
+                let round =
+                    datapath_round(&mut dp, &ns, &frames, table_miss.as_ref(), repeat, common)?;
+                let of = |row: Row| round.iter().find(|(r, _)| *r == row).map(|(_, v)| *v);
+                if common
+                    && let (Some(min), Some(hit)) = (
+                        of(("minimal", "program", "none", "rule-hit")),
+                        of(("lime", "program", "hit", "rule-hit")),
+                    )
+                {
+                    common_rounds.push(hit / min);
                 }
-                if cache != "miss" {
-                    let live = delivered_cost(&dp, &ns, names::PROG_XDP, &frames, repeat)?;
-                    emit(sample("lime", "delivered", cache, "rule-hit", live));
-                    ratios.push(format!(
-                        "delivered, cache {cache}: {:.2}x",
-                        live / floor_live
-                    ));
+                for (row, v) in round {
+                    match rows.iter_mut().find(|(r, _)| *r == row) {
+                        Some((_, vs)) => vs.push(v),
+                        None => rows.push((row, vec![v])),
+                    }
+                }
+            }
+            let mut ratios = Vec::new();
+            let median_of = |row: Row| {
+                rows.iter()
+                    .find(|(r, _)| *r == row)
+                    .map(|(_, vs)| super::median(vs))
+            };
+            for (row, vs) in &rows {
+                let (program, mode, cache, traffic) = *row;
+                let median = super::median(vs);
+                emit(Sample {
+                    program,
+                    mode,
+                    rules: n_rules,
+                    masks: n_masks,
+                    cache,
+                    traffic,
+                    ns_per_packet: median,
+                    min_ns: vs.iter().copied().fold(f64::INFINITY, f64::min),
+                    max_ns: vs.iter().copied().fold(0.0, f64::max),
+                    rounds,
+                });
+                if program == "lime"
+                    && traffic == "rule-hit"
+                    && let Some(base) = median_of(("minimal", mode, "none", "rule-hit"))
+                {
+                    let mode = if mode == "program" { "" } else { "delivered, " };
+                    ratios.push(format!("{mode}cache {cache}: {:.2}x", median / base));
                 }
             }
             if !json {
                 println!(
-                    "         ratio to minimal: {}   (installed {} rules in {:.2} s)",
+                    "         ratio to minimal (medians): {}   (installed {} rules in {:.2} s)",
                     ratios.join(", "),
                     n_rules,
                     install.as_secs_f64()
                 );
             }
-            if n_rules == 1000 && n_masks == 8 {
-                for s in tunnel_costs(&mut dp, &ns, &frames, repeat)? {
-                    emit(sample("lime", "delivered", "hit", s.0, s.1));
-                }
-            }
             drop(dp);
         }
     }
     if !json {
-        print_summary(&samples);
+        print_summary(&samples, &common_rounds);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -361,7 +435,6 @@ fn tunnel_costs(
         outer_dst: [0x02, 0, 0, 0, 0, 2],
         ..local
     };
-    dp.set_vswitch_flags(1, 0)?;
     dp.set_vport(1, 2, remote)?;
     let mut encapsulated = Vec::with_capacity(frames.len());
     for f in frames {
@@ -401,7 +474,7 @@ fn tunnel_costs(
     Ok(vec![("tunnel-out", out), ("tunnel-in", measured?)])
 }
 
-fn print_summary(samples: &[Sample]) {
+fn print_summary(samples: &[Sample], common_rounds: &[f64]) {
     let find_traffic = |p: &str, mode: &str, cache: &str, r: usize, m: usize, t: &str| {
         samples
             .iter()
@@ -436,12 +509,19 @@ fn print_summary(samples: &[Sample]) {
             for cache in ["hit", "none"] {
                 if let Some(l) = find("lime", mode, cache, 1000, 8) {
                     println!(
-                        "common path ({mode}, 1 000 rules over 8 masks, cache {cache}): {:.2}x the minimal program (target <= 1.5x)",
+                        "common path ({mode}, 1 000 rules over 8 masks, cache {cache}): {:.2}x the minimal program (medians; target <= 1.5x)",
                         l / f
                     );
                 }
             }
         }
+    }
+    if !common_rounds.is_empty() {
+        let each: Vec<String> = common_rounds.iter().map(|r| format!("{r:.2}x")).collect();
+        println!(
+            "common path (program, cache hit), round by round: {}",
+            each.join(" ")
+        );
     }
     for m in [1, 8, 32] {
         if let (Some(big), Some(small)) = (

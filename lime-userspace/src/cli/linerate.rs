@@ -774,18 +774,6 @@ fn tc_vs_bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Resu
     Ok(())
 }
 
-/// The median of `v` (not empty).
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
     let lab = Lab::up(&topology(&ctx.lab, false, false)?)?;
     let state = lab.state().clone();
@@ -1083,7 +1071,7 @@ fn report(ctx: &Ctx, r: &Results) {
         v.map(|v| v >= 1.0),
     );
     if let Some((l, b)) = &r.alternated {
-        let v = div(Some(median(l)), Some(median(b)));
+        let v = div(Some(super::median(l)), Some(super::median(b)));
         ratio_line(
             ctx,
             &format!(
