@@ -779,7 +779,7 @@ impl Journal {
             self.failing = true;
         }
         let is_begin = matches!(rec, Record::Begin { .. });
-        match self.write_line(rec) {
+        match self.write_line(rec, kind) {
             Ok(()) => {
                 if is_begin {
                     self.failed = None;
@@ -793,12 +793,12 @@ impl Journal {
         }
     }
 
-    fn write_line(&mut self, rec: Record) -> Result<(), JournalError> {
+    /// Write `rec` (of kind `kind`) as the next line, durably.
+    fn write_line(&mut self, rec: Record, kind: &'static str) -> Result<(), JournalError> {
         let io = |source| JournalError::Io {
             path: self.path.clone(),
             source,
         };
-        let kind = rec.kind();
         match &rec {
             Record::Batch { batch, .. } => {
                 IN_BATCH.store(true, std::sync::atomic::Ordering::Relaxed);
