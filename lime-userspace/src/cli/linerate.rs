@@ -718,11 +718,7 @@ fn tc_vs_bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Resu
     fabric.install(VS, &rules)?;
     fabric.update(VS, &[], &[mac_rule(e.src_mac, 1), mac_rule(e.dst_mac, 2)])?;
     let s1 = state.netns("s1")?;
-    netns::ip(&["-n", &s1, "link", "add", "br0", "type", "bridge"])?;
-    for p in ["h1", "h2"] {
-        netns::ip(&["-n", &s1, "link", "set", p, "master", "br0"])?;
-    }
-    netns::ip(&["-n", &s1, "link", "set", "br0", "up"])?;
+    linux_bridge(&s1)?;
     let ports: Vec<u32> = ["h1", "h2"]
         .iter()
         .map(|h| state.host_port(h).map(|p| p.ifindex).context("host port"))
@@ -736,14 +732,7 @@ fn tc_vs_bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Resu
     let (mut lime, mut bridge) = (Vec::new(), Vec::new());
     for round in 0..ctx.tcp_rounds {
         for lime_turn in [round % 2 == 0, round % 2 == 1] {
-            for (&ifindex, info) in ports.iter().zip(&infos) {
-                let info = if lime_turn {
-                    *info
-                } else {
-                    PortInfo::default()
-                };
-                dp.kernel_mut().set_port(ifindex, info)?;
-            }
+            own_ports(dp, &ports, &infos, lime_turn)?;
             let rx_before = dp.port_stats(ports[0])?.rx_packets;
             let g = iperf3_tcp(&e.src_ns, &e.dst_ns, dst, IPERF_PORT, ctx.tcp_secs)?;
             let lime_saw = dp.port_stats(ports[0])?.rx_packets - rx_before;
@@ -767,10 +756,33 @@ fn tc_vs_bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Resu
             list.push(g);
         }
     }
-    for (&ifindex, info) in ports.iter().zip(&infos) {
-        dp.kernel_mut().set_port(ifindex, *info)?;
-    }
+    own_ports(dp, &ports, &infos, true)?;
     res.alternated = Some((lime, bridge));
+    Ok(())
+}
+
+/// Give `ports` back to LIME (`own`: their port-map entries `infos`) or leave them to
+/// the bridge (marked not LIME's, so its TC program passes their skbs up).
+fn own_ports(
+    dp: &mut lime_userspace::datapath::Datapath,
+    ports: &[u32],
+    infos: &[PortInfo],
+    own: bool,
+) -> anyhow::Result<()> {
+    for (&ifindex, info) in ports.iter().zip(infos) {
+        let info = if own { *info } else { PortInfo::default() };
+        dp.kernel_mut().set_port(ifindex, info)?;
+    }
+    Ok(())
+}
+
+/// A Linux bridge `br0` in s1's namespace (`s1`) over h1's and h2's ports, up.
+fn linux_bridge(s1: &str) -> anyhow::Result<()> {
+    netns::ip(&["-n", s1, "link", "add", "br0", "type", "bridge"])?;
+    for p in ["h1", "h2"] {
+        netns::ip(&["-n", s1, "link", "set", p, "master", "br0"])?;
+    }
+    netns::ip(&["-n", s1, "link", "set", "br0", "up"])?;
     Ok(())
 }
 
@@ -782,11 +794,7 @@ fn bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()>
     let pins = ctx.pin_root.join("bridge");
     let _pins = RemoveOnDrop(pins.clone());
     let s1 = state.netns("s1")?;
-    netns::ip(&["-n", &s1, "link", "add", "br0", "type", "bridge"])?;
-    for p in ["h1", "h2"] {
-        netns::ip(&["-n", &s1, "link", "set", p, "master", "br0"])?;
-    }
-    netns::ip(&["-n", &s1, "link", "set", "br0", "up"])?;
+    linux_bridge(&s1)?;
     {
         let _ingress = PassGuard::attach(&[(&s1, "h1")], &pins, "pass-in")?;
         udp_runs(ctx, "bridge", &e, rules_1k, true, None, res)?;
