@@ -231,9 +231,9 @@ fn delivered_cost(
 type Row = (&'static str, &'static str, &'static str, &'static str);
 
 /// One round's measurement of every row for one configuration, in the order they are
-/// reported: the minimal program, then LIME with the cache off, answering, missing
-/// (`cache_flags` sets the virtual switch's cache flags), and for 1 000 rules over 8
-/// masks the tunnel's two passes.
+/// reported: the minimal program, then LIME with the cache off, answering and missing
+/// (the virtual switch's cache flags set for each), and with `tunnel` the tunnel's two
+/// passes.
 fn datapath_round(
     dp: &mut Datapath,
     ns: &BenchNetns,
@@ -269,7 +269,6 @@ fn datapath_round(
             out.push((("lime", "delivered", cache, "rule-hit"), live));
         }
     }
-    dp.set_vswitch_flags(1, 0)?;
     if tunnel {
         for (traffic, v) in tunnel_costs(dp, ns, frames, repeat)? {
             out.push((("lime", "delivered", "hit", traffic), v));
@@ -350,15 +349,6 @@ fn datapath(
             for _ in 0..rounds {
                 let round =
                     datapath_round(&mut dp, &ns, &frames, table_miss.as_ref(), repeat, common)?;
-                let of = |row: Row| round.iter().find(|(r, _)| *r == row).map(|(_, v)| *v);
-                if common
-                    && let (Some(min), Some(hit)) = (
-                        of(("minimal", "program", "none", "rule-hit")),
-                        of(("lime", "program", "hit", "rule-hit")),
-                    )
-                {
-                    common_rounds.push(hit / min);
-                }
                 for (row, v) in round {
                     match rows.iter_mut().find(|(r, _)| *r == row) {
                         Some((_, vs)) => vs.push(v),
@@ -366,12 +356,16 @@ fn datapath(
                     }
                 }
             }
+            let rounds_of = |row: Row| rows.iter().find(|(r, _)| *r == row).map(|(_, vs)| vs);
+            if common
+                && let (Some(min), Some(hit)) = (
+                    rounds_of(("minimal", "program", "none", "rule-hit")),
+                    rounds_of(("lime", "program", "hit", "rule-hit")),
+                )
+            {
+                common_rounds.extend(hit.iter().zip(min).map(|(h, m)| h / m));
+            }
             let mut ratios = Vec::new();
-            let median_of = |row: Row| {
-                rows.iter()
-                    .find(|(r, _)| *r == row)
-                    .map(|(_, vs)| super::median(vs))
-            };
             for (row, vs) in &rows {
                 let (program, mode, cache, traffic) = *row;
                 let median = super::median(vs);
@@ -389,7 +383,8 @@ fn datapath(
                 });
                 if program == "lime"
                     && traffic == "rule-hit"
-                    && let Some(base) = median_of(("minimal", mode, "none", "rule-hit"))
+                    && let Some(base) =
+                        rounds_of(("minimal", mode, "none", "rule-hit")).map(|vs| super::median(vs))
                 {
                     let mode = if mode == "program" { "" } else { "delivered, " };
                     ratios.push(format!("{mode}cache {cache}: {:.2}x", median / base));
@@ -414,10 +409,10 @@ fn datapath(
 
 /// A tunnel crossing's two passes, each delivered (live frames: without them every
 /// repeated run would see the frame as the run before left it, pushed or pulled),
-/// with the cache answering on the sending side: `frames` to virtual port 2 made remote (classified from the cache,
-/// encapsulated: "tunnel-out"), then the frames that produced arriving on an underlay
-/// port (loopback made one) for port 2 made local again ("tunnel-in"). Leaves `dp` as
-/// it was set up, with the cache on.
+/// with the cache answering on the sending side: `frames` to virtual port 2 made
+/// remote (classified from the cache, encapsulated: "tunnel-out"), then the frames that
+/// produced arriving on an underlay port (loopback made one) for port 2 made local
+/// again ("tunnel-in"). Leaves `dp` as it was set up, with the cache on.
 fn tunnel_costs(
     dp: &mut Datapath,
     ns: &BenchNetns,
@@ -435,6 +430,7 @@ fn tunnel_costs(
         outer_dst: [0x02, 0, 0, 0, 0, 2],
         ..local
     };
+    dp.set_vswitch_flags(1, 0)?;
     dp.set_vport(1, 2, remote)?;
     let mut encapsulated = Vec::with_capacity(frames.len());
     for f in frames {
