@@ -348,22 +348,21 @@ pub const SLOT_HASH_K: u64 = 0xff51_afd7_ed55_8ccd;
 #[inline(always)]
 #[must_use]
 pub fn cache_slot<const N: usize>(w: &[u64; N]) -> u32 {
-    const K: u64 = SLOT_HASH_K;
     let mut a: u64 = 0x7f4a_7c15;
     let mut b: u64 = 0x2545_f491;
     let mut i = 0;
     while i + 1 < N {
-        a = (a ^ w[i]).wrapping_mul(K);
-        b = (b ^ w[i + 1]).wrapping_mul(K);
+        a = (a ^ w[i]).wrapping_mul(SLOT_HASH_K);
+        b = (b ^ w[i + 1]).wrapping_mul(SLOT_HASH_K);
         i += 2;
     }
     if i < N {
-        a = (a ^ w[i]).wrapping_mul(K);
+        a = (a ^ w[i]).wrapping_mul(SLOT_HASH_K);
     }
     let mut x = a ^ b.rotate_left(32);
     x ^= x >> 32;
     let slot_bits = crate::limits::FLOW_CACHE_SLOTS.trailing_zeros();
-    (x.wrapping_mul(K) >> (64 - slot_bits)) as u32
+    (x.wrapping_mul(SLOT_HASH_K) >> (64 - slot_bits)) as u32
 }
 
 /// Number of 64-bit words in a [`CacheKey`].
