@@ -1194,10 +1194,7 @@ impl Fabric {
         // Once the grace period is over no packet uses the removed rules: their
         // counters are final before the reclaim deletes them.
         std::thread::sleep(crate::datapath::GRACE);
-        let finals = rule_ids
-            .iter()
-            .map(|rid| dp.rule_stats(*rid).map_err(dp_err(switch)))
-            .collect::<Result<Vec<RuleStats>, FabricError>>()?;
+        let finals = dp.rule_stats_many(rule_ids).map_err(dp_err(switch))?;
         removed(&finals).map_err(|why| FabricError::Stopped {
             step: "reclaiming the removed copy",
             why,
@@ -1592,6 +1589,32 @@ impl Fabric {
             total = total.merge(dp.rule_stats(*rid).map_err(dp_err(sw))?);
         }
         Ok(total)
+    }
+
+    /// The counters of several rules, each summed over every physical switch, in
+    /// their order: one batched read per physical switch when they are many (see
+    /// [`Datapath::rule_stats_many`]).
+    pub fn rule_stats_many(&self, rules: &[&Installed]) -> Result<Vec<RuleStats>, FabricError> {
+        let mut totals = vec![RuleStats::default(); rules.len()];
+        // Switch → (rule index, datapath rule id) of its copies.
+        let mut by_switch: BTreeMap<&str, Vec<(usize, u32)>> = BTreeMap::new();
+        for (i, rule) in rules.iter().enumerate() {
+            for (sw, rid) in &rule.ids {
+                by_switch.entry(sw.as_str()).or_default().push((i, *rid));
+            }
+        }
+        for (sw, copies) in by_switch {
+            let dp = self.datapaths.get(sw).ok_or_else(|| FabricError::Unknown {
+                kind: "switch",
+                name: sw.to_owned(),
+            })?;
+            let ids: Vec<u32> = copies.iter().map(|&(_, rid)| rid).collect();
+            let stats = dp.rule_stats_many(&ids).map_err(dp_err(sw))?;
+            for ((i, _), st) in copies.into_iter().zip(stats) {
+                totals[i] = totals[i].merge(st);
+            }
+        }
+        Ok(totals)
     }
 
     /// Mutable datapath of a physical switch (for versioned updates by tests and the

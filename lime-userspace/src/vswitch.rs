@@ -294,6 +294,39 @@ impl VirtualSwitch {
             .merge(fabric.rule_stats(&e.installed)?))
     }
 
+    /// The counters of several entries, in their order, as [`Self::stats`] reads each
+    /// (an unknown id reads zero): one batched read per physical switch for all of
+    /// them (a flow-stats reply, a dump).
+    pub fn stats_many(&self, fabric: &Fabric, ids: &[u64]) -> Result<Vec<RuleStats>, FabricError> {
+        // Every datapath rule an entry counts on (its retiring ones and its current
+        // one), with the entry's index.
+        let mut owner = Vec::new();
+        let mut rules = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let Some(e) = self.entries.get(id) else {
+                continue;
+            };
+            for r in self
+                .retiring
+                .get(id)
+                .into_iter()
+                .flatten()
+                .chain([&e.installed])
+            {
+                owner.push(i);
+                rules.push(r);
+            }
+        }
+        let mut out: Vec<RuleStats> = ids
+            .iter()
+            .map(|id| self.entries.get(id).map(|e| e.base).unwrap_or_default())
+            .collect();
+        for (i, st) in owner.into_iter().zip(fabric.rule_stats_many(&rules)?) {
+            out[i] = out[i].merge(st);
+        }
+        Ok(out)
+    }
+
     /// What entry `id`'s counters become once the rules its modifies replaced are
     /// reclaimed: what it counted before its last modify plus what those rules
     /// counted, without its current rules. Final once the grace period after the

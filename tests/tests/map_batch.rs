@@ -1,13 +1,17 @@
 //! Batched map writes (`Kernel::apply` groups consecutive writes to one map into one
 //! `BPF_MAP_*_BATCH` call): the maps end up exactly as the same writes one by one leave
 //! them; deleting keys that are not there is no error and does not stop the deletes
-//! after them; a write the kernel refuses names the element.
+//! after them; a write the kernel refuses names the element. Batched counter reads
+//! (`BPF_MAP_LOOKUP_BATCH`) read what one read per rule reads.
 use lime_common::{
     action::RuleProgram,
     flow::{Bucket, FlowKey, MaskListKey, RuleKey},
 };
-use lime_tests::{TestDatapath, kernel_lock, require_root};
-use lime_userspace::datapath::store::MapOp;
+use lime_tests::{TestDatapath, VSW, kernel_lock, require_root, run};
+use lime_userspace::{
+    datapath::store::MapOp,
+    flow::{Action, Instructions, Masked, Match, Rule},
+};
 
 fn key(mask_id: u32, byte: u8) -> RuleKey {
     let mut key = FlowKey::default();
@@ -135,4 +139,83 @@ fn batched_writes_equal_single_writes() {
     assert!(err.contains("element 1 of a batch of 2"), "{err}");
     let back = k.read_rule_maps().expect("read");
     assert_eq!(back.programs.get(&4001).map(|p| p.cookie), Some(44));
+}
+
+/// An IPv4 UDP frame of `len` bytes to 10.0.0.`dst`.
+fn udp_to(dst: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&u16::try_from(len - 14).unwrap_or(0).to_be_bytes());
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    f[30..34].copy_from_slice(&[10, 0, 0, dst]);
+    f
+}
+
+#[test]
+fn batched_counter_reads_equal_single_reads() {
+    if !require_root() {
+        return;
+    }
+    let _g = kernel_lock();
+    let mut t = TestDatapath::new("mbread");
+    // 200 rules (ids in one range), rule i hit i % 7 times with frames of 60 + i bytes.
+    let rules: Vec<Rule> = (0..200u8)
+        .map(|i| {
+            Rule::new(
+                0,
+                10,
+                Match {
+                    eth_type: Some(0x0800),
+                    ipv4_dst: Some(Masked::exact(std::net::Ipv4Addr::new(10, 0, 0, i))),
+                    ..Match::default()
+                },
+                Instructions::apply(vec![Action::output(3)]),
+            )
+        })
+        .collect();
+    let ids = t.dp.install(VSW, &rules).expect("install");
+    for i in 0..200u8 {
+        for _ in 0..i % 7 {
+            run(&t.dp, &udp_to(i, 60 + usize::from(i)));
+        }
+    }
+    let expected = |i: usize| {
+        let hits = (i % 7) as u64;
+        (hits, hits * (60 + i as u64))
+    };
+    let one_by_one: Vec<_> = ids
+        .iter()
+        .map(|id| t.dp.rule_stats(*id).expect("stats"))
+        .collect();
+    for (i, st) in one_by_one.iter().enumerate() {
+        assert_eq!((st.packets, st.bytes), expected(i), "rule {i}, single read");
+    }
+    // Every id (one range read), in a shuffled order with a repeat, and a sparse
+    // few (one read each): the same counters in the order asked.
+    let mut order: Vec<usize> = (0..200).rev().collect();
+    order.swap(3, 150);
+    order.push(17);
+    let sparse = vec![0usize, 199];
+    for pick in [order, sparse] {
+        let asked: Vec<u32> = pick.iter().map(|&i| ids[i]).collect();
+        let got = t.dp.rule_stats_many(&asked).expect("batched read");
+        assert_eq!(got.len(), asked.len());
+        for (&i, st) in pick.iter().zip(&got) {
+            assert_eq!(
+                (st.packets, st.bytes),
+                expected(i),
+                "rule {i}, batched read"
+            );
+            assert_eq!(
+                st.last_hit_ns == 0,
+                expected(i).0 == 0,
+                "rule {i}: last hit"
+            );
+        }
+    }
+    assert!(t.dp.rule_stats_many(&[]).expect("nothing").is_empty());
 }

@@ -11,6 +11,8 @@
 //! - **packet-in rate**: a host sends UDP datagrams as fast as it can to a rule whose
 //!   action is CONTROLLER; packet-ins/s as the controller receives them (first to last
 //!   message), with what was lost on the way (perf buffer full, outbox full).
+//! - **flow stats**: after the add batch, one FLOW_STATS request for every entry: the
+//!   time to the last part of its reply (every entry's counters read and encoded).
 //! - **idle sweep**: N entries with an idle timeout (300 s) sit in the table, no
 //!   traffic; the CPU the switch's threads spend per second keeping them (the core
 //!   reads each one's counters to see whether it was hit: once per sweep before, now
@@ -259,6 +261,14 @@ fn print(s: &Sample, json: bool) -> anyhow::Result<()> {
             s.sys_seconds.unwrap_or(0.0),
             s.minor_faults.unwrap_or(0)
         );
+    } else if s.bench == "flow-stats" {
+        println!(
+            "flow-stats       {:>7} entries: {:>8.3} s to the reply's last part, {:>10.0} entries/s ({:.3} CPU s in the switch)",
+            s.count,
+            s.seconds,
+            s.per_second,
+            s.cpu_seconds.unwrap_or(0.0)
+        );
     } else if s.bench == "idle-sweep" {
         println!(
             "idle sweep {:>7} entries with idle timeouts, no traffic: {:.3} CPU s per s in the switch",
@@ -297,11 +307,59 @@ fn flow_mods(c: &mut ScriptedController, n: usize, json: bool) -> anyhow::Result
             .map(|i| flow_mod(command, to_dst(i), vec![output(port)]))
             .collect();
         print(&flow_mod_batch(c, bench, &mods)?, json)?;
+        if command == FlowModCommand::Add {
+            print(&flow_stats(c, n)?, json)?;
+        }
     }
     // Empty the table for the next batch.
     c.send(&flow_mod(FlowModCommand::Delete, vec![], vec![]))?;
     c.barrier(T)?;
     Ok(())
+}
+
+/// One FLOW_STATS request for every entry (the table holds `n`): the time to the last
+/// part of its reply, which carries every entry's counters.
+fn flow_stats(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
+    let req = Message::MultipartRequest(of::MultipartRequest::new(of::MultipartRequestBody::Flow(
+        of::multipart::flow::FlowStatsRequest {
+            table_id: table::ALL,
+            out_port: port::ANY,
+            out_group: group::ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            r#match: of::Match::new(vec![]),
+        },
+    )));
+    let cpu = threads_cpu(&SWITCH_THREADS);
+    let start = Instant::now();
+    let parts = c.request(&req, T)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = (threads_cpu(&SWITCH_THREADS) - cpu).as_secs_f64();
+    let entries: usize = parts
+        .iter()
+        .map(|m| match m {
+            Message::MultipartReply(r) => match &r.body {
+                of::MultipartReplyBody::Flow(f) => f.len(),
+                _ => 0,
+            },
+            _ => 0,
+        })
+        .sum();
+    if entries != n {
+        bail!("the flow-stats reply carried {entries} entries, the table holds {n}");
+    }
+    Ok(Sample {
+        bench: "flow-stats",
+        count: n,
+        seconds,
+        per_second: n as f64 / seconds,
+        received: None,
+        matched: None,
+        sent_per_second: None,
+        cpu_seconds: Some(cpu_seconds),
+        sys_seconds: None,
+        minor_faults: None,
+    })
 }
 
 /// Send `mods` back to back, then a barrier: the time to its reply.

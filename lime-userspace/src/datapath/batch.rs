@@ -1,5 +1,5 @@
-//! Batched map writes: `BPF_MAP_UPDATE_BATCH` and `BPF_MAP_DELETE_BATCH`, which aya
-//! 0.14 does not wrap. A large flow-mod batch writes one program and one bucket per
+//! Batched map writes and reads: `BPF_MAP_UPDATE_BATCH`, `BPF_MAP_DELETE_BATCH` and
+//! `BPF_MAP_LOOKUP_BATCH`, which aya 0.14 does not wrap. A large flow-mod batch writes one program and one bucket per
 //! rule; one system call per element was a third of the time to BARRIER_REPLY, one per
 //! few thousand elements is noise.
 //!
@@ -10,7 +10,9 @@
 //! did.
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// `BPF_MAP_UPDATE_BATCH` (include/uapi/linux/bpf.h, `enum bpf_cmd`).
+/// `BPF_MAP_LOOKUP_BATCH` (include/uapi/linux/bpf.h, `enum bpf_cmd`).
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+/// `BPF_MAP_UPDATE_BATCH`.
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 /// `BPF_MAP_DELETE_BATCH`.
 const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
@@ -48,14 +50,19 @@ fn call(
         map_fd: u32::try_from(map.as_raw_fd()).unwrap_or(u32::MAX),
         ..BatchAttr::default()
     };
+    syscall(cmd, &mut attr)
+}
+
+/// `bpf(cmd, attr)`; on failure, the count the kernel wrote back, and the error.
+fn syscall(cmd: libc::c_long, attr: &mut BatchAttr) -> Result<(), (usize, std::io::Error)> {
     // SAFETY: `attr` is a valid `bpf_attr` prefix for the batch commands (the kernel
-    // zero-extends the rest); `keys` and `values` hold `count` elements of the map's
-    // key and value size (checked by the callers), and outlive the call.
+    // zero-extends the rest); its buffers hold `count` elements of the map's key and
+    // value size (checked by the callers), and outlive the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             cmd,
-            &raw mut attr,
+            std::ptr::from_mut(attr),
             std::mem::size_of::<BatchAttr>(),
         )
     };
@@ -64,6 +71,62 @@ fn call(
     } else {
         Ok(())
     }
+}
+
+/// Read the values of array indices `first..first + count` into `values` (the map's
+/// value size each, per-CPU values as the kernel lays them out: `value_size` is the
+/// whole element's), in calls of at most [`MAX_BATCH`] elements.
+///
+/// # Errors
+/// The index that failed (or was past the end of the array), and why.
+pub fn lookup_array(
+    map: BorrowedFd<'_>,
+    first: u32,
+    count: usize,
+    value_size: usize,
+    values: &mut Vec<u8>,
+) -> Result<(), (usize, std::io::Error)> {
+    values.clear();
+    values.resize(count * value_size, 0);
+    let mut keys = vec![0u8; MAX_BATCH.min(count) * 4];
+    let mut done = 0;
+    // The kernel resumes after the key in `in_batch` (none: from index 0) and writes
+    // the last key it read to `out_batch`.
+    let mut prev = first.wrapping_sub(1);
+    let mut next = 0u32;
+    while done < count {
+        let n = MAX_BATCH.min(count - done);
+        let mut attr = BatchAttr {
+            in_batch: if done == 0 && first == 0 {
+                0
+            } else {
+                std::ptr::from_ref(&prev) as u64
+            },
+            out_batch: std::ptr::from_mut(&mut next) as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values[done * value_size..].as_mut_ptr() as u64,
+            count: u32::try_from(n).unwrap_or(u32::MAX),
+            map_fd: u32::try_from(map.as_raw_fd()).unwrap_or(u32::MAX),
+            ..BatchAttr::default()
+        };
+        let r = syscall(BPF_MAP_LOOKUP_BATCH, &mut attr);
+        let got = attr.count as usize;
+        match r {
+            Ok(()) if got == n => {}
+            // The end of the array, reached with the last element asked for.
+            Err((_, e)) if got == n && e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err((_, e)) => return Err((done + got, e)),
+            Ok(()) => {
+                return Err((
+                    done + got,
+                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                ));
+            }
+        }
+        done += n;
+        prev = next;
+    }
+    Ok(())
 }
 
 /// Append the bytes of a plain-data value (a key or value of a batch) to `out`.

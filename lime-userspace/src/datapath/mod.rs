@@ -500,10 +500,8 @@ impl Datapath {
     /// Returns the final counters of the datapath rules retired.
     pub fn reclaim_upto(&mut self, vswitch: u16, upto: u32) -> Result<Retired, DatapathError> {
         let (ops, retired) = self.store.reclaim_upto(vswitch, upto);
-        let mut finals = Vec::with_capacity(retired.len());
-        for id in retired {
-            finals.push((id, self.kernel.rule_stats(id)?));
-        }
+        let stats = self.kernel.rule_stats_many(&retired)?;
+        let finals = retired.into_iter().zip(stats).collect();
         self.kernel.apply(&ops)?;
         Ok(finals)
     }
@@ -511,6 +509,12 @@ impl Datapath {
     /// Counters of a datapath rule.
     pub fn rule_stats(&self, rule_id: u32) -> Result<RuleStats, DatapathError> {
         self.kernel.rule_stats(rule_id)
+    }
+
+    /// Counters of several datapath rules, in their order (one batched read when they
+    /// are many).
+    pub fn rule_stats_many(&self, rule_ids: &[u32]) -> Result<Vec<RuleStats>, DatapathError> {
+        self.kernel.rule_stats_many(rule_ids)
     }
 
     /// Counters of a port.

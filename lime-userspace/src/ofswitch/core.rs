@@ -817,6 +817,8 @@ impl Core {
             let mut due = Vec::new();
             {
                 let v = &self.vswitches[vi];
+                // Entries whose counters are due for a read: (id, when added, idle ns).
+                let mut read: Vec<(u64, u64, u64)> = Vec::new();
                 for e in v.table.entries() {
                     let (idle, hard) = (e.rule.idle_timeout, e.rule.hard_timeout);
                     if idle == 0 && hard == 0 {
@@ -827,23 +829,23 @@ impl Core {
                         expired.push((e.id, Why::HardTimeout));
                         continue;
                     }
-                    if idle != 0 {
-                        // Counters are read only when due (one read per copy each).
-                        if v.idle_due.get(&e.id).is_some_and(|&t| now < t) {
-                            continue;
-                        }
+                    // Counters are read only when due.
+                    if idle != 0 && v.idle_due.get(&e.id).is_none_or(|&t| now >= t) {
                         let added_ns =
                             now.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
-                        let last = match v.table.stats(&self.fabric, e.id) {
-                            Ok(st) => st.last_hit_ns.max(added_ns),
-                            Err(_) => continue,
-                        };
-                        let idle_ns = u64::from(idle) * 1_000_000_000;
-                        if now.saturating_sub(last) >= idle_ns {
-                            expired.push((e.id, Why::IdleTimeout));
-                        } else {
-                            due.push((e.id, next_idle_read(last, idle_ns, now)));
-                        }
+                        read.push((e.id, added_ns, u64::from(idle) * 1_000_000_000));
+                    }
+                }
+                let ids: Vec<u64> = read.iter().map(|r| r.0).collect();
+                // All due entries in one batched read per physical switch; should that
+                // fail, none is judged idle on this sweep.
+                let stats = v.table.stats_many(&self.fabric, &ids).unwrap_or_default();
+                for ((id, added_ns, idle_ns), st) in read.into_iter().zip(stats) {
+                    let last = st.last_hit_ns.max(added_ns);
+                    if now.saturating_sub(last) >= idle_ns {
+                        expired.push((id, Why::IdleTimeout));
+                    } else {
+                        due.push((id, next_idle_read(last, idle_ns, now)));
                     }
                 }
             }
@@ -1197,6 +1199,17 @@ impl Core {
             .unwrap_or_default()
     }
 
+    /// [`Self::entry_stats`] of each of `entries`, read together (one batched read per
+    /// physical switch); if that fails, one by one, so one unreadable entry reads zero
+    /// alone.
+    fn entries_stats(&self, vi: usize, entries: &[&FlowEntry]) -> Vec<RuleStats> {
+        let ids: Vec<u64> = entries.iter().map(|e| e.id).collect();
+        self.vswitches[vi]
+            .table
+            .stats_many(&self.fabric, &ids)
+            .unwrap_or_else(|_| entries.iter().map(|e| self.entry_stats(vi, e)).collect())
+    }
+
     fn multipart(
         &self,
         vi: usize,
@@ -1213,9 +1226,12 @@ impl Core {
                 dp_desc: format!("{} (tenant {})", v.name, v.tenant),
             })),
             MultipartRequestBody::Flow(req) => {
-                let stats: Vec<FlowStats> = Self::selected(v, req)
-                    .map(|e| {
-                        let st = self.entry_stats(vi, e);
+                let entries: Vec<&FlowEntry> = Self::selected(v, req).collect();
+                let counters = self.entries_stats(vi, &entries);
+                let stats: Vec<FlowStats> = entries
+                    .into_iter()
+                    .zip(counters)
+                    .map(|(e, st)| {
                         let (duration_sec, duration_nsec) = duration_parts(e.added.elapsed());
                         FlowStats {
                             table_id: e.rule.table,
@@ -1241,8 +1257,8 @@ impl Core {
                     byte_count: 0,
                     flow_count: 0,
                 };
-                for e in Self::selected(v, req) {
-                    let st = self.entry_stats(vi, e);
+                let entries: Vec<&FlowEntry> = Self::selected(v, req).collect();
+                for st in self.entries_stats(vi, &entries) {
                     agg.packet_count += st.packets;
                     agg.byte_count += st.bytes;
                     agg.flow_count += 1;
@@ -1258,10 +1274,11 @@ impl Core {
                         matched_count: 0,
                     })
                     .collect();
-                for e in v.table.entries() {
+                let entries: Vec<&FlowEntry> = v.table.entries().collect();
+                for (e, st) in entries.iter().zip(self.entries_stats(vi, &entries)) {
                     if let Some(t) = tables.get_mut(usize::from(e.rule.table)) {
                         t.active_count += 1;
-                        t.matched_count += self.entry_stats(vi, e).packets;
+                        t.matched_count += st.packets;
                     }
                 }
                 // The datapath counts hits per rule, not lookups per table: a lookup
@@ -1333,10 +1350,11 @@ impl Core {
             .position(|v| v.name == name)
             .ok_or_else(|| format!("no virtual switch {name:?}"))?;
         let v = &self.vswitches[vi];
-        let mut out: Vec<FlowDump> = v
-            .table
-            .entries()
-            .map(|e| FlowDump::new(e, self.entry_stats(vi, e)))
+        let entries: Vec<&FlowEntry> = v.table.entries().collect();
+        let mut out: Vec<FlowDump> = entries
+            .iter()
+            .zip(self.entries_stats(vi, &entries))
+            .map(|(e, st)| FlowDump::new(e, st))
             .collect();
         out.sort_by(|a, b| {
             a.table
