@@ -265,6 +265,11 @@ impl VirtualSwitch {
         self.entries.values().map(|e| &**e)
     }
 
+    /// Entries with ids from `id` on, by id.
+    pub fn entries_from(&self, id: u64) -> impl Iterator<Item = &FlowEntry> {
+        self.entries.range(id..).map(|(_, e)| &**e)
+    }
+
     /// How many entries there are.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -16,12 +16,14 @@
 //! asked for while one runs wait their turn; a clean stop finishes the active one (and
 //! refuses those still waiting).
 //!
-//! Timeouts: every [`SWEEP`] the core looks for entries whose hard timeout passed
-//! (their age alone says) and reads the counters of the idle-timeout entries that are
-//! due: an entry is due when its timeout would run out if nothing hit it since the
-//! last read, or a tenth of the timeout after that read (between [`SWEEP`] and
-//! [`IDLE_READ_MAX`]), whichever is first — so thousands of idle entries cost a read
-//! each per second at most, not one per sweep, and expire at most that late.
+//! Timeouts: every [`SWEEP`] the core looks at the entries with timeouts that are due
+//! (a heap by time, [`super::timers`], not a walk of the table): an entry whose hard
+//! timeout passed (its age alone says) expires; an idle-timeout entry's counters are
+//! read (all due entries' in one batched read), and it is due again when its timeout
+//! would run out if nothing hit it since, or a tenth of the timeout later (between
+//! [`SWEEP`] and [`IDLE_READ_MAX`]), whichever is first — so thousands of idle entries
+//! cost a read each per second at most, not one per sweep, and expire at most that
+//! late.
 //!
 //! Consecutive FLOW_MODs of one virtual switch waiting in the channel are applied as one
 //! batch (one datapath version): ordering inside the batch is kept, each failing
@@ -814,46 +816,66 @@ impl Core {
         let now = now_mono_ns();
         for vi in 0..self.vswitches.len() {
             let mut expired: Vec<(u64, Why)> = Vec::new();
-            let mut due = Vec::new();
-            {
-                let v = &self.vswitches[vi];
-                // Entries whose counters are due for a read: (id, when added, idle ns).
-                let mut read: Vec<(u64, u64, u64)> = Vec::new();
-                for e in v.table.entries() {
-                    let (idle, hard) = (e.rule.idle_timeout, e.rule.hard_timeout);
-                    if idle == 0 && hard == 0 {
-                        continue;
-                    }
-                    let age = e.added.elapsed();
-                    if hard != 0 && age >= Duration::from_secs(u64::from(hard)) {
-                        expired.push((e.id, Why::HardTimeout));
-                        continue;
-                    }
-                    // Counters are read only when due.
-                    if idle != 0 && v.idle_due.get(&e.id).is_none_or(|&t| now >= t) {
-                        let added_ns =
-                            now.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
-                        read.push((e.id, added_ns, u64::from(idle) * 1_000_000_000));
-                    }
-                }
-                let ids: Vec<u64> = read.iter().map(|r| r.0).collect();
-                // All due entries in one batched read per physical switch; should that
-                // fail, none is judged idle on this sweep.
-                let stats = v.table.stats_many(&self.fabric, &ids).unwrap_or_default();
-                for ((id, added_ns, idle_ns), st) in read.into_iter().zip(stats) {
-                    let last = st.last_hit_ns.max(added_ns);
-                    if now.saturating_sub(last) >= idle_ns {
-                        expired.push((id, Why::IdleTimeout));
-                    } else {
-                        due.push((id, next_idle_read(last, idle_ns, now)));
-                    }
+            let v = &mut self.vswitches[vi];
+            let sweep_at = Instant::now();
+            // When entry `e` was added, in CLOCK_MONOTONIC ns (the clock of `now`).
+            let added_ns = |e: &FlowEntry| {
+                let age = sweep_at.saturating_duration_since(e.added);
+                now.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX))
+            };
+            let timed = |e: &FlowEntry| e.rule.idle_timeout != 0 || e.rule.hard_timeout != 0;
+            // New entries are looked at on this sweep (an idle one's counters read at
+            // once); now and then every entry, for any that joined with an older id.
+            let full = v.timers.full_look_due();
+            let from = if full { 0 } else { v.timers.upto() };
+            for e in v.table.entries_from(from).filter(|e| timed(e)) {
+                v.timers.schedule_new(e.id, now);
+            }
+            v.timers.offered_upto(v.table.next_id());
+            if full {
+                let table = &v.table;
+                v.timers.full_look_done(|id| table.entry(id).is_some());
+            }
+            // Entries due: expired by their hard timeout, or their counters to read:
+            // (id, when added, idle ns, hard deadline).
+            let mut read: Vec<(u64, u64, u64, u64)> = Vec::new();
+            for id in v.timers.take_due(now) {
+                let Some(e) = v.table.entry(id) else { continue };
+                let (idle, hard) = (e.rule.idle_timeout, e.rule.hard_timeout);
+                let added = added_ns(e);
+                let hard_at = if hard == 0 {
+                    u64::MAX
+                } else {
+                    added.saturating_add(u64::from(hard) * 1_000_000_000)
+                };
+                if now >= hard_at {
+                    expired.push((id, Why::HardTimeout));
+                } else if idle != 0 {
+                    read.push((id, added, u64::from(idle) * 1_000_000_000, hard_at));
+                } else if hard != 0 {
+                    v.timers.schedule(id, hard_at);
                 }
             }
-            let v = &mut self.vswitches[vi];
-            v.idle_due.extend(due);
-            if v.idle_due.len() > 2 * v.table.len() + 64 {
-                let table = &v.table;
-                v.idle_due.retain(|id, _| table.entry(*id).is_some());
+            let ids: Vec<u64> = read.iter().map(|r| r.0).collect();
+            // All due entries in one batched read per physical switch; should that
+            // fail, none is judged idle on this sweep (each is read again at the next).
+            match v.table.stats_many(&self.fabric, &ids) {
+                Ok(stats) => {
+                    for ((id, added, idle_ns, hard_at), st) in read.into_iter().zip(stats) {
+                        let last = st.last_hit_ns.max(added);
+                        if now.saturating_sub(last) >= idle_ns {
+                            expired.push((id, Why::IdleTimeout));
+                        } else {
+                            v.timers
+                                .schedule(id, next_idle_read(last, idle_ns, now).min(hard_at));
+                        }
+                    }
+                }
+                Err(_) => {
+                    for (id, ..) in read {
+                        v.timers.schedule(id, now);
+                    }
+                }
             }
             if expired.is_empty() {
                 continue;
@@ -867,7 +889,13 @@ impl Core {
             );
             match removed {
                 Ok(()) => migrate::batch_published(migration),
-                Err(e) => eprintln!("lime: {}: expiring entries failed: {e}", v.name),
+                Err(e) => {
+                    eprintln!("lime: {}: expiring entries failed: {e}", v.name);
+                    // Looked at again on the next sweep.
+                    for (id, _) in &expired {
+                        v.timers.schedule(*id, now);
+                    }
+                }
             }
             // FLOW_REMOVED once their version is reclaimed (the reclaim tick).
             self.notify_removed(vi);

@@ -81,6 +81,7 @@ pub mod features;
 pub mod link;
 pub mod state;
 pub mod status;
+pub mod timers;
 pub mod translate;
 
 pub use dump::FlowDump;

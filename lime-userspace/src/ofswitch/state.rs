@@ -150,9 +150,9 @@ pub struct VswitchOf {
     /// While fail-standalone is active: the learned MAC → port table and the id of the
     /// table-miss entry the core installed.
     pub standalone: Option<Standalone>,
-    /// Entries with an idle timeout: when (CLOCK_MONOTONIC ns) the sweep next reads
-    /// their counters (see the core's `sweep`). An entry not listed is read at once.
-    pub idle_due: crate::FastMap<u64, u64>,
+    /// When the sweep looks at each entry with a timeout next (see the core's
+    /// `sweep`).
+    pub timers: super::timers::Timers,
 }
 
 /// Fail-standalone state: the core itself acts as a learning switch.
@@ -184,7 +184,7 @@ impl VswitchOf {
             conns: BTreeMap::new(),
             table: VirtualSwitch::new(&spec.name),
             standalone: None,
-            idle_due: crate::FastMap::default(),
+            timers: super::timers::Timers::default(),
         }
     }
 
