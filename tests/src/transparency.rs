@@ -2005,14 +2005,7 @@ pub fn mark_rule(k: u16, modify: bool) -> Message {
 
 /// Every entry of every table.
 fn all_entries() -> FlowStatsRequest {
-    FlowStatsRequest {
-        table_id: of::consts::table::ALL,
-        out_port: port::ANY,
-        out_group: group::ANY,
-        cookie: 0,
-        cookie_mask: 0,
-        r#match: of::Match::new(vec![]),
-    }
+    FlowStatsRequest::default()
 }
 
 /// Flow stats of every entry.

@@ -6,8 +6,7 @@
 use std::{net::Ipv4Addr, time::Duration};
 
 use lime_openflow::{
-    self as of, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
-    consts::{group, port, table},
+    Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
     multipart::flow::FlowStatsRequest,
 };
 use lime_tests::{
@@ -74,14 +73,7 @@ fn fill(f: &mut Fabric) -> usize {
 
 fn flow_packets(c: &mut ScriptedController) -> Vec<(u64, u64)> {
     let req = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
-        FlowStatsRequest {
-            table_id: table::ALL,
-            out_port: port::ANY,
-            out_group: group::ANY,
-            cookie: 0,
-            cookie_mask: 0,
-            r#match: of::Match::new(vec![]),
-        },
+        FlowStatsRequest::default(),
     )));
     let mut v = Vec::new();
     for m in c.request(&req, T).expect("flow stats") {

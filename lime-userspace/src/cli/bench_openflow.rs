@@ -63,7 +63,7 @@ pub struct OpenflowArgs {
     idle_entries: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Sample {
     bench: &'static str,
     /// Flow-mods in the batch, or packets sent.
@@ -321,14 +321,7 @@ fn flow_mods(c: &mut ScriptedController, n: usize, json: bool) -> anyhow::Result
 /// part of its reply, which carries every entry's counters.
 fn flow_stats(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
     let req = Message::MultipartRequest(of::MultipartRequest::new(of::MultipartRequestBody::Flow(
-        of::multipart::flow::FlowStatsRequest {
-            table_id: table::ALL,
-            out_port: port::ANY,
-            out_group: group::ANY,
-            cookie: 0,
-            cookie_mask: 0,
-            r#match: of::Match::new(vec![]),
-        },
+        of::multipart::flow::FlowStatsRequest::default(),
     )));
     let cpu = threads_cpu(&SWITCH_THREADS);
     let start = Instant::now();
@@ -353,12 +346,8 @@ fn flow_stats(c: &mut ScriptedController, n: usize) -> anyhow::Result<Sample> {
         count: n,
         seconds,
         per_second: n as f64 / seconds,
-        received: None,
-        matched: None,
-        sent_per_second: None,
         cpu_seconds: Some(cpu_seconds),
-        sys_seconds: None,
-        minor_faults: None,
+        ..Sample::default()
     })
 }
 
