@@ -1,7 +1,9 @@
 //! Batched map writes and reads: `BPF_MAP_UPDATE_BATCH`, `BPF_MAP_DELETE_BATCH` and
-//! `BPF_MAP_LOOKUP_BATCH`, which aya 0.14 does not wrap. A large flow-mod batch writes one program and one bucket per
-//! rule; one system call per element was a third of the time to BARRIER_REPLY, one per
-//! few thousand elements is noise.
+//! `BPF_MAP_LOOKUP_BATCH`, which aya 0.14 does not wrap. A large flow-mod batch writes
+//! one program and one bucket per rule; one system call per element was a third of the
+//! time to BARRIER_REPLY, one per few thousand elements is noise. A flow-stats reply
+//! or an idle sweep reads the counters of thousands of rules: [`lookup_array`] reads
+//! the id range they span, a few thousand per call.
 //!
 //! The kernel applies a batch element by element, in order (so a batch means exactly
 //! what the same writes one by one mean), and on an error reports how many it applied;

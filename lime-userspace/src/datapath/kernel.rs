@@ -873,7 +873,6 @@ fn keys<K: aya::Pod>(run: &[MapOp], buf: &mut batch::Staging, f: impl Fn(&MapOp)
     }
 }
 
-/// A map's file descriptor, for the batch calls.
 /// [`Kernel::rule_stats_many`] reads one id range when asked for at least this many
 /// ids...
 const RANGE_READ_MIN: usize = 16;
@@ -881,6 +880,7 @@ const RANGE_READ_MIN: usize = 16;
 /// than a system call of its own).
 const RANGE_READ_SPARSEST: usize = 50;
 
+/// A map's file descriptor, for the batch calls.
 fn fd<K: aya::Pod, V>(map: &impl IterableMap<K, V>) -> BorrowedFd<'_> {
     map.map().fd().as_fd()
 }
