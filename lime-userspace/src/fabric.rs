@@ -1580,15 +1580,7 @@ impl Fabric {
 
     /// A rule's counters summed over every physical switch.
     pub fn rule_stats(&self, rule: &Installed) -> Result<RuleStats, FabricError> {
-        let mut total = RuleStats::default();
-        for (sw, rid) in &rule.ids {
-            let dp = self.datapaths.get(sw).ok_or_else(|| FabricError::Unknown {
-                kind: "switch",
-                name: sw.clone(),
-            })?;
-            total = total.merge(dp.rule_stats(*rid).map_err(dp_err(sw))?);
-        }
-        Ok(total)
+        Ok(self.rule_stats_many(&[rule])?[0])
     }
 
     /// The counters of several rules, each summed over every physical switch, in

@@ -288,20 +288,15 @@ impl VirtualSwitch {
         self.entries.get(&id).map(|e| &**e)
     }
 
-    /// An entry's counters: what it counted before its last modify plus what its current
-    /// datapath rules counted on every physical switch.
+    /// An entry's counters (see [`Self::stats_many`]).
     pub fn stats(&self, fabric: &Fabric, id: u64) -> Result<RuleStats, FabricError> {
-        let Some(e) = self.entries.get(&id) else {
-            return Ok(RuleStats::default());
-        };
-        Ok(self
-            .settled_base(fabric, id)?
-            .merge(fabric.rule_stats(&e.installed)?))
+        Ok(self.stats_many(fabric, &[id])?[0])
     }
 
-    /// The counters of several entries, in their order, as [`Self::stats`] reads each
-    /// (an unknown id reads zero): one batched read per physical switch for all of
-    /// them (a flow-stats reply, a dump).
+    /// The counters of several entries, in their order: each what it counted before its
+    /// last modify, plus what the rules its modifies replaced and its current datapath
+    /// rules counted on every physical switch (an unknown id reads zero). One batched
+    /// read per physical switch for all of them (a flow-stats reply, a dump).
     pub fn stats_many(&self, fabric: &Fabric, ids: &[u64]) -> Result<Vec<RuleStats>, FabricError> {
         // Every datapath rule an entry counts on (its retiring ones and its current
         // one), with the entry's index.

@@ -3,6 +3,8 @@
 //! them; deleting keys that are not there is no error and does not stop the deletes
 //! after them; a write the kernel refuses names the element. Batched counter reads
 //! (`BPF_MAP_LOOKUP_BATCH`) read what one read per rule reads.
+use std::net::Ipv4Addr;
+
 use lime_common::{
     action::RuleProgram,
     flow::{Bucket, FlowKey, MaskListKey, RuleKey},
@@ -11,6 +13,7 @@ use lime_tests::{TestDatapath, VSW, kernel_lock, require_root, run};
 use lime_userspace::{
     datapath::store::MapOp,
     flow::{Action, Instructions, Masked, Match, Rule},
+    traffic::frame::{UdpFlow, udp_frame},
 };
 
 fn key(mask_id: u32, byte: u8) -> RuleKey {
@@ -143,16 +146,16 @@ fn batched_writes_equal_single_writes() {
 
 /// An IPv4 UDP frame of `len` bytes to 10.0.0.`dst`.
 fn udp_to(dst: u8, len: usize) -> Vec<u8> {
-    let mut f = vec![0u8; len];
-    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&u16::try_from(len - 14).unwrap_or(0).to_be_bytes());
-    f[23] = 17;
-    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
-    f[30..34].copy_from_slice(&[10, 0, 0, dst]);
-    f
+    let flow = UdpFlow {
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+        src: Ipv4Addr::new(10, 0, 0, 1).into(),
+        dst: Ipv4Addr::new(10, 0, 0, dst).into(),
+        sport: 1000,
+        dport: 2000,
+        dscp: 0,
+    };
+    udp_frame(&flow, len).expect("frame")
 }
 
 #[test]
@@ -170,7 +173,7 @@ fn batched_counter_reads_equal_single_reads() {
                 10,
                 Match {
                     eth_type: Some(0x0800),
-                    ipv4_dst: Some(Masked::exact(std::net::Ipv4Addr::new(10, 0, 0, i))),
+                    ipv4_dst: Some(Masked::exact(Ipv4Addr::new(10, 0, 0, i))),
                     ..Match::default()
                 },
                 Instructions::apply(vec![Action::output(3)]),

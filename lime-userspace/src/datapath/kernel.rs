@@ -605,20 +605,19 @@ impl Kernel {
             |(i, e)| kerr("reading rule counters")(format!("id {}: {e}", lo as usize + i)),
         )?;
         let now = super::hits::mono_ns();
+        let mut per_cpu = Vec::with_capacity(self.cpus);
         Ok(ids
             .iter()
             .map(|&id| {
                 let at = (id - lo) as usize * elem;
-                let RuleCounters { packets, bytes } = buf[at..at + elem]
-                    .chunks_exact(elem / self.cpus)
-                    .map(|c| RuleCounters {
-                        packets: u64::from_ne_bytes(c[..8].try_into().expect("8 bytes")),
-                        bytes: u64::from_ne_bytes(c[8..16].try_into().expect("8 bytes")),
-                    })
-                    .fold(RuleCounters::default(), |a, c| RuleCounters {
-                        packets: a.packets + c.packets,
-                        bytes: a.bytes + c.bytes,
-                    });
+                per_cpu.clear();
+                per_cpu.extend(buf[at..at + elem].chunks_exact(elem / self.cpus).map(|c| {
+                    // SAFETY: `c` holds one CPU's value as the kernel wrote it, at
+                    // least `size_of::<RuleCounters>()` bytes; RuleCounters is plain
+                    // data (lime-common's `abi_type!`); the read is unaligned.
+                    unsafe { std::ptr::read_unaligned(c.as_ptr().cast::<RuleCounters>()) }
+                }));
+                let RuleCounters { packets, bytes } = RuleCounters::sum(&per_cpu);
                 RuleStats {
                     packets,
                     bytes,

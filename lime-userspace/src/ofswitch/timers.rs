@@ -48,12 +48,6 @@ impl Timers {
         }
     }
 
-    /// Whether entry `id` is scheduled.
-    #[must_use]
-    pub fn is_scheduled(&self, id: u64) -> bool {
-        self.at.contains_key(&id)
-    }
-
     /// The lowest entry id not yet offered to [`Self::schedule_new`] by id.
     #[must_use]
     pub const fn upto(&self) -> u64 {
@@ -99,15 +93,9 @@ impl Timers {
     }
 
     /// Scheduled entries.
-    #[must_use]
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.at.len()
-    }
-
-    /// Whether none is scheduled.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
     }
 }
 
@@ -125,8 +113,8 @@ mod tests {
         assert_eq!(t.take_due(5), Vec::<u64>::new());
         assert_eq!(t.take_due(30), vec![2, 3, 1]);
         assert_eq!(t.take_due(30), Vec::<u64>::new());
-        assert!(!t.is_scheduled(1) && t.is_scheduled(4));
         assert_eq!(t.len(), 1);
+        assert_eq!(t.take_due(u64::MAX), vec![4], "only the later one is left");
     }
 
     #[test]
