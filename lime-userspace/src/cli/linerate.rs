@@ -44,6 +44,13 @@
 //!   the order swapped every round; LIME steps aside by marking the two ports as not
 //!   its own in the port map, so its TC program leaves their skbs to the bridge):
 //!   the medians compare the two with the lab, the offloads and the time the same.
+//! - `lime-vs-floor`: UDP only, 64-byte frames: `floor`, `lime-1k`, `floor-tunnel` and
+//!   `lime-tunnel` in four labs up side by side, taking turns (`--udp-rounds` rounds,
+//!   each round one run of each path with 1 sender thread and one with 2, the order
+//!   turned by one path every round). A machine of this kind drifts by 10% and more
+//!   over the minutes a whole run takes, as much as the targets' margins; the ratios
+//!   printed for this path are medians of the rounds' own ratios, whose two runs were
+//!   seconds apart.
 //!
 //! Redirected frames only enter a veth whose peer runs XDP, so for the bridge and plain
 //! OVS, h1's switch port runs `lime_pass` during the UDP part (LIME, the floor and OVS's
@@ -80,7 +87,7 @@ use serde_json::json;
 use super::{ovs::Ovs, ovs::ovs_flow, plot};
 
 /// Every path, in the order measured.
-pub const PATHS: [&str; 13] = [
+pub const PATHS: [&str; 14] = [
     "floor",
     "floor-tunnel",
     "lime-1",
@@ -94,6 +101,7 @@ pub const PATHS: [&str; 13] = [
     "ovs-afxdp",
     "ovs",
     "tc-vs-bridge",
+    "lime-vs-floor",
 ];
 
 /// Seed of the benchmark rule sets (shared with `lime bench datapath`).
@@ -138,6 +146,11 @@ pub struct LinerateArgs {
     /// bridge, in the same lab).
     #[arg(long, default_value_t = 5)]
     tcp_rounds: usize,
+    /// Rounds of `lime-vs-floor` (each one 64-byte UDP run of floor, lime-1k,
+    /// floor-tunnel and lime-tunnel with 1 sender thread and one with 2, in four labs
+    /// up side by side).
+    #[arg(long, default_value_t = 5)]
+    udp_rounds: usize,
 }
 
 /// One UDP measurement.
@@ -160,6 +173,8 @@ struct Results {
     unavailable: Vec<(String, String, String)>,
     /// `tc-vs-bridge`: TCP Gbit/s of LIME in TC mode and of the bridge, round by round.
     alternated: Option<(Vec<f64>, Vec<f64>)>,
+    /// `lime-vs-floor`: 64-byte Mpps by (path, sender threads), round by round.
+    rounds: BTreeMap<(String, usize), Vec<f64>>,
 }
 
 impl Results {
@@ -182,6 +197,7 @@ struct Ctx {
     udp_time: Duration,
     tcp_secs: u32,
     tcp_rounds: usize,
+    udp_rounds: usize,
     pings: usize,
     flows: usize,
     rate: Option<f64>,
@@ -220,6 +236,7 @@ pub fn run(args: &LinerateArgs) -> anyhow::Result<ExitCode> {
         })),
         tcp_secs: if args.quick { 1 } else { 3 },
         tcp_rounds: args.tcp_rounds.max(1),
+        udp_rounds: args.udp_rounds.max(1),
         pings: if args.quick { 200 } else { 1000 },
         flows: args.flows,
         rate: args.rate,
@@ -655,6 +672,7 @@ fn run_path(ctx: &Ctx, path: &str, res: &mut Results) -> anyhow::Result<()> {
         "ovs-afxdp" => ovs(ctx, res, &rules_1k, "ovs-afxdp", "afxdp"),
         "ovs" => ovs(ctx, res, &rules_1k, "ovs", "system"),
         "tc-vs-bridge" => tc_vs_bridge(ctx, res, &rules_1k),
+        "lime-vs-floor" => lime_vs_floor(ctx, res, &rules_1k),
         lime => lime_path(ctx, res, &rules_1k, lime),
     }
 }
@@ -667,42 +685,65 @@ fn run_path(ctx: &Ctx, path: &str, res: &mut Results) -> anyhow::Result<()> {
 /// program (to receive redirected frames).
 fn floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], tunnel: bool) -> anyhow::Result<()> {
     let path = if tunnel { "floor-tunnel" } else { "floor" };
-    let dst = if tunnel { "h3" } else { "h2" };
-    let lab = Lab::up(&topology(&ctx.lab, tunnel, false)?)?;
-    let state = lab.state().clone();
-    let e = ends(&state, dst)?;
-    prepare(&state, &e)?;
-    let pins = ctx.pin_root.join(path);
-    let _pins = RemoveOnDrop(pins.clone());
-    let p1 = state.host_port("h1").context("h1 port")?;
-    let pd = state.host_port(dst).context("destination port")?;
-    let hops = if tunnel {
-        let u1 = state
-            .underlay_port("s1", "s2")
-            .context("s1 underlay port")?;
-        let u2 = state
-            .underlay_port("s2", "s1")
-            .context("s2 underlay port")?;
-        vec![(p1, u1), (u2, pd), (pd, u2), (u1, p1)]
-    } else {
-        vec![(p1, pd), (pd, p1)]
-    };
-    // One object per hop and direction: each has its own floor target.
-    let mut loaded = Vec::new();
-    for (i, (from, to)) in hops.into_iter().enumerate() {
-        let name = format!("floor-{i}");
-        let mut dp = lime_userspace::datapath::Datapath::load(&name, Some(&from.netns), &pins)?;
-        dp.kernel_mut().set_floor_target(to.ifindex)?;
-        dp.attach_floor(&from.ifname, from.ifindex)?;
-        loaded.push(dp);
-    }
-    udp_runs(ctx, path, &e, rules_1k, true, None, res)?;
+    let f = FloorLab::up(&ctx.lab, ctx.pin_root.join(path), tunnel)?;
+    let e = &f.e;
+    udp_runs(ctx, path, e, rules_1k, true, None, res)?;
     let _pass = PassGuard::attach(
         &[(&e.src_ns, HOST_IFNAME), (&e.dst_ns, HOST_IFNAME)],
-        &pins,
+        &f.pins.0,
         "pass",
     )?;
-    tcp_runs(ctx, path, &e, None, res)
+    tcp_runs(ctx, path, e, None, res)
+}
+
+/// A lab with `lime_floor` on each hop of `floor` or `floor-tunnel` (see [`floor`]).
+struct FloorLab {
+    e: Ends,
+    // Dropped in this order: the programs, their pins, the lab.
+    _loaded: Vec<lime_userspace::datapath::Datapath>,
+    pins: RemoveOnDrop,
+    _lab: Lab,
+}
+
+impl FloorLab {
+    /// Lab `lab` (see [`topology`]) with the floor programs pinned under `pins`.
+    fn up(lab: &str, pins: PathBuf, tunnel: bool) -> anyhow::Result<Self> {
+        let dst = if tunnel { "h3" } else { "h2" };
+        let lab = Lab::up(&topology(lab, tunnel, false)?)?;
+        let pins = RemoveOnDrop(pins);
+        let state = lab.state();
+        let e = ends(state, dst)?;
+        prepare(state, &e)?;
+        let p1 = state.host_port("h1").context("h1 port")?;
+        let pd = state.host_port(dst).context("destination port")?;
+        let hops = if tunnel {
+            let u1 = state
+                .underlay_port("s1", "s2")
+                .context("s1 underlay port")?;
+            let u2 = state
+                .underlay_port("s2", "s1")
+                .context("s2 underlay port")?;
+            vec![(p1, u1), (u2, pd), (pd, u2), (u1, p1)]
+        } else {
+            vec![(p1, pd), (pd, p1)]
+        };
+        // One object per hop and direction: each has its own floor target.
+        let mut loaded = Vec::new();
+        for (i, (from, to)) in hops.into_iter().enumerate() {
+            let name = format!("floor-{i}");
+            let mut dp =
+                lime_userspace::datapath::Datapath::load(&name, Some(&from.netns), &pins.0)?;
+            dp.kernel_mut().set_floor_target(to.ifindex)?;
+            dp.attach_floor(&from.ifname, from.ifindex)?;
+            loaded.push(dp);
+        }
+        Ok(Self {
+            e,
+            _loaded: loaded,
+            pins,
+            _lab: lab,
+        })
+    }
 }
 
 /// TCP through LIME in TC mode and through a Linux bridge on the same two ports of one
@@ -758,6 +799,84 @@ fn tc_vs_bridge(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Resu
     }
     own_ports(dp, &ports, &infos, true)?;
     res.alternated = Some((lime, bridge));
+    Ok(())
+}
+
+/// One of `lime-vs-floor`'s labs, kept up while the others take their turns.
+enum Turn {
+    Floor(Box<FloorLab>),
+    Lime(Box<LimeLab>),
+}
+
+/// The paths `lime-vs-floor` takes turns with, in the order of its first round.
+const VS_FLOOR: [&str; 4] = ["floor", "lime-1k", "floor-tunnel", "lime-tunnel"];
+
+/// 64-byte UDP through the floor, LIME, the floor's two hops and LIME's tunnel in four
+/// labs up side by side, taking turns (see the module docs).
+fn lime_vs_floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Result<()> {
+    // Each lab with its generator and sink (dropped before the lab).
+    let mut labs: Vec<(Generator, Sink, Turn)> = Vec::new();
+    for (i, path) in VS_FLOOR.iter().enumerate() {
+        let lab = format!("{}v{i}", ctx.lab);
+        let pins = ctx.pin_root.join(format!("vs-{path}"));
+        let turn = match *path {
+            "floor" | "floor-tunnel" => Turn::Floor(Box::new(FloorLab::up(
+                &lab,
+                pins.clone(),
+                *path == "floor-tunnel",
+            )?)),
+            _ => Turn::Lime(Box::new(LimeLab::up(
+                &lab,
+                &pins.join("fabric"),
+                path,
+                rules_1k,
+            )?)),
+        };
+        let e = match &turn {
+            Turn::Floor(f) => &f.e,
+            Turn::Lime(l) => &l.e,
+        };
+        let traffic = pins.join("traffic");
+        let sink = Sink::attach(&e.dst_ns, HOST_IFNAME, &traffic, "sink")?;
+        let generator = Generator::new(&e.src_ns, HOST_IFNAME, &traffic, "gen")?;
+        labs.push((generator, sink, turn));
+    }
+    let frames = v4_frames(rules_1k, ctx.flows, 64)?;
+    for round in 0..ctx.udp_rounds {
+        for threads in [1, 2] {
+            let cfg = SendConfig {
+                threads,
+                rate_pps: ctx.rate,
+                duration: ctx.udp_time,
+                chunk: ctx.chunk,
+                ..SendConfig::default()
+            };
+            let mut line = Vec::new();
+            // The order turns every round: no path always runs first or after another.
+            for k in 0..VS_FLOOR.len() {
+                let i = (k + round) % VS_FLOOR.len();
+                let (generator, sink, _) = &labs[i];
+                let r = generator.send(&frames, &cfg, &|| sink.received())?;
+                let path = VS_FLOOR[i];
+                ctx.emit(
+                    &json!({"path": "lime-vs-floor", "round": round, "measured": path,
+                    "frame_bytes": 64, "threads": threads, "mpps": r.mpps(),
+                    "sent": r.sent, "received": r.received, "lost": r.lost()}),
+                );
+                line.push(format!("{path} {:.2}", r.mpps()));
+                res.rounds
+                    .entry((path.to_owned(), threads))
+                    .or_default()
+                    .push(r.mpps());
+            }
+            if !ctx.json {
+                println!(
+                    "   round {round}, x{threads} thr, Mpps: {}",
+                    line.join(", ")
+                );
+            }
+        }
+    }
     Ok(())
 }
 
@@ -862,44 +981,14 @@ fn ovs(
 
 fn lime_path(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], path: &str) -> anyhow::Result<()> {
     let tc = path.ends_with("-tc");
-    let base = path.trim_end_matches("-tc");
-    let tunnel = base == "lime-tunnel";
-    let rules = match base {
-        "lime-1" => vec![Rule::new(
-            0,
-            1,
-            Match::default(),
-            Instructions::apply(vec![Action::output(2)]),
-        )],
-        "lime-100k" => rules_over_masks(100_000, 8, SEED),
-        _ => rules_1k.to_vec(),
-    };
-    // The rule sets are IPv4; one IPv6 rule beside them carries the IPv6 row.
-    let mut rules = rules;
-    if path != "lime-1" {
-        rules.push(v6_rule());
-    }
-    let topo = topology(&ctx.lab, tunnel, tc)?;
-    let mut fabric = Fabric::up(&topo, &ctx.pin_root.join(path))?;
-    let state = fabric.lab().state().clone();
-    let e = ends(&state, if tunnel { "h3" } else { "h2" })?;
-    prepare(&state, &e)?;
-    let installed = fabric.install(VS, &rules)?;
-    let dst_ifindex = state
-        .host(if tunnel { "h3" } else { "h2" })
-        .context("dst")?
-        .ifindex;
-    // The destination's veth runs the fabric's pass program; the sink takes its place
-    // for the UDP part.
-    let pass_link = format!("pass-{}-{HOST_IFNAME}", e.dst_ns);
-    let dst_dp = |f: &mut Fabric| -> anyhow::Result<()> {
-        f.datapath(&e.dst_switch)
-            .context("destination switch datapath")?
-            .kernel()
-            .detach(&pass_link)?;
-        Ok(())
-    };
-    dst_dp(&mut fabric)?;
+    let LimeLab {
+        mut fabric,
+        state,
+        e,
+        rules,
+        installed,
+        dst_ifindex,
+    } = LimeLab::up(&ctx.lab, &ctx.pin_root.join(path), path, rules_1k)?;
     let flip_rule = rules[0].clone();
     let first = installed.first().cloned().unwrap_or_default();
     let mut flips = if path == "lime-flip" {
@@ -939,6 +1028,69 @@ fn lime_path(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule], path: &str) -> any
     tcp_runs(ctx, path, &e, flips.as_mut(), res)
 }
 
+/// A LIME path's lab before its measurements: the fabric up, its rules installed, the
+/// destination's veth free of the fabric's pass program (for the sink).
+struct LimeLab {
+    fabric: Fabric,
+    state: LabState,
+    e: Ends,
+    rules: Vec<Rule>,
+    installed: Vec<Installed>,
+    dst_ifindex: u32,
+}
+
+impl LimeLab {
+    /// Lab `lab` for LIME path `path` (`lime-1`, `lime-1k`, `lime-100k`, `lime-tunnel`,
+    /// `lime-flip`, or one of them with `-tc`), the fabric's pins under `pins`.
+    fn up(
+        lab: &str,
+        pins: &std::path::Path,
+        path: &str,
+        rules_1k: &[Rule],
+    ) -> anyhow::Result<Self> {
+        let tc = path.ends_with("-tc");
+        let base = path.trim_end_matches("-tc");
+        let tunnel = base == "lime-tunnel";
+        let mut rules = match base {
+            "lime-1" => vec![Rule::new(
+                0,
+                1,
+                Match::default(),
+                Instructions::apply(vec![Action::output(2)]),
+            )],
+            "lime-100k" => rules_over_masks(100_000, 8, SEED),
+            _ => rules_1k.to_vec(),
+        };
+        // The rule sets are IPv4; one IPv6 rule beside them carries the IPv6 row.
+        if path != "lime-1" {
+            rules.push(v6_rule());
+        }
+        let topo = topology(lab, tunnel, tc)?;
+        let mut fabric = Fabric::up(&topo, pins)?;
+        let state = fabric.lab().state().clone();
+        let dst = if tunnel { "h3" } else { "h2" };
+        let e = ends(&state, dst)?;
+        prepare(&state, &e)?;
+        let installed = fabric.install(VS, &rules)?;
+        let dst_ifindex = state.host(dst).context("dst")?.ifindex;
+        // The destination's veth runs the fabric's pass program; the sink takes its
+        // place for the UDP part.
+        fabric
+            .datapath(&e.dst_switch)
+            .context("destination switch datapath")?
+            .kernel()
+            .detach(&format!("pass-{}-{HOST_IFNAME}", e.dst_ns))?;
+        Ok(Self {
+            fabric,
+            state,
+            e,
+            rules,
+            installed,
+            dst_ifindex,
+        })
+    }
+}
+
 fn ratio_line(ctx: &Ctx, name: &str, value: Option<f64>, target: &str, met: Option<bool>) {
     let Some(v) = value else {
         if !ctx.json {
@@ -951,9 +1103,9 @@ fn ratio_line(ctx: &Ctx, name: &str, value: Option<f64>, target: &str, met: Opti
     ctx.emit(&json!({"ratio": name, "value": v, "target": t, "met": met}));
     if !ctx.json {
         match t {
-            None => println!("{name}: {v:.2}"),
+            None => println!("{name}: {v:.3}"),
             Some(target) => println!(
-                "{name}: {v:.2} (target {target}{})",
+                "{name}: {v:.3} (target {target}{})",
                 match met {
                     Some(true) => ": met",
                     Some(false) => ": NOT met",
@@ -1109,6 +1261,68 @@ fn report(ctx: &Ctx, r: &Results) {
     );
     let v = div(m("lime-tunnel"), m("floor-tunnel"));
     ratio_line(ctx, "lime-tunnel / floor-tunnel (64 B Mpps)", v, "", None);
+    alternated_ratios(ctx, r);
+}
+
+/// The ratios of `lime-vs-floor`: each the median of the rounds' own ratios (the two
+/// paths of a round ran seconds apart), with the rounds' ratios beside it.
+fn alternated_ratios(ctx: &Ctx, r: &Results) {
+    for threads in [1, 2] {
+        let per_round = |a: &str, b: &str| -> Option<Vec<f64>> {
+            let a = r.rounds.get(&(a.to_owned(), threads))?;
+            let b = r.rounds.get(&(b.to_owned(), threads))?;
+            Some(a.iter().zip(b).map(|(a, b)| a / b).collect())
+        };
+        let rows: [(&str, &str, &str, bool, &str); 4] = [
+            ("lime-1k / floor", "lime-1k", "floor", false, ">= 0.90"),
+            (
+                "tunnel cost (1 - lime-tunnel / lime-1k)",
+                "lime-tunnel",
+                "lime-1k",
+                true,
+                "<= 0.25",
+            ),
+            (
+                "the bare second hop's cost (1 - floor-tunnel / floor)",
+                "floor-tunnel",
+                "floor",
+                true,
+                "",
+            ),
+            (
+                "lime-tunnel / floor-tunnel",
+                "lime-tunnel",
+                "floor-tunnel",
+                false,
+                "",
+            ),
+        ];
+        for (name, a, b, cost, target) in rows {
+            let Some(ratios) = per_round(a, b) else {
+                continue;
+            };
+            let ratios: Vec<f64> = if cost {
+                ratios.iter().map(|x| 1.0 - x).collect()
+            } else {
+                ratios
+            };
+            let v = super::median(&ratios);
+            let met = match target {
+                ">= 0.90" => Some(v >= 0.9),
+                "<= 0.25" => Some(v <= 0.25),
+                _ => None,
+            };
+            let name = format!(
+                "{name}, 64 B x{threads} thr, alternated in four labs (median of {} rounds)",
+                ratios.len()
+            );
+            ratio_line(ctx, &name, Some(v), target, met);
+            if !ctx.json {
+                let each: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
+                println!("   round by round: {}", each.join(" "));
+            }
+        }
+    }
 }
 
 /// Removes a directory (pins) on every exit path.
