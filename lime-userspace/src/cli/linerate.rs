@@ -1264,58 +1264,74 @@ fn report(ctx: &Ctx, r: &Results) {
     alternated_ratios(ctx, r);
 }
 
+/// A ratio `lime-vs-floor` reports: `a / b`, or with `cost` the cost `1 - a / b`.
+struct RoundRatio {
+    name: &'static str,
+    a: &'static str,
+    b: &'static str,
+    cost: bool,
+    target: Option<Target>,
+}
+
+/// A target as printed, and whether a value meets it.
+type Target = (&'static str, fn(f64) -> bool);
+
+const ROUND_RATIOS: [RoundRatio; 4] = [
+    RoundRatio {
+        name: "lime-1k / floor",
+        a: "lime-1k",
+        b: "floor",
+        cost: false,
+        target: Some((">= 0.90", |v| v >= 0.9)),
+    },
+    RoundRatio {
+        name: "tunnel cost (1 - lime-tunnel / lime-1k)",
+        a: "lime-tunnel",
+        b: "lime-1k",
+        cost: true,
+        target: Some(("<= 0.25", |v| v <= 0.25)),
+    },
+    RoundRatio {
+        name: "the bare second hop's cost (1 - floor-tunnel / floor)",
+        a: "floor-tunnel",
+        b: "floor",
+        cost: true,
+        target: None,
+    },
+    RoundRatio {
+        name: "lime-tunnel / floor-tunnel",
+        a: "lime-tunnel",
+        b: "floor-tunnel",
+        cost: false,
+        target: None,
+    },
+];
+
+/// Each round's `a / b` (with `cost`, `1 - a / b`), the two lists paired round by round.
+fn round_ratios(a: &[f64], b: &[f64], cost: bool) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| if cost { 1.0 - a / b } else { a / b })
+        .collect()
+}
+
 /// The ratios of `lime-vs-floor`: each the median of the rounds' own ratios (the two
 /// paths of a round ran seconds apart), with the rounds' ratios beside it.
 fn alternated_ratios(ctx: &Ctx, r: &Results) {
     for threads in [1, 2] {
-        let per_round = |a: &str, b: &str| -> Option<Vec<f64>> {
-            let a = r.rounds.get(&(a.to_owned(), threads))?;
-            let b = r.rounds.get(&(b.to_owned(), threads))?;
-            Some(a.iter().zip(b).map(|(a, b)| a / b).collect())
-        };
-        let rows: [(&str, &str, &str, bool, &str); 4] = [
-            ("lime-1k / floor", "lime-1k", "floor", false, ">= 0.90"),
-            (
-                "tunnel cost (1 - lime-tunnel / lime-1k)",
-                "lime-tunnel",
-                "lime-1k",
-                true,
-                "<= 0.25",
-            ),
-            (
-                "the bare second hop's cost (1 - floor-tunnel / floor)",
-                "floor-tunnel",
-                "floor",
-                true,
-                "",
-            ),
-            (
-                "lime-tunnel / floor-tunnel",
-                "lime-tunnel",
-                "floor-tunnel",
-                false,
-                "",
-            ),
-        ];
-        for (name, a, b, cost, target) in rows {
-            let Some(ratios) = per_round(a, b) else {
+        let rounds = |p: &str| r.rounds.get(&(p.to_owned(), threads));
+        for row in &ROUND_RATIOS {
+            let (Some(a), Some(b)) = (rounds(row.a), rounds(row.b)) else {
                 continue;
             };
-            let ratios: Vec<f64> = if cost {
-                ratios.iter().map(|x| 1.0 - x).collect()
-            } else {
-                ratios
-            };
+            let ratios = round_ratios(a, b, row.cost);
             let v = super::median(&ratios);
-            let met = match target {
-                ">= 0.90" => Some(v >= 0.9),
-                "<= 0.25" => Some(v <= 0.25),
-                _ => None,
-            };
             let name = format!(
-                "{name}, 64 B x{threads} thr, alternated in four labs (median of {} rounds)",
+                "{}, 64 B x{threads} thr, alternated in four labs (median of {} rounds)",
+                row.name,
                 ratios.len()
             );
+            let (target, met) = row.target.map_or(("", None), |(t, ok)| (t, Some(ok(v))));
             ratio_line(ctx, &name, Some(v), target, met);
             if !ctx.json {
                 let each: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
@@ -1331,5 +1347,31 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_ratios;
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9)
+    }
+
+    #[test]
+    fn round_ratios_pair_the_rounds() {
+        let floor = [4.0, 2.0, 3.0];
+        let lime = [3.6, 1.9, 2.4];
+        let r = round_ratios(&lime, &floor, false);
+        assert!(close(&r, &[0.9, 0.95, 0.8]), "{r:?}");
+        // The median of the rounds' ratios, not the ratio of the medians (2.4 / 3.0).
+        assert!((crate::cli::median(&r) - 0.9).abs() < 1e-9);
+        let c = round_ratios(&lime, &floor, true);
+        assert!(close(&c, &[0.1, 0.05, 0.2]), "{c:?}");
+        // A round one path did not finish is left out, not paired with another round.
+        assert!(close(
+            &round_ratios(&lime[..2], &floor, false),
+            &[0.9, 0.95]
+        ));
     }
 }
