@@ -207,6 +207,17 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// One UDP measurement's generator settings.
+    fn send_config(&self, threads: usize) -> SendConfig {
+        SendConfig {
+            threads,
+            rate_pps: self.rate,
+            duration: self.udp_time,
+            chunk: self.chunk,
+            ..SendConfig::default()
+        }
+    }
+
     fn emit(&self, v: &serde_json::Value) {
         if self.json {
             println!("{v}");
@@ -497,13 +508,7 @@ fn udp_runs(
         } else {
             v6_frames(e, ctx.flows, bytes)?
         };
-        let cfg = SendConfig {
-            threads,
-            rate_pps: ctx.rate,
-            duration: ctx.udp_time,
-            chunk: ctx.chunk,
-            ..SendConfig::default()
-        };
+        let cfg = ctx.send_config(threads);
         let send = || generator.send(&frames, &cfg, &|| sink.received());
         let (report, n_flips) = match flips.as_deref_mut() {
             Some(f) => {
@@ -844,13 +849,7 @@ fn lime_vs_floor(ctx: &Ctx, res: &mut Results, rules_1k: &[Rule]) -> anyhow::Res
     let frames = v4_frames(rules_1k, ctx.flows, 64)?;
     for round in 0..ctx.udp_rounds {
         for threads in [1, 2] {
-            let cfg = SendConfig {
-                threads,
-                rate_pps: ctx.rate,
-                duration: ctx.udp_time,
-                chunk: ctx.chunk,
-                ..SendConfig::default()
-            };
+            let cfg = ctx.send_config(threads);
             let mut line = Vec::new();
             // The order turns every round: no path always runs first or after another.
             for k in 0..VS_FLOOR.len() {
