@@ -1186,14 +1186,17 @@ fn report(ctx: &Ctx, r: &Results) {
         _ => None,
     };
     let lime = m("lime-1k");
-    let v = div(lime, m("floor"));
-    ratio_line(
-        ctx,
-        "lime-1k / floor (64 B Mpps)",
-        v,
-        ">= 0.90",
-        v.map(|v| v >= 0.9),
-    );
+    // The single runs' ratios of two 64-byte rates (the first of PATH_RATIOS here, the
+    // others after the TCP ones: the order they have always been printed in).
+    let single = |row: &PathRatio| {
+        let v = match (m(row.a), m(row.b)) {
+            (Some(a), Some(b)) if b > 0.0 => Some(row.of(a, b)),
+            _ => None,
+        };
+        let (target, met) = row.target_met(v);
+        ratio_line(ctx, row.single, v, target, met);
+    };
+    single(&PATH_RATIOS[0]);
     let v = div(lime, m("bridge"));
     ratio_line(
         ctx,
@@ -1242,29 +1245,17 @@ fn report(ctx: &Ctx, r: &Results) {
             v.map(|v| v >= 1.0),
         );
     }
-    let v = div(m("lime-tunnel"), lime).map(|x| 1.0 - x);
-    ratio_line(
-        ctx,
-        "tunnel cost (1 - lime-tunnel / lime-1k, 64 B Mpps)",
-        v,
-        "<= 0.25",
-        v.map(|v| v <= 0.25),
-    );
-    let v = div(m("floor-tunnel"), m("floor")).map(|x| 1.0 - x);
-    ratio_line(
-        ctx,
-        "the bare second hop's cost (1 - floor-tunnel / floor, 64 B Mpps)",
-        v,
-        "",
-        None,
-    );
-    let v = div(m("lime-tunnel"), m("floor-tunnel"));
-    ratio_line(ctx, "lime-tunnel / floor-tunnel (64 B Mpps)", v, "", None);
+    PATH_RATIOS[1..].iter().for_each(single);
     alternated_ratios(ctx, r);
 }
 
-/// A ratio `lime-vs-floor` reports: `a / b`, or with `cost` the cost `1 - a / b`.
-struct RoundRatio {
+/// A ratio of two paths' 64-byte rates, as the single runs give it (one sender thread)
+/// and as `lime-vs-floor`'s rounds do (one and two): `a / b`, or with `cost` the cost
+/// `1 - a / b`.
+struct PathRatio {
+    /// Its name beside the single runs' figures.
+    single: &'static str,
+    /// Its name beside `lime-vs-floor`'s rounds.
     name: &'static str,
     a: &'static str,
     b: &'static str,
@@ -1275,29 +1266,45 @@ struct RoundRatio {
 /// A target as printed, and whether a value meets it.
 type Target = (&'static str, fn(f64) -> bool);
 
-const ROUND_RATIOS: [RoundRatio; 4] = [
-    RoundRatio {
+impl PathRatio {
+    /// The ratio (or cost) of rates `a` and `b`.
+    fn of(&self, a: f64, b: f64) -> f64 {
+        if self.cost { 1.0 - a / b } else { a / b }
+    }
+
+    /// The target as printed ("" for none) and whether `v` meets it.
+    fn target_met(&self, v: Option<f64>) -> (&'static str, Option<bool>) {
+        self.target.map_or(("", None), |(t, ok)| (t, v.map(ok)))
+    }
+}
+
+const PATH_RATIOS: [PathRatio; 4] = [
+    PathRatio {
+        single: "lime-1k / floor (64 B Mpps)",
         name: "lime-1k / floor",
         a: "lime-1k",
         b: "floor",
         cost: false,
         target: Some((">= 0.90", |v| v >= 0.9)),
     },
-    RoundRatio {
+    PathRatio {
+        single: "tunnel cost (1 - lime-tunnel / lime-1k, 64 B Mpps)",
         name: "tunnel cost (1 - lime-tunnel / lime-1k)",
         a: "lime-tunnel",
         b: "lime-1k",
         cost: true,
         target: Some(("<= 0.25", |v| v <= 0.25)),
     },
-    RoundRatio {
+    PathRatio {
+        single: "the bare second hop's cost (1 - floor-tunnel / floor, 64 B Mpps)",
         name: "the bare second hop's cost (1 - floor-tunnel / floor)",
         a: "floor-tunnel",
         b: "floor",
         cost: true,
         target: None,
     },
-    RoundRatio {
+    PathRatio {
+        single: "lime-tunnel / floor-tunnel (64 B Mpps)",
         name: "lime-tunnel / floor-tunnel",
         a: "lime-tunnel",
         b: "floor-tunnel",
@@ -1306,12 +1313,9 @@ const ROUND_RATIOS: [RoundRatio; 4] = [
     },
 ];
 
-/// Each round's `a / b` (with `cost`, `1 - a / b`), the two lists paired round by round.
-fn round_ratios(a: &[f64], b: &[f64], cost: bool) -> Vec<f64> {
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| if cost { 1.0 - a / b } else { a / b })
-        .collect()
+/// Each round's ratio of `a` and `b` by `row`, the two lists paired round by round.
+fn round_ratios(row: &PathRatio, a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(a, b)| row.of(*a, *b)).collect()
 }
 
 /// The ratios of `lime-vs-floor`: each the median of the rounds' own ratios (the two
@@ -1319,18 +1323,18 @@ fn round_ratios(a: &[f64], b: &[f64], cost: bool) -> Vec<f64> {
 fn alternated_ratios(ctx: &Ctx, r: &Results) {
     for threads in [1, 2] {
         let rounds = |p: &str| r.rounds.get(&(p.to_owned(), threads));
-        for row in &ROUND_RATIOS {
+        for row in &PATH_RATIOS {
             let (Some(a), Some(b)) = (rounds(row.a), rounds(row.b)) else {
                 continue;
             };
-            let ratios = round_ratios(a, b, row.cost);
+            let ratios = round_ratios(row, a, b);
             let v = super::median(&ratios);
             let name = format!(
                 "{}, 64 B x{threads} thr, alternated in four labs (median of {} rounds)",
                 row.name,
                 ratios.len()
             );
-            let (target, met) = row.target.map_or(("", None), |(t, ok)| (t, Some(ok(v))));
+            let (target, met) = row.target_met(Some(v));
             ratio_line(ctx, &name, Some(v), target, met);
             if !ctx.json {
                 let each: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
@@ -1351,7 +1355,7 @@ impl Drop for RemoveOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::round_ratios;
+    use super::{PATH_RATIOS, round_ratios};
 
     fn close(a: &[f64], b: &[f64]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9)
@@ -1359,18 +1363,34 @@ mod tests {
 
     #[test]
     fn round_ratios_pair_the_rounds() {
+        let [ratio, cost, ..] = &PATH_RATIOS;
+        assert!(!ratio.cost && cost.cost);
         let floor = [4.0, 2.0, 3.0];
         let lime = [3.6, 1.9, 2.4];
-        let r = round_ratios(&lime, &floor, false);
+        let r = round_ratios(ratio, &lime, &floor);
         assert!(close(&r, &[0.9, 0.95, 0.8]), "{r:?}");
         // The median of the rounds' ratios, not the ratio of the medians (2.4 / 3.0).
         assert!((crate::cli::median(&r) - 0.9).abs() < 1e-9);
-        let c = round_ratios(&lime, &floor, true);
+        let c = round_ratios(cost, &lime, &floor);
         assert!(close(&c, &[0.1, 0.05, 0.2]), "{c:?}");
         // A round one path did not finish is left out, not paired with another round.
         assert!(close(
-            &round_ratios(&lime[..2], &floor, false),
+            &round_ratios(ratio, &lime[..2], &floor),
             &[0.9, 0.95]
         ));
+    }
+
+    #[test]
+    fn path_ratio_targets() {
+        let [lime_floor, tunnel, hop, _] = &PATH_RATIOS;
+        assert_eq!(lime_floor.target_met(Some(0.9)), (">= 0.90", Some(true)));
+        assert_eq!(
+            lime_floor.target_met(Some(0.8995)),
+            (">= 0.90", Some(false))
+        );
+        assert_eq!(tunnel.target_met(Some(0.25)), ("<= 0.25", Some(true)));
+        assert_eq!(tunnel.target_met(Some(0.3)), ("<= 0.25", Some(false)));
+        assert_eq!(tunnel.target_met(None), ("<= 0.25", None));
+        assert_eq!(hop.target_met(Some(0.3)), ("", None));
     }
 }
